@@ -1,0 +1,1 @@
+//! FFI glue: everything that touches FreeRADIUS C types lives below this module.

@@ -1,0 +1,8 @@
+//! rlm_rust: a FreeRADIUS 3.2 usage-control module.
+//!
+//! Layering (as in ngx-rust / redis-module-rs / pgrx):
+//! - [`ffi`]: the only place with `unsafe` and C types: raw bindgen layer, a thin
+//!   safe wrapper (request, attribute lists, config, logging) and the exported `module_t`.
+//! - everything else is plain Rust that knows nothing of C and is unit-tested directly.
+
+pub mod ffi;
