@@ -6,3 +6,4 @@
 //! - everything else is plain Rust that knows nothing of C and is unit-tested directly.
 
 pub mod ffi;
+pub mod sessions;
