@@ -5,5 +5,10 @@
 //!   safe wrapper (request, attribute lists, config, logging) and the exported `module_t`.
 //! - everything else is plain Rust that knows nothing of C and is unit-tested directly.
 
+pub mod accounting;
+pub mod attrs;
+pub mod background;
+pub mod config;
 pub mod ffi;
+pub mod instance;
 pub mod sessions;

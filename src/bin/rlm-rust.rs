@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    let _ = rlm_rust::config::parse_duration("1");
+}

@@ -1,1 +1,19 @@
 //! FFI glue: everything that touches FreeRADIUS C types lives below this module.
+//!
+//! - [`sys`]: raw bindgen output for the installed server's headers.
+//! - `log`, `request`: the thin safe wrapper (logging bridge, request and pairs).
+//! - `module`: the exported `module_t rlm_rust` and its callbacks.
+//!
+//! The modules that call server functions (`radlog`, `fr_pair_make`, ...) are left out
+//! of the crate's own unit-test binary, which has no server to link against; they are
+//! tested through the real `freeradius` (tests/e2e_*.rs).
+#[cfg(not(test))]
+pub mod log;
+#[cfg(not(test))]
+pub mod module;
+#[cfg(not(test))]
+pub mod request;
+pub mod sys;
+
+#[cfg(test)]
+mod layout;

@@ -1,0 +1,256 @@
+//! The module's configuration (`mods-available/rust`), validated in plain Rust.
+//!
+//! The server hands every option over as text; [`parse`] turns it into typed values or
+//! a [`ConfigError`] that names the option, so `freeradius -XC` fails with a message an
+//! operator can act on.
+use chrono_tz::Tz;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Options as written in the config file (None = not set, default applies).
+#[derive(Debug, Default, Clone)]
+pub struct RawConfig {
+    pub db: Option<String>,
+    pub timezone: Option<String>,
+    pub stale_after: Option<String>,
+    pub synchronous: Option<String>,
+    pub background_interval: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// fsync the WAL at every commit: survives power loss.
+    Full,
+    /// fsync only at checkpoints: survives a crash of the server process, not of the OS.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub db: PathBuf,
+    pub timezone: Tz,
+    /// Seconds without an update after which an open session is closed; 0 = never.
+    pub stale_after: u64,
+    pub synchronous: Synchronous,
+    /// Seconds between runs of the background jobs.
+    pub background_interval: u64,
+}
+
+pub const DEFAULT_DB: &str = "/var/lib/freeradius/rlm_rust.sqlite";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub option: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "option '{}' = \"{}\": {}",
+            self.option, self.value, self.reason
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(option: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        option,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
+    let db = match raw.db.as_deref().map(str::trim) {
+        None => PathBuf::from(DEFAULT_DB),
+        Some("") => return Err(err("db", "", "must name the SQLite file")),
+        Some(p) => PathBuf::from(p),
+    };
+    let timezone = match raw.timezone.as_deref() {
+        None => parse_timezone("local").map_err(|r| err("timezone", "local", r))?,
+        Some(v) => parse_timezone(v).map_err(|r| err("timezone", v, r))?,
+    };
+    let stale_after = match raw.stale_after.as_deref() {
+        None => 3 * 3600,
+        Some(v) => parse_duration(v).map_err(|r| err("stale_after", v, r))?,
+    };
+    let synchronous = match raw
+        .synchronous
+        .as_deref()
+        .map(|s| s.trim().to_ascii_lowercase())
+    {
+        None => Synchronous::Full,
+        Some(s) if s == "full" => Synchronous::Full,
+        Some(s) if s == "normal" => Synchronous::Normal,
+        Some(_) => {
+            let v = raw.synchronous.as_deref().unwrap_or_default();
+            return Err(err("synchronous", v, "must be 'full' or 'normal'"));
+        }
+    };
+    let background_interval = match raw.background_interval.as_deref() {
+        None => 10,
+        Some(v) => match parse_duration(v) {
+            Ok(0) => return Err(err("background_interval", v, "must be at least 1s")),
+            Ok(n) => n,
+            Err(r) => return Err(err("background_interval", v, r)),
+        },
+    };
+    Ok(Config {
+        db,
+        timezone,
+        stale_after,
+        synchronous,
+        background_interval,
+    })
+}
+
+/// An IANA zone name, `UTC`, or `local` (the system zone, as the OS reports it).
+pub fn parse_timezone(value: &str) -> Result<Tz, String> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("local") {
+        let name = iana_time_zone::get_timezone().unwrap_or_else(|_| "UTC".to_string());
+        return name.parse::<Tz>().map_err(|_| {
+            format!("the system time zone {name:?} is not a known IANA zone; set one explicitly")
+        });
+    }
+    v.parse::<Tz>().map_err(|_| {
+        "not a known IANA time zone (for example Europe/Berlin, UTC, or 'local')".to_string()
+    })
+}
+
+/// Seconds, written as a number (seconds) or with one unit suffix: s, m, h, d.
+pub fn parse_duration(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let (digits, mult) = match v.char_indices().last() {
+        Some((i, 's')) => (&v[..i], 1),
+        Some((i, 'm')) => (&v[..i], 60),
+        Some((i, 'h')) => (&v[..i], 3600),
+        Some((i, 'd')) => (&v[..i], 86400),
+        _ => (v, 1),
+    };
+    let n: u64 = digits.trim().parse().map_err(|_| {
+        "must be a whole number of seconds, or a number with s, m, h or d (e.g. 90m)".to_string()
+    })?;
+    n.checked_mul(mult)
+        .ok_or_else(|| "is too large".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let cases = [
+            ("0", Ok(0)),
+            ("600", Ok(600)),
+            ("45s", Ok(45)),
+            ("90m", Ok(5400)),
+            ("3h", Ok(10800)),
+            ("2d", Ok(172800)),
+            (" 5 m ", Ok(300)),
+            ("", Err(())),
+            ("-1", Err(())),
+            ("1.5h", Err(())),
+            ("ten", Err(())),
+            ("5w", Err(())),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_duration(input).map_err(|_| ()), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&RawConfig {
+            timezone: Some("UTC".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.db, PathBuf::from(DEFAULT_DB));
+        assert_eq!(c.stale_after, 10800);
+        assert_eq!(c.synchronous, Synchronous::Full);
+        assert_eq!(c.timezone, chrono_tz::UTC);
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        let cases: [(RawConfig, &str); 5] = [
+            (
+                RawConfig {
+                    timezone: Some("Mars/Olympus".into()),
+                    ..Default::default()
+                },
+                "timezone",
+            ),
+            (
+                RawConfig {
+                    stale_after: Some("soon".into()),
+                    ..Default::default()
+                },
+                "stale_after",
+            ),
+            (
+                RawConfig {
+                    synchronous: Some("always".into()),
+                    ..Default::default()
+                },
+                "synchronous",
+            ),
+            (
+                RawConfig {
+                    db: Some(" ".into()),
+                    ..Default::default()
+                },
+                "db",
+            ),
+            (
+                RawConfig {
+                    background_interval: Some("0".into()),
+                    ..Default::default()
+                },
+                "background_interval",
+            ),
+        ];
+        for (raw, option) in cases {
+            let e = parse(&raw).unwrap_err();
+            assert_eq!(e.option, option);
+            assert!(
+                e.to_string().starts_with(&format!("option '{option}'")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn zones() {
+        assert_eq!(
+            parse_timezone("Europe/Berlin").unwrap(),
+            chrono_tz::Europe::Berlin
+        );
+        assert!(parse_timezone("local").is_ok());
+        assert!(parse_timezone("Europe/Nowhere").is_err());
+    }
+}
+
+/// For `freeradius -C`: the database's directory must exist (the file may not yet).
+pub fn check_db_path(db: &std::path::Path) -> Result<(), ConfigError> {
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(err(
+            "db",
+            &db.display().to_string(),
+            format!("directory {} does not exist", dir.display()),
+        ))
+    }
+}
