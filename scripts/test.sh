@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, the CLI tests, and the end-to-end tests that start the
+# real freeradius with the module and talk to it with radclient and protocol doubles.
+# Installs what is missing first (Debian packages, the matching freeradius headers,
+# Python test peers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+# The end-to-end tests load target/debug/librlm_rust.so into the server.
+cargo build --quiet --all-targets
+cargo test --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" "$@"

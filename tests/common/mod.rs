@@ -1,0 +1,267 @@
+//! End-to-end harness: a real `freeradius` (threaded) with our module, on free loopback
+//! ports, in a temporary raddb written by scripts/raddb.sh; packets sent with `radclient`.
+//! Each server is started with `setsid`, and only that PID is ever signalled.
+#![allow(dead_code)]
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SECRET: &str = "testing123";
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// target/debug (or release): where cargo put the module and the CLI for this test run.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Extra lines for the users file.
+    pub users: String,
+    pub timezone: Option<String>,
+    pub stale_after: Option<String>,
+    pub background_interval: Option<String>,
+    pub synchronous: Option<String>,
+    /// Start the server's clock here (libfaketime), e.g. "2026-10-31 23:00:00".
+    pub fake_time: Option<String>,
+    /// -X (single-threaded, debug log) instead of the threaded server.
+    pub debug: bool,
+    pub extra_env: Vec<(String, String)>,
+}
+
+pub struct Server {
+    pub dir: PathBuf,
+    pub raddb: PathBuf,
+    pub db: PathBuf,
+    pub auth_port: u16,
+    pub acct_port: u16,
+    pub log: PathBuf,
+    opts: Options,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub fn start(opts: Options) -> Server {
+        let tmp = tempfile::Builder::new().prefix("rlm-rust-e2e").tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::configure(dir, opts);
+        s._tmp = Some(tmp);
+        s.launch();
+        s
+    }
+
+    /// Writes the raddb into `dir` (an existing store there is kept).
+    fn configure(dir: PathBuf, opts: Options) -> Server {
+        let auth_port = free_udp_port();
+        let mut acct_port = free_udp_port();
+        while acct_port == auth_port {
+            acct_port = free_udp_port();
+        }
+        std::fs::write(dir.join("users.extra"), &opts.users).unwrap();
+        let db = dir.join("db").join("rlm_rust.sqlite");
+        let lib = target_dir().join("librlm_rust.so");
+        assert!(lib.exists(), "{} not built (run cargo build first)", lib.display());
+        let mut cmd = Command::new(repo().join("scripts/raddb.sh"));
+        cmd.arg(&dir)
+            .env("RLM_RUST_LIB", &lib)
+            .env("AUTH_PORT", auth_port.to_string())
+            .env("ACCT_PORT", acct_port.to_string())
+            .env("DB", &db)
+            .env("TIMEZONE", opts.timezone.as_deref().unwrap_or("UTC"))
+            .env("STALE_AFTER", opts.stale_after.as_deref().unwrap_or("3h"))
+            .env("BACKGROUND_INTERVAL", opts.background_interval.as_deref().unwrap_or("10s"))
+            .env("SYNCHRONOUS", opts.synchronous.as_deref().unwrap_or("full"));
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "raddb.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        let raddb = dir.join("raddb");
+        let log = dir.join("log").join("radius.log");
+        Server { dir, raddb, db, auth_port, acct_port, log, opts, child: None, _tmp: None }
+    }
+
+    fn launch(&mut self) {
+        let _ = std::fs::remove_file(&self.log);
+        let mut cmd = Command::new("setsid");
+        cmd.arg("freeradius");
+        if self.opts.debug {
+            cmd.arg("-X");
+        } else {
+            cmd.arg("-f");
+        }
+        cmd.arg("-d").arg(&self.raddb).arg("-l").arg(&self.log);
+        if let Some(t) = &self.opts.fake_time {
+            cmd.env("LD_PRELOAD", FAKETIME_LIB).env("FAKETIME", format!("@{t}")).env("FAKETIME_DONT_RESET", "1");
+        }
+        for (k, v) in &self.opts.extra_env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let child = cmd.spawn().expect("cannot start freeradius");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if std::fs::read_to_string(&self.log).unwrap_or_default().contains("Ready to process requests") {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("freeradius exited with {status} at start:\n{}", self.log_text());
+            }
+            assert!(Instant::now() < deadline, "freeradius not ready after 20 s:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server not running").id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends one packet; returns radclient's output (sent and received packets).
+    pub fn radclient(&self, kind: &str, attrs: &str) -> Reply {
+        radclient(self.port_for(kind), kind, attrs, 2, 1)
+    }
+
+    fn port_for(&self, kind: &str) -> u16 {
+        if kind == "acct" {
+            self.acct_port
+        } else {
+            self.auth_port
+        }
+    }
+
+    pub fn acct(&self, attrs: &str) -> Reply {
+        self.radclient("acct", attrs)
+    }
+
+    pub fn auth(&self, user: &str, password: &str, extra: &str) -> Reply {
+        let attrs = format!("User-Name = \"{user}\", User-Password = \"{password}\"{extra}");
+        self.radclient("auth", &attrs)
+    }
+
+    fn signal(&mut self, sig: &str) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+        self.child = None;
+    }
+
+    /// SIGTERM and wait: a clean shutdown (module detach runs).
+    pub fn stop(&mut self) {
+        self.signal("TERM");
+    }
+
+    /// SIGKILL: no cleanup at all.
+    pub fn kill9(&mut self) {
+        self.signal("KILL");
+    }
+
+    /// Starts again on the same raddb and store, optionally at another fake time.
+    pub fn restart(&mut self, fake_time: Option<String>) {
+        self.stop();
+        self.opts.fake_time = fake_time;
+        self.launch();
+    }
+
+    /// Runs the `rlm-rust` CLI on this server's store.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(target_dir().join("rlm-rust"))
+            .arg("--db")
+            .arg(&self.db)
+            .args(args)
+            .env("RLM_RUST_TIMEZONE", self.opts.timezone.as_deref().unwrap_or("UTC"))
+            .output()
+            .unwrap()
+    }
+
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        assert!(out.status.success(), "rlm-rust {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("rlm-rust {args:?}: bad JSON ({e})"))
+    }
+
+    pub fn sql(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.signal("KILL");
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub ok: bool,
+    pub output: String,
+}
+
+impl Reply {
+    pub fn code(&self) -> Option<&str> {
+        self.output.lines().find_map(|l| l.strip_prefix("Received ")?.split_whitespace().next())
+    }
+    pub fn has(&self, text: &str) -> bool {
+        self.output.contains(text)
+    }
+}
+
+/// radclient with `retries` and `timeout` seconds; `ok` = a reply came back.
+pub fn radclient(port: u16, kind: &str, attrs: &str, retries: u32, timeout: u32) -> Reply {
+    use std::io::Write;
+    let mut child = Command::new("radclient")
+        .args(["-x", "-r", &retries.to_string(), "-t", &timeout.to_string()])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(kind)
+        .arg(SECRET)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("radclient missing (scripts/deps.sh installs freeradius-utils)");
+    child.stdin.take().unwrap().write_all(attrs.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let output = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Reply { ok: output.contains("Received "), output }
+}
+
+/// Accounting attributes for one session update.
+pub fn acct_attrs(status: &str, user: &str, session: &str, nas: &str, input: u64, output: u64, time: u32) -> String {
+    format!(
+        "User-Name = \"{user}\", Acct-Status-Type = {status}, Acct-Session-Id = \"{session}\", \
+         NAS-IP-Address = {nas}, Acct-Input-Octets = {}, Acct-Input-Gigawords = {}, \
+         Acct-Output-Octets = {}, Acct-Output-Gigawords = {}, Acct-Session-Time = {time}, \
+         Framed-IP-Address = 100.64.0.10, Calling-Station-Id = \"02:00:00:00:00:01\", NAS-Port = 7",
+        input & 0xffff_ffff,
+        input >> 32,
+        output & 0xffff_ffff,
+        output >> 32
+    )
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
