@@ -327,7 +327,7 @@ fn injected_trap_leaves_connection_usable() {
 }
 
 #[test]
-fn connect_refused_and_tls_unavailable_are_errors() {
+fn connect_refused_and_tls_against_plain_server_are_errors() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

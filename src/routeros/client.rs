@@ -158,7 +158,7 @@ impl Client {
         tcp.set_write_timeout(Some(opts.io_timeout))?;
         let io: Box<dyn Stream> = match &opts.tls {
             None => Box::new(tcp),
-            Some(tls) => super::tls::wrap(tcp, host, tls)?,
+            Some(tls) => super::tls::wrap(tcp, host, tls, opts.io_timeout)?,
         };
         Ok(Client {
             io,
