@@ -3,7 +3,7 @@
 //!
 //! Not supported: API-SSL without a certificate, where RouterOS offers only
 //! anonymous Diffie-Hellman ciphers (rustls has none); give the router a
-//! certificate (a self-signed one works with [`TlsVerify::AcceptAny`]).
+//! certificate (a self-signed one works with `TlsVerify::AcceptAny`).
 
 use std::net::TcpStream;
 use std::time::Duration;
