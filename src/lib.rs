@@ -11,4 +11,5 @@ pub mod background;
 pub mod config;
 pub mod ffi;
 pub mod instance;
+pub mod routeros;
 pub mod sessions;
