@@ -5,5 +5,8 @@
 //!   safe wrapper (request, attribute lists, config, logging) and the exported `module_t`.
 //! - everything else is plain Rust that knows nothing of C and is unit-tested directly.
 
+pub mod capping;
 pub mod ffi;
+pub mod notify;
 pub mod sessions;
+pub mod topups;
