@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// A template value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
 pub enum Value {
     Int(i64),
     Str(String),
@@ -81,7 +82,7 @@ impl From<String> for Value {
 }
 
 /// Variables by full dotted name (`"user.username"`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Vars(BTreeMap<String, Value>);
 
 impl Vars {

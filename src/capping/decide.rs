@@ -104,7 +104,7 @@ pub enum NotifyEvent {
 /// operator's template. `key` is unique per user, kind, period, event and target:
 /// store it with a unique constraint and send only on insert, so re-evaluation
 /// never sends twice.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Notification {
     pub kind: Kind,
     pub event: NotifyEvent,
@@ -114,7 +114,7 @@ pub struct Notification {
 }
 
 /// The outcome of [`evaluate`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Decision {
     pub state: State,
     /// Auto-topups to insert (with their own consumption in this period).

@@ -456,6 +456,8 @@ mod tests {
     use super::*;
     use crate::topups::MIB;
 
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
+
     fn parse(pairs: &[(&str, &str)], swap: bool) -> Result<Limits, LimitError> {
         parse_limits("joe", &RawLimits::from_pairs(pairs.iter().copied()), swap)
     }
@@ -480,7 +482,7 @@ mod tests {
 
     #[test]
     fn limits_unset_zero_and_caveat_swap() {
-        let cases: [(&[(&str, &str)], bool, Option<u64>, Option<u64>); 6] = [
+        let cases: [(Pairs, bool, Option<u64>, Option<u64>); 6] = [
             (&[], false, None, None),
             (&[], true, Some(0), Some(0)),
             (
