@@ -120,6 +120,15 @@
 //!   `Mikrotik-Total-Limit-Gigawords` = remaining bytes >> 32.
 //! - accounting Start / Interim-Update: evaluate with usage including the session;
 //!   exhausted → [`accounting_action`] per [`OverLimitPolicy`]: disconnect or report.
+//!
+//! # Applying a decision (store)
+//!
+//! Load, evaluate and write in one transaction per user (two Interim-Updates racing
+//! must not both add auto-topups): replace the period's consumption rows with
+//! [`Decision::topup_consumption`], set `depleted`/`depleted_at = now` for
+//! [`Decision::depleted`], insert [`Decision::new_auto_topups`] (ids must be larger
+//! than existing ones) with a consumption row each, and insert notifications by
+//! [`Notification::key`], ignoring duplicates.
 
 mod decide;
 mod limits;
