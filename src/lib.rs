@@ -8,8 +8,11 @@
 pub mod accounting;
 pub mod attrs;
 pub mod background;
+pub mod capping;
 pub mod config;
 pub mod ffi;
 pub mod instance;
+pub mod notify;
 pub mod routeros;
 pub mod sessions;
+pub mod topups;
