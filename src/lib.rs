@@ -6,4 +6,5 @@
 //! - everything else is plain Rust that knows nothing of C and is unit-tested directly.
 
 pub mod ffi;
+pub mod periods;
 pub mod sessions;
