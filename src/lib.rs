@@ -8,3 +8,4 @@
 pub mod ffi;
 pub mod periods;
 pub mod sessions;
+pub mod store;
