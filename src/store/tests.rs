@@ -53,6 +53,8 @@ fn usage(i: u64, o: u64, t: u64) -> Usage {
     }
 }
 
+const GIB: u32 = 1 << 30;
+
 /// A 5+ GiB session (counters with gigawords) crossing a month end.
 fn month_end_session() -> Vec<AcctUpdate> {
     vec![
@@ -66,12 +68,12 @@ fn month_end_session() -> Vec<AcctUpdate> {
             None,
             ts("2026-10-31T22:00:00Z"),
         ),
-        // 23:59 Berlin: 3 GiB + 123 in.
+        // 23:59 Berlin: 4 GiB + 123 in (one gigaword).
         upd(
             AcctStatus::Interim,
             "alice",
             "s1",
-            octets(123, 3),
+            octets(123, 1),
             1000,
             Some(3540),
             ts("2026-10-31T22:59:00Z"),
@@ -81,7 +83,7 @@ fn month_end_session() -> Vec<AcctUpdate> {
             AcctStatus::Stop,
             "alice",
             "s1",
-            octets(456, 5),
+            octets(GIB + 456, 1),
             octets(7, 1),
             Some(5400),
             ts("2026-10-31T23:30:00Z"),
@@ -98,8 +100,11 @@ fn month_end_split_is_exact_in_berlin() {
     }
     let g = 1u64 << 32;
     let cases = [
-        ("2026-10-01", usage(3 * g + 123, 1000, 3540)),
-        ("2026-11-01", usage(2 * g + 333, g + 7 - 1000, 1860)),
+        ("2026-10-01", usage(g + 123, 1000, 3540)),
+        (
+            "2026-11-01",
+            usage(u64::from(GIB) + 333, g + 7 - 1000, 1860),
+        ),
         ("2026-12-01", usage(0, 0, 0)),
     ];
     for (month, want) in cases {
@@ -111,11 +116,11 @@ fn month_end_split_is_exact_in_berlin() {
     }
     assert_eq!(
         store.day_usage("alice", date("2026-10-31")).unwrap(),
-        usage(3 * g + 123, 1000, 3540)
+        usage(g + 123, 1000, 3540)
     );
     assert_eq!(
         store.day_usage("alice", date("2026-11-01")).unwrap(),
-        usage(2 * g + 333, g + 7 - 1000, 1860)
+        usage(u64::from(GIB) + 333, g + 7 - 1000, 1860)
     );
     let rows = store.usage("alice").unwrap();
     let keys: Vec<(PeriodKind, &str)> = rows.iter().map(|r| (r.kind, r.period.as_str())).collect();
@@ -134,7 +139,7 @@ fn month_end_split_is_exact_in_berlin() {
         .fold(0, |a, r| a + r.usage.input_octets);
     assert_eq!(
         total,
-        octets(456, 5),
+        5 * u64::from(GIB) + 456,
         "months add up to the session's counter"
     );
 }
@@ -147,7 +152,7 @@ fn month_end_in_utc_stays_in_october() {
         store.record(u).unwrap();
     }
     let oct = store.month_usage("alice", date("2026-10-01")).unwrap();
-    assert_eq!(oct.input_octets, octets(456, 5));
+    assert_eq!(oct.input_octets, octets(GIB + 456, 1));
     assert_eq!(
         store.month_usage("alice", date("2026-11-01")).unwrap(),
         Usage::default()
