@@ -14,6 +14,7 @@ fn ts(rfc3339: &str) -> i64 {
         .timestamp()
 }
 
+#[allow(clippy::too_many_arguments)] // a test row builder: one argument per column
 fn upd(
     status: AcctStatus,
     user: &str,

@@ -699,3 +699,27 @@ fn store_is_shareable() {
     fn assert_shareable<T: Clone + Send + Sync + 'static>() {}
     assert_shareable::<Store>();
 }
+
+#[test]
+fn pragmas_follow_options() {
+    let dir = tempfile::tempdir().unwrap();
+    // (option, PRAGMA synchronous value: FULL = 2, NORMAL = 1)
+    let cases = [(Synchronous::Full, 2), (Synchronous::Normal, 1)];
+    for (sync, want) in cases {
+        let opts = StoreOptions {
+            synchronous: sync,
+            ..StoreOptions::default()
+        };
+        let conn = open_writer(&dir.path().join("p.sqlite"), &opts).unwrap();
+        let got: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(got, want, "{sync:?}");
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+    assert_eq!("normal".parse::<Synchronous>(), Ok(Synchronous::Normal));
+    assert!("off".parse::<Synchronous>().is_err());
+}
