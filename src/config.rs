@@ -17,13 +17,7 @@ pub struct RawConfig {
     pub background_interval: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Synchronous {
-    /// fsync the WAL at every commit: survives power loss.
-    Full,
-    /// fsync only at checkpoints: survives a crash of the server process, not of the OS.
-    Normal,
-}
+pub use crate::store::Synchronous;
 
 #[derive(Debug, Clone)]
 pub struct Config {

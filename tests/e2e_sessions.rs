@@ -176,7 +176,7 @@ fn stale_sessions_are_closed_by_the_background_thread() {
 fn bad_input_is_rejected_without_harm() {
     let s = Server::start(Options { debug: true, ..Default::default() });
     // No Acct-Session-Id: invalid, so no Accounting-Response.
-    let r = radclient(s.acct_port, "acct", "User-Name = \"x\", Acct-Status-Type = Start", 0, 1);
+    let r = radclient(s.acct_port, "acct", "User-Name = \"x\", Acct-Status-Type = Start", 1, 1);
     assert!(!r.ok, "{}", r.output);
     // An untracked status type is acknowledged without a record.
     let r = s.acct("User-Name = \"x\", Acct-Status-Type = Failed, Acct-Session-Id = \"f1\"");
@@ -207,7 +207,7 @@ fn sigkill_loses_no_acknowledged_record() {
                     }
                     let id = format!("k-{w}-{i}");
                     sent.fetch_add(1, Ordering::SeqCst);
-                    let r = radclient(port, "acct", &acct_attrs("Start", "kim", &id, "127.0.0.2", 0, 0, 0), 0, 1);
+                    let r = radclient(port, "acct", &acct_attrs("Start", "kim", &id, "127.0.0.2", 0, 0, 0), 1, 1);
                     if r.code() == Some("Accounting-Response") {
                         acked.lock().unwrap().insert(id);
                     }

@@ -1,3 +1,5 @@
-fn main() {
-    let _ = rlm_rust::config::parse_duration("1");
+//! `rlm-rust`: the operator's command line (all logic in `rlm_rust::cli`).
+
+fn main() -> std::process::ExitCode {
+    rlm_rust::cli::main()
 }

@@ -3,7 +3,8 @@
 //! Every callback catches panics (a panic must never unwind into C) and maps the
 //! plain-Rust [`Rcode`] to `rlm_rcode_t`.
 use super::log::{self as frlog, RequestScope};
-use super::request::{List, Request};
+use super::request::{List, Op, Request};
+use crate::attrs::{std_attr, Attrs};
 use super::sys;
 use crate::config::{self, RawConfig};
 use crate::instance::{Instance, Rcode};
@@ -225,7 +226,16 @@ unsafe extern "C" fn mod_authorize(
     inst: *mut c_void,
     request: *mut sys::REQUEST,
 ) -> sys::rlm_rcode_t {
-    call(inst, request, "authorize", |_, _| Rcode::Noop)
+    call(inst, request, "authorize", |state, req| {
+        let user = req.list(List::Request).text(std_attr::USER_NAME, 0);
+        let (rcode, control) = state.authorize(user.as_deref(), req.received_at());
+        for (name, value) in control {
+            if let Err(e) = req.add(List::Control, name, &value, Op::Set) {
+                log::warn!("{e} (is dictionary.rust included?)");
+            }
+        }
+        rcode
+    })
 }
 
 unsafe extern "C" fn mod_post_auth(

@@ -1,0 +1,334 @@
+//! The session store: SQLite (WAL) with one writer thread doing group commit.
+//!
+//! All SQL of the crate lives under this module. Callers use [`Store`] (the module,
+//! read-write) or [`Reader`] (the CLI, read-only).
+
+mod read;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use rusqlite::{Connection, OpenFlags};
+
+pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
+pub use schema::SCHEMA_VERSION;
+
+use crate::sessions::{AcctUpdate, Outcome, Usage};
+use writer::{Counters, Job, Reply, Request, Writer};
+
+/// Errors of the store. Messages are meant for an operator's log.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {} does not exist", path.display())]
+    NotFound { path: PathBuf },
+    #[error("cannot open database {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database schema version {found} is newer than this build supports ({supported}); upgrade rlm_rust")]
+    SchemaTooNew { found: u32, supported: u32 },
+    #[error("the database has no rlm_rust schema (never opened by the module?)")]
+    NoSchema,
+    #[error("schema migration {version} failed: {source}")]
+    Migration {
+        version: u32,
+        source: rusqlite::Error,
+    },
+    #[error("database {} cannot use WAL journaling (journal_mode is {mode}); is it on a network filesystem?", path.display())]
+    NotWal { path: PathBuf, mode: String },
+    #[error("cannot start the store's writer thread: {0}")]
+    Spawn(std::io::Error),
+    #[error("invalid accounting packet: {0}")]
+    Invalid(String),
+    /// The transaction of a whole batch failed; nothing of the batch was saved.
+    #[error("write transaction failed: {0}")]
+    Batch(String),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("the store's writer thread stopped unexpectedly")]
+    WriterGone,
+}
+
+/// `PRAGMA synchronous` for the write connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// fsync the WAL at every commit: a committed update survives power loss.
+    #[default]
+    Full,
+    /// fsync only at checkpoints: faster; a power loss may drop the last commits
+    /// (never corrupts the database).
+    Normal,
+}
+
+impl std::str::FromStr for Synchronous {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(Synchronous::Full),
+            "normal" => Ok(Synchronous::Normal),
+            _ => Err(format!(
+                "synchronous must be \"full\" or \"normal\", not {s:?}"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Time zone whose local days and months usage is attributed to.
+    pub timezone: Tz,
+    pub synchronous: Synchronous,
+    /// How long a connection waits for a lock held by another process.
+    pub busy_timeout: Duration,
+    /// Most updates committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            timezone: chrono_tz::UTC,
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+            max_batch: 1024,
+        }
+    }
+}
+
+/// Group-commit counters since open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStats {
+    /// Transactions run by the writer.
+    pub batches: u64,
+    /// Jobs (updates and stale sweeps) handled.
+    pub items: u64,
+    /// Transactions that failed as a whole.
+    pub failed_batches: u64,
+}
+
+struct Inner {
+    path: PathBuf,
+    /// None once shut down.
+    sender: RwLock<Option<Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: read::ReadPool,
+    counters: Arc<Counters>,
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        // Dropping the last sender lets the writer finish the queued jobs and exit.
+        self.sender
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            if h.join().is_err() {
+                log::error!("store: writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Handle to the store: cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(opts.busy_timeout)?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::NotWal {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    let sync = match opts.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, migrates it and starts the writer thread.
+    pub fn open(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Store, StoreError> {
+        let path = path.as_ref();
+        let conn = open_writer(path, &opts)?;
+        let readers = read::ReadPool::new(path, opts.busy_timeout)?;
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            conn,
+            tz: opts.timezone,
+            max_batch: opts.max_batch,
+            counters: Arc::clone(&counters),
+        };
+        let handle = std::thread::Builder::new()
+            .name("rlm_rust-store".into())
+            .spawn(move || writer.run(rx))
+            .map_err(StoreError::Spawn)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                sender: RwLock::new(Some(tx)),
+                writer: Mutex::new(Some(handle)),
+                readers,
+                counters,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn submit(&self, request: Request) -> Result<Reply, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        {
+            let sender = self.inner.sender.read().unwrap_or_else(|e| e.into_inner());
+            let sender = sender.as_ref().ok_or(StoreError::Closed)?;
+            sender
+                .send(Job { request, reply })
+                .map_err(|_| StoreError::WriterGone)?;
+        }
+        answer.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Applies one accounting packet. Blocks until the transaction containing it
+    /// has committed (Ok) or failed (Err); safe to call from many threads at once.
+    pub fn record(&self, update: AcctUpdate) -> Result<Outcome, StoreError> {
+        match self.submit(Request::Record(update))? {
+            Reply::Recorded(o) => Ok(o),
+            Reply::StaleClosed(_) => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Closes open sessions whose last update is more than `stale_after_secs`
+    /// before `now` (unix seconds); returns how many. Goes through the writer.
+    pub fn close_stale(&self, now: i64, stale_after_secs: u64) -> Result<usize, StoreError> {
+        match self.submit(Request::CloseStale {
+            now,
+            stale_after_secs,
+        })? {
+            Reply::StaleClosed(n) => Ok(n),
+            Reply::Recorded(_) => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Stops the writer after it has finished the queued jobs. Idempotent; later
+    /// writes fail with [`StoreError::Closed`]; reads keep working.
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let c = &self.inner.counters;
+        StoreStats {
+            batches: c.batches.load(Ordering::Relaxed),
+            items: c.items.load(Ordering::Relaxed),
+            failed_batches: c.failed_batches.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRow>, StoreError> {
+        self.inner.readers.with(|c| read::list_sessions(c, filter))
+    }
+
+    /// Usage of `username` per month (newest first), then per day (newest first).
+    pub fn usage(&self, username: &str) -> Result<Vec<UsageRow>, StoreError> {
+        self.inner.readers.with(|c| read::usage(c, username))
+    }
+
+    /// Usage of `username` in the month containing `month` (zero if none).
+    pub fn month_usage(&self, username: &str, month: NaiveDate) -> Result<Usage, StoreError> {
+        self.inner
+            .readers
+            .with(|c| read::month_usage(c, username, month))
+    }
+
+    /// Usage of `username` on local day `day` (zero if none).
+    pub fn day_usage(&self, username: &str, day: NaiveDate) -> Result<Usage, StoreError> {
+        self.inner
+            .readers
+            .with(|c| read::day_usage(c, username, day))
+    }
+}
+
+/// Read-only access for tools (the CLI): never creates, migrates or writes, and
+/// works while the module writes (WAL).
+pub struct Reader {
+    pool: read::ReadPool,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    pub fn open(path: impl AsRef<Path>) -> Result<Reader, StoreError> {
+        Ok(Reader {
+            pool: read::ReadPool::new(path.as_ref(), Duration::from_secs(5))?,
+        })
+    }
+
+    pub fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRow>, StoreError> {
+        self.pool.with(|c| read::list_sessions(c, filter))
+    }
+
+    pub fn usage(&self, username: &str) -> Result<Vec<UsageRow>, StoreError> {
+        self.pool.with(|c| read::usage(c, username))
+    }
+
+    pub fn month_usage(&self, username: &str, month: NaiveDate) -> Result<Usage, StoreError> {
+        self.pool.with(|c| read::month_usage(c, username, month))
+    }
+
+    pub fn day_usage(&self, username: &str, day: NaiveDate) -> Result<Usage, StoreError> {
+        self.pool.with(|c| read::day_usage(c, username, day))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! Read side: queries for the CLI and for capping, on read-only connections that
+//! WAL lets run alongside the writer without blocking it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use rusqlite::{Connection, OpenFlags, Row};
+
+use super::{schema, StoreError};
+use crate::periods;
+use crate::sessions::{Session, Usage};
+
+/// Which sessions [`SessionFilter`] keeps by open/closed state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OpenState {
+    #[default]
+    Any,
+    Open,
+    Closed,
+}
+
+/// Selects sessions for [`Store::list_sessions`](super::Store::list_sessions); newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionFilter {
+    pub username: Option<String>,
+    pub nas_ip: Option<String>,
+    pub state: OpenState,
+    /// None: all matching sessions.
+    pub limit: Option<usize>,
+}
+
+/// One stored session with its identity.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionRow {
+    pub id: i64,
+    pub nas_ip: String,
+    pub session_key: String,
+    #[serde(flatten)]
+    pub session: Session,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodKind {
+    Day,
+    Month,
+}
+
+/// Usage of one user in one day (`YYYY-MM-DD`) or month (`YYYY-MM`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UsageRow {
+    pub kind: PeriodKind,
+    pub period: String,
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
+/// Counters are stored as i64; a negative value can only come from outside edits.
+pub(crate) fn from_db(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Saturates instead of wrapping: u64 counters beyond i64::MAX (16 EiB) are not real traffic.
+pub(crate) fn to_db(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) const SESSION_COLUMNS: &str =
+    "id, nas_ip, session_key, acct_session_id, username, nas_port, \
+     framed_ip, calling_station_id, start_time, last_update, stop_time, session_time, \
+     input_octets, output_octets, terminate_cause, closed_reason";
+
+/// Maps a row selected with [`SESSION_COLUMNS`].
+pub(crate) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        id: r.get(0)?,
+        nas_ip: r.get(1)?,
+        session_key: r.get(2)?,
+        session: Session {
+            acct_session_id: r.get(3)?,
+            username: r.get(4)?,
+            nas_port: r
+                .get::<_, Option<i64>>(5)?
+                .and_then(|p| u32::try_from(p).ok()),
+            framed_ip: r.get(6)?,
+            calling_station_id: r.get(7)?,
+            start_time: r.get(8)?,
+            last_update: r.get(9)?,
+            stop_time: r.get(10)?,
+            session_time: from_db(r.get(11)?),
+            input_octets: from_db(r.get(12)?),
+            output_octets: from_db(r.get(13)?),
+            terminate_cause: r.get(14)?,
+            closed_reason: r.get(15)?,
+        },
+    })
+}
+
+fn usage_of(r: &Row<'_>, first: usize) -> rusqlite::Result<Usage> {
+    Ok(Usage {
+        input_octets: from_db(r.get(first)?),
+        output_octets: from_db(r.get(first + 1)?),
+        session_time: from_db(r.get(first + 2)?),
+    })
+}
+
+pub(crate) fn list_sessions(
+    conn: &Connection,
+    f: &SessionFilter,
+) -> Result<Vec<SessionRow>, StoreError> {
+    // A handful of fixed SQL shapes (so each stays cached and can use its index).
+    let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1");
+    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::new();
+    if let Some(u) = &f.username {
+        sql.push_str(" AND username = ?");
+        params.push(u);
+    }
+    if let Some(n) = &f.nas_ip {
+        sql.push_str(" AND nas_ip = ?");
+        params.push(n);
+    }
+    match f.state {
+        OpenState::Any => {}
+        OpenState::Open => sql.push_str(" AND stop_time IS NULL"),
+        OpenState::Closed => sql.push_str(" AND stop_time IS NOT NULL"),
+    }
+    sql.push_str(" ORDER BY start_time DESC, id DESC LIMIT ?");
+    let limit = f.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    params.push(&limit);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params.as_slice(), session_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn usage(conn: &Connection, username: &str) -> Result<Vec<UsageRow>, StoreError> {
+    // One read transaction: months and days from the same snapshot.
+    let tx = conn.unchecked_transaction()?;
+    let mut out = Vec::new();
+    let queries = [
+        (
+            PeriodKind::Month,
+            "SELECT month, input_octets, output_octets, session_time FROM usage_month \
+             WHERE username = ?1 ORDER BY month DESC",
+        ),
+        (
+            PeriodKind::Day,
+            "SELECT day, input_octets, output_octets, session_time FROM usage_day \
+             WHERE username = ?1 ORDER BY day DESC",
+        ),
+    ];
+    for (kind, sql) in queries {
+        let mut stmt = tx.prepare_cached(sql)?;
+        let rows = stmt.query_map([username], |r| {
+            Ok(UsageRow {
+                kind,
+                period: r.get(0)?,
+                usage: usage_of(r, 1)?,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    tx.finish()?;
+    Ok(out)
+}
+
+fn usage_at(conn: &Connection, sql: &str, username: &str, key: &str) -> Result<Usage, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query([username, key])?;
+    match rows.next()? {
+        Some(r) => Ok(usage_of(r, 0)?),
+        None => Ok(Usage::default()),
+    }
+}
+
+pub(crate) fn month_usage(
+    conn: &Connection,
+    username: &str,
+    month: NaiveDate,
+) -> Result<Usage, StoreError> {
+    usage_at(
+        conn,
+        "SELECT input_octets, output_octets, session_time FROM usage_month WHERE username = ?1 AND month = ?2",
+        username,
+        &periods::month_key(month),
+    )
+}
+
+pub(crate) fn day_usage(
+    conn: &Connection,
+    username: &str,
+    day: NaiveDate,
+) -> Result<Usage, StoreError> {
+    usage_at(
+        conn,
+        "SELECT input_octets, output_octets, session_time FROM usage_day WHERE username = ?1 AND day = ?2",
+        username,
+        &periods::day_key(day),
+    )
+}
+
+/// Idle read connections kept for reuse; more are opened on demand under load.
+const MAX_IDLE_READERS: usize = 4;
+
+/// Read-only connections opened on demand and reused.
+pub(crate) struct ReadPool {
+    path: PathBuf,
+    busy_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    /// Opens one connection now so a missing or foreign database fails at open time.
+    pub(crate) fn new(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let pool = ReadPool {
+            path: path.to_path_buf(),
+            busy_timeout,
+            idle: Mutex::new(Vec::new()),
+        };
+        let first = pool.connect()?;
+        schema::check(&first)?;
+        pool.idle_conns().push(first);
+        Ok(pool)
+    }
+
+    fn idle_conns(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        // A panic while holding this lock cannot leave the Vec inconsistent.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        if !self.path.exists() {
+            return Err(StoreError::NotFound {
+                path: self.path.clone(),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn =
+            Connection::open_with_flags(&self.path, flags).map_err(|source| StoreError::Open {
+                path: self.path.clone(),
+                source,
+            })?;
+        conn.busy_timeout(self.busy_timeout)?;
+        Ok(conn)
+    }
+
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.idle_conns().pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let result = f(&conn);
+        let mut idle = self.idle_conns();
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}

@@ -1,0 +1,267 @@
+//! The single writer: group commit of accounting updates.
+//!
+//! Server threads send jobs over a channel and block on their own reply channel.
+//! The writer takes the first job, drains whatever else is queued (up to
+//! `max_batch`), applies them in ONE `BEGIN IMMEDIATE` transaction, each under its
+//! own SAVEPOINT so a bad item fails alone, COMMITs once (one fsync for the whole
+//! batch) and only then answers every waiter. Nothing is cached in memory: each
+//! item reads the session row it needs, so a rolled-back batch leaves nothing stale.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+use rusqlite::{named_params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::read::{session_row, to_db, SESSION_COLUMNS};
+use super::StoreError;
+use crate::periods;
+use crate::sessions::{self, AcctUpdate, Attribution, Outcome, OutcomeKind, Session, Usage};
+
+pub(crate) enum Request {
+    Record(AcctUpdate),
+    CloseStale { now: i64, stale_after_secs: u64 },
+}
+
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Recorded(Outcome),
+    StaleClosed(usize),
+}
+
+pub(crate) struct Job {
+    pub(crate) request: Request,
+    pub(crate) reply: SyncSender<Result<Reply, StoreError>>,
+}
+
+/// Counters about group commit, for operators and tests.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) batches: AtomicU64,
+    pub(crate) items: AtomicU64,
+    pub(crate) failed_batches: AtomicU64,
+}
+
+pub(crate) struct Writer {
+    pub(crate) conn: Connection,
+    pub(crate) tz: Tz,
+    pub(crate) max_batch: usize,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Writer {
+    /// Runs until every sender is gone, then returns (closing the connection).
+    pub(crate) fn run(mut self, rx: Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch.max(1) {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let requests: Vec<&Request> = batch.iter().map(|j| &j.request).collect();
+            let results = apply_batch(&mut self.conn, self.tz, &requests);
+            self.counters.batches.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .items
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            if matches!(results.first(), Some(Err(StoreError::Batch(_)))) {
+                self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+            }
+            // Each caller logs its own outcome, in its request's log.
+            for (job, result) in batch.into_iter().zip(results) {
+                // The waiter may have gone away; nothing to do then.
+                let _ = job.reply.send(result);
+            }
+        }
+    }
+}
+
+/// Applies `requests` in one transaction. The result for each is its own outcome or
+/// error; if the transaction as a whole fails, every item gets that failure.
+pub(crate) fn apply_batch(
+    conn: &mut Connection,
+    tz: Tz,
+    requests: &[&Request],
+) -> Vec<Result<Reply, StoreError>> {
+    let all_failed = |why: String| {
+        requests
+            .iter()
+            .map(|_| Err(StoreError::Batch(why.clone())))
+            .collect()
+    };
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return all_failed(format!("could not begin the write transaction: {e}")),
+    };
+    let mut results = Vec::with_capacity(requests.len());
+    for request in requests {
+        let result = match tx.savepoint() {
+            Ok(sp) => match apply_one(&sp, tz, request) {
+                Ok(reply) => sp.commit().map(|()| reply).map_err(StoreError::from),
+                // Dropping the savepoint rolls this item back and keeps the others.
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(StoreError::from(e)),
+        };
+        // Some errors (disk full, I/O) make SQLite roll back the whole transaction:
+        // then the items before this one are gone too, so the batch has failed.
+        if result.is_err() && tx.is_autocommit() {
+            let why = match result {
+                Err(e) => format!("the transaction was rolled back by SQLite: {e}"),
+                Ok(_) => String::new(),
+            };
+            return all_failed(why);
+        }
+        results.push(result);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => all_failed(format!(
+            "commit failed, nothing of this batch was saved: {e}"
+        )),
+    }
+}
+
+fn apply_one(conn: &Connection, tz: Tz, request: &Request) -> Result<Reply, StoreError> {
+    match request {
+        Request::Record(u) => record(conn, tz, u).map(Reply::Recorded),
+        Request::CloseStale {
+            now,
+            stale_after_secs,
+        } => {
+            let cutoff = now.saturating_sub(i64::try_from(*stale_after_secs).unwrap_or(i64::MAX));
+            let n = conn
+                .prepare_cached(
+                    "UPDATE sessions SET stop_time = last_update, closed_reason = ?2 \
+                     WHERE stop_time IS NULL AND last_update < ?1",
+                )?
+                .execute(rusqlite::params![cutoff, sessions::closed_reason::STALE])?;
+            Ok(Reply::StaleClosed(n))
+        }
+    }
+}
+
+fn record(conn: &Connection, tz: Tz, u: &AcctUpdate) -> Result<Outcome, StoreError> {
+    sessions::validate(u).map_err(|why| StoreError::Invalid(why.to_string()))?;
+    if let Some(reason) = sessions::nas_close_reason(u.status) {
+        let closed = conn
+            .prepare_cached(
+                "UPDATE sessions SET stop_time = MAX(?1, start_time), closed_reason = ?2 \
+                 WHERE nas_ip = ?3 AND stop_time IS NULL",
+            )?
+            .execute(rusqlite::params![u.event_time, reason, u.nas_ip])?;
+        return Ok(Outcome::new(OutcomeKind::NasClosed { closed }, u));
+    }
+    let prev = load_session(conn, &u.nas_ip, u.session_key())?;
+    let Some(applied) = sessions::apply(prev.as_ref(), u) else {
+        return Err(StoreError::Invalid(format!(
+            "{} is not a session packet",
+            u.status
+        )));
+    };
+    let mut outcome = Outcome::new(applied.kind, u);
+    outcome.regressed = applied.regressed;
+    if let Some(p) = &prev {
+        outcome.username = p.username.clone();
+    }
+    if let Some(state) = &applied.state {
+        save_session(conn, &u.nas_ip, u.session_key(), state)?;
+        outcome.username = state.username.clone();
+    }
+    if !applied.delta.is_zero() {
+        let attributed = Attribution {
+            day: periods::local_day(u.event_time, tz),
+            month: periods::local_month(u.event_time, tz),
+        };
+        add_usage(conn, &outcome.username, attributed, applied.delta)?;
+        outcome.delta = applied.delta;
+        outcome.attributed = Some(attributed);
+    }
+    Ok(outcome)
+}
+
+fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result<Option<Session>, StoreError> {
+    let sql =
+        format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE nas_ip = ?1 AND session_key = ?2");
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row([nas_ip, key], session_row)
+        .optional()?;
+    Ok(row.map(|r| r.session))
+}
+
+fn save_session(conn: &Connection, nas_ip: &str, key: &str, s: &Session) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO sessions (nas_ip, session_key, acct_session_id, username, nas_port, framed_ip, \
+           calling_station_id, start_time, last_update, stop_time, session_time, input_octets, \
+           output_octets, terminate_cause, closed_reason) \
+         VALUES (:nas_ip, :key, :acct_session_id, :username, :nas_port, :framed_ip, \
+           :calling_station_id, :start_time, :last_update, :stop_time, :session_time, :input, \
+           :output, :terminate_cause, :closed_reason) \
+         ON CONFLICT (nas_ip, session_key) DO UPDATE SET \
+           acct_session_id = excluded.acct_session_id, username = excluded.username, \
+           nas_port = excluded.nas_port, framed_ip = excluded.framed_ip, \
+           calling_station_id = excluded.calling_station_id, start_time = excluded.start_time, \
+           last_update = excluded.last_update, stop_time = excluded.stop_time, \
+           session_time = excluded.session_time, input_octets = excluded.input_octets, \
+           output_octets = excluded.output_octets, terminate_cause = excluded.terminate_cause, \
+           closed_reason = excluded.closed_reason",
+    )?
+    .execute(named_params! {
+        ":nas_ip": nas_ip,
+        ":key": key,
+        ":acct_session_id": s.acct_session_id,
+        ":username": s.username,
+        ":nas_port": s.nas_port,
+        ":framed_ip": s.framed_ip,
+        ":calling_station_id": s.calling_station_id,
+        ":start_time": s.start_time,
+        ":last_update": s.last_update,
+        ":stop_time": s.stop_time,
+        ":session_time": to_db(s.session_time),
+        ":input": to_db(s.input_octets),
+        ":output": to_db(s.output_octets),
+        ":terminate_cause": s.terminate_cause,
+        ":closed_reason": s.closed_reason,
+    })?;
+    Ok(())
+}
+
+fn add_usage(
+    conn: &Connection,
+    username: &str,
+    at: Attribution,
+    d: Usage,
+) -> Result<(), StoreError> {
+    let targets = [
+        (
+            "INSERT INTO usage_day (username, day, input_octets, output_octets, session_time) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (username, day) DO UPDATE SET \
+             input_octets = input_octets + excluded.input_octets, \
+             output_octets = output_octets + excluded.output_octets, \
+             session_time = session_time + excluded.session_time",
+            periods::day_key(at.day),
+        ),
+        (
+            "INSERT INTO usage_month (username, month, input_octets, output_octets, session_time) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (username, month) DO UPDATE SET \
+             input_octets = input_octets + excluded.input_octets, \
+             output_octets = output_octets + excluded.output_octets, \
+             session_time = session_time + excluded.session_time",
+            periods::month_key(at.month),
+        ),
+    ];
+    for (sql, period) in targets {
+        conn.prepare_cached(sql)?.execute(rusqlite::params![
+            username,
+            period,
+            to_db(d.input_octets),
+            to_db(d.output_octets),
+            to_db(d.session_time),
+        ])?;
+    }
+    Ok(())
+}
