@@ -5,5 +5,7 @@
 //!   safe wrapper (request, attribute lists, config, logging) and the exported `module_t`.
 //! - everything else is plain Rust that knows nothing of C and is unit-tested directly.
 
+pub mod coa;
 pub mod ffi;
+pub mod radius;
 pub mod sessions;
