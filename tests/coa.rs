@@ -312,8 +312,10 @@ fn send_many_pipelines_across_nases_and_keeps_order() {
         return;
     };
     let mut client = DmClient::new(PipelineConfig {
-        window: 256,
-        timeout: Duration::from_millis(300),
+        // pyrad is slow (Python, shared CPU): a generous timeout keeps ACKs from
+        // being retransmitted; 128 in flight keeps bursts inside its receive buffer.
+        window: 128,
+        timeout: Duration::from_millis(1000),
         retries: 1,
     })
     .unwrap();
@@ -340,22 +342,22 @@ fn send_many_pipelines_across_nases_and_keeps_order() {
     let took = start.elapsed();
     assert_eq!(results.len(), 400);
     for (i, (r, kind)) in results.iter().zip(&want).enumerate() {
-        let ok = match (*kind, r) {
-            ("ack", Ok(DmOutcome::Ack)) => true,
-            (
-                "nak-503",
-                Ok(DmOutcome::Nak {
-                    error_cause: Some(503),
-                }),
-            ) => true,
-            ("nak-none", Ok(DmOutcome::Nak { error_cause: None })) => true,
-            ("silent", Err(CoaError::Timeout { attempts: 2, .. })) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (*kind, r),
+            ("ack", Ok(DmOutcome::Ack))
+                | (
+                    "nak-503",
+                    Ok(DmOutcome::Nak {
+                        error_cause: Some(503)
+                    })
+                )
+                | ("nak-none", Ok(DmOutcome::Nak { error_cause: None }))
+                | ("silent", Err(CoaError::Timeout { attempts: 2, .. }))
+        );
         assert!(ok, "job {i} ({kind}): {r:?}");
     }
-    // 50 silent jobs one at a time would take 50 * 2 * 300 ms = 30 s.
-    assert!(took < Duration::from_secs(15), "not pipelined? {took:?}");
+    // 50 silent jobs one at a time would take 50 * 2 * 1 s = 100 s.
+    assert!(took < Duration::from_secs(40), "not pipelined? {took:?}");
     let recs_a = nas_a.records(SHORT);
     let recs_b = nas_b.records(SHORT);
     assert_eq!(recs_a.len(), 250);

@@ -18,7 +18,9 @@ use super::{random_bytes, RadiusError};
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
-    /// Most requests in flight at once (all targets together).
+    /// Most requests in flight at once (all targets together). Keep it near 128:
+    /// a burst of 256 replies can overflow a default Linux receive buffer
+    /// (about 830 octets of kernel memory per small datagram, 208 KiB default).
     pub window: usize,
     /// Wait per attempt.
     pub timeout: Duration,
@@ -29,7 +31,7 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
-            window: 256,
+            window: 128,
             timeout: Duration::from_secs(3),
             retries: 2,
         }
