@@ -163,9 +163,12 @@ pub struct DmClient {
 }
 
 impl DmClient {
-    /// Binds an ephemeral IPv4 port on all addresses.
+    /// Binds an ephemeral port: dual-stack `[::]:0` (reaches IPv4 and IPv6 NASes),
+    /// else `0.0.0.0:0` where IPv6 is disabled.
     pub fn new(config: PipelineConfig) -> io::Result<Self> {
-        Self::bind("0.0.0.0:0".parse().expect("literal address"), config)
+        let any6: SocketAddr = "[::]:0".parse().expect("literal address");
+        Self::bind(any6, config.clone())
+            .or_else(|_| Self::bind("0.0.0.0:0".parse().expect("literal address"), config))
     }
 
     /// Binds `local` (e.g. a specific source address the NASes expect).

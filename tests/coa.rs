@@ -370,9 +370,32 @@ fn send_many_pipelines_across_nases_and_keeps_order() {
 
 #[test]
 fn unsendable_target_is_an_io_error() {
-    // An IPv4 socket cannot send to an IPv6 address: fails locally, no network.
+    // Port 0 is refused by the kernel at sendto (EINVAL): nothing leaves the host.
     let mut client = DmClient::new(PipelineConfig::default()).unwrap();
-    let target: SocketAddr = "[::1]:9".parse().unwrap();
+    let target: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let r = client.send_one(Job::disconnect(target, SECRET, &dm("x")));
     assert!(matches!(r, Err(CoaError::Io(_))), "{r:?}");
+    // An IPv4-only socket cannot reach an IPv6 NAS.
+    let mut v4 = DmClient::bind("0.0.0.0:0".parse().unwrap(), PipelineConfig::default()).unwrap();
+    let r = v4.send_one(Job::disconnect(
+        "[::1]:9".parse().unwrap(),
+        SECRET,
+        &dm("x"),
+    ));
+    assert!(matches!(r, Err(CoaError::Io(_))), "{r:?}");
+}
+
+#[test]
+fn dual_stack_client_reaches_ipv4_nas() {
+    let Some(nas) = Nas::start("127.0.0.1", &[]) else {
+        return;
+    };
+    let mut client = DmClient::new(PipelineConfig::default()).unwrap();
+    let r = client.send_one(Job::disconnect(nas.addr, SECRET, &dm("ack-v6sock")));
+    assert_eq!(
+        r.unwrap(),
+        DmOutcome::Ack,
+        "local {:?}",
+        client.local_addr()
+    );
 }
