@@ -134,6 +134,23 @@ pub fn parse_duration(value: &str) -> Result<u64, String> {
         .ok_or_else(|| "is too large".to_string())
 }
 
+/// For `freeradius -C`: the database's directory must exist (the file may not yet).
+pub fn check_db_path(db: &std::path::Path) -> Result<(), ConfigError> {
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(err(
+            "db",
+            &db.display().to_string(),
+            format!("directory {} does not exist", dir.display()),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,22 +246,5 @@ mod tests {
         );
         assert!(parse_timezone("local").is_ok());
         assert!(parse_timezone("Europe/Nowhere").is_err());
-    }
-}
-
-/// For `freeradius -C`: the database's directory must exist (the file may not yet).
-pub fn check_db_path(db: &std::path::Path) -> Result<(), ConfigError> {
-    let dir = match db.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(err(
-            "db",
-            &db.display().to_string(),
-            format!("directory {} does not exist", dir.display()),
-        ))
     }
 }

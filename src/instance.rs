@@ -47,26 +47,43 @@ impl Job for StaleSessions {
         "stale sessions"
     }
     fn run(&mut self) -> Result<(), String> {
-        let closed = self.store.close_stale(now(), self.stale_after).map_err(|e| e.to_string())?;
+        let closed = self
+            .store
+            .close_stale(now(), self.stale_after)
+            .map_err(|e| e.to_string())?;
         if closed > 0 {
-            log::info!("closed {closed} stale session(s) (no update for {}s)", self.stale_after);
+            log::info!(
+                "closed {closed} stale session(s) (no update for {}s)",
+                self.stale_after
+            );
         }
         Ok(())
     }
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl Instance {
     /// Opens the store and starts the background thread.
     pub fn start(name: String, config: Config) -> Result<Self, String> {
-        let opts = StoreOptions { timezone: config.timezone, synchronous: config.synchronous, ..Default::default() };
-        let store = Store::open(&config.db, opts).map_err(|e| format!("option 'db' = \"{}\": {e}", config.db.display()))?;
+        let opts = StoreOptions {
+            timezone: config.timezone,
+            synchronous: config.synchronous,
+            ..Default::default()
+        };
+        let store = Store::open(&config.db, opts)
+            .map_err(|e| format!("option 'db' = \"{}\": {e}", config.db.display()))?;
         let mut jobs: Vec<Box<dyn Job>> = Vec::new();
         if config.stale_after > 0 {
-            jobs.push(Box::new(StaleSessions { store: store.clone(), stale_after: config.stale_after }));
+            jobs.push(Box::new(StaleSessions {
+                store: store.clone(),
+                stale_after: config.stale_after,
+            }));
         }
         let background = Background::spawn(Duration::from_secs(config.background_interval), jobs)
             .map_err(|e| format!("cannot start the background thread: {e}"))?;
@@ -77,16 +94,28 @@ impl Instance {
             config.stale_after,
             config.synchronous
         );
-        Ok(Instance { name, config, store, background: Some(background) })
+        Ok(Instance {
+            name,
+            config,
+            store,
+            background: Some(background),
+        })
     }
 
     /// Records one Accounting-Request; returns only once it is committed.
-    pub fn accounting(&self, attrs: &impl Attrs, src_ip: Option<IpAddr>, received_at: i64) -> Rcode {
+    pub fn accounting(
+        &self,
+        attrs: &impl Attrs,
+        src_ip: Option<IpAddr>,
+        received_at: i64,
+    ) -> Rcode {
         let update = match accounting::extract(attrs, src_ip, received_at) {
             Ok(u) => u,
             Err(Skip::Untracked(code)) => {
                 let code = code.map_or_else(|| "missing".to_string(), |c| c.to_string());
-                log::debug!("Acct-Status-Type {code} is not tracked: acknowledged without recording");
+                log::debug!(
+                    "Acct-Status-Type {code} is not tracked: acknowledged without recording"
+                );
                 return Rcode::Ok;
             }
             Err(Skip::Invalid(why)) => {
@@ -100,7 +129,9 @@ impl Instance {
                 Rcode::Ok
             }
             Err(e) => {
-                log::error!("accounting not recorded, no Accounting-Response so the NAS retransmits: {e}");
+                log::error!(
+                    "accounting not recorded, no Accounting-Response so the NAS retransmits: {e}"
+                );
                 Rcode::Fail
             }
         }
@@ -108,14 +139,25 @@ impl Instance {
 
     /// What authorize tells unlang about the user: open sessions and this month's usage,
     /// as (attribute, value) pairs for the control list.
-    pub fn authorize(&self, username: Option<&str>, now: i64) -> (Rcode, Vec<(&'static str, String)>) {
+    pub fn authorize(
+        &self,
+        username: Option<&str>,
+        now: i64,
+    ) -> (Rcode, Vec<(&'static str, String)>) {
         let Some(user) = username.filter(|u| !u.is_empty()) else {
             log::debug!("no User-Name: nothing to look up");
             return (Rcode::Noop, Vec::new());
         };
-        let filter = SessionFilter { username: Some(user.to_string()), state: OpenState::Open, ..Default::default() };
+        let filter = SessionFilter {
+            username: Some(user.to_string()),
+            state: OpenState::Open,
+            ..Default::default()
+        };
         let month = periods::local_month(now, self.config.timezone);
-        let (open, usage) = match (self.store.list_sessions(&filter), self.store.month_usage(user, month)) {
+        let (open, usage) = match (
+            self.store.list_sessions(&filter),
+            self.store.month_usage(user, month),
+        ) {
             (Ok(open), Ok(usage)) => (open.len(), usage),
             (Err(e), _) | (_, Err(e)) => {
                 log::error!("cannot read the store for {user:?}: {e}");

@@ -202,10 +202,11 @@ pub fn consumption_order_key(valid_to: i64, valid_from: i64, id: Option<u64>) ->
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn topup(id: u64, bits: u32, from: i64, to: i64, value: u64) -> Topup {
+    /// A fresh topup of user "joe" (also used by the capping tests).
+    pub(crate) fn topup(id: u64, bits: u32, from: i64, to: i64, value: u64) -> Topup {
         Topup {
             id,
             user: "joe".into(),

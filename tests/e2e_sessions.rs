@@ -8,7 +8,10 @@ use std::time::Duration;
 
 const GIB: u64 = 1 << 30;
 
-fn session_row(s: &Server, key: &str) -> Option<(String, i64, i64, Option<i64>, Option<String>)> {
+/// username, input octets, output octets, stop time, closed reason
+type SessionFields = (String, i64, i64, Option<i64>, Option<String>);
+
+fn session_row(s: &Server, key: &str) -> Option<SessionFields> {
     s.sql()
         .query_row(
             "SELECT username, input_octets, output_octets, stop_time, closed_reason FROM sessions WHERE acct_session_id = ?1",
@@ -38,25 +41,50 @@ fn config_check_passes_and_bad_values_name_the_option() {
         .unwrap();
     assert!(out.status.success());
     let raddb = tmp.path().join("raddb");
-    let check = || std::process::Command::new("freeradius").arg("-XC").arg("-d").arg(&raddb).output().unwrap();
+    let check = || {
+        std::process::Command::new("freeradius")
+            .arg("-XC")
+            .arg("-d")
+            .arg(&raddb)
+            .output()
+            .unwrap()
+    };
     let ok = check();
     let text = String::from_utf8_lossy(&ok.stdout);
-    assert!(ok.status.success() && text.contains("Configuration appears to be OK"), "{text}");
-    assert!(!tmp.path().join("db/rlm_rust.sqlite").exists(), "-C must not create the database");
+    assert!(
+        ok.status.success() && text.contains("Configuration appears to be OK"),
+        "{text}"
+    );
+    assert!(
+        !tmp.path().join("db/rlm_rust.sqlite").exists(),
+        "-C must not create the database"
+    );
 
     let module = raddb.join("mods-available/rust");
     let original = std::fs::read_to_string(&module).unwrap();
     for (from, to, option) in [
         ("stale_after = 3h", "stale_after = soon", "stale_after"),
-        ("timezone = \"local\"", "timezone = \"Mars/Olympus\"", "timezone"),
-        ("synchronous = full", "synchronous = sometimes", "synchronous"),
+        (
+            "timezone = \"local\"",
+            "timezone = \"Mars/Olympus\"",
+            "timezone",
+        ),
+        (
+            "synchronous = full",
+            "synchronous = sometimes",
+            "synchronous",
+        ),
     ] {
         assert!(original.contains(from), "{from} not in the shipped config");
         std::fs::write(&module, original.replace(from, to)).unwrap();
         let bad = check();
-        let text = String::from_utf8_lossy(&bad.stdout).into_owned() + &String::from_utf8_lossy(&bad.stderr);
+        let text = String::from_utf8_lossy(&bad.stdout).into_owned()
+            + &String::from_utf8_lossy(&bad.stderr);
         assert!(!bad.status.success(), "{option}: -XC accepted a bad value");
-        assert!(text.contains(&format!("option '{option}'")), "{option} not named:\n{text}");
+        assert!(
+            text.contains(&format!("option '{option}'")),
+            "{option} not named:\n{text}"
+        );
     }
 }
 
@@ -68,9 +96,26 @@ fn threaded_server_accepts_and_records_a_session() {
     let bad = s.auth("demo", "wrong", "");
     assert_eq!(bad.code(), Some("Access-Reject"), "{}", bad.output);
 
-    for (status, input, output, time) in [("Start", 0, 0, 0), ("Interim-Update", 1000, 2000, 60), ("Stop", 5000, 7000, 120)] {
-        let r = s.acct(&acct_attrs(status, "demo", "sess-1", "127.0.0.2", input, output, time));
-        assert_eq!(r.code(), Some("Accounting-Response"), "{status}: {}", r.output);
+    for (status, input, output, time) in [
+        ("Start", 0, 0, 0),
+        ("Interim-Update", 1000, 2000, 60),
+        ("Stop", 5000, 7000, 120),
+    ] {
+        let r = s.acct(&acct_attrs(
+            status,
+            "demo",
+            "sess-1",
+            "127.0.0.2",
+            input,
+            output,
+            time,
+        ));
+        assert_eq!(
+            r.code(),
+            Some("Accounting-Response"),
+            "{status}: {}",
+            r.output
+        );
     }
     let (user, input, output, stop, _) = session_row(&s, "sess-1").expect("session row");
     assert_eq!((user.as_str(), input, output), ("demo", 5000, 7000));
@@ -78,15 +123,31 @@ fn threaded_server_accepts_and_records_a_session() {
 
     let list = s.cli_json(&["sessions", "list", "--user", "demo"]);
     let text = list.to_string();
-    assert!(text.contains("sess-1") && text.contains("127.0.0.2"), "{text}");
+    assert!(
+        text.contains("sess-1") && text.contains("127.0.0.2"),
+        "{text}"
+    );
 }
 
 #[test]
 fn retransmits_and_late_packets_never_double_count() {
     let s = Server::start(Options::default());
     let send = |status: &str, input: u64, time: u32| {
-        let r = s.acct(&acct_attrs(status, "bob", "dup-1", "127.0.0.2", input, input / 2, time));
-        assert_eq!(r.code(), Some("Accounting-Response"), "{status} {input}: {}", r.output);
+        let r = s.acct(&acct_attrs(
+            status,
+            "bob",
+            "dup-1",
+            "127.0.0.2",
+            input,
+            input / 2,
+            time,
+        ));
+        assert_eq!(
+            r.code(),
+            Some("Accounting-Response"),
+            "{status} {input}: {}",
+            r.output
+        );
     };
     send("Start", 0, 0);
     send("Start", 0, 0); // duplicate Start
@@ -99,7 +160,14 @@ fn retransmits_and_late_packets_never_double_count() {
     let (_, input, output, stop, _) = session_row(&s, "dup-1").unwrap();
     assert_eq!((input, output), (3000, 1500));
     assert!(stop.is_some());
-    let month: String = s.sql().query_row("SELECT month FROM usage_month WHERE username='bob'", [], |r| r.get(0)).unwrap();
+    let month: String = s
+        .sql()
+        .query_row(
+            "SELECT month FROM usage_month WHERE username='bob'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(month_usage(&s, "bob", &month), (3000, 1500));
 
     // An Interim with no Start creates the session.
@@ -107,7 +175,15 @@ fn retransmits_and_late_packets_never_double_count() {
 }
 
 fn send_interim_only(s: &Server) {
-    let r = s.acct(&acct_attrs("Interim-Update", "carol", "nostart-1", "127.0.0.3", 4096, 1024, 300));
+    let r = s.acct(&acct_attrs(
+        "Interim-Update",
+        "carol",
+        "nostart-1",
+        "127.0.0.3",
+        4096,
+        1024,
+        300,
+    ));
     assert_eq!(r.code(), Some("Accounting-Response"));
     let (user, input, _, stop, _) = session_row(s, "nostart-1").unwrap();
     assert_eq!((user.as_str(), input, stop), ("carol", 4096, None));
@@ -116,14 +192,26 @@ fn send_interim_only(s: &Server) {
 #[test]
 fn accounting_on_and_off_close_only_that_nas() {
     let s = Server::start(Options::default());
-    for (sess, nas) in [("a1", "127.0.0.2"), ("a2", "127.0.0.2"), ("b1", "127.0.0.3")] {
+    for (sess, nas) in [
+        ("a1", "127.0.0.2"),
+        ("a2", "127.0.0.2"),
+        ("b1", "127.0.0.3"),
+    ] {
         assert!(s.acct(&acct_attrs("Start", "dave", sess, nas, 0, 0, 0)).ok);
     }
-    let on = s.acct("Acct-Status-Type = Accounting-On, NAS-IP-Address = 127.0.0.2, Acct-Session-Id = \"0\"");
+    let on = s.acct(
+        "Acct-Status-Type = Accounting-On, NAS-IP-Address = 127.0.0.2, Acct-Session-Id = \"0\"",
+    );
     assert_eq!(on.code(), Some("Accounting-Response"), "{}", on.output);
-    assert_eq!(session_row(&s, "a1").unwrap().4.as_deref(), Some("nas-reboot"));
+    assert_eq!(
+        session_row(&s, "a1").unwrap().4.as_deref(),
+        Some("nas-reboot")
+    );
     assert!(session_row(&s, "a2").unwrap().3.is_some());
-    assert!(session_row(&s, "b1").unwrap().3.is_none(), "another NAS's session stays open");
+    assert!(
+        session_row(&s, "b1").unwrap().3.is_none(),
+        "another NAS's session stays open"
+    );
     let off = s.acct("Acct-Status-Type = Accounting-Off, NAS-IP-Address = 127.0.0.3");
     assert_eq!(off.code(), Some("Accounting-Response"), "{}", off.output);
     assert_eq!(session_row(&s, "b1").unwrap().4.as_deref(), Some("nas-off"));
@@ -140,7 +228,15 @@ fn usage_over_4_gib_is_split_exactly_across_a_month_end() {
     };
     let mut s = Server::start(opts);
     let send = |s: &Server, status: &str, input: u64, output: u64, time: u32| {
-        let r = s.acct(&acct_attrs(status, "erin", "month-1", "127.0.0.2", input, output, time));
+        let r = s.acct(&acct_attrs(
+            status,
+            "erin",
+            "month-1",
+            "127.0.0.2",
+            input,
+            output,
+            time,
+        ));
         assert_eq!(r.code(), Some("Accounting-Response"), "{}", r.output);
     };
     send(&s, "Start", 0, 0, 0);
@@ -149,14 +245,23 @@ fn usage_over_4_gib_is_split_exactly_across_a_month_end() {
     send(&s, "Interim-Update", 5 * GIB + 17, 2 * GIB, 4200);
     send(&s, "Stop", 8 * GIB + 1, 2 * GIB + 3, 4800);
 
-    assert_eq!(month_usage(&s, "erin", "2026-10"), ((3 * GIB + 5) as i64, GIB as i64));
-    assert_eq!(month_usage(&s, "erin", "2026-11"), ((5 * GIB - 4) as i64, (GIB + 3) as i64));
+    assert_eq!(
+        month_usage(&s, "erin", "2026-10"),
+        ((3 * GIB + 5) as i64, GIB as i64)
+    );
+    assert_eq!(
+        month_usage(&s, "erin", "2026-11"),
+        ((5 * GIB - 4) as i64, (GIB + 3) as i64)
+    );
     let usage = s.cli_json(&["usage", "erin"]).to_string();
     assert!(usage.contains(&(3 * GIB + 5).to_string()), "{usage}");
     assert!(usage.contains(&(5 * GIB - 4).to_string()), "{usage}");
     let human = s.cli(&["usage", "erin"]);
     let text = String::from_utf8_lossy(&human.stdout);
-    assert!(text.contains("2026-10") && text.contains("2026-11"), "{text}");
+    assert!(
+        text.contains("2026-10") && text.contains("2026-11"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -166,7 +271,18 @@ fn stale_sessions_are_closed_by_the_background_thread() {
         background_interval: Some("1s".into()),
         ..Default::default()
     });
-    assert!(s.acct(&acct_attrs("Start", "frank", "stale-1", "127.0.0.2", 0, 0, 0)).ok);
+    assert!(
+        s.acct(&acct_attrs(
+            "Start",
+            "frank",
+            "stale-1",
+            "127.0.0.2",
+            0,
+            0,
+            0
+        ))
+        .ok
+    );
     wait_until("stale close", Duration::from_secs(15), || {
         session_row(&s, "stale-1").and_then(|r| r.4).as_deref() == Some("stale")
     });
@@ -174,19 +290,39 @@ fn stale_sessions_are_closed_by_the_background_thread() {
 
 #[test]
 fn bad_input_is_rejected_without_harm() {
-    let s = Server::start(Options { debug: true, ..Default::default() });
+    let s = Server::start(Options {
+        debug: true,
+        ..Default::default()
+    });
     // No Acct-Session-Id: invalid, so no Accounting-Response.
-    let r = radclient(s.acct_port, "acct", "User-Name = \"x\", Acct-Status-Type = Start", 1, 1);
+    let r = radclient(
+        s.acct_port,
+        "acct",
+        "User-Name = \"x\", Acct-Status-Type = Start",
+        1,
+        1,
+    );
     assert!(!r.ok, "{}", r.output);
     // An untracked status type is acknowledged without a record.
     let r = s.acct("User-Name = \"x\", Acct-Status-Type = Failed, Acct-Session-Id = \"f1\"");
     assert_eq!(r.code(), Some("Accounting-Response"), "{}", r.output);
     // Odd bytes in user data are data, not format directives.
-    let r = s.acct(&acct_attrs("Start", "%s%n%x\\\\", "fmt-1", "127.0.0.2", 0, 0, 0));
+    let r = s.acct(&acct_attrs(
+        "Start",
+        "%s%n%x\\\\",
+        "fmt-1",
+        "127.0.0.2",
+        0,
+        0,
+        0,
+    ));
     assert_eq!(r.code(), Some("Accounting-Response"), "{}", r.output);
     assert!(session_row(&s, "fmt-1").is_some());
     let log = s.log_text();
-    assert!(log.contains("rust: ERROR: invalid accounting request: no Acct-Session-Id"), "{log}");
+    assert!(
+        log.contains("rust: ERROR: invalid accounting request: no Acct-Session-Id"),
+        "{log}"
+    );
     assert!(log.contains("not tracked"), "{log}");
 }
 
@@ -207,7 +343,13 @@ fn sigkill_loses_no_acknowledged_record() {
                     }
                     let id = format!("k-{w}-{i}");
                     sent.fetch_add(1, Ordering::SeqCst);
-                    let r = radclient(port, "acct", &acct_attrs("Start", "kim", &id, "127.0.0.2", 0, 0, 0), 1, 1);
+                    let r = radclient(
+                        port,
+                        "acct",
+                        &acct_attrs("Start", "kim", &id, "127.0.0.2", 0, 0, 0),
+                        1,
+                        1,
+                    );
                     if r.code() == Some("Accounting-Response") {
                         acked.lock().unwrap().insert(id);
                     }
@@ -215,7 +357,9 @@ fn sigkill_loses_no_acknowledged_record() {
             })
         })
         .collect();
-    wait_until("some acknowledged records", Duration::from_secs(60), || acked.lock().unwrap().len() >= 60);
+    wait_until("some acknowledged records", Duration::from_secs(60), || {
+        acked.lock().unwrap().len() >= 60
+    });
     s.kill9();
     killed.store(true, Ordering::SeqCst);
     for w in workers {
@@ -223,9 +367,59 @@ fn sigkill_loses_no_acknowledged_record() {
     }
     let acked = acked.lock().unwrap().clone();
     let conn = s.sql();
-    let mut stmt = conn.prepare("SELECT acct_session_id FROM sessions").unwrap();
-    let stored: HashSet<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let mut stmt = conn
+        .prepare("SELECT acct_session_id FROM sessions")
+        .unwrap();
+    let stored: HashSet<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let lost: Vec<_> = acked.difference(&stored).collect();
-    assert!(lost.is_empty(), "{} acknowledged records lost: {lost:?}", lost.len());
-    assert!(acked.len() >= 60, "the test must have acknowledged records to check");
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged records lost: {lost:?}",
+        lost.len()
+    );
+    assert!(
+        acked.len() >= 60,
+        "the test must have acknowledged records to check"
+    );
+}
+
+#[test]
+fn authorize_tells_unlang_the_open_sessions_and_month_usage() {
+    let s = Server::start(Options {
+        debug: true,
+        users: "gina\tCleartext-Password := \"pw\"\n".into(),
+        ..Default::default()
+    });
+    assert!(
+        s.acct(&acct_attrs("Start", "gina", "g-1", "127.0.0.2", 0, 0, 0))
+            .ok
+    );
+    assert!(
+        s.acct(&acct_attrs(
+            "Interim-Update",
+            "gina",
+            "g-1",
+            "127.0.0.2",
+            1000,
+            500,
+            60
+        ))
+        .ok
+    );
+    let r = s.auth("gina", "pw", "");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    let log = s.log_text();
+    assert!(
+        log.contains("rust: \"gina\": 1 open session(s);") && log.contains(": 1500 bytes, 60 s"),
+        "{log}"
+    );
+    assert!(log.contains("[rust] = updated"), "{log}");
+    assert!(
+        !log.contains("could not add"),
+        "control attributes must resolve in dictionary.rust:\n{log}"
+    );
 }

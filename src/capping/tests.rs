@@ -50,19 +50,7 @@ fn with_auto(mut l: Limits, amount: u64, limit: Option<u64>, threshold: Option<u
     l
 }
 
-fn topup(id: u64, bits: u32, from: i64, to: i64, value: u64) -> Topup {
-    Topup {
-        id,
-        user: "joe".into(),
-        type_bits: bits,
-        valid_from: from,
-        valid_to: to,
-        value,
-        depleted: false,
-        depleted_at: None,
-        created: from,
-    }
-}
+use crate::topups::tests::topup;
 
 fn bal(t: Topup, consumed_before: u64) -> TopupBalance {
     TopupBalance {

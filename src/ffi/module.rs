@@ -4,8 +4,8 @@
 //! plain-Rust [`Rcode`] to `rlm_rcode_t`.
 use super::log::{self as frlog, RequestScope};
 use super::request::{List, Op, Request};
-use crate::attrs::{std_attr, Attrs};
 use super::sys;
+use crate::attrs::{std_attr, Attrs};
 use crate::config::{self, RawConfig};
 use crate::instance::{Instance, Rcode};
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -81,7 +81,6 @@ const fn methods() -> [sys::packetmethod; 10] {
 }
 
 #[no_mangle]
-
 pub static rlm_rust: Static<sys::module_t> = Static(sys::module_t {
     magic: sys::RLM_MODULE_INIT,
     name: c"rust".as_ptr(),

@@ -417,7 +417,13 @@ pub fn md5_challenge_response(password: &str, challenge_hex: &str) -> Option<Str
     input.extend_from_slice(&challenge);
     use md5::{Digest, Md5};
     let digest = Md5::digest(&input);
-    Some(format!("00{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    Some(format!(
+        "00{}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ))
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {

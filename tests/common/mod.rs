@@ -21,7 +21,11 @@ pub fn target_dir() -> PathBuf {
 }
 
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[derive(Clone, Debug, Default)]
@@ -53,7 +57,10 @@ pub struct Server {
 
 impl Server {
     pub fn start(opts: Options) -> Server {
-        let tmp = tempfile::Builder::new().prefix("rlm-rust-e2e").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("rlm-rust-e2e")
+            .tempdir()
+            .unwrap();
         let dir = tmp.path().to_path_buf();
         let mut s = Server::configure(dir, opts);
         s._tmp = Some(tmp);
@@ -71,7 +78,11 @@ impl Server {
         std::fs::write(dir.join("users.extra"), &opts.users).unwrap();
         let db = dir.join("db").join("rlm_rust.sqlite");
         let lib = target_dir().join("librlm_rust.so");
-        assert!(lib.exists(), "{} not built (run cargo build first)", lib.display());
+        assert!(
+            lib.exists(),
+            "{} not built (run cargo build first)",
+            lib.display()
+        );
         let mut cmd = Command::new(repo().join("scripts/raddb.sh"));
         cmd.arg(&dir)
             .env("RLM_RUST_LIB", &lib)
@@ -80,13 +91,30 @@ impl Server {
             .env("DB", &db)
             .env("TIMEZONE", opts.timezone.as_deref().unwrap_or("UTC"))
             .env("STALE_AFTER", opts.stale_after.as_deref().unwrap_or("3h"))
-            .env("BACKGROUND_INTERVAL", opts.background_interval.as_deref().unwrap_or("10s"))
+            .env(
+                "BACKGROUND_INTERVAL",
+                opts.background_interval.as_deref().unwrap_or("10s"),
+            )
             .env("SYNCHRONOUS", opts.synchronous.as_deref().unwrap_or("full"));
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "raddb.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "raddb.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let raddb = dir.join("raddb");
         let log = dir.join("log").join("radius.log");
-        Server { dir, raddb, db, auth_port, acct_port, log, opts, child: None, _tmp: None }
+        Server {
+            dir,
+            raddb,
+            db,
+            auth_port,
+            acct_port,
+            log,
+            opts,
+            child: None,
+            _tmp: None,
+        }
     }
 
     fn launch(&mut self) {
@@ -100,23 +128,37 @@ impl Server {
         }
         cmd.arg("-d").arg(&self.raddb).arg("-l").arg(&self.log);
         if let Some(t) = &self.opts.fake_time {
-            cmd.env("LD_PRELOAD", FAKETIME_LIB).env("FAKETIME", format!("@{t}")).env("FAKETIME_DONT_RESET", "1");
+            cmd.env("LD_PRELOAD", FAKETIME_LIB)
+                .env("FAKETIME", format!("@{t}"))
+                .env("FAKETIME_DONT_RESET", "1");
         }
         for (k, v) in &self.opts.extra_env {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let child = cmd.spawn().expect("cannot start freeradius");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if std::fs::read_to_string(&self.log).unwrap_or_default().contains("Ready to process requests") {
+            if std::fs::read_to_string(&self.log)
+                .unwrap_or_default()
+                .contains("Ready to process requests")
+            {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("freeradius exited with {status} at start:\n{}", self.log_text());
+                panic!(
+                    "freeradius exited with {status} at start:\n{}",
+                    self.log_text()
+                );
             }
-            assert!(Instant::now() < deadline, "freeradius not ready after 20 s:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "freeradius not ready after 20 s:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -153,7 +195,10 @@ impl Server {
 
     fn signal(&mut self, sig: &str) {
         if let Some(child) = self.child.as_mut() {
-            let _ = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(child.id().to_string())
+                .status();
             let _ = child.wait();
         }
         self.child = None;
@@ -182,7 +227,10 @@ impl Server {
             .arg("--db")
             .arg(&self.db)
             .args(args)
-            .env("RLM_RUST_TIMEZONE", self.opts.timezone.as_deref().unwrap_or("UTC"))
+            .env(
+                "RLM_RUST_TIMEZONE",
+                self.opts.timezone.as_deref().unwrap_or("UTC"),
+            )
             .output()
             .unwrap()
     }
@@ -191,12 +239,18 @@ impl Server {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let out = self.cli(&all);
-        assert!(out.status.success(), "rlm-rust {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("rlm-rust {args:?}: bad JSON ({e})"))
+        assert!(
+            out.status.success(),
+            "rlm-rust {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("rlm-rust {args:?}: bad JSON ({e})"))
     }
 
     pub fn sql(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+        rusqlite::Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap()
     }
 }
 
@@ -214,7 +268,9 @@ pub struct Reply {
 
 impl Reply {
     pub fn code(&self) -> Option<&str> {
-        self.output.lines().find_map(|l| l.strip_prefix("Received ")?.split_whitespace().next())
+        self.output
+            .lines()
+            .find_map(|l| l.strip_prefix("Received ")?.split_whitespace().next())
     }
     pub fn has(&self, text: &str) -> bool {
         self.output.contains(text)
@@ -238,12 +294,24 @@ pub fn radclient(port: u16, kind: &str, attrs: &str, retries: u32, timeout: u32)
     // radclient may exit before reading (bad options); its output says why.
     let _ = child.stdin.take().unwrap().write_all(attrs.as_bytes());
     let out = child.wait_with_output().unwrap();
-    let output = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    Reply { ok: output.contains("Received "), output }
+    let output =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    Reply {
+        ok: output.contains("Received "),
+        output,
+    }
 }
 
 /// Accounting attributes for one session update.
-pub fn acct_attrs(status: &str, user: &str, session: &str, nas: &str, input: u64, output: u64, time: u32) -> String {
+pub fn acct_attrs(
+    status: &str,
+    user: &str,
+    session: &str,
+    nas: &str,
+    input: u64,
+    output: u64,
+    time: u32,
+) -> String {
     format!(
         "User-Name = \"{user}\", Acct-Status-Type = {status}, Acct-Session-Id = \"{session}\", \
          NAS-IP-Address = {nas}, Acct-Input-Octets = {}, Acct-Input-Gigawords = {}, \
