@@ -5,9 +5,11 @@
 //! always a top-level JSON object with stable snake_case fields, bytes and seconds
 //! as integers, times as unix seconds plus `*_local` RFC 3339 strings; errors on
 //! stderr with exit code 1 (2 for usage errors, from clap). Read commands open the
-//! database read-only, so they are safe while the server runs.
+//! database read-only, so they are safe while the server runs; write commands
+//! (`nas add/set/remove`, `queue retry/purge`) open it read-write.
 
 mod format;
+mod nas;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -28,7 +30,7 @@ pub const DEFAULT_DB: &str = "/var/lib/freeradius/rlm_rust.sqlite";
 #[command(
     name = "rlm-rust",
     version,
-    about = "Inspect rlm_rust's sessions and usage"
+    about = "Inspect rlm_rust's sessions and usage; manage NASes and the disconnect queue"
 )]
 pub struct Cli {
     /// The module's SQLite database.
@@ -52,6 +54,12 @@ pub enum Command {
     Sessions(SessionsCommand),
     /// Usage of a user per month and per day.
     Usage(UsageArgs),
+    /// NASes the module disconnects sessions on (RFC 5176, RouterOS API).
+    #[command(subcommand)]
+    Nas(nas::NasCommand),
+    /// The disconnect queue.
+    #[command(subcommand)]
+    Queue(nas::QueueCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +119,9 @@ pub enum CliError {
     CannotOpen { source: StoreError },
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// Bad input or a missing object; the message says which.
+    #[error("{0}")]
+    Input(String),
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -155,6 +166,8 @@ pub fn run(cli: &Cli) -> Result<String, CliError> {
                 Ok(usage_table(&args.user, &rows))
             }
         }
+        Command::Nas(cmd) => nas::run_nas(cli, cmd, tz),
+        Command::Queue(cmd) => nas::run_queue(cli, cmd, tz),
     }
 }
 

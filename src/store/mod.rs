@@ -3,6 +3,7 @@
 //! All SQL of the crate lives under this module. Callers use [`Store`] (the module,
 //! read-write) or [`Reader`] (the CLI, read-only).
 
+mod disconnect;
 mod read;
 mod schema;
 mod writer;
@@ -18,6 +19,10 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use rusqlite::{Connection, OpenFlags};
 
+pub use disconnect::{
+    backoff_secs, Admin, BulkRun, DisconnectJob, JobOutcome, JobState, Method, NasConfig, NasRow,
+    NewDisconnectJob, RetryTarget,
+};
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
 pub use schema::SCHEMA_VERSION;
 
@@ -327,6 +332,21 @@ impl Reader {
 
     pub fn day_usage(&self, username: &str, day: NaiveDate) -> Result<Usage, StoreError> {
         self.pool.with(|c| read::day_usage(c, username, day))
+    }
+
+    /// All NASes, by IP.
+    pub fn nas_list(&self) -> Result<Vec<NasRow>, StoreError> {
+        self.pool.with(disconnect::nas_list)
+    }
+
+    /// The NAS with this IP or name.
+    pub fn nas_get(&self, key: &str) -> Result<Option<NasRow>, StoreError> {
+        self.pool.with(|c| disconnect::nas_get(c, key))
+    }
+
+    /// Disconnect jobs (of one state, or all), oldest first.
+    pub fn queue_list(&self, state: Option<JobState>) -> Result<Vec<DisconnectJob>, StoreError> {
+        self.pool.with(|c| disconnect::queue_list(c, state))
     }
 }
 

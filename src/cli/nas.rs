@@ -1,0 +1,545 @@
+//! `nas ...` and `queue ...`: the NAS registry and the disconnect queue.
+//! Secrets and API passwords are never printed, only whether they are set.
+
+use std::io::BufRead;
+use std::net::IpAddr;
+
+use chrono_tz::Tz;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::format::{cell, local_time, rfc3339, table, Align};
+use super::{open_reader, Cli, CliError};
+use crate::store::{Admin, DisconnectJob, JobState, NasConfig, NasRow, RetryTarget, StoreError};
+
+#[derive(Debug, Subcommand)]
+pub enum NasCommand {
+    /// List the NASes.
+    List,
+    /// Add a NAS (creates the database if missing).
+    Add(NasAddArgs),
+    /// Change a NAS's settings.
+    Set(NasSetArgs),
+    /// Remove a NAS.
+    Remove {
+        /// The NAS's IP (NAS-IP-Address) or name.
+        #[arg(value_name = "NAME_OR_IP")]
+        nas: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct NasAddArgs {
+    /// The NAS-IP-Address the NAS sends.
+    #[arg(value_name = "NAS_IP")]
+    pub nas_ip: IpAddr,
+    #[arg(long, value_name = "N")]
+    pub name: String,
+    #[command(flatten)]
+    pub opts: NasOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct NasSetArgs {
+    /// The NAS's IP (NAS-IP-Address) or name.
+    #[arg(value_name = "NAME_OR_IP")]
+    pub nas: String,
+    /// New name.
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub opts: NasOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct NasOptions {
+    /// NAS type.
+    #[arg(long = "type", value_name = "T")]
+    pub nas_type: Option<String>,
+    /// Address for RFC 5176 requests if not NAS_IP (NAT).
+    #[arg(long, value_name = "H")]
+    pub coa_host: Option<String>,
+    /// RFC 5176 port (3799; 1700 for older RouterOS).
+    #[arg(long, value_name = "P")]
+    pub coa_port: Option<u16>,
+    /// Shared secret if not the client's from clients.conf.
+    #[arg(long, value_name = "S")]
+    pub secret: Option<String>,
+    /// RouterOS API address.
+    #[arg(long, value_name = "H")]
+    pub api_host: Option<String>,
+    /// RouterOS API port (8728; 8729 for API-SSL).
+    #[arg(long, value_name = "P")]
+    pub api_port: Option<u16>,
+    #[arg(long, value_name = "U")]
+    pub api_user: Option<String>,
+    /// API password (visible in the process list: prefer --api-password-stdin).
+    #[arg(long, value_name = "P", conflicts_with = "api_password_stdin")]
+    pub api_password: Option<String>,
+    /// Read the API password from the first line of stdin.
+    #[arg(long)]
+    pub api_password_stdin: bool,
+    /// Use API-SSL.
+    #[arg(long, conflicts_with = "no_api_tls")]
+    pub api_tls: bool,
+    /// Plain API (no TLS).
+    #[arg(long)]
+    pub no_api_tls: bool,
+    #[arg(long, value_name = "MS")]
+    pub api_timeout_ms: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List disconnect jobs, oldest first.
+    List {
+        /// Only jobs in this state (pending, dm-failed, done, failed).
+        #[arg(long, value_name = "S")]
+        state: Option<JobState>,
+    },
+    /// Make jobs due again now.
+    Retry {
+        /// The job's id.
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "all_failed",
+            conflicts_with = "all_failed"
+        )]
+        id: Option<i64>,
+        /// Every failed job.
+        #[arg(long)]
+        all_failed: bool,
+    },
+    /// Delete finished (done) jobs.
+    Purge {
+        /// All done jobs.
+        #[arg(
+            long,
+            required_unless_present = "older_than",
+            conflicts_with = "older_than"
+        )]
+        done: bool,
+        /// Only done jobs last changed longer ago than this (30s, 15m, 12h, 7d).
+        #[arg(long, value_name = "AGE", value_parser = parse_age)]
+        older_than: Option<i64>,
+    },
+}
+
+/// An age like `7d`, `12h`, `15m`, `30s` (or plain seconds) in seconds.
+pub fn parse_age(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("bad age {s:?}: use e.g. 30s, 15m, 12h, 7d")),
+    };
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("bad age {s:?}: use e.g. 30s, 15m, 12h, 7d"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("age {s:?} is too large"))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn map_open(e: StoreError) -> CliError {
+    match e {
+        StoreError::NotFound { path } => CliError::NoDatabase { path },
+        e @ StoreError::Open { .. } => CliError::CannotOpen { source: e },
+        e => CliError::Store(e),
+    }
+}
+
+fn read_password_line(input: &mut impl BufRead) -> Result<String, CliError> {
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .map_err(|e| CliError::Input(format!("cannot read the API password from stdin: {e}")))?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    if pw.is_empty() {
+        return Err(CliError::Input("empty API password on stdin".into()));
+    }
+    Ok(pw)
+}
+
+/// Applies the given options over `nas`.
+fn apply(nas: &mut NasConfig, o: &NasOptions) -> Result<(), CliError> {
+    let set = |field: &mut Option<String>, v: &Option<String>| {
+        if let Some(v) = v {
+            // An empty value clears the setting (back to the default behaviour).
+            *field = (!v.is_empty()).then(|| v.clone());
+        }
+    };
+    if let Some(t) = &o.nas_type {
+        nas.nas_type = t.clone();
+    }
+    set(&mut nas.coa_host, &o.coa_host);
+    set(&mut nas.secret, &o.secret);
+    set(&mut nas.api_host, &o.api_host);
+    set(&mut nas.api_user, &o.api_user);
+    set(&mut nas.api_password, &o.api_password);
+    if o.api_password_stdin {
+        nas.api_password = Some(read_password_line(&mut std::io::stdin().lock())?);
+    }
+    if let Some(p) = o.coa_port {
+        nas.coa_port = p;
+    }
+    if let Some(p) = o.api_port {
+        nas.api_port = p;
+    }
+    if o.api_tls || o.no_api_tls {
+        nas.api_tls = o.api_tls;
+    }
+    if let Some(ms) = o.api_timeout_ms {
+        nas.api_timeout_ms = ms;
+    }
+    if nas.coa_port == 0 || nas.api_port == 0 || nas.api_timeout_ms == 0 {
+        return Err(CliError::Input(
+            "ports and the API timeout must be greater than 0".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn run_nas(cli: &Cli, cmd: &NasCommand, tz: Tz) -> Result<String, CliError> {
+    match cmd {
+        NasCommand::List => {
+            let rows = open_reader(cli)?.nas_list()?;
+            if cli.json {
+                nas_json(&rows, tz)
+            } else {
+                Ok(nas_table(&rows))
+            }
+        }
+        NasCommand::Add(args) => {
+            let db = Admin::open(&cli.db).map_err(map_open)?;
+            let ip = args.nas_ip.to_string();
+            if db.nas_get(&ip)?.is_some() || db.nas_get(&args.name)?.is_some() {
+                return Err(CliError::Input(format!(
+                    "a NAS {ip} or named {} exists already; use `nas set`",
+                    cell(&args.name)
+                )));
+            }
+            let mut nas = NasConfig::new(ip);
+            nas.name = Some(args.name.clone());
+            apply(&mut nas, &args.opts)?;
+            db.nas_upsert(&nas, now())?;
+            Ok(format!("added NAS {}\n", nas.nas_ip))
+        }
+        NasCommand::Set(args) => {
+            let db = Admin::open_existing(&cli.db).map_err(map_open)?;
+            let Some(row) = db.nas_get(&args.nas)? else {
+                return Err(no_nas(&args.nas));
+            };
+            let mut nas = row.config;
+            if let Some(name) = &args.name {
+                nas.name = (!name.is_empty()).then(|| name.clone());
+            }
+            apply(&mut nas, &args.opts)?;
+            db.nas_upsert(&nas, now())?;
+            Ok(format!("updated NAS {}\n", nas.nas_ip))
+        }
+        NasCommand::Remove { nas } => {
+            let db = Admin::open_existing(&cli.db).map_err(map_open)?;
+            if db.nas_remove(nas)? {
+                Ok(format!("removed NAS {}\n", cell(nas)))
+            } else {
+                Err(no_nas(nas))
+            }
+        }
+    }
+}
+
+fn no_nas(key: &str) -> CliError {
+    CliError::Input(format!("no NAS with IP or name {}", cell(key)))
+}
+
+pub(super) fn run_queue(cli: &Cli, cmd: &QueueCommand, tz: Tz) -> Result<String, CliError> {
+    match cmd {
+        QueueCommand::List { state } => {
+            let jobs = open_reader(cli)?.queue_list(*state)?;
+            if cli.json {
+                queue_json(&jobs, tz)
+            } else {
+                Ok(queue_table(&jobs, tz))
+            }
+        }
+        QueueCommand::Retry { id, all_failed } => {
+            let db = Admin::open_existing(&cli.db).map_err(map_open)?;
+            let target = match (id, all_failed) {
+                (Some(id), false) => RetryTarget::Id(*id),
+                _ => RetryTarget::AllFailed,
+            };
+            let n = db.queue_retry(target, now())?;
+            if let (RetryTarget::Id(id), 0) = (target, n) {
+                return Err(CliError::Input(format!(
+                    "no job {id} to retry (no such job, or it is done)"
+                )));
+            }
+            count_reply(cli, "retried", n)
+        }
+        QueueCommand::Purge { older_than, .. } => {
+            let db = Admin::open_existing(&cli.db).map_err(map_open)?;
+            let n = db.queue_purge(older_than.map(|age| now().saturating_sub(age)))?;
+            count_reply(cli, "purged", n)
+        }
+    }
+}
+
+fn count_reply(cli: &Cli, verb: &str, n: usize) -> Result<String, CliError> {
+    if cli.json {
+        let mut out = serde_json::to_string_pretty(&serde_json::json!({ verb: n }))?;
+        out.push('\n');
+        Ok(out)
+    } else {
+        Ok(format!("{verb} {n} job(s)\n"))
+    }
+}
+
+#[derive(Serialize)]
+struct NasJson<'a> {
+    id: i64,
+    nas_ip: &'a str,
+    name: Option<&'a str>,
+    #[serde(rename = "type")]
+    nas_type: &'a str,
+    coa_host: Option<&'a str>,
+    coa_port: u16,
+    secret_set: bool,
+    api_host: Option<&'a str>,
+    api_port: u16,
+    api_user: Option<&'a str>,
+    api_password_set: bool,
+    api_tls: bool,
+    api_timeout_ms: u32,
+    created: i64,
+    created_local: Option<String>,
+    updated: i64,
+    updated_local: Option<String>,
+}
+
+fn nas_json(rows: &[NasRow], tz: Tz) -> Result<String, CliError> {
+    let nas: Vec<NasJson> = rows
+        .iter()
+        .map(|r| {
+            let c = &r.config;
+            NasJson {
+                id: r.id,
+                nas_ip: &c.nas_ip,
+                name: c.name.as_deref(),
+                nas_type: &c.nas_type,
+                coa_host: c.coa_host.as_deref(),
+                coa_port: c.coa_port,
+                secret_set: c.secret.is_some(),
+                api_host: c.api_host.as_deref(),
+                api_port: c.api_port,
+                api_user: c.api_user.as_deref(),
+                api_password_set: c.api_password.is_some(),
+                api_tls: c.api_tls,
+                api_timeout_ms: c.api_timeout_ms,
+                created: r.created,
+                created_local: rfc3339(r.created, tz),
+                updated: r.updated,
+                updated_local: rfc3339(r.updated, tz),
+            }
+        })
+        .collect();
+    let mut out = serde_json::to_string_pretty(&serde_json::json!({ "nas": nas }))?;
+    out.push('\n');
+    Ok(out)
+}
+
+/// `user@host:port tls`, without the password; `-` when no API host is set.
+fn api_cell(c: &NasConfig) -> String {
+    let Some(host) = &c.api_host else {
+        return "-".into();
+    };
+    let user = c
+        .api_user
+        .as_deref()
+        .map_or(String::new(), |u| format!("{u}@"));
+    let tls = if c.api_tls { " tls" } else { "" };
+    cell(&format!("{user}{host}:{}{tls}", c.api_port))
+}
+
+fn nas_table(rows: &[NasRow]) -> String {
+    if rows.is_empty() {
+        return "no NASes configured\n".to_string();
+    }
+    let headers = [
+        ("NAS-IP", Align::Left),
+        ("NAME", Align::Left),
+        ("TYPE", Align::Left),
+        ("COA", Align::Left),
+        ("SECRET", Align::Left),
+        ("API", Align::Left),
+    ];
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let c = &r.config;
+            let coa_host = c.coa_host.as_deref().unwrap_or(&c.nas_ip);
+            vec![
+                cell(&c.nas_ip),
+                c.name.as_deref().map_or("-".to_string(), cell),
+                cell(&c.nas_type),
+                cell(&format!("{coa_host}:{}", c.coa_port)),
+                if c.secret.is_some() { "set" } else { "-" }.to_string(),
+                api_cell(c),
+            ]
+        })
+        .collect();
+    table(&headers, &body)
+}
+
+#[derive(Serialize)]
+struct JobJson<'a> {
+    id: i64,
+    nas_ip: &'a str,
+    session_key: &'a str,
+    username: &'a str,
+    acct_session_id: &'a str,
+    framed_ip: Option<&'a str>,
+    session_start: i64,
+    reason: &'a str,
+    state: JobState,
+    method: Option<crate::store::Method>,
+    attempts: u32,
+    last_error: Option<&'a str>,
+    error_cause: Option<u32>,
+    next_attempt_at: i64,
+    next_attempt_at_local: Option<String>,
+    created: i64,
+    created_local: Option<String>,
+    updated: i64,
+    updated_local: Option<String>,
+}
+
+fn queue_json(jobs: &[DisconnectJob], tz: Tz) -> Result<String, CliError> {
+    let jobs: Vec<JobJson> = jobs
+        .iter()
+        .map(|j| JobJson {
+            id: j.id,
+            nas_ip: &j.nas_ip,
+            session_key: &j.session_key,
+            username: &j.username,
+            acct_session_id: &j.acct_session_id,
+            framed_ip: j.framed_ip.as_deref(),
+            session_start: j.session_start,
+            reason: &j.reason,
+            state: j.state,
+            method: j.method,
+            attempts: j.attempts,
+            last_error: j.last_error.as_deref(),
+            error_cause: j.error_cause,
+            next_attempt_at: j.next_attempt_at,
+            next_attempt_at_local: rfc3339(j.next_attempt_at, tz),
+            created: j.created,
+            created_local: rfc3339(j.created, tz),
+            updated: j.updated,
+            updated_local: rfc3339(j.updated, tz),
+        })
+        .collect();
+    let mut out = serde_json::to_string_pretty(&serde_json::json!({ "jobs": jobs }))?;
+    out.push('\n');
+    Ok(out)
+}
+
+fn queue_table(jobs: &[DisconnectJob], tz: Tz) -> String {
+    if jobs.is_empty() {
+        return "no disconnect jobs match\n".to_string();
+    }
+    let headers = [
+        ("ID", Align::Right),
+        ("USER", Align::Left),
+        ("NAS", Align::Left),
+        ("SESSION", Align::Left),
+        ("REASON", Align::Left),
+        ("STATE", Align::Left),
+        ("TRIES", Align::Right),
+        ("NEXT", Align::Left),
+        ("LAST-ERROR", Align::Left),
+    ];
+    let body: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            let state = match j.method {
+                Some(m) => format!("{} ({})", j.state.as_str(), m.as_str()),
+                None => j.state.as_str().to_string(),
+            };
+            let next = match j.state {
+                JobState::Pending | JobState::DmFailed => local_time(j.next_attempt_at, tz),
+                _ => "-".into(),
+            };
+            let err = match (&j.last_error, j.error_cause) {
+                (Some(e), Some(c)) => format!("{} (Error-Cause {c})", cell(e)),
+                (Some(e), None) => cell(e),
+                (None, _) => "-".into(),
+            };
+            vec![
+                j.id.to_string(),
+                cell(&j.username),
+                cell(&j.nas_ip),
+                cell(&j.session_key),
+                cell(&j.reason),
+                state,
+                j.attempts.to_string(),
+                next,
+                err,
+            ]
+        })
+        .collect();
+    table(&headers, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages() {
+        let ok = [
+            ("30", 30),
+            ("30s", 30),
+            ("15m", 900),
+            ("12h", 43_200),
+            ("7d", 604_800),
+            ("2w", 1_209_600),
+        ];
+        for (s, want) in ok {
+            assert_eq!(parse_age(s), Ok(want), "{s}");
+        }
+        for bad in ["", "d", "7x", "-1d", "1.5h", "99999999999999999999d"] {
+            assert!(parse_age(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn password_from_stdin_line() {
+        let mut input = std::io::Cursor::new("pa ss\r\nignored\n");
+        assert_eq!(read_password_line(&mut input).unwrap(), "pa ss");
+        assert!(read_password_line(&mut std::io::Cursor::new("\n")).is_err());
+    }
+
+    #[test]
+    fn api_cell_never_shows_the_password() {
+        let mut c = NasConfig::new("127.0.0.2");
+        assert_eq!(api_cell(&c), "-");
+        c.api_host = Some("127.0.0.9".into());
+        c.api_user = Some("radius".into());
+        c.api_password = Some("hunter2".into());
+        assert_eq!(api_cell(&c), "radius@127.0.0.9:8728");
+        c.api_tls = true;
+        c.api_port = 8729;
+        assert_eq!(api_cell(&c), "radius@127.0.0.9:8729 tls");
+    }
+}

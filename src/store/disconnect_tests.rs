@@ -1,0 +1,298 @@
+use super::*;
+use crate::sessions::{AcctStatus, AcctUpdate};
+use crate::store::{Reader, Store};
+
+fn open(dir: &tempfile::TempDir) -> Admin {
+    Admin::open(dir.path().join("db.sqlite")).unwrap()
+}
+
+fn job(nas: &str, key: &str) -> NewDisconnectJob {
+    NewDisconnectJob {
+        nas_ip: nas.into(),
+        session_key: key.into(),
+        username: format!("user-{key}"),
+        acct_session_id: key.into(),
+        framed_ip: Some("100.64.0.7".into()),
+        session_start: 1_000,
+        reason: "month-boundary".into(),
+    }
+}
+
+#[test]
+fn backoff_doubles_and_caps_at_an_hour() {
+    let cases = [
+        (0, 30),
+        (1, 60),
+        (2, 120),
+        (6, 1920),
+        (7, 3600),
+        (40, 3600),
+        (u32::MAX, 3600),
+    ];
+    for (attempts, want) in cases {
+        assert_eq!(backoff_secs(attempts), want, "{attempts}");
+    }
+}
+
+#[test]
+fn job_state_round_trips() {
+    for s in [
+        JobState::Pending,
+        JobState::DmFailed,
+        JobState::Done,
+        JobState::Failed,
+    ] {
+        assert_eq!(s.as_str().parse::<JobState>(), Ok(s));
+    }
+    assert!("running".parse::<JobState>().is_err());
+}
+
+#[test]
+fn nas_upsert_get_list_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    let mut a = NasConfig::new("127.0.0.2");
+    a.name = Some("core".into());
+    a.secret = Some("s3cret".into());
+    a.api_password = Some("pw".into());
+    let id = db.nas_upsert(&a, 100).unwrap();
+    let mut b = NasConfig::new("127.0.0.3");
+    b.coa_port = 1700;
+    db.nas_upsert(&b, 100).unwrap();
+
+    let got = db.nas_get("core").unwrap().unwrap();
+    assert_eq!((got.id, &got.config, got.created), (id, &a, 100));
+    assert_eq!(db.nas_get("127.0.0.3").unwrap().unwrap().config, b);
+    assert!(db.nas_get("nope").unwrap().is_none());
+
+    // Same IP updates in place, keeping id and created.
+    a.api_tls = true;
+    a.api_port = 8729;
+    assert_eq!(db.nas_upsert(&a, 200).unwrap(), id);
+    let got = db.nas_get("127.0.0.2").unwrap().unwrap();
+    assert_eq!((&got.config, got.created, got.updated), (&a, 100, 200));
+
+    let ips: Vec<String> = db
+        .nas_list()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.config.nas_ip)
+        .collect();
+    assert_eq!(ips, ["127.0.0.2", "127.0.0.3"]);
+
+    // Names are unique.
+    let mut c = NasConfig::new("127.0.0.4");
+    c.name = Some("core".into());
+    assert!(db.nas_upsert(&c, 300).is_err());
+
+    assert!(db.nas_remove("core").unwrap());
+    assert!(!db.nas_remove("core").unwrap());
+    assert_eq!(db.nas_list().unwrap().len(), 1);
+}
+
+#[test]
+fn nas_debug_hides_secrets() {
+    let mut a = NasConfig::new("127.0.0.2");
+    a.secret = Some("very-secret-1".into());
+    a.api_password = Some("very-secret-2".into());
+    let s = format!("{a:?}");
+    assert!(!s.contains("very-secret"), "{s}");
+    assert!(s.contains("secret_set: true"), "{s}");
+}
+
+#[test]
+fn enqueue_is_once_per_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    assert!(db.queue_enqueue(&job("127.0.0.2", "s1"), 10).unwrap());
+    assert!(!db.queue_enqueue(&job("127.0.0.2", "s1"), 20).unwrap());
+    assert!(db.queue_enqueue(&job("127.0.0.3", "s1"), 20).unwrap());
+    let all = db.queue_list(None).unwrap();
+    assert_eq!(all.len(), 2);
+    let j = &all[0];
+    assert_eq!(
+        (j.state, j.attempts, j.next_attempt_at, j.created, j.method),
+        (JobState::Pending, 0, 10, 10, None)
+    );
+    assert_eq!(j.username, "user-s1");
+    assert_eq!(j.framed_ip.as_deref(), Some("100.64.0.7"));
+}
+
+#[test]
+fn due_mark_and_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    db.queue_enqueue(&job("127.0.0.2", "s1"), 100).unwrap();
+    db.queue_enqueue(&job("127.0.0.2", "s2"), 105).unwrap();
+    assert!(db.queue_due(99, 10).unwrap().is_empty());
+    let due = db.queue_due(110, 10).unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(db.queue_due(110, 1).unwrap().len(), 1);
+    let (s1, s2) = (due[0].id, due[1].id);
+
+    let nak = JobOutcome::DmFailed {
+        error: "Disconnect-NAK".into(),
+        error_cause: Some(503),
+    };
+    assert!(db.queue_mark(s1, &nak, 110).unwrap());
+    let j = &db.queue_list(Some(JobState::DmFailed)).unwrap()[0];
+    assert_eq!(
+        (j.attempts, j.next_attempt_at, j.error_cause),
+        (1, 140, Some(503))
+    );
+    assert_eq!(j.last_error.as_deref(), Some("Disconnect-NAK"));
+
+    // Second failure doubles the wait; dm-failed jobs are still due.
+    let timeout = JobOutcome::Retry {
+        error: "timeout".into(),
+        error_cause: None,
+    };
+    assert_eq!(db.queue_due(139, 10).unwrap().len(), 1);
+    assert_eq!(db.queue_due(140, 10).unwrap().len(), 2);
+    db.queue_mark(s1, &timeout, 140).unwrap();
+    let j = db
+        .queue_list(None)
+        .unwrap()
+        .into_iter()
+        .find(|j| j.id == s1)
+        .unwrap();
+    assert_eq!(
+        (j.state, j.attempts, j.next_attempt_at, j.error_cause),
+        (JobState::Pending, 2, 200, None)
+    );
+
+    db.queue_mark(s2, &JobOutcome::Done(Method::Dm), 150)
+        .unwrap();
+    let done = db.queue_list(Some(JobState::Done)).unwrap();
+    assert_eq!(
+        (done.len(), done[0].method, done[0].updated),
+        (1, Some(Method::Dm), 150)
+    );
+    assert!(db.queue_due(10_000, 10).unwrap().iter().all(|j| j.id != s2));
+
+    let gave_up = JobOutcome::Failed {
+        error: "api refused".into(),
+        error_cause: None,
+    };
+    db.queue_mark(s1, &gave_up, 200).unwrap();
+    assert!(db.queue_due(10_000, 10).unwrap().is_empty());
+    assert!(!db.queue_mark(9999, &gave_up, 200).unwrap());
+}
+
+#[test]
+fn retry_and_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    for k in ["a", "b", "c"] {
+        db.queue_enqueue(&job("127.0.0.2", k), 100).unwrap();
+    }
+    let ids: Vec<i64> = db.queue_list(None).unwrap().iter().map(|j| j.id).collect();
+    let fail = JobOutcome::Failed {
+        error: "x".into(),
+        error_cause: None,
+    };
+    db.queue_mark(ids[0], &fail, 100).unwrap();
+    db.queue_mark(ids[1], &fail, 100).unwrap();
+    db.queue_mark(ids[2], &JobOutcome::Done(Method::Api), 100)
+        .unwrap();
+
+    assert_eq!(db.queue_retry(RetryTarget::Id(ids[0]), 500).unwrap(), 1);
+    let j = &db.queue_list(Some(JobState::Pending)).unwrap()[0];
+    assert_eq!((j.id, j.attempts, j.next_attempt_at), (ids[0], 0, 500));
+    // Done jobs stay done.
+    assert_eq!(db.queue_retry(RetryTarget::Id(ids[2]), 500).unwrap(), 0);
+    assert_eq!(db.queue_retry(RetryTarget::AllFailed, 600).unwrap(), 1);
+    assert!(db.queue_list(Some(JobState::Failed)).unwrap().is_empty());
+
+    // Purge only removes done jobs, by age.
+    assert_eq!(db.queue_purge(Some(100)).unwrap(), 0);
+    assert_eq!(db.queue_purge(Some(101)).unwrap(), 1);
+    db.queue_mark(ids[0], &JobOutcome::Done(Method::Dm), 700)
+        .unwrap();
+    assert_eq!(db.queue_purge(None).unwrap(), 1);
+    assert_eq!(db.queue_list(None).unwrap().len(), 1);
+}
+
+#[test]
+fn close_if_stopped_uses_the_session_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let store = Store::open(&path, Default::default()).unwrap();
+    let pkt = |status, sid: &str, at| AcctUpdate {
+        status,
+        nas_ip: "127.0.0.2".into(),
+        session_id: sid.into(),
+        unique_id: None,
+        username: "alice".into(),
+        input_octets: 0,
+        output_octets: 0,
+        session_time: Some(0),
+        framed_ip: None,
+        calling_station_id: None,
+        nas_port: None,
+        terminate_cause: None,
+        event_time: at,
+    };
+    store.record(pkt(AcctStatus::Start, "open1", 100)).unwrap();
+    store.record(pkt(AcctStatus::Start, "gone1", 100)).unwrap();
+    store.record(pkt(AcctStatus::Stop, "gone1", 150)).unwrap();
+    let keys: Vec<String> = store
+        .list_sessions(&Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.session_key)
+        .collect();
+    assert_eq!(keys.len(), 2);
+
+    let db = Admin::open(&path).unwrap();
+    for k in &keys {
+        db.queue_enqueue(&job("127.0.0.2", k), 200).unwrap();
+    }
+    assert_eq!(db.queue_close_if_stopped(300).unwrap(), 1);
+    assert_eq!(db.queue_close_if_stopped(300).unwrap(), 0);
+    let done = db.queue_list(Some(JobState::Done)).unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].method, Some(Method::Stop));
+    assert_eq!(db.queue_list(Some(JobState::Pending)).unwrap().len(), 1);
+
+    // The read-only side sees the same rows.
+    let reader = Reader::open(&path).unwrap();
+    assert_eq!(reader.queue_list(None).unwrap().len(), 2);
+}
+
+#[test]
+fn bulk_runs_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    let run = BulkRun {
+        nas_ip: "127.0.0.2".into(),
+        started: 10,
+        finished: Some(20),
+        seen: 50,
+        removed: 3,
+        failed: 1,
+        error: None,
+    };
+    let id1 = db.bulk_run_record(&run).unwrap();
+    let later = BulkRun {
+        started: 30,
+        finished: None,
+        error: Some("api timeout".into()),
+        ..run.clone()
+    };
+    let id2 = db.bulk_run_record(&later).unwrap();
+    assert_ne!(id1, id2);
+    assert_eq!(db.bulk_runs("127.0.0.2").unwrap(), vec![later, run]);
+    assert!(db.bulk_runs("127.0.0.9").unwrap().is_empty());
+}
+
+#[test]
+fn open_existing_requires_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.sqlite");
+    assert!(matches!(
+        Admin::open_existing(&path),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(!path.exists());
+}
