@@ -5,7 +5,12 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Migration N (1-based) is `MIGRATIONS[N - 1]`. Append only: never edit a shipped one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    // Placeholder for the NAS/disconnect queue migration (merged from another branch).
+    include_str!("migrations/0002_reserved.sql"),
+    include_str!("migrations/0003_capping.sql"),
+];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
