@@ -7,6 +7,7 @@
 //! stderr with exit code 1 (2 for usage errors, from clap). Read commands open the
 //! database read-only, so they are safe while the server runs.
 
+mod capping;
 mod format;
 
 use std::io::Write;
@@ -52,6 +53,14 @@ pub enum Command {
     Sessions(SessionsCommand),
     /// Usage of a user per month and per day.
     Usage(UsageArgs),
+    /// Capping limits of a user: show, set, unset.
+    Limits(capping::LimitsArgs),
+    /// Topups (extra traffic or uptime).
+    #[command(subcommand)]
+    Topup(capping::TopupCommand),
+    /// Automatic topups.
+    #[command(subcommand)]
+    Autotopup(capping::AutotopupCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +120,9 @@ pub enum CliError {
     CannotOpen { source: StoreError },
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// Bad values given on the command line.
+    #[error("{0}")]
+    Input(String),
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -155,6 +167,9 @@ pub fn run(cli: &Cli) -> Result<String, CliError> {
                 Ok(usage_table(&args.user, &rows))
             }
         }
+        Command::Limits(args) => capping::run_limits(cli, args, tz),
+        Command::Topup(cmd) => capping::run_topup(cli, cmd, tz),
+        Command::Autotopup(cmd) => capping::run_autotopup(cli, cmd, tz),
     }
 }
 

@@ -133,7 +133,7 @@ pub(crate) fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
 
 fn insert_topup(conn: &Connection, t: &NewTopup) -> Result<u64, StoreError> {
     if t.valid_to < t.valid_from {
-        return Err(StoreError::Invalid(format!(
+        return Err(StoreError::Rejected(format!(
             "topup valid_to {} is before valid_from {}",
             t.valid_to, t.valid_from
         )));
@@ -244,7 +244,7 @@ fn apply_decision(
     }
     for n in &d.notifications {
         let body = serde_json::to_string(&n.vars)
-            .map_err(|e| StoreError::Invalid(format!("cannot encode notification: {e}")))?;
+            .map_err(|e| StoreError::Rejected(format!("cannot encode notification: {e}")))?;
         conn.prepare_cached(
             "INSERT OR IGNORE INTO notification_outbox \
              (key, username, kind, event, target, body, created, next_attempt_at) \
@@ -274,7 +274,7 @@ fn event_name(e: crate::capping::NotifyEvent) -> &'static str {
 fn canonical(attribute: &str) -> Result<&'static str, StoreError> {
     lookup_attribute(attribute)
         .map(|(def, _)| def.name)
-        .ok_or_else(|| StoreError::Invalid(format!("{attribute:?} is not a capping attribute")))
+        .ok_or_else(|| StoreError::Rejected(format!("{attribute:?} is not a capping attribute")))
 }
 
 /// Sets values after checking that the user's resulting limits parse.
@@ -292,7 +292,7 @@ fn limits_set(
         merged.push((r.attribute, r.value));
     }
     let raw = RawLimits::from_pairs(merged.iter().map(|(a, v)| (a.as_str(), v.as_str())));
-    parse_limits(username, &raw, false).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    parse_limits(username, &raw, false).map_err(|e| StoreError::Rejected(e.to_string()))?;
     for (a, v) in &merged[..values.len()] {
         conn.prepare_cached(
             "INSERT INTO user_limits (username, attribute, value) VALUES (?1, ?2, ?3) \

@@ -96,7 +96,7 @@ fn topup_with_reversed_validity_is_rejected() {
     let err = store
         .topup_add(manual("alice", TYPE_TRAFFIC, DEC, NOV, 1))
         .unwrap_err();
-    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert!(matches!(err, StoreError::Rejected(_)), "{err}");
 }
 
 /// alice: 100 MB limit, auto-topups of 50 MB (threshold 25), a manual 50 MB topup.
@@ -322,7 +322,7 @@ fn limits_set_validates_and_canonicalizes() {
         vec![("No-Such-Attribute", "1")],
     ] {
         let err = store.limits_set("alice", &bad).unwrap_err();
-        assert!(matches!(err, StoreError::Invalid(_)), "{bad:?}: {err}");
+        assert!(matches!(err, StoreError::Rejected(_)), "{bad:?}: {err}");
     }
     assert_eq!(store.user_limits("alice").unwrap().len(), 2);
 

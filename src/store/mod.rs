@@ -53,6 +53,9 @@ pub enum StoreError {
     Spawn(std::io::Error),
     #[error("invalid accounting packet: {0}")]
     Invalid(String),
+    /// A capping write (limits, topups) with bad values; the message says which.
+    #[error("{0}")]
+    Rejected(String),
     /// The transaction of a whole batch failed; nothing of the batch was saved.
     #[error("write transaction failed: {0}")]
     Batch(String),
