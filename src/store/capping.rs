@@ -6,7 +6,13 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::read::{from_db, to_db};
 use super::StoreError;
-use crate::capping::{lookup_attribute, parse_limits, Decision, RawLimits};
+use chrono_tz::Tz;
+
+use crate::capping::{
+    evaluate, lookup_attribute, parse_limits, Decision, EvalInput, EvalOptions, Limits, Period,
+    PeriodKind, RawLimits, Usage as CapUsage,
+};
+use crate::periods;
 use crate::topups::{NewTopup, Topup, TopupBalance};
 
 /// A write on the capping tables, executed by the writer.
@@ -20,6 +26,7 @@ pub(crate) enum Op {
         now: i64,
         decision: Box<Decision>,
     },
+    Decide(Box<DecideRequest>),
     LimitsSet {
         username: String,
         values: Vec<(String, String)>,
@@ -33,6 +40,19 @@ pub(crate) enum Op {
         now: i64,
         result: OutboxResult,
     },
+}
+
+/// Inputs of [`crate::store::Store::decide`] besides the stored topups.
+#[derive(Debug, Clone)]
+pub struct DecideRequest {
+    pub username: String,
+    pub limits: Limits,
+    pub period: Period,
+    pub now: i64,
+    pub opts: EvalOptions,
+    /// Usage in the period; None: the stored usage of the period (usage_month or
+    /// usage_day, in the store's time zone).
+    pub usage: Option<CapUsage>,
 }
 
 /// Result of one delivery attempt, for [`crate::store::Store::outbox_mark`].
@@ -52,6 +72,7 @@ pub(crate) enum Done {
     Id(u64),
     Count(usize),
     Ids(Vec<u64>),
+    Decided(Box<Decision>, Vec<u64>),
 }
 
 /// One queued notification.
@@ -78,8 +99,12 @@ pub struct LimitRow {
     pub value: String,
 }
 
-pub(crate) fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
+pub(crate) fn apply(conn: &Connection, tz: Tz, op: &Op) -> Result<Done, StoreError> {
     match op {
+        Op::Decide(r) => {
+            let (d, ids) = decide(conn, tz, r)?;
+            Ok(Done::Decided(Box::new(d), ids))
+        }
         Op::TopupAdd(t) => insert_topup(conn, t).map(Done::Id),
         Op::TopupRemove(id) => {
             conn.prepare_cached("DELETE FROM topup_consumption WHERE topup_id = ?1")?
@@ -268,6 +293,49 @@ fn event_name(e: crate::capping::NotifyEvent) -> &'static str {
         crate::capping::NotifyEvent::Added => "added",
         crate::capping::NotifyEvent::LimitReached => "limit-reached",
     }
+}
+
+/// Loads the period's topups (and usage, unless given), evaluates and applies the
+/// decision, all inside the writer's transaction: concurrent decisions for one user
+/// are serialized, so two racing updates cannot both add auto-topups.
+fn decide(
+    conn: &Connection,
+    tz: Tz,
+    r: &DecideRequest,
+) -> Result<(Decision, Vec<u64>), StoreError> {
+    let usage = match r.usage {
+        Some(u) => u,
+        None => {
+            let u = match r.period.kind {
+                PeriodKind::Month => super::read::month_usage(
+                    conn,
+                    &r.username,
+                    periods::local_month(r.period.start, tz),
+                )?,
+                PeriodKind::Day => super::read::day_usage(
+                    conn,
+                    &r.username,
+                    periods::local_day(r.period.start, tz),
+                )?,
+            };
+            CapUsage {
+                traffic_bytes: u.total_octets(),
+                uptime_secs: u.session_time,
+            }
+        }
+    };
+    let topups = topups_for_period(conn, &r.username, r.period.start, r.period.end)?;
+    let d = evaluate(&EvalInput {
+        username: &r.username,
+        limits: &r.limits,
+        usage,
+        topups: &topups,
+        period: r.period,
+        now: r.now,
+        opts: &r.opts,
+    });
+    let ids = apply_decision(conn, &r.username, r.period.start, r.now, &d)?;
+    Ok((d, ids))
 }
 
 /// Our canonical name for a capping attribute (accepts SMRadius aliases).

@@ -340,3 +340,71 @@ fn limits_set_validates_and_canonicalizes() {
     );
     assert!(store.user_limits("alice").unwrap().is_empty());
 }
+
+fn decide_request(now: i64, usage_mb: Option<u64>) -> crate::store::DecideRequest {
+    crate::store::DecideRequest {
+        username: "alice".into(),
+        limits: alice_limits(),
+        period: Period::containing(PeriodKind::Month, now, &chrono_tz::UTC).unwrap(),
+        now,
+        opts: EvalOptions::default(),
+        usage: usage_mb.map(|mb| Usage {
+            traffic_bytes: mb * MIB,
+            uptime_secs: 0,
+        }),
+    }
+}
+
+#[test]
+fn decide_reads_stored_usage_and_never_doubles_auto_topups() {
+    use crate::sessions::{AcctStatus, AcctUpdate};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let now = NOV + 10 * DAY;
+    let packet = |status, input: u64, at| AcctUpdate {
+        status,
+        nas_ip: "127.0.0.2".into(),
+        session_id: "s".into(),
+        unique_id: None,
+        username: "alice".into(),
+        input_octets: input,
+        output_octets: 0,
+        session_time: Some(60),
+        framed_ip: None,
+        calling_station_id: None,
+        nas_port: None,
+        terminate_cause: None,
+        event_time: at,
+    };
+    store
+        .record(packet(AcctStatus::Start, 0, now - 60))
+        .unwrap();
+    store
+        .record(packet(AcctStatus::Interim, 90 * MIB, now))
+        .unwrap();
+
+    // 90 of 100 MB used: 10 left ≤ threshold 25, one 50 MB auto-topup.
+    let (d, ids) = store.decide(decide_request(now, None)).unwrap();
+    assert_eq!(ids.len(), 1, "{}", d.explanation);
+    assert!(!d.is_exhausted());
+
+    // Racing decisions from many threads: still exactly one auto-topup.
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let store = store.clone();
+            s.spawn(move || store.decide(decide_request(now + i, None)).unwrap());
+        }
+    });
+    let autos = store
+        .topup_list(Some("alice"), true, 0)
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.is_auto())
+        .count();
+    assert_eq!(autos, 1);
+
+    // Explicit usage overrides the stored one.
+    let (d, _) = store.decide(decide_request(now + 100, Some(10))).unwrap();
+    assert!(d.new_auto_topups.is_empty());
+    assert!(d.topup_consumption.iter().all(|r| r.consumed == 0));
+}

@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use rusqlite::{Connection, OpenFlags};
 
-pub use capping::{LimitRow, OutboxResult, OutboxRow};
+pub use capping::{DecideRequest, LimitRow, OutboxResult, OutboxRow};
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
 pub use schema::SCHEMA_VERSION;
 
@@ -310,6 +310,18 @@ impl Store {
             decision: Box::new(decision.clone()),
         })? {
             capping::Done::Ids(ids) => Ok(ids),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Evaluates and applies in one step on the writer (one savepoint): loads the
+    /// period's topups (and usage when `usage` is None), runs
+    /// [`crate::capping::evaluate`] and writes the result like [`Store::apply_decision`].
+    /// Decisions for the same user are serialized, so racing updates cannot both add
+    /// auto-topups. Returns the decision and the ids of its auto-topups.
+    pub fn decide(&self, request: DecideRequest) -> Result<(Decision, Vec<u64>), StoreError> {
+        match self.capping(capping::Op::Decide(Box::new(request)))? {
+            capping::Done::Decided(d, ids) => Ok((*d, ids)),
             _ => Err(StoreError::WriterGone),
         }
     }

@@ -143,7 +143,7 @@ fn apply_one(conn: &Connection, tz: Tz, request: &Request) -> Result<Reply, Stor
                 .execute(rusqlite::params![cutoff, sessions::closed_reason::STALE])?;
             Ok(Reply::StaleClosed(n))
         }
-        Request::Capping(op) => super::capping::apply(conn, op).map(Reply::Capping),
+        Request::Capping(op) => super::capping::apply(conn, tz, op).map(Reply::Capping),
     }
 }
 
