@@ -5,7 +5,9 @@
 //! always a top-level JSON object with stable snake_case fields, bytes and seconds
 //! as integers, times as unix seconds plus `*_local` RFC 3339 strings; errors on
 //! stderr with exit code 1 (2 for usage errors, from clap). Read commands open the
-//! database read-only, so they are safe while the server runs.
+//! database read-only, so they are safe while the server runs. Write commands
+//! (`limits set`, `topup add`, ...) go through the store's writer and never create
+//! a database.
 
 mod capping;
 mod format;
@@ -29,7 +31,7 @@ pub const DEFAULT_DB: &str = "/var/lib/freeradius/rlm_rust.sqlite";
 #[command(
     name = "rlm-rust",
     version,
-    about = "Inspect rlm_rust's sessions and usage"
+    about = "Inspect rlm_rust's sessions and usage; manage capping limits and topups"
 )]
 pub struct Cli {
     /// The module's SQLite database.
