@@ -5,9 +5,11 @@
 //! always a top-level JSON object with stable snake_case fields, bytes and seconds
 //! as integers, times as unix seconds plus `*_local` RFC 3339 strings; errors on
 //! stderr with exit code 1 (2 for usage errors, from clap). Read commands open the
-//! database read-only, so they are safe while the server runs; write commands
-//! (`nas add/set/remove`, `queue retry/purge`) open it read-write.
+//! database read-only, so they are safe while the server runs. Write commands open it
+//! read-write: `nas add/set/remove` and `queue retry/purge` directly, `limits set`,
+//! `topup add`, ... through the store's writer.
 
+mod capping;
 mod format;
 mod nas;
 
@@ -30,7 +32,7 @@ pub const DEFAULT_DB: &str = "/var/lib/freeradius/rlm_rust.sqlite";
 #[command(
     name = "rlm-rust",
     version,
-    about = "Inspect rlm_rust's sessions and usage; manage NASes and the disconnect queue"
+    about = "Inspect rlm_rust's sessions and usage; manage NASes, the disconnect queue, capping limits and topups"
 )]
 pub struct Cli {
     /// The module's SQLite database.
@@ -60,6 +62,14 @@ pub enum Command {
     /// The disconnect queue.
     #[command(subcommand)]
     Queue(nas::QueueCommand),
+    /// Capping limits of a user: show, set, unset.
+    Limits(capping::LimitsArgs),
+    /// Topups (extra traffic or uptime).
+    #[command(subcommand)]
+    Topup(capping::TopupCommand),
+    /// Automatic topups.
+    #[command(subcommand)]
+    Autotopup(capping::AutotopupCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +178,9 @@ pub fn run(cli: &Cli) -> Result<String, CliError> {
         }
         Command::Nas(cmd) => nas::run_nas(cli, cmd, tz),
         Command::Queue(cmd) => nas::run_queue(cli, cmd, tz),
+        Command::Limits(args) => capping::run_limits(cli, args, tz),
+        Command::Topup(cmd) => capping::run_topup(cli, cmd, tz),
+        Command::Autotopup(cmd) => capping::run_autotopup(cli, cmd, tz),
     }
 }
 

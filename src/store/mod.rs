@@ -3,6 +3,7 @@
 //! All SQL of the crate lives under this module. Callers use [`Store`] (the module,
 //! read-write) or [`Reader`] (the CLI, read-only).
 
+mod capping;
 mod disconnect;
 mod read;
 mod schema;
@@ -19,6 +20,7 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use rusqlite::{Connection, OpenFlags};
 
+pub use capping::{DecideRequest, LimitRow, OutboxResult, OutboxRow};
 pub use disconnect::{
     backoff_secs, Admin, BulkRun, DisconnectJob, JobOutcome, JobState, Method, NasConfig, NasRow,
     NewDisconnectJob, RetryTarget,
@@ -26,7 +28,9 @@ pub use disconnect::{
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
 pub use schema::SCHEMA_VERSION;
 
+use crate::capping::{Decision, RawLimits};
 use crate::sessions::{AcctUpdate, Outcome, Usage};
+use crate::topups::{ConsumptionRow, NewTopup, Topup, TopupBalance};
 use writer::{Counters, Job, Reply, Request, Writer};
 
 /// Errors of the store. Messages are meant for an operator's log.
@@ -54,6 +58,9 @@ pub enum StoreError {
     Spawn(std::io::Error),
     #[error("invalid accounting packet: {0}")]
     Invalid(String),
+    /// A capping write (limits, topups) with bad values; the message says which.
+    #[error("{0}")]
+    Rejected(String),
     /// The transaction of a whole batch failed; nothing of the batch was saved.
     #[error("write transaction failed: {0}")]
     Batch(String),
@@ -244,7 +251,7 @@ impl Store {
     pub fn record(&self, update: AcctUpdate) -> Result<Outcome, StoreError> {
         match self.submit(Request::Record(update))? {
             Reply::Recorded(o) => Ok(o),
-            Reply::StaleClosed(_) => Err(StoreError::WriterGone),
+            _ => Err(StoreError::WriterGone),
         }
     }
 
@@ -256,8 +263,163 @@ impl Store {
             stale_after_secs,
         })? {
             Reply::StaleClosed(n) => Ok(n),
-            Reply::Recorded(_) => Err(StoreError::WriterGone),
+            _ => Err(StoreError::WriterGone),
         }
+    }
+
+    fn capping(&self, op: capping::Op) -> Result<capping::Done, StoreError> {
+        match self.submit(Request::Capping(op))? {
+            Reply::Capping(d) => Ok(d),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
+    fn capping_count(&self, op: capping::Op) -> Result<usize, StoreError> {
+        match self.capping(op)? {
+            capping::Done::Count(n) => Ok(n),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Inserts a topup (manual: `consumed` 0, `depleted` false); returns its id.
+    pub fn topup_add(&self, topup: NewTopup) -> Result<u64, StoreError> {
+        match self.capping(capping::Op::TopupAdd(topup))? {
+            capping::Done::Id(id) => Ok(id),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Deletes a topup and its consumption rows; false when there was no such id.
+    pub fn topup_remove(&self, id: u64) -> Result<bool, StoreError> {
+        Ok(self.capping_count(capping::Op::TopupRemove(id))? > 0)
+    }
+
+    /// Writes a capping decision for the period starting at `period_start`, all in
+    /// one savepoint: replaces the period's consumption rows of the user's topups,
+    /// marks `depleted` (at `now`), inserts the new auto-topups with their
+    /// consumption and queues notifications (a key already queued is kept as is).
+    /// Returns the ids of the decision's auto-topups. Idempotent: applying the same
+    /// decision again finds its auto-topups (same user, type, validity, value and
+    /// `created`) instead of inserting them twice.
+    pub fn apply_decision(
+        &self,
+        username: &str,
+        period_start: i64,
+        now: i64,
+        decision: &Decision,
+    ) -> Result<Vec<u64>, StoreError> {
+        match self.capping(capping::Op::ApplyDecision {
+            username: username.to_string(),
+            period_start,
+            now,
+            decision: Box::new(decision.clone()),
+        })? {
+            capping::Done::Ids(ids) => Ok(ids),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Evaluates and applies in one step on the writer (one savepoint): loads the
+    /// period's topups (and usage when `usage` is None), runs
+    /// [`crate::capping::evaluate`] and writes the result like [`Store::apply_decision`].
+    /// Decisions for the same user are serialized, so racing updates cannot both add
+    /// auto-topups. Returns the decision and the ids of its auto-topups.
+    pub fn decide(&self, request: DecideRequest) -> Result<(Decision, Vec<u64>), StoreError> {
+        match self.capping(capping::Op::Decide(Box::new(request)))? {
+            capping::Done::Decided(d, ids) => Ok((*d, ids)),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Sets capping attributes of a user (our names or SMRadius aliases; stored under
+    /// our names). The user's resulting limits must parse, else [`StoreError::Invalid`]
+    /// and nothing is written.
+    pub fn limits_set(&self, username: &str, values: &[(&str, &str)]) -> Result<usize, StoreError> {
+        self.capping_count(capping::Op::LimitsSet {
+            username: username.to_string(),
+            values: values
+                .iter()
+                .map(|(a, v)| (a.to_string(), v.to_string()))
+                .collect(),
+        })
+    }
+
+    /// Removes capping attributes of a user; returns how many existed.
+    pub fn limits_unset(&self, username: &str, attributes: &[&str]) -> Result<usize, StoreError> {
+        self.capping_count(capping::Op::LimitsUnset {
+            username: username.to_string(),
+            attributes: attributes.iter().map(|a| a.to_string()).collect(),
+        })
+    }
+
+    /// Records a delivery attempt of a queued notification; false when no such key.
+    pub fn outbox_mark(
+        &self,
+        key: &str,
+        now: i64,
+        result: OutboxResult,
+    ) -> Result<bool, StoreError> {
+        Ok(self.capping_count(capping::Op::OutboxMark {
+            key: key.to_string(),
+            now,
+            result,
+        })? > 0)
+    }
+
+    /// Capping attributes stored for a user, by name.
+    pub fn user_limits(&self, username: &str) -> Result<Vec<LimitRow>, StoreError> {
+        self.inner
+            .readers
+            .with(|c| capping::user_limits(c, username))
+    }
+
+    /// The user's stored capping attributes as [`RawLimits`] for `parse_limits`.
+    pub fn raw_limits(&self, username: &str) -> Result<RawLimits, StoreError> {
+        self.user_limits(username).map(|rows| raw_limits(&rows))
+    }
+
+    pub fn topup_get(&self, id: u64) -> Result<Option<Topup>, StoreError> {
+        self.inner.readers.with(|c| capping::topup_get(c, id))
+    }
+
+    /// Topups of a user (all when None); without `include_expired` only those still
+    /// valid at `now` and not depleted.
+    pub fn topup_list(
+        &self,
+        username: Option<&str>,
+        include_expired: bool,
+        now: i64,
+    ) -> Result<Vec<Topup>, StoreError> {
+        self.inner
+            .readers
+            .with(|c| capping::topup_list(c, username, include_expired, now))
+    }
+
+    /// Topups overlapping `[start, end)` with their consumption before `start`: the
+    /// `topups` input of [`crate::capping::evaluate`].
+    pub fn topups_for_period(
+        &self,
+        username: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<TopupBalance>, StoreError> {
+        self.inner
+            .readers
+            .with(|c| capping::topups_for_period(c, username, start, end))
+    }
+
+    /// Consumption rows of one topup, oldest period first.
+    pub fn topup_consumption(&self, topup_id: u64) -> Result<Vec<ConsumptionRow>, StoreError> {
+        self.inner
+            .readers
+            .with(|c| capping::topup_consumption(c, topup_id))
+    }
+
+    /// Unsent notifications due at `now`, oldest first, at most `limit`.
+    pub fn outbox_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        self.inner
+            .readers
+            .with(|c| capping::outbox_due(c, now, limit))
     }
 
     /// Stops the writer after it has finished the queued jobs. Idempotent; later
@@ -348,6 +510,37 @@ impl Reader {
     pub fn queue_list(&self, state: Option<JobState>) -> Result<Vec<DisconnectJob>, StoreError> {
         self.pool.with(|c| disconnect::queue_list(c, state))
     }
+    pub fn user_limits(&self, username: &str) -> Result<Vec<LimitRow>, StoreError> {
+        self.pool.with(|c| capping::user_limits(c, username))
+    }
+
+    pub fn topup_list(
+        &self,
+        username: Option<&str>,
+        include_expired: bool,
+        now: i64,
+    ) -> Result<Vec<Topup>, StoreError> {
+        self.pool
+            .with(|c| capping::topup_list(c, username, include_expired, now))
+    }
+
+    pub fn topups_for_period(
+        &self,
+        username: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<TopupBalance>, StoreError> {
+        self.pool
+            .with(|c| capping::topups_for_period(c, username, start, end))
+    }
+}
+
+/// Stored limit rows as [`RawLimits`].
+pub fn raw_limits(rows: &[LimitRow]) -> RawLimits {
+    RawLimits::from_pairs(
+        rows.iter()
+            .map(|r| (r.attribute.as_str(), r.value.as_str())),
+    )
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use super::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_disconnect.sql"),
+    include_str!("migrations/0003_capping.sql"),
 ];
 
 /// The schema version this build writes and understands.

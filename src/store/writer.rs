@@ -22,12 +22,14 @@ use crate::sessions::{self, AcctUpdate, Attribution, Outcome, OutcomeKind, Sessi
 pub(crate) enum Request {
     Record(AcctUpdate),
     CloseStale { now: i64, stale_after_secs: u64 },
+    Capping(super::capping::Op),
 }
 
 #[derive(Debug)]
 pub(crate) enum Reply {
     Recorded(Outcome),
     StaleClosed(usize),
+    Capping(super::capping::Done),
 }
 
 pub(crate) struct Job {
@@ -141,6 +143,7 @@ fn apply_one(conn: &Connection, tz: Tz, request: &Request) -> Result<Reply, Stor
                 .execute(rusqlite::params![cutoff, sessions::closed_reason::STALE])?;
             Ok(Reply::StaleClosed(n))
         }
+        Request::Capping(op) => super::capping::apply(conn, tz, op).map(Reply::Capping),
     }
 }
 

@@ -1,0 +1,410 @@
+use crate::capping::{
+    evaluate, parse_limits, EvalInput, EvalOptions, Period, PeriodKind, RawLimits, Usage,
+};
+use crate::store::{OutboxResult, Store, StoreError, StoreOptions};
+use crate::topups::{ConsumptionRow, NewTopup, Topup, MIB, TYPE_AUTO, TYPE_TRAFFIC, TYPE_UPTIME};
+
+const DAY: i64 = 86_400;
+/// 2026-11-01T00:00:00Z and 2026-12-01T00:00:00Z.
+const NOV: i64 = 1_793_491_200;
+const DEC: i64 = NOV + 30 * DAY;
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(dir.path().join("rlm.sqlite"), StoreOptions::default()).unwrap()
+}
+
+fn manual(user: &str, type_bits: u32, from: i64, to: i64, value: u64) -> NewTopup {
+    NewTopup {
+        user: user.into(),
+        type_bits,
+        valid_from: from,
+        valid_to: to,
+        value,
+        created: from,
+        consumed: 0,
+        depleted: false,
+    }
+}
+
+type Snapshot = (
+    Vec<Topup>,
+    Vec<Vec<ConsumptionRow>>,
+    Vec<crate::store::OutboxRow>,
+);
+
+fn snapshot(store: &Store) -> Snapshot {
+    let topups = store.topup_list(None, true, 0).unwrap();
+    let consumption = topups
+        .iter()
+        .map(|t| store.topup_consumption(t.id).unwrap())
+        .collect();
+    (
+        topups,
+        consumption,
+        store.outbox_due(i64::MAX, 100).unwrap(),
+    )
+}
+
+#[test]
+fn period_constants_are_month_boundaries() {
+    let p = Period::containing(PeriodKind::Month, NOV + 5 * DAY, &chrono_tz::UTC).unwrap();
+    assert_eq!((p.start, p.end), (NOV, DEC));
+}
+
+#[test]
+fn topups_add_list_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = store
+        .topup_add(manual("alice", TYPE_TRAFFIC, NOV, DEC, 500))
+        .unwrap();
+    let b = store
+        .topup_add(manual("alice", TYPE_UPTIME, NOV - DAY * 40, NOV - DAY, 60))
+        .unwrap();
+    let c = store
+        .topup_add(manual("bob", TYPE_TRAFFIC, NOV, DEC, 100))
+        .unwrap();
+    assert!(a < b && b < c);
+
+    let now = NOV + DAY;
+    let ids = |v: Vec<Topup>| v.iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.topup_list(Some("alice"), false, now).unwrap()),
+        [a]
+    );
+    assert_eq!(
+        ids(store.topup_list(Some("alice"), true, now).unwrap()),
+        [a, b]
+    );
+    assert_eq!(ids(store.topup_list(None, false, now).unwrap()), [a, c]);
+
+    let got = store.topup_get(a).unwrap().unwrap();
+    assert_eq!(
+        (got.user.as_str(), got.type_bits, got.value, got.depleted),
+        ("alice", TYPE_TRAFFIC, 500, false)
+    );
+
+    assert!(store.topup_remove(a).unwrap());
+    assert!(!store.topup_remove(a).unwrap());
+    assert_eq!(store.topup_get(a).unwrap(), None);
+}
+
+#[test]
+fn topup_with_reversed_validity_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let err = store
+        .topup_add(manual("alice", TYPE_TRAFFIC, DEC, NOV, 1))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Rejected(_)), "{err}");
+}
+
+/// alice: 100 MB limit, auto-topups of 50 MB (threshold 25), a manual 50 MB topup.
+fn alice_limits() -> crate::capping::Limits {
+    let raw = RawLimits::from_pairs([
+        ("Rust-Capping-Traffic-Limit", "100"),
+        ("Rust-AutoTopup-Traffic-Enabled", "yes"),
+        ("Rust-AutoTopup-Traffic-Amount", "50"),
+        ("Rust-AutoTopup-Traffic-Notify", "ops@example.net"),
+    ]);
+    parse_limits("alice", &raw, false).unwrap()
+}
+
+fn decide(store: &Store, usage_mb: u64, now: i64) -> crate::capping::Decision {
+    let limits = alice_limits();
+    let period = Period::containing(PeriodKind::Month, now, &chrono_tz::UTC).unwrap();
+    let topups = store
+        .topups_for_period("alice", period.start, period.end)
+        .unwrap();
+    let opts = EvalOptions::default();
+    evaluate(&EvalInput {
+        username: "alice",
+        limits: &limits,
+        usage: Usage {
+            traffic_bytes: usage_mb * MIB,
+            uptime_secs: 0,
+        },
+        topups: &topups,
+        period,
+        now,
+        opts: &opts,
+    })
+}
+
+#[test]
+fn apply_decision_is_idempotent_and_reevaluation_is_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let manual_id = store
+        .topup_add(manual("alice", TYPE_TRAFFIC, NOV, DEC + 60 * DAY, 50))
+        .unwrap();
+    let now = NOV + 10 * DAY;
+
+    // 180 MB used: 100 limit + 50 manual = -30 left, two 50 MB auto-topups lift it to 70.
+    let d = decide(&store, 180, now);
+    assert!(!d.is_exhausted(), "{}", d.explanation);
+    assert_eq!(d.new_auto_topups.len(), 2, "{}", d.explanation);
+    let ids = store.apply_decision("alice", NOV, now, &d).unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.iter().all(|&id| id > manual_id));
+    let first = snapshot(&store);
+
+    // The same decision again: same state, same ids.
+    assert_eq!(store.apply_decision("alice", NOV, now, &d).unwrap(), ids);
+    assert_eq!(snapshot(&store), first);
+
+    let (topups, consumption, outbox) = &first;
+    assert_eq!(topups.len(), 3, "{topups:#?}");
+    let autos: Vec<&Topup> = topups.iter().filter(|t| t.is_auto()).collect();
+    assert_eq!(autos.len(), 2);
+    assert!(autos
+        .iter()
+        .all(|t| t.type_bits == TYPE_TRAFFIC | TYPE_AUTO && t.value == 50 && t.valid_to == DEC));
+    // 80 MB over: the auto-topups end first (period end), so they absorb it: the
+    // first is used up, the second takes 30 MB, the manual one nothing.
+    assert_eq!(
+        consumption[0],
+        [ConsumptionRow {
+            topup_id: manual_id,
+            period_start: NOV,
+            consumed: 0
+        }]
+    );
+    assert!(!topups[0].depleted);
+    let per_auto: Vec<u64> = consumption[1..]
+        .iter()
+        .flatten()
+        .map(|r| r.consumed)
+        .collect();
+    assert_eq!(per_auto, [50 * MIB, 30 * MIB]);
+    assert!(topups[1].depleted);
+    assert_eq!(topups[1].depleted_at, Some(now));
+    assert!(!topups[2].depleted);
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].target, "ops@example.net");
+    assert_eq!(outbox[0].event, "added");
+    assert!(outbox[0].body.starts_with('{'), "{}", outbox[0].body);
+
+    // Re-evaluating from the stored state adds nothing and rewrites the same rows.
+    let again = decide(&store, 180, now + 60);
+    assert!(again.new_auto_topups.is_empty(), "{}", again.explanation);
+    store
+        .apply_decision("alice", NOV, now + 60, &again)
+        .unwrap();
+    assert_eq!(snapshot(&store).1, first.1);
+
+    // Usage grows: consumption rows rise, the earlier-depleted manual row stays.
+    let more = decide(&store, 200, now + 120);
+    store
+        .apply_decision("alice", NOV, now + 120, &more)
+        .unwrap();
+    let (topups, consumption, _) = snapshot(&store);
+    let per_auto: Vec<u64> = consumption[1..]
+        .iter()
+        .flatten()
+        .map(|r| r.consumed)
+        .collect();
+    assert_eq!(per_auto, [50 * MIB, 50 * MIB]);
+    assert!(topups[2].depleted);
+    assert_eq!(topups[2].depleted_at, Some(now + 120));
+}
+
+#[test]
+fn topups_for_period_sums_only_earlier_consumption() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = store
+        .topup_add(manual(
+            "alice",
+            TYPE_TRAFFIC,
+            NOV - 30 * DAY,
+            DEC + DAY,
+            500,
+        ))
+        .unwrap();
+    let oct = NOV - 31 * DAY;
+    let mut d = decide(&store, 0, oct + DAY);
+    d.topup_consumption = vec![ConsumptionRow {
+        topup_id: id,
+        period_start: oct,
+        consumed: 7,
+    }];
+    store.apply_decision("alice", oct, oct + DAY, &d).unwrap();
+    d.topup_consumption = vec![ConsumptionRow {
+        topup_id: id,
+        period_start: NOV,
+        consumed: 11,
+    }];
+    store.apply_decision("alice", NOV, NOV + DAY, &d).unwrap();
+
+    let nov = store.topups_for_period("alice", NOV, DEC).unwrap();
+    assert_eq!(nov.len(), 1);
+    assert_eq!(nov[0].consumed_before, 7);
+    let dec = store
+        .topups_for_period("alice", DEC, DEC + 31 * DAY)
+        .unwrap();
+    assert_eq!(dec[0].consumed_before, 18);
+    assert!(store
+        .topups_for_period("alice", DEC + 2 * DAY, DEC + 3 * DAY)
+        .unwrap()
+        .is_empty());
+    assert!(store.topups_for_period("bob", NOV, DEC).unwrap().is_empty());
+
+    // Removing the topup removes its consumption too.
+    store.topup_remove(id).unwrap();
+    assert!(store.topup_consumption(id).unwrap().is_empty());
+}
+
+#[test]
+fn outbox_mark_sent_and_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let now = NOV + 10 * DAY;
+    let d = decide(&store, 120, now);
+    assert_eq!(d.notifications.len(), 1, "{}", d.explanation);
+    store.apply_decision("alice", NOV, now, &d).unwrap();
+    let due = store.outbox_due(now, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    let key = due[0].key.clone();
+    assert!(store.outbox_due(now - 1, 10).unwrap().is_empty());
+
+    let failed = OutboxResult::Failed {
+        error: "connection refused".into(),
+        retry_at: now + 300,
+    };
+    assert!(store.outbox_mark(&key, now, failed).unwrap());
+    assert!(store.outbox_due(now, 10).unwrap().is_empty());
+    let retry = store.outbox_due(now + 300, 10).unwrap();
+    assert_eq!(retry[0].attempts, 1);
+    assert_eq!(retry[0].last_error.as_deref(), Some("connection refused"));
+
+    assert!(store
+        .outbox_mark(&key, now + 300, OutboxResult::Sent)
+        .unwrap());
+    assert!(store.outbox_due(i64::MAX, 10).unwrap().is_empty());
+    assert!(!store.outbox_mark("nope", now, OutboxResult::Sent).unwrap());
+}
+
+#[test]
+fn limits_set_validates_and_canonicalizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .limits_set("alice", &[("SMRadius-Capping-Traffic-Limit", "100")])
+        .unwrap();
+    store
+        .limits_set("alice", &[("Rust-Capping-Uptime-Limit", "60")])
+        .unwrap();
+    let rows = store.user_limits("alice").unwrap();
+    let pairs: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.attribute.as_str(), r.value.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("Rust-Capping-Traffic-Limit", "100"),
+            ("Rust-Capping-Uptime-Limit", "60")
+        ]
+    );
+
+    // Overwrite wins over the stored value.
+    store
+        .limits_set("alice", &[("Rust-Capping-Traffic-Limit", "200")])
+        .unwrap();
+    let limits = parse_limits("alice", &store.raw_limits("alice").unwrap(), false).unwrap();
+    assert_eq!(limits.traffic_mb, Some(200));
+
+    for bad in [
+        vec![("Rust-Capping-Traffic-Limit", "-5")],
+        vec![("Rust-Capping-Traffic-Limit", "12MB")],
+        vec![("Rust-AutoTopup-Uptime-Enabled", "yes")], // no amount
+        vec![("No-Such-Attribute", "1")],
+    ] {
+        let err = store.limits_set("alice", &bad).unwrap_err();
+        assert!(matches!(err, StoreError::Rejected(_)), "{bad:?}: {err}");
+    }
+    assert_eq!(store.user_limits("alice").unwrap().len(), 2);
+
+    assert_eq!(
+        store
+            .limits_unset(
+                "alice",
+                &[
+                    "Rust-Capping-Traffic-Limit",
+                    "SMRadius-Capping-Uptime-Limit"
+                ]
+            )
+            .unwrap(),
+        2
+    );
+    assert!(store.user_limits("alice").unwrap().is_empty());
+}
+
+fn decide_request(now: i64, usage_mb: Option<u64>) -> crate::store::DecideRequest {
+    crate::store::DecideRequest {
+        username: "alice".into(),
+        limits: alice_limits(),
+        period: Period::containing(PeriodKind::Month, now, &chrono_tz::UTC).unwrap(),
+        now,
+        opts: EvalOptions::default(),
+        usage: usage_mb.map(|mb| Usage {
+            traffic_bytes: mb * MIB,
+            uptime_secs: 0,
+        }),
+    }
+}
+
+#[test]
+fn decide_reads_stored_usage_and_never_doubles_auto_topups() {
+    use crate::sessions::{AcctStatus, AcctUpdate};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let now = NOV + 10 * DAY;
+    let packet = |status, input: u64, at| AcctUpdate {
+        status,
+        nas_ip: "127.0.0.2".into(),
+        session_id: "s".into(),
+        unique_id: None,
+        username: "alice".into(),
+        input_octets: input,
+        output_octets: 0,
+        session_time: Some(60),
+        framed_ip: None,
+        calling_station_id: None,
+        nas_port: None,
+        terminate_cause: None,
+        event_time: at,
+    };
+    store
+        .record(packet(AcctStatus::Start, 0, now - 60))
+        .unwrap();
+    store
+        .record(packet(AcctStatus::Interim, 90 * MIB, now))
+        .unwrap();
+
+    // 90 of 100 MB used: 10 left ≤ threshold 25, one 50 MB auto-topup.
+    let (d, ids) = store.decide(decide_request(now, None)).unwrap();
+    assert_eq!(ids.len(), 1, "{}", d.explanation);
+    assert!(!d.is_exhausted());
+
+    // Racing decisions from many threads: still exactly one auto-topup.
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let store = store.clone();
+            s.spawn(move || store.decide(decide_request(now + i, None)).unwrap());
+        }
+    });
+    let autos = store
+        .topup_list(Some("alice"), true, 0)
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.is_auto())
+        .count();
+    assert_eq!(autos, 1);
+
+    // Explicit usage overrides the stored one.
+    let (d, _) = store.decide(decide_request(now + 100, Some(10))).unwrap();
+    assert!(d.new_auto_topups.is_empty());
+    assert!(d.topup_consumption.iter().all(|r| r.consumed == 0));
+}
