@@ -106,7 +106,7 @@ fn dm(user: &str) -> DisconnectRequest {
     DisconnectRequest {
         user_name: user.into(),
         acct_session_id: Some(format!("sess-{user}")),
-        framed_ip: Some(Ipv4Addr::new(10, 20, 30, 40)),
+        framed_ip: Some(Ipv4Addr::new(100, 64, 30, 40)),
         nas_ip: Some(Ipv4Addr::new(192, 0, 2, 7)),
         extra: vec![],
     }
@@ -140,7 +140,7 @@ fn disconnect_ack_carries_identification_and_verifies_at_nas() {
     let a = &r["attrs"];
     assert_eq!(a["User-Name"][0], "ack-alice");
     assert_eq!(a["Acct-Session-Id"][0], "sess-ack-alice");
-    assert_eq!(a["Framed-IP-Address"][0], "10.20.30.40");
+    assert_eq!(a["Framed-IP-Address"][0], "100.64.30.40");
     assert_eq!(a["NAS-IP-Address"][0], "192.0.2.7");
     let ts = a["Event-Timestamp"][0].as_i64().expect("Event-Timestamp");
     let now = std::time::SystemTime::now()

@@ -83,9 +83,9 @@ fn commands_before_login_trap() {
 #[test]
 fn print_with_proplist_and_query() {
     let d = double(LoginMode::Plain, Faults::default());
-    let a = d.add_session(SessionTable::Ppp, "alice", "10.0.0.2", "1h");
-    d.add_session(SessionTable::Ppp, "bob", "10.0.0.3", "2d03:04:05");
-    d.add_session(SessionTable::Hotspot, "carol", "10.5.0.9", "45s");
+    let a = d.add_session(SessionTable::Ppp, "alice", "100.64.0.2", "1h");
+    d.add_session(SessionTable::Ppp, "bob", "100.64.0.3", "2d03:04:05");
+    d.add_session(SessionTable::Hotspot, "carol", "100.65.0.9", "45s");
     let mut c = logged_in(&d);
 
     let all = c.print("/ppp/active", &[], &[]).unwrap();
@@ -127,7 +127,7 @@ fn empty_reply_of_new_firmware_is_handled() {
     );
     let mut c = logged_in(&d);
     assert!(c.print("/ppp/active", &[], &[]).unwrap().is_empty());
-    d.add_session(SessionTable::Ppp, "x", "10.0.0.1", "1s");
+    d.add_session(SessionTable::Ppp, "x", "100.64.0.1", "1s");
     assert_eq!(c.print("/ppp/active", &[], &[]).unwrap().len(), 1);
 }
 
@@ -135,7 +135,7 @@ fn empty_reply_of_new_firmware_is_handled() {
 fn remove_several_ids_in_one_command() {
     let d = double(LoginMode::Plain, Faults::default());
     let ids: Vec<String> = (0..5)
-        .map(|i| d.add_session(SessionTable::Ppp, &format!("u{i}"), "10.0.0.1", "1h"))
+        .map(|i| d.add_session(SessionTable::Ppp, &format!("u{i}"), "100.64.0.1", "1h"))
         .collect();
     let mut c = logged_in(&d);
     let report = c.remove_many("/ppp/active", &ids[..3]).unwrap();
@@ -169,7 +169,7 @@ fn multi_remove_trap_falls_back_to_pipelined_singles() {
         },
     );
     let ids: Vec<String> = (0..6)
-        .map(|i| d.add_session(SessionTable::Hotspot, &format!("u{i}"), "10.0.0.1", "1h"))
+        .map(|i| d.add_session(SessionTable::Hotspot, &format!("u{i}"), "100.64.0.1", "1h"))
         .collect();
     let mut c = logged_in(&d);
     let report = c.remove_many("/ip/hotspot/active", &ids[..4]).unwrap();
@@ -188,7 +188,7 @@ fn multi_remove_trap_falls_back_to_pipelined_singles() {
 fn stale_ids_count_as_already_gone() {
     let d = double(LoginMode::Plain, Faults::default());
     let ids: Vec<String> = (0..4)
-        .map(|i| d.add_session(SessionTable::Ppp, &format!("u{i}"), "10.0.0.1", "1h"))
+        .map(|i| d.add_session(SessionTable::Ppp, &format!("u{i}"), "100.64.0.1", "1h"))
         .collect();
     let mut c = logged_in(&d);
     assert!(d.vanish(&ids[1]));
@@ -216,7 +216,7 @@ fn pipelined_commands_are_matched_by_tag() {
         d.add_session(
             SessionTable::Ppp,
             &format!("user{i}"),
-            &format!("10.0.0.{i}"),
+            &format!("100.64.0.{i}"),
             "1m",
         );
     }
@@ -233,7 +233,7 @@ fn pipelined_commands_are_matched_by_tag() {
         let i = 9 - k;
         assert_eq!(replies.len(), 2, "one !re and the !done");
         assert_eq!(replies[0].attrs["name"], format!("user{i}"));
-        assert_eq!(replies[0].attrs["address"], format!("10.0.0.{i}"));
+        assert_eq!(replies[0].attrs["address"], format!("100.64.0.{i}"));
     }
     assert!(matches!(results[10], Err(Error::Trap { .. })));
     assert!(
@@ -249,7 +249,7 @@ fn pipelined_commands_are_matched_by_tag() {
 fn long_pipeline_beyond_window() {
     let d = double(LoginMode::Plain, Faults::default());
     let ids: Vec<String> = (0..300)
-        .map(|i| d.add_session(SessionTable::Ppp, &format!("u{i}"), "10.0.0.1", "1h"))
+        .map(|i| d.add_session(SessionTable::Ppp, &format!("u{i}"), "100.64.0.1", "1h"))
         .collect();
     let mut c = logged_in(&d);
     let results = c.remove_each("/ppp/active", &ids).unwrap();
@@ -317,7 +317,7 @@ fn injected_trap_leaves_connection_usable() {
             ..Faults::default()
         },
     );
-    let id = d.add_session(SessionTable::Ppp, "a", "10.0.0.1", "1h");
+    let id = d.add_session(SessionTable::Ppp, "a", "100.64.0.1", "1h");
     let mut c = logged_in(&d);
     let err = c
         .remove("/ppp/active", std::slice::from_ref(&id))
@@ -354,12 +354,12 @@ fn month_boundary_sweep_over_both_tables() {
     let d = double(LoginMode::Md5Challenge, Faults::default());
     let boundary: i64 = 1_700_000_000;
     let now = boundary + 3600; // one hour into the new month
-    let old_ppp = d.add_session(SessionTable::Ppp, "old1", "10.0.0.1", "1w2d3h4m5s");
-    let new_ppp = d.add_session(SessionTable::Ppp, "new1", "10.0.0.2", "59m59s");
-    let old_hs = d.add_session(SessionTable::Hotspot, "old2", "10.5.0.1", "1d01:00:00");
-    let new_hs = d.add_session(SessionTable::Hotspot, "new2", "10.5.0.2", "00:10:00");
-    let edge = d.add_session(SessionTable::Hotspot, "edge", "10.5.0.3", "1h");
-    let old_ppp2 = d.add_session(SessionTable::Ppp, "old3", "10.0.0.3", "1h1s");
+    let old_ppp = d.add_session(SessionTable::Ppp, "old1", "100.64.0.1", "1w2d3h4m5s");
+    let new_ppp = d.add_session(SessionTable::Ppp, "new1", "100.64.0.2", "59m59s");
+    let old_hs = d.add_session(SessionTable::Hotspot, "old2", "100.65.0.1", "1d01:00:00");
+    let new_hs = d.add_session(SessionTable::Hotspot, "new2", "100.65.0.2", "00:10:00");
+    let edge = d.add_session(SessionTable::Hotspot, "edge", "100.65.0.3", "1h");
+    let old_ppp2 = d.add_session(SessionTable::Ppp, "old3", "100.64.0.3", "1h1s");
     d.add_row("/ppp/active", &[("name", "broken"), ("uptime", "later")]);
 
     let mut c = logged_in(&d);
@@ -392,7 +392,7 @@ fn sweep_tolerates_a_missing_hotspot_menu() {
             ..Faults::default()
         },
     );
-    d.add_session(SessionTable::Ppp, "old", "10.0.0.1", "40d");
+    d.add_session(SessionTable::Ppp, "old", "100.64.0.1", "40d");
     let mut c = logged_in(&d);
     let report = disconnect_started_before(&mut c, 2_000_000, 1_000_000).unwrap();
     assert_eq!(report.removed, 1);
@@ -408,19 +408,19 @@ fn sweep_tolerates_a_missing_hotspot_menu() {
 #[test]
 fn disconnect_one_user_by_name_and_address() {
     let d = double(LoginMode::Plain, Faults::default());
-    let a1 = d.add_session(SessionTable::Ppp, "alice", "10.0.0.2", "1h");
-    let a2 = d.add_session(SessionTable::Hotspot, "alice", "10.5.0.2", "1h");
-    let b = d.add_session(SessionTable::Ppp, "bob", "10.0.0.3", "1h");
+    let a1 = d.add_session(SessionTable::Ppp, "alice", "100.64.0.2", "1h");
+    let a2 = d.add_session(SessionTable::Hotspot, "alice", "100.65.0.2", "1h");
+    let b = d.add_session(SessionTable::Ppp, "bob", "100.64.0.3", "1h");
     let mut c = logged_in(&d);
 
     let found = find_user_sessions(&mut c, "alice", None).unwrap();
     assert_eq!(found.len(), 2);
     assert_eq!(
-        disconnect_user(&mut c, "alice", Some("10.9.9.9")).unwrap(),
+        disconnect_user(&mut c, "alice", Some("100.66.9.9")).unwrap(),
         0
     );
     assert_eq!(
-        disconnect_user(&mut c, "alice", Some("10.0.0.2")).unwrap(),
+        disconnect_user(&mut c, "alice", Some("100.64.0.2")).unwrap(),
         1
     );
     assert_eq!(d.ids(SessionTable::Ppp), vec![b.clone()]);

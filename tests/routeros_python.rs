@@ -36,15 +36,15 @@ fn run(md5: bool) {
         .args(if md5 { &["--md5"][..] } else { &[][..] })
         .args([
             "--ppp",
-            "alice,10.0.0.2,1w2d3h4m5s",
+            "alice,100.64.0.2,1w2d3h4m5s",
             "--ppp",
-            "bob,10.0.0.3,00:10:00",
+            "bob,100.64.0.3,00:10:00",
         ])
         .args([
             "--hotspot",
-            "carol,10.5.0.2,45s",
+            "carol,100.65.0.2,45s",
             "--hotspot",
-            "dave,10.5.0.3,1h",
+            "dave,100.65.0.3,1h",
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -93,7 +93,7 @@ fn run(md5: bool) {
     let before = &seen["ppp_before"];
     assert_eq!(before.as_array().unwrap().len(), 2);
     assert_eq!(before[0]["name"], "alice");
-    assert_eq!(before[0]["address"], "10.0.0.2");
+    assert_eq!(before[0]["address"], "100.64.0.2");
     assert_eq!(before[0]["uptime"], "1w2d3h4m5s");
     assert_eq!(before[1]["name"], "bob");
     assert_eq!(seen["hotspot_before"][1]["user"], "dave");

@@ -118,7 +118,7 @@ fn tls_opts(verify: TlsVerify, server_name: Option<&str>) -> ConnectOptions {
 
 fn session_over_tls(verify: TlsVerify, server_name: Option<&str>) -> Result<usize, Error> {
     let d = RouterOsDouble::start(DoubleConfig::default()).unwrap();
-    d.add_session(SessionTable::Ppp, "alice", "10.0.0.2", "1h");
+    d.add_session(SessionTable::Ppp, "alice", "100.64.0.2", "1h");
     let port = tls_terminator(d.addr());
     let mut c = Client::connect("127.0.0.1", port, &tls_opts(verify, server_name))?;
     c.login("admin", "secret")?;

@@ -598,7 +598,7 @@ mod tests {
             ("[::1]:1", true),
             ("[::ffff:127.0.0.1]:1", true),
             ("192.0.2.1:1813", false),
-            ("10.0.0.1:1", false),
+            ("192.0.2.1:1", false),
             ("[2001:db8::1]:1", false),
         ] {
             assert_eq!(is_loopback(&a.parse().unwrap()), want, "{a}");

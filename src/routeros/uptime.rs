@@ -285,7 +285,7 @@ mod tests {
             &row(&[
                 (".id", "*A"),
                 ("name", "bob"),
-                ("address", "10.0.0.2"),
+                ("address", "100.64.0.2"),
                 ("uptime", "1h"),
             ]),
         )
@@ -294,7 +294,7 @@ mod tests {
             (s.id.as_str(), s.user.as_str(), s.uptime_secs),
             ("*A", "bob", 3600)
         );
-        assert_eq!(s.address.as_deref(), Some("10.0.0.2"));
+        assert_eq!(s.address.as_deref(), Some("100.64.0.2"));
         let s = ActiveSession::from_row(
             SessionTable::Hotspot,
             &row(&[(".id", "*B"), ("user", "amy"), ("uptime", "00:01:00")]),
