@@ -423,3 +423,84 @@ fn authorize_tells_unlang_the_open_sessions_and_month_usage() {
         "control attributes must resolve in dictionary.rust:\n{log}"
     );
 }
+
+#[test]
+fn a_failed_write_returns_fail_so_the_nas_retransmits() {
+    let s = Server::start(Options {
+        debug: true,
+        ..Default::default()
+    });
+    assert!(
+        s.acct(&acct_attrs("Start", "hank", "lock-0", "127.0.0.2", 0, 0, 0))
+            .ok
+    );
+    // Another process holds the write lock longer than the module's busy timeout (5 s).
+    let blocker = rusqlite::Connection::open(&s.db).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let r = radclient(
+        s.acct_port,
+        "acct",
+        &acct_attrs("Start", "hank", "lock-1", "127.0.0.2", 0, 0, 0),
+        1,
+        8,
+    );
+    assert!(!r.ok, "answered although nothing was stored: {}", r.output);
+    blocker.execute_batch("ROLLBACK").unwrap();
+    wait_until("the failure logged", Duration::from_secs(10), || {
+        s.log_text()
+            .contains("accounting not recorded, no Accounting-Response so the NAS retransmits")
+    });
+    // The NAS's retransmission, once the store is writable again, is recorded.
+    let r = s.acct(&acct_attrs("Start", "hank", "lock-1", "127.0.0.2", 0, 0, 0));
+    assert_eq!(r.code(), Some("Accounting-Response"), "{}", r.output);
+    assert!(session_row(&s, "lock-1").is_some());
+}
+
+#[test]
+fn hup_reloads_the_module_and_keeps_recording() {
+    let s = Server::start(Options::default());
+    assert!(
+        s.acct(&acct_attrs("Start", "ivy", "hup-1", "127.0.0.2", 0, 0, 0))
+            .ok
+    );
+    // The server ignores a HUP within 2 s of start, and reloads only changed modules.
+    std::thread::sleep(Duration::from_millis(3500));
+    let module = s.raddb.join("mods-available/rust");
+    let conf = std::fs::read_to_string(&module).unwrap();
+    std::fs::write(
+        &module,
+        conf.replace("stale_after = 3h", "stale_after = 2h"),
+    )
+    .unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &s.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until("the reload", Duration::from_secs(10), || {
+        s.log_text().contains("Reloaded module \"rust\"")
+    });
+    assert_eq!(
+        s.log_text().matches("rlm_rust: instance rust:").count(),
+        2,
+        "a second instance started"
+    );
+    let r = s.acct(&acct_attrs(
+        "Interim-Update",
+        "ivy",
+        "hup-1",
+        "127.0.0.2",
+        2048,
+        1024,
+        60,
+    ));
+    assert_eq!(
+        r.code(),
+        Some("Accounting-Response"),
+        "{}\n{}",
+        r.output,
+        s.log_text()
+    );
+    assert_eq!(session_row(&s, "hup-1").unwrap().1, 2048);
+    assert!(!s.log_text().contains("panic"));
+}
