@@ -6,7 +6,12 @@ use std::process::{Command, Output};
 use rlm_rust::sessions::{octets, AcctStatus, AcctUpdate};
 use rlm_rust::store::{Store, StoreOptions};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rlm-rust");
+mod common;
+use common::cli::{json, stdout, BIN};
+
+fn rlm(db: &Path, args: &[&str]) -> Output {
+    common::cli::run(db, "Europe/Berlin", args, "")
+}
 
 fn ts(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
@@ -106,32 +111,6 @@ fn populate(path: &Path) -> Store {
         store.record(p).unwrap();
     }
     store
-}
-
-fn rlm(db: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--db")
-        .arg(db)
-        .args(["--timezone", "Europe/Berlin"])
-        .args(args)
-        .env_remove("RLM_RUST_DB")
-        .env_remove("RLM_RUST_TIMEZONE")
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_str(&stdout(o)).unwrap()
 }
 
 #[test]

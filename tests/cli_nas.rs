@@ -1,35 +1,16 @@
 //! Runs the built `rlm-rust` binary's `nas` and `queue` commands.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use rlm_rust::store::{Admin, JobOutcome, JobState, Method, NewDisconnectJob};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rlm-rust");
-const SECRET: &str = "Sh4redS3cret-xyz";
-const PASSWORD: &str = "ApiPassw0rd-abc";
+mod common;
+use common::cli::{fails_with as fails, json, stdout};
 
+/// Runs the CLI and checks that neither secret ever reaches its output.
 fn rlm_with_stdin(db: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("--db")
-        .arg(db)
-        .args(["--timezone", "UTC"])
-        .args(args)
-        .env_remove("RLM_RUST_DB")
-        .env_remove("RLM_RUST_TIMEZONE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::cli::run(db, "UTC", args, stdin);
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -39,29 +20,11 @@ fn rlm_with_stdin(db: &Path, args: &[&str], stdin: &str) -> Output {
     assert!(!all.contains(SECRET), "secret printed: {all}");
     out
 }
+const SECRET: &str = "Sh4redS3cret-xyz";
+const PASSWORD: &str = "ApiPassw0rd-abc";
 
 fn rlm(db: &Path, args: &[&str]) -> Output {
     rlm_with_stdin(db, args, "")
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_str(&stdout(o)).unwrap()
-}
-
-fn fails(o: &Output, needle: &str) {
-    assert_eq!(o.status.code(), Some(1), "{o:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(needle), "{err}");
 }
 
 #[test]

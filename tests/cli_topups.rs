@@ -2,12 +2,17 @@
 //! written through the library's store.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use rlm_rust::sessions::{AcctStatus, AcctUpdate};
 use rlm_rust::store::{Store, StoreOptions};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rlm-rust");
+mod common;
+use common::cli::{fails_with, json, stdout};
+
+fn rlm(db: &Path, args: &[&str]) -> Output {
+    common::cli::run(db, "UTC", args, "")
+}
 const MIB: i64 = 1024 * 1024;
 
 fn upd(status: AcctStatus, input: u64, output: u64, time: u32, at: i64) -> AcctUpdate {
@@ -39,44 +44,6 @@ fn populate(path: &Path) {
         .record(upd(AcctStatus::Interim, 300 << 20, 100 << 20, 600, now))
         .unwrap();
     store.shutdown();
-}
-
-fn rlm(db: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--db")
-        .arg(db)
-        .args(["--timezone", "UTC"])
-        .args(args)
-        .env_remove("RLM_RUST_DB")
-        .env_remove("RLM_RUST_TIMEZONE")
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_str(&stdout(o)).unwrap()
-}
-
-/// Exit code 1 and a message on stderr containing `needle`.
-fn fails_with(o: &Output, needle: &str) {
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "stdout: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(needle), "stderr {err:?} lacks {needle:?}");
 }
 
 fn next_year() -> String {

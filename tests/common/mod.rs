@@ -2,6 +2,8 @@
 //! ports, in a temporary raddb written by scripts/raddb.sh; packets sent with `radclient`.
 //! Each server is started with `setsid`, and only that PID is ever signalled.
 #![allow(dead_code)]
+pub mod cli;
+
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
