@@ -134,7 +134,7 @@ struct Inner {
     /// None once shut down.
     sender: RwLock<Option<Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    readers: read::ReadPool,
+    reader: Reader,
     counters: Arc<Counters>,
 }
 
@@ -206,7 +206,9 @@ impl Store {
     pub fn open(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let conn = open_writer(path, &opts)?;
-        let readers = read::ReadPool::new(path, opts.busy_timeout)?;
+        let reader = Reader {
+            pool: read::ReadPool::new(path, opts.busy_timeout)?,
+        };
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
@@ -224,7 +226,7 @@ impl Store {
                 path: path.to_path_buf(),
                 sender: RwLock::new(Some(tx)),
                 writer: Mutex::new(Some(handle)),
-                readers,
+                reader,
                 counters,
             }),
         })
@@ -366,62 +368,6 @@ impl Store {
         })? > 0)
     }
 
-    /// Capping attributes stored for a user, by name.
-    pub fn user_limits(&self, username: &str) -> Result<Vec<LimitRow>, StoreError> {
-        self.inner
-            .readers
-            .with(|c| capping::user_limits(c, username))
-    }
-
-    /// The user's stored capping attributes as [`RawLimits`] for `parse_limits`.
-    pub fn raw_limits(&self, username: &str) -> Result<RawLimits, StoreError> {
-        self.user_limits(username).map(|rows| raw_limits(&rows))
-    }
-
-    pub fn topup_get(&self, id: u64) -> Result<Option<Topup>, StoreError> {
-        self.inner.readers.with(|c| capping::topup_get(c, id))
-    }
-
-    /// Topups of a user (all when None); without `include_expired` only those still
-    /// valid at `now` and not depleted.
-    pub fn topup_list(
-        &self,
-        username: Option<&str>,
-        include_expired: bool,
-        now: i64,
-    ) -> Result<Vec<Topup>, StoreError> {
-        self.inner
-            .readers
-            .with(|c| capping::topup_list(c, username, include_expired, now))
-    }
-
-    /// Topups overlapping `[start, end)` with their consumption before `start`: the
-    /// `topups` input of [`crate::capping::evaluate`].
-    pub fn topups_for_period(
-        &self,
-        username: &str,
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<TopupBalance>, StoreError> {
-        self.inner
-            .readers
-            .with(|c| capping::topups_for_period(c, username, start, end))
-    }
-
-    /// Consumption rows of one topup, oldest period first.
-    pub fn topup_consumption(&self, topup_id: u64) -> Result<Vec<ConsumptionRow>, StoreError> {
-        self.inner
-            .readers
-            .with(|c| capping::topup_consumption(c, topup_id))
-    }
-
-    /// Unsent notifications due at `now`, oldest first, at most `limit`.
-    pub fn outbox_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        self.inner
-            .readers
-            .with(|c| capping::outbox_due(c, now, limit))
-    }
-
     /// Stops the writer after it has finished the queued jobs. Idempotent; later
     /// writes fail with [`StoreError::Closed`]; reads keep working.
     pub fn shutdown(&self) {
@@ -436,28 +382,14 @@ impl Store {
             failed_batches: c.failed_batches.load(Ordering::Relaxed),
         }
     }
+}
 
-    pub fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRow>, StoreError> {
-        self.inner.readers.with(|c| read::list_sessions(c, filter))
-    }
-
-    /// Usage of `username` per month (newest first), then per day (newest first).
-    pub fn usage(&self, username: &str) -> Result<Vec<UsageRow>, StoreError> {
-        self.inner.readers.with(|c| read::usage(c, username))
-    }
-
-    /// Usage of `username` in the month containing `month` (zero if none).
-    pub fn month_usage(&self, username: &str, month: NaiveDate) -> Result<Usage, StoreError> {
-        self.inner
-            .readers
-            .with(|c| read::month_usage(c, username, month))
-    }
-
-    /// Usage of `username` on local day `day` (zero if none).
-    pub fn day_usage(&self, username: &str, day: NaiveDate) -> Result<Usage, StoreError> {
-        self.inner
-            .readers
-            .with(|c| read::day_usage(c, username, day))
+/// A store reads like a [`Reader`]: every read method is available on it too, served
+/// by its own read connections (WAL readers never wait for the writer).
+impl std::ops::Deref for Store {
+    type Target = Reader;
+    fn deref(&self) -> &Reader {
+        &self.inner.reader
     }
 }
 
@@ -484,14 +416,17 @@ impl Reader {
         self.pool.with(|c| read::list_sessions(c, filter))
     }
 
+    /// Usage of `username` per month (newest first), then per day (newest first).
     pub fn usage(&self, username: &str) -> Result<Vec<UsageRow>, StoreError> {
         self.pool.with(|c| read::usage(c, username))
     }
 
+    /// Usage of `username` in the month containing `month` (zero if none).
     pub fn month_usage(&self, username: &str, month: NaiveDate) -> Result<Usage, StoreError> {
         self.pool.with(|c| read::month_usage(c, username, month))
     }
 
+    /// Usage of `username` on local day `day` (zero if none).
     pub fn day_usage(&self, username: &str, day: NaiveDate) -> Result<Usage, StoreError> {
         self.pool.with(|c| read::day_usage(c, username, day))
     }
@@ -510,10 +445,23 @@ impl Reader {
     pub fn queue_list(&self, state: Option<JobState>) -> Result<Vec<DisconnectJob>, StoreError> {
         self.pool.with(|c| disconnect::queue_list(c, state))
     }
+
+    /// Capping attributes stored for a user, by name.
     pub fn user_limits(&self, username: &str) -> Result<Vec<LimitRow>, StoreError> {
         self.pool.with(|c| capping::user_limits(c, username))
     }
 
+    /// The user's stored capping attributes as [`RawLimits`] for `parse_limits`.
+    pub fn raw_limits(&self, username: &str) -> Result<RawLimits, StoreError> {
+        self.user_limits(username).map(|rows| raw_limits(&rows))
+    }
+
+    pub fn topup_get(&self, id: u64) -> Result<Option<Topup>, StoreError> {
+        self.pool.with(|c| capping::topup_get(c, id))
+    }
+
+    /// Topups of a user (all when None); without `include_expired` only those still
+    /// valid at `now` and not depleted.
     pub fn topup_list(
         &self,
         username: Option<&str>,
@@ -524,6 +472,8 @@ impl Reader {
             .with(|c| capping::topup_list(c, username, include_expired, now))
     }
 
+    /// Topups overlapping `[start, end)` with their consumption before `start`: the
+    /// `topups` input of [`crate::capping::evaluate`].
     pub fn topups_for_period(
         &self,
         username: &str,
@@ -532,6 +482,16 @@ impl Reader {
     ) -> Result<Vec<TopupBalance>, StoreError> {
         self.pool
             .with(|c| capping::topups_for_period(c, username, start, end))
+    }
+
+    /// Consumption rows of one topup, oldest period first.
+    pub fn topup_consumption(&self, topup_id: u64) -> Result<Vec<ConsumptionRow>, StoreError> {
+        self.pool.with(|c| capping::topup_consumption(c, topup_id))
+    }
+
+    /// Unsent notifications due at `now`, oldest first, at most `limit`.
+    pub fn outbox_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        self.pool.with(|c| capping::outbox_due(c, now, limit))
     }
 }
 
