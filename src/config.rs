@@ -117,21 +117,43 @@ pub fn parse_timezone(value: &str) -> Result<Tz, String> {
     })
 }
 
-/// Seconds, written as a number (seconds) or with one unit suffix: s, m, h, d.
-pub fn parse_duration(value: &str) -> Result<u64, String> {
+/// Units of the module's duration options.
+pub const DURATION_UNITS: &[(char, u64)] = &[('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationError {
+    /// Not a whole number with at most one of the allowed unit suffixes.
+    Invalid,
+    TooLarge,
+}
+
+/// Seconds from a whole number with an optional unit suffix taken from `units`
+/// (no suffix: seconds). Used by the config options and by the CLI's ages.
+pub fn parse_duration_in(value: &str, units: &[(char, u64)]) -> Result<u64, DurationError> {
     let v = value.trim();
     let (digits, mult) = match v.char_indices().last() {
-        Some((i, 's')) => (&v[..i], 1),
-        Some((i, 'm')) => (&v[..i], 60),
-        Some((i, 'h')) => (&v[..i], 3600),
-        Some((i, 'd')) => (&v[..i], 86400),
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let &(_, mult) = units
+                .iter()
+                .find(|(u, _)| *u == c)
+                .ok_or(DurationError::Invalid)?;
+            (&v[..i], mult)
+        }
         _ => (v, 1),
     };
-    let n: u64 = digits.trim().parse().map_err(|_| {
-        "must be a whole number of seconds, or a number with s, m, h or d (e.g. 90m)".to_string()
-    })?;
-    n.checked_mul(mult)
-        .ok_or_else(|| "is too large".to_string())
+    let n: u64 = digits.trim().parse().map_err(|_| DurationError::Invalid)?;
+    n.checked_mul(mult).ok_or(DurationError::TooLarge)
+}
+
+/// Seconds, written as a number (seconds) or with one unit suffix: s, m, h, d.
+pub fn parse_duration(value: &str) -> Result<u64, String> {
+    parse_duration_in(value, DURATION_UNITS).map_err(|e| match e {
+        DurationError::Invalid => {
+            "must be a whole number of seconds, or a number with s, m, h or d (e.g. 90m)"
+                .to_string()
+        }
+        DurationError::TooLarge => "is too large".to_string(),
+    })
 }
 
 /// For `freeradius -C`: the database's directory must exist (the file may not yet).

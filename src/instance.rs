@@ -49,7 +49,7 @@ impl Job for StaleSessions {
     fn run(&mut self) -> Result<(), String> {
         let closed = self
             .store
-            .close_stale(now(), self.stale_after)
+            .close_stale(periods::now(), self.stale_after)
             .map_err(|e| e.to_string())?;
         if closed > 0 {
             log::info!(
@@ -59,13 +59,6 @@ impl Job for StaleSessions {
         }
         Ok(())
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl Instance {

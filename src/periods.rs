@@ -20,6 +20,11 @@ fn local(t: i64, tz: Tz) -> DateTime<Tz> {
         .with_timezone(&tz)
 }
 
+/// Now, in unix seconds.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 /// The local calendar day of instant `t`.
 pub fn local_day(t: i64, tz: Tz) -> NaiveDate {
     local(t, tz).date_naive()

@@ -181,10 +181,6 @@ fn json_out(value: &serde_json::Value) -> Result<String, CliError> {
     Ok(out)
 }
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 /// `YYYY-MM-DD` (local midnight in `tz`) or RFC 3339.
 pub fn parse_date(s: &str, tz: Tz) -> Result<i64, String> {
     if let Ok(d) = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
@@ -272,7 +268,7 @@ fn kind_report(limits: &Limits, kind: Kind, usage: u64, topups: u64) -> KindRepo
 
 fn show_limits(cli: &Cli, user: &str, tz: Tz) -> Result<String, CliError> {
     let reader = open_reader(cli)?;
-    let now = now();
+    let now = periods::now();
     let period = Period::containing(PeriodKind::Month, now, &tz)
         .ok_or_else(|| CliError::Input("the current time is out of range".into()))?;
     let rows = reader.user_limits(user)?;
@@ -459,7 +455,7 @@ fn topups_table(rows: &[Topup], tz: Tz) -> String {
 pub fn run_topup(cli: &Cli, cmd: &TopupCommand, tz: Tz) -> Result<String, CliError> {
     match cmd {
         TopupCommand::Add(a) => {
-            let now = now();
+            let now = periods::now();
             let valid_from = match &a.valid_from {
                 Some(s) => parse_date(s, tz).map_err(CliError::Input)?,
                 None => now,
@@ -499,7 +495,7 @@ pub fn run_topup(cli: &Cli, cmd: &TopupCommand, tz: Tz) -> Result<String, CliErr
         }
         TopupCommand::List(a) => {
             let reader = open_reader(cli)?;
-            let rows = reader.topup_list(a.user.as_deref(), a.all, now())?;
+            let rows = reader.topup_list(a.user.as_deref(), a.all, periods::now())?;
             if cli.json {
                 return json_out(&serde_json::json!({ "topups": topups_json(&rows, tz) }));
             }

@@ -26,7 +26,7 @@ use crate::store::{
 };
 use format::{cell, human_bytes, human_duration, local_time, rfc3339, table, Align};
 
-pub const DEFAULT_DB: &str = "/var/lib/freeradius/rlm_rust.sqlite";
+pub use crate::config::DEFAULT_DB;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -104,17 +104,12 @@ pub struct UsageArgs {
 }
 
 fn parse_tz(s: &str) -> Result<Tz, String> {
-    s.parse::<Tz>().map_err(|_| {
-        format!("unknown time zone {s:?} (use an IANA name such as Europe/Berlin or UTC)")
-    })
+    crate::config::parse_timezone(s).map_err(|why| format!("unknown time zone {s:?}: {why}"))
 }
 
 /// The system's time zone, else UTC.
 fn system_tz() -> Tz {
-    iana_time_zone::get_timezone()
-        .ok()
-        .and_then(|name| name.parse().ok())
-        .unwrap_or(chrono_tz::UTC)
+    crate::config::parse_timezone("local").unwrap_or(chrono_tz::UTC)
 }
 
 /// Errors a command reports to the operator.

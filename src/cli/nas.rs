@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::format::{cell, local_time, rfc3339, table, Align};
 use super::{open_reader, Cli, CliError};
 use crate::store::{Admin, DisconnectJob, JobState, NasConfig, NasRow, RetryTarget, StoreError};
+use crate::{config, periods};
 
 #[derive(Debug, Subcommand)]
 pub enum NasCommand {
@@ -125,30 +126,22 @@ pub enum QueueCommand {
     },
 }
 
-/// An age like `7d`, `12h`, `15m`, `30s` (or plain seconds) in seconds.
+/// An age like `7d`, `12h`, `15m`, `30s` (or plain seconds) in seconds; also weeks.
 pub fn parse_age(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(format!("bad age {s:?}: use e.g. 30s, 15m, 12h, 7d")),
-    };
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("bad age {s:?}: use e.g. 30s, 15m, 12h, 7d"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("age {s:?} is too large"))
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+    const UNITS: &[(char, u64)] = &[
+        ('s', 1),
+        ('m', 60),
+        ('h', 3600),
+        ('d', 86_400),
+        ('w', 604_800),
+    ];
+    match config::parse_duration_in(s, UNITS) {
+        Ok(secs) => i64::try_from(secs).map_err(|_| format!("age {s:?} is too large")),
+        Err(config::DurationError::TooLarge) => Err(format!("age {s:?} is too large")),
+        Err(config::DurationError::Invalid) => {
+            Err(format!("bad age {s:?}: use e.g. 30s, 15m, 12h, 7d"))
+        }
+    }
 }
 
 fn map_open(e: StoreError) -> CliError {
@@ -232,7 +225,7 @@ pub(super) fn run_nas(cli: &Cli, cmd: &NasCommand, tz: Tz) -> Result<String, Cli
             let mut nas = NasConfig::new(ip);
             nas.name = Some(args.name.clone());
             apply(&mut nas, &args.opts)?;
-            db.nas_upsert(&nas, now())?;
+            db.nas_upsert(&nas, periods::now())?;
             Ok(format!("added NAS {}\n", nas.nas_ip))
         }
         NasCommand::Set(args) => {
@@ -245,7 +238,7 @@ pub(super) fn run_nas(cli: &Cli, cmd: &NasCommand, tz: Tz) -> Result<String, Cli
                 nas.name = (!name.is_empty()).then(|| name.clone());
             }
             apply(&mut nas, &args.opts)?;
-            db.nas_upsert(&nas, now())?;
+            db.nas_upsert(&nas, periods::now())?;
             Ok(format!("updated NAS {}\n", nas.nas_ip))
         }
         NasCommand::Remove { nas } => {
@@ -279,7 +272,7 @@ pub(super) fn run_queue(cli: &Cli, cmd: &QueueCommand, tz: Tz) -> Result<String,
                 (Some(id), false) => RetryTarget::Id(*id),
                 _ => RetryTarget::AllFailed,
             };
-            let n = db.queue_retry(target, now())?;
+            let n = db.queue_retry(target, periods::now())?;
             if let (RetryTarget::Id(id), 0) = (target, n) {
                 return Err(CliError::Input(format!(
                     "no job {id} to retry (no such job, or it is done)"
@@ -289,7 +282,7 @@ pub(super) fn run_queue(cli: &Cli, cmd: &QueueCommand, tz: Tz) -> Result<String,
         }
         QueueCommand::Purge { older_than, .. } => {
             let db = Admin::open_existing(&cli.db).map_err(map_open)?;
-            let n = db.queue_purge(older_than.map(|age| now().saturating_sub(age)))?;
+            let n = db.queue_purge(older_than.map(|age| periods::now().saturating_sub(age)))?;
             count_reply(cli, "purged", n)
         }
     }
