@@ -3,6 +3,7 @@
 //! The server hands every option over as text; [`parse`] turns it into typed values or
 //! a [`ConfigError`] that names the option, so `freeradius -XC` fails with a message an
 //! operator can act on.
+use crate::capping::{EvalOptions, OverLimitPolicy, PeriodKind};
 use chrono_tz::Tz;
 use std::fmt;
 use std::path::PathBuf;
@@ -15,6 +16,20 @@ pub struct RawConfig {
     pub stale_after: Option<String>,
     pub synchronous: Option<String>,
     pub background_interval: Option<String>,
+    pub capping: RawCapping,
+}
+
+/// The `capping { ... }` subsection as written.
+#[derive(Debug, Default, Clone)]
+pub struct RawCapping {
+    pub period: Option<String>,
+    pub caveat_captrafzero: Option<String>,
+    pub mikrotik: Option<String>,
+    pub over_limit: Option<String>,
+    pub traffic_message: Option<String>,
+    pub uptime_message: Option<String>,
+    pub notify_command: Option<String>,
+    pub notify_template: Option<String>,
 }
 
 pub use crate::store::Synchronous;
@@ -28,7 +43,51 @@ pub struct Config {
     pub synchronous: Synchronous,
     /// Seconds between runs of the background jobs.
     pub background_interval: u64,
+    pub capping: Capping,
 }
+
+/// Capping settings (`capping { ... }`).
+#[derive(Debug, Clone)]
+pub struct Capping {
+    pub period: PeriodKind,
+    /// SMRadius `caveat_captrafzero`: unset = prepaid, 0 = unlimited.
+    pub caveat_captrafzero: bool,
+    /// Send Mikrotik-Total-Limit(-Gigawords) with the remaining traffic.
+    pub mikrotik: bool,
+    pub over_limit: OverLimitPolicy,
+    pub eval: EvalOptions,
+    /// argv of the delivery command (stdin = rendered message); None = keep queued.
+    pub notify_command: Option<Vec<String>>,
+    /// Template source (file contents, or the built-in default).
+    pub notify_template: String,
+}
+
+impl Default for Capping {
+    fn default() -> Self {
+        Capping {
+            period: PeriodKind::Month,
+            caveat_captrafzero: false,
+            mikrotik: false,
+            over_limit: OverLimitPolicy::Disconnect,
+            eval: EvalOptions::default(),
+            notify_command: None,
+            notify_template: DEFAULT_NOTIFY_TEMPLATE.to_string(),
+        }
+    }
+}
+
+/// Used when `notify_template` is not set: a complete mail for `sendmail -t`.
+pub const DEFAULT_NOTIFY_TEMPLATE: &str = "\
+To: [% notify.target %]
+Subject: [% IF autotopup.toAdd > 0 %]Auto-topup added[% ELSE %]Auto-topup limit reached[% END %] for [% user.username %]
+
+[% IF autotopup.toAdd > 0 -%]
+[% autotopup.toAdd %] auto-topup(s) of [% autotopup.amount %] [% autotopup.unit %] were added for [% user.username %] ([% autotopup.type %]).
+[%- ELSE -%]
+[% user.username %] needs more [% autotopup.type %], but the auto-topup limit of [% autotopup.limit %] [% autotopup.unit %] for this period is reached.
+[%- END %]
+Usage this period: [% usage.total %] of [% usage.limit %] [% autotopup.unit %].
+";
 
 pub const DEFAULT_DB: &str = "/var/lib/freeradius/rlm_rust.sqlite";
 
@@ -100,6 +159,111 @@ pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
         stale_after,
         synchronous,
         background_interval,
+        capping: parse_capping(&raw.capping)?,
+    })
+}
+
+/// `yes/no`, `true/false`, `on/off`, `1/0`.
+fn parse_bool(
+    option: &'static str,
+    value: Option<&str>,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    let Some(v) = value else { return Ok(default) };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(err(option, v, "must be yes or no")),
+    }
+}
+
+fn message(
+    option: &'static str,
+    value: Option<&str>,
+    default: String,
+) -> Result<String, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.trim().is_empty() => Err(err(option, v, "must not be empty")),
+        Some(v) => Ok(v.to_string()),
+    }
+}
+
+fn parse_capping(raw: &RawCapping) -> Result<Capping, ConfigError> {
+    let d = Capping::default();
+    let period = match raw.period.as_deref().map(|p| p.trim().to_ascii_lowercase()) {
+        None => d.period,
+        Some(p) if p == "month" => PeriodKind::Month,
+        Some(p) if p == "day" => PeriodKind::Day,
+        Some(_) => {
+            let v = raw.period.as_deref().unwrap_or_default();
+            return Err(err("capping.period", v, "must be 'month' or 'day'"));
+        }
+    };
+    let over_limit = match raw
+        .over_limit
+        .as_deref()
+        .map(|p| p.trim().to_ascii_lowercase())
+    {
+        None => d.over_limit,
+        Some(p) if p == "disconnect" => OverLimitPolicy::Disconnect,
+        Some(p) if p == "report" => OverLimitPolicy::Report,
+        Some(_) => {
+            let v = raw.over_limit.as_deref().unwrap_or_default();
+            return Err(err(
+                "capping.over_limit",
+                v,
+                "must be 'disconnect' or 'report'",
+            ));
+        }
+    };
+    let notify_command = match raw.notify_command.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(c) => {
+            let argv: Vec<String> = c.split_whitespace().map(str::to_string).collect();
+            if !argv[0].starts_with('/') {
+                return Err(err(
+                    "capping.notify_command",
+                    c,
+                    "must start with an absolute path (the server's PATH is not searched)",
+                ));
+            }
+            Some(argv)
+        }
+    };
+    let notify_template = match raw.notify_template.as_deref().map(str::trim) {
+        None | Some("") => d.notify_template,
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| err("capping.notify_template", path, format!("cannot read: {e}")))?,
+    };
+    if let Err(e) = crate::notify::Template::parse(&notify_template) {
+        let v = raw.notify_template.as_deref().unwrap_or("(built-in)");
+        return Err(err("capping.notify_template", v, e.to_string()));
+    }
+    Ok(Capping {
+        period,
+        caveat_captrafzero: parse_bool(
+            "capping.caveat_captrafzero",
+            raw.caveat_captrafzero.as_deref(),
+            false,
+        )?,
+        mikrotik: parse_bool("capping.mikrotik", raw.mikrotik.as_deref(), false)?,
+        over_limit,
+        eval: EvalOptions {
+            traffic_message: message(
+                "capping.traffic_message",
+                raw.traffic_message.as_deref(),
+                d.eval.traffic_message,
+            )?,
+            uptime_message: message(
+                "capping.uptime_message",
+                raw.uptime_message.as_deref(),
+                d.eval.uptime_message,
+            )?,
+            ..d.eval
+        },
+        notify_command,
+        notify_template,
     })
 }
 
@@ -258,6 +422,121 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn capping_options() {
+        let ok = |c: RawCapping| {
+            parse(&RawConfig {
+                timezone: Some("UTC".into()),
+                capping: c,
+                ..Default::default()
+            })
+            .map(|c| c.capping)
+        };
+        let d = ok(RawCapping::default()).unwrap();
+        assert_eq!(d.period, PeriodKind::Month);
+        assert!(!d.caveat_captrafzero && !d.mikrotik);
+        assert_eq!(d.over_limit, OverLimitPolicy::Disconnect);
+        assert_eq!(d.notify_command, None);
+        let c = ok(RawCapping {
+            period: Some("Day".into()),
+            caveat_captrafzero: Some("yes".into()),
+            mikrotik: Some("on".into()),
+            over_limit: Some("report".into()),
+            traffic_message: Some("Out of data".into()),
+            notify_command: Some("/usr/sbin/sendmail -t -oi".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.period, PeriodKind::Day);
+        assert!(c.caveat_captrafzero && c.mikrotik);
+        assert_eq!(c.over_limit, OverLimitPolicy::Report);
+        assert_eq!(c.eval.traffic_message, "Out of data");
+        assert_eq!(c.eval.uptime_message, EvalOptions::default().uptime_message);
+        assert_eq!(
+            c.notify_command.unwrap(),
+            ["/usr/sbin/sendmail", "-t", "-oi"]
+        );
+        let bad: [(RawCapping, &str); 6] = [
+            (
+                RawCapping {
+                    period: Some("week".into()),
+                    ..Default::default()
+                },
+                "capping.period",
+            ),
+            (
+                RawCapping {
+                    mikrotik: Some("maybe".into()),
+                    ..Default::default()
+                },
+                "capping.mikrotik",
+            ),
+            (
+                RawCapping {
+                    over_limit: Some("throttle".into()),
+                    ..Default::default()
+                },
+                "capping.over_limit",
+            ),
+            (
+                RawCapping {
+                    traffic_message: Some(" ".into()),
+                    ..Default::default()
+                },
+                "capping.traffic_message",
+            ),
+            (
+                RawCapping {
+                    notify_command: Some("sendmail -t".into()),
+                    ..Default::default()
+                },
+                "capping.notify_command",
+            ),
+            (
+                RawCapping {
+                    notify_template: Some("/nonexistent/t.tmpl".into()),
+                    ..Default::default()
+                },
+                "capping.notify_template",
+            ),
+        ];
+        for (raw, option) in bad {
+            assert_eq!(ok(raw).unwrap_err().option, option);
+        }
+    }
+
+    #[test]
+    fn default_template_renders() {
+        let mut vars = crate::notify::Vars::new();
+        vars.set("notify.target", "ops@example.net")
+            .set("user.username", "bob")
+            .set("autotopup.toAdd", 2u64)
+            .set("autotopup.amount", 100u64)
+            .set("autotopup.unit", "MB")
+            .set("autotopup.type", "traffic")
+            .set("usage.total", 950u64)
+            .set("usage.limit", 1000u64);
+        let r = crate::notify::render(DEFAULT_NOTIFY_TEMPLATE, &vars).unwrap();
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        assert!(
+            r.text
+                .starts_with("To: ops@example.net\nSubject: Auto-topup added for bob\n\n"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .contains("2 auto-topup(s) of 100 MB were added for bob (traffic)."),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text.contains("Usage this period: 950 of 1000 MB."),
+            "{}",
+            r.text
+        );
     }
 
     #[test]

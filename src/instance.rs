@@ -4,10 +4,14 @@
 use crate::accounting::{self, Skip};
 use crate::attrs::Attrs;
 use crate::background::{Background, Job};
+use crate::capping::{AcctAction, RawLimits};
 use crate::config::Config;
+use crate::enforcement::{Answer, Enforcer};
 use crate::periods;
-use crate::store::{OpenState, SessionFilter, Store, StoreOptions};
+use crate::sessions::AcctUpdate;
+use crate::store::{Admin, NewDisconnectJob, OpenState, SessionFilter, Store, StoreOptions};
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Module return codes, as unlang sees them.
@@ -33,6 +37,9 @@ pub struct Instance {
     pub name: String,
     pub config: Config,
     store: Store,
+    enforcer: Enforcer,
+    /// Disconnect-queue writes (over-limit sessions); opened on first use.
+    admin: Mutex<Option<Admin>>,
     background: Option<Background>,
 }
 
@@ -78,6 +85,15 @@ impl Instance {
                 stale_after: config.stale_after,
             }));
         }
+        if let Some(command) = &config.capping.notify_command {
+            let template = crate::notify::Template::parse(&config.capping.notify_template)
+                .map_err(|e| format!("option 'capping.notify_template': {e}"))?;
+            jobs.push(Box::new(crate::outbox::Outbox {
+                store: store.clone(),
+                command: command.clone(),
+                template,
+            }));
+        }
         let background = Background::spawn(Duration::from_secs(config.background_interval), jobs)
             .map_err(|e| format!("cannot start the background thread: {e}"))?;
         log::info!(
@@ -87,18 +103,25 @@ impl Instance {
             config.stale_after,
             config.synchronous
         );
+        let enforcer = Enforcer::new(config.capping.clone(), config.timezone, store.clone());
         Ok(Instance {
             name,
             config,
             store,
+            enforcer,
+            admin: Mutex::new(None),
             background: Some(background),
         })
     }
 
     /// Records one Accounting-Request; returns only once it is committed.
+    /// Then, for a capped user, decides again with the new usage and queues a
+    /// disconnect when the policy says so. `control`: capping attributes of the
+    /// request's control list.
     pub fn accounting(
         &self,
         attrs: &impl Attrs,
+        control: &RawLimits,
         src_ip: Option<IpAddr>,
         received_at: i64,
     ) -> Rcode {
@@ -116,9 +139,31 @@ impl Instance {
                 return Rcode::Invalid;
             }
         };
+        let job = over_limit_job(&update);
         match self.store.record(update) {
             Ok(outcome) => {
                 log::debug!("{outcome}");
+                let action = self.enforcer.accounting(
+                    &outcome.username,
+                    outcome.status,
+                    control,
+                    received_at,
+                );
+                match action {
+                    AcctAction::None => {}
+                    AcctAction::Report { reason } => {
+                        log::warn!("{:?} is over the limit ({reason}); over_limit = report: session left up", outcome.username);
+                    }
+                    AcctAction::Disconnect { reason } => {
+                        self.enqueue_disconnect(
+                            NewDisconnectJob {
+                                reason: format!("over limit: {reason}"),
+                                ..job
+                            },
+                            received_at,
+                        );
+                    }
+                }
                 Rcode::Ok
             }
             Err(e) => {
@@ -130,16 +175,16 @@ impl Instance {
         }
     }
 
-    /// What authorize tells unlang about the user: open sessions and this month's usage,
-    /// as (attribute, value) pairs for the control list.
-    pub fn authorize(
-        &self,
-        username: Option<&str>,
-        now: i64,
-    ) -> (Rcode, Vec<(&'static str, String)>) {
+    /// What authorize tells unlang about the user (control attributes): open
+    /// sessions, this month's usage and, for a capped user, the allowance.
+    pub fn authorize(&self, username: Option<&str>, control: &RawLimits, now: i64) -> Answer {
         let Some(user) = username.filter(|u| !u.is_empty()) else {
             log::debug!("no User-Name: nothing to look up");
-            return (Rcode::Noop, Vec::new());
+            return Answer {
+                rcode: Rcode::Noop,
+                reply: Vec::new(),
+                control: Vec::new(),
+            };
         };
         let filter = SessionFilter {
             username: Some(user.to_string()),
@@ -154,7 +199,11 @@ impl Instance {
             (Ok(open), Ok(usage)) => (open.len(), usage),
             (Err(e), _) | (_, Err(e)) => {
                 log::error!("cannot read the store for {user:?}: {e}");
-                return (Rcode::Fail, Vec::new());
+                return Answer {
+                    rcode: Rcode::Fail,
+                    reply: Vec::new(),
+                    control: Vec::new(),
+                };
             }
         };
         log::debug!(
@@ -163,12 +212,79 @@ impl Instance {
             usage.total_octets(),
             usage.session_time
         );
-        let attrs = vec![
+        let mut answer = self.enforcer.authorize(user, control, now);
+        if answer.rcode == Rcode::Fail {
+            return answer;
+        }
+        answer.rcode = Rcode::Updated;
+        answer.control.extend([
             (OPEN_SESSIONS_ATTR, open.to_string()),
             (MONTH_TRAFFIC_ATTR, usage.total_octets().to_string()),
             (MONTH_UPTIME_ATTR, usage.session_time.to_string()),
-        ];
-        (Rcode::Updated, attrs)
+        ]);
+        answer
+    }
+
+    /// Enforces the user's limits: reject with Reply-Message, or the remaining
+    /// allowance as reply attributes.
+    pub fn post_auth(
+        &self,
+        username: Option<&str>,
+        control: &RawLimits,
+        existing_session_timeout: Option<u32>,
+        now: i64,
+    ) -> Answer {
+        match username.filter(|u| !u.is_empty()) {
+            Some(user) => self
+                .enforcer
+                .post_auth(user, control, existing_session_timeout, now),
+            None => Answer {
+                rcode: Rcode::Noop,
+                reply: Vec::new(),
+                control: Vec::new(),
+            },
+        }
+    }
+
+    /// `%{rust:KEY}`: a capping value of the request's user.
+    pub fn xlat(
+        &self,
+        key: &str,
+        username: Option<&str>,
+        control: &RawLimits,
+        now: i64,
+    ) -> Result<String, String> {
+        let user = username
+            .filter(|u| !u.is_empty())
+            .ok_or("the request has no User-Name")?;
+        self.enforcer.xlat(key, user, control, now)
+    }
+
+    /// Queues a disconnect; a failure is logged (the next Interim tries again).
+    fn enqueue_disconnect(&self, job: NewDisconnectJob, now: i64) {
+        let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        if admin.is_none() {
+            match Admin::open(self.store.path()) {
+                Ok(a) => *admin = Some(a),
+                Err(e) => {
+                    log::error!("cannot open the disconnect queue: {e}");
+                    return;
+                }
+            }
+        }
+        if let Some(a) = admin.as_ref() {
+            match a.queue_enqueue(&job, now) {
+                Ok(true) => log::info!(
+                    "disconnect queued for {:?} (session {} on {}): {}",
+                    job.username,
+                    job.acct_session_id,
+                    job.nas_ip,
+                    job.reason
+                ),
+                Ok(false) => {}
+                Err(e) => log::error!("cannot queue the disconnect of {:?}: {e}", job.username),
+            }
+        }
     }
 
     /// Stops the background thread and the store's writer; called at detach.
@@ -177,6 +293,19 @@ impl Instance {
             bg.stop();
         }
         self.store.shutdown();
+    }
+}
+
+/// The disconnect job for the session an update belongs to (reason filled in later).
+fn over_limit_job(u: &AcctUpdate) -> NewDisconnectJob {
+    NewDisconnectJob {
+        nas_ip: u.nas_ip.clone(),
+        session_key: u.session_key().to_string(),
+        username: u.username.clone(),
+        acct_session_id: u.session_id.clone(),
+        framed_ip: u.framed_ip.clone(),
+        session_start: u.event_time - i64::from(u.session_time.unwrap_or(0)),
+        reason: String::new(),
     }
 }
 

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// A template value.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum Value {
     Int(i64),
@@ -82,7 +82,7 @@ impl From<String> for Value {
 }
 
 /// Variables by full dotted name (`"user.username"`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Vars(BTreeMap<String, Value>);
 
 impl Vars {

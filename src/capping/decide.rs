@@ -377,6 +377,7 @@ fn notifications(input: &EvalInput<'_>, o: &KindOutcome, dropped: bool) -> Vec<N
             to_units(i128::from(o.used) + o.remaining_before),
         )
         .set("autotopup.type", k.name())
+        .set("autotopup.unit", k.unit_name())
         .set("autotopup.amount", auto.amount)
         .set("autotopup.limit", auto.limit.unwrap_or(0))
         .set("autotopup.added", p.added_before)

@@ -244,6 +244,14 @@ impl RawLimits {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
+
+    /// Takes from `fallback` every value this set lacks (per field): how the store's
+    /// limits serve as defaults under the control list's.
+    pub fn fill_from(&mut self, fallback: &RawLimits) {
+        for (field, v) in &fallback.values {
+            self.values.entry(*field).or_insert_with(|| v.clone());
+        }
+    }
 }
 
 /// Auto-topup settings of one kind (present only when enabled).
@@ -303,6 +311,11 @@ impl Limits {
             Kind::Traffic => self.autotopup_traffic.as_ref(),
             Kind::Uptime => self.autotopup_uptime.as_ref(),
         }
+    }
+
+    /// No traffic and no uptime limit: nothing to decide (auto-topups need a limit).
+    pub fn is_unlimited(&self) -> bool {
+        self.traffic_mb.is_none() && self.uptime_min.is_none()
     }
 
     /// Effective limit in bytes / seconds: limit × unit × multiplier, rounded down.

@@ -132,6 +132,7 @@
 
 mod decide;
 mod limits;
+mod summary;
 
 pub use crate::topups::Kind;
 pub use decide::{
@@ -142,6 +143,7 @@ pub use limits::{
     attribute_field, lookup_attribute, parse_limits, AttributeDef, AutoTopup, Field, LimitError,
     Limits, RawLimits, RawValue, ValueType, ATTRIBUTES,
 };
+pub use summary::{summarize, KindSummary};
 
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, TimeZone};
 

@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use super::format::{cell, human_bytes, human_duration, local_time, rfc3339, table, Align};
 use super::{open_reader, Cli, CliError};
-use crate::capping::{evaluate, parse_limits, EvalInput, EvalOptions, Limits, Period, PeriodKind};
+use crate::capping::{
+    evaluate, parse_limits, summarize, EvalInput, EvalOptions, Period, PeriodKind,
+};
 use crate::periods;
 use crate::store::{raw_limits, Store, StoreError, StoreOptions};
 use crate::topups::{Kind, NewTopup, Topup, TYPE_TRAFFIC, TYPE_UPTIME};
@@ -239,33 +241,6 @@ fn limits_changed(cli: &Cli, store: &Store, user: &str, what: &str) -> Result<St
     Ok(out)
 }
 
-#[derive(Serialize)]
-struct KindReport {
-    /// Configured limit (MB / minutes); None = unlimited.
-    limit: Option<u64>,
-    /// Limit × multiplier in bytes / seconds.
-    effective_limit: Option<u64>,
-    usage: u64,
-    /// Available topups counted this period, bytes / seconds.
-    topups: u64,
-    /// effective limit + topups − usage; None = unlimited; may be negative.
-    remaining: Option<i64>,
-}
-
-fn kind_report(limits: &Limits, kind: Kind, usage: u64, topups: u64) -> KindReport {
-    let effective = limits.effective_limit(kind);
-    KindReport {
-        limit: limits.limit(kind),
-        effective_limit: effective,
-        usage,
-        topups,
-        remaining: effective.map(|e| {
-            let allowance = i128::from(e) + i128::from(topups);
-            (allowance - i128::from(usage)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-        }),
-    }
-}
-
 fn show_limits(cli: &Cli, user: &str, tz: Tz) -> Result<String, CliError> {
     let reader = open_reader(cli)?;
     let now = periods::now();
@@ -280,25 +255,8 @@ fn show_limits(cli: &Cli, user: &str, tz: Tz) -> Result<String, CliError> {
         uptime_secs: used.session_time,
     };
     let topups = reader.topups_for_period(user, period.start, period.end)?;
-    let counted = |kind: Kind| -> u64 {
-        topups
-            .iter()
-            .filter(|t| t.topup.counts_in(kind, period.start, period.end))
-            .map(|t| t.available())
-            .fold(0u64, u64::saturating_add)
-    };
-    let traffic = kind_report(
-        &limits,
-        Kind::Traffic,
-        usage.traffic_bytes,
-        counted(Kind::Traffic),
-    );
-    let uptime = kind_report(
-        &limits,
-        Kind::Uptime,
-        usage.uptime_secs,
-        counted(Kind::Uptime),
-    );
+    let traffic = summarize(&limits, Kind::Traffic, &usage, &topups, &period);
+    let uptime = summarize(&limits, Kind::Uptime, &usage, &topups, &period);
     let opts = EvalOptions::default();
     let decision = evaluate(&EvalInput {
         username: user,
@@ -573,15 +531,5 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(parse_date(input, berlin).ok(), *want, "{input}");
         }
-    }
-
-    #[test]
-    fn remaining_can_go_negative_and_unlimited_is_none() {
-        let raw = crate::capping::RawLimits::from_pairs([("Rust-Capping-Traffic-Limit", "1")]);
-        let limits = parse_limits("u", &raw, false).unwrap();
-        let r = kind_report(&limits, Kind::Traffic, 3 * 1_048_576, 1_048_576);
-        assert_eq!(r.remaining, Some(-1_048_576));
-        let r = kind_report(&limits, Kind::Uptime, 10, 0);
-        assert_eq!(r.remaining, None);
     }
 }

@@ -6,7 +6,9 @@ use super::log::{self as frlog, RequestScope};
 use super::request::{List, Op, Request};
 use super::sys;
 use crate::attrs::{std_attr, Attrs};
-use crate::config::{self, RawConfig};
+use crate::capping::{lookup_attribute, RawLimits};
+use crate::config::{self, RawCapping, RawConfig};
+use crate::enforcement::Answer;
 use crate::instance::{Instance, Rcode};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::mem::{offset_of, size_of};
@@ -22,7 +24,21 @@ pub struct InstanceData {
     stale_after: *const c_char,
     synchronous: *const c_char,
     background_interval: *const c_char,
+    capping: CappingData,
     state: *mut Instance,
+}
+
+/// The `capping { ... }` subsection's strings.
+#[repr(C)]
+pub struct CappingData {
+    period: *const c_char,
+    caveat_captrafzero: *const c_char,
+    mikrotik: *const c_char,
+    over_limit: *const c_char,
+    traffic_message: *const c_char,
+    uptime_message: *const c_char,
+    notify_command: *const c_char,
+    notify_template: *const c_char,
 }
 
 /// Plain-data wrapper so tables of raw pointers can be `static`.
@@ -56,8 +72,31 @@ const END: sys::CONF_PARSER = sys::CONF_PARSER {
     dflt: ptr::null(),
 };
 
+macro_rules! capping_option {
+    ($name:literal, $field:ident) => {
+        string_option(
+            $name,
+            offset_of!(InstanceData, capping) + offset_of!(CappingData, $field),
+            None,
+        )
+    };
+}
+
+/// Offsets are from the instance base (the subsection entry's offset is 0).
+static CAPPING_CONFIG: Static<[sys::CONF_PARSER; 9]> = Static([
+    capping_option!(c"period", period),
+    capping_option!(c"caveat_captrafzero", caveat_captrafzero),
+    capping_option!(c"mikrotik", mikrotik),
+    capping_option!(c"over_limit", over_limit),
+    capping_option!(c"traffic_message", traffic_message),
+    capping_option!(c"uptime_message", uptime_message),
+    capping_option!(c"notify_command", notify_command),
+    capping_option!(c"notify_template", notify_template),
+    END,
+]);
+
 /// Options without a default here are defaulted (and validated) in `config::parse`.
-static CONFIG: Static<[sys::CONF_PARSER; 6]> = Static([
+static CONFIG: Static<[sys::CONF_PARSER; 7]> = Static([
     string_option(c"db", offset_of!(InstanceData, db), None),
     string_option(c"timezone", offset_of!(InstanceData, timezone), None),
     string_option(c"stale_after", offset_of!(InstanceData, stale_after), None),
@@ -67,6 +106,13 @@ static CONFIG: Static<[sys::CONF_PARSER; 6]> = Static([
         offset_of!(InstanceData, background_interval),
         None,
     ),
+    sys::CONF_PARSER {
+        name: c"capping".as_ptr(),
+        type_: sys::PW_TYPE_SUBSECTION as c_int,
+        offset: 0,
+        data: ptr::null_mut(),
+        dflt: &CAPPING_CONFIG.0 as *const _ as *const c_void,
+    },
     END,
 ]);
 
@@ -129,6 +175,16 @@ unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_vo
             stale_after: opt(data.stale_after),
             synchronous: opt(data.synchronous),
             background_interval: opt(data.background_interval),
+            capping: RawCapping {
+                period: opt(data.capping.period),
+                caveat_captrafzero: opt(data.capping.caveat_captrafzero),
+                mikrotik: opt(data.capping.mikrotik),
+                over_limit: opt(data.capping.over_limit),
+                traffic_message: opt(data.capping.traffic_message),
+                uptime_message: opt(data.capping.uptime_message),
+                notify_command: opt(data.capping.notify_command),
+                notify_template: opt(data.capping.notify_template),
+            },
         };
         let config = match config::parse(&raw) {
             Ok(c) => c,
@@ -148,9 +204,16 @@ unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_vo
                 }
             };
         }
-        match Instance::start(name, config) {
+        match Instance::start(name.clone(), config) {
             Ok(i) => {
                 data.state = Box::into_raw(Box::new(i));
+                // `%{<instance name>:key}`; after a HUP the new instance takes the
+                // name over, and the server unregisters by instance when freeing.
+                let cname = std::ffi::CString::new(name).unwrap_or_default();
+                if sys::xlat_register(cname.as_ptr(), Some(mod_xlat), None, inst) != 0 {
+                    config_error(cs, "cannot register the xlat");
+                    return -1;
+                }
                 0
             }
             Err(e) => {
@@ -221,19 +284,42 @@ fn to_c(r: Rcode) -> sys::rlm_rcode_t {
     }
 }
 
+/// Capping attributes of the control list (our names and the SMRadius aliases).
+fn control_limits(req: &Request<'_>) -> RawLimits {
+    let mut raw = RawLimits::new();
+    for p in req.pairs(List::Control) {
+        let name = p.name();
+        if lookup_attribute(name).is_some() {
+            if let Some(v) = p.as_text() {
+                raw.insert(name, &v);
+            }
+        }
+    }
+    raw
+}
+
+fn apply(req: &mut Request<'_>, answer: Answer) -> Rcode {
+    for (name, value) in answer.control {
+        if let Err(e) = req.add(List::Control, name, &value, Op::Set) {
+            log::warn!("{e} (is dictionary.rust included?)");
+        }
+    }
+    for (name, value) in answer.reply {
+        if let Err(e) = req.add(List::Reply, &name, &value, Op::Set) {
+            log::warn!("{e}");
+        }
+    }
+    answer.rcode
+}
+
 unsafe extern "C" fn mod_authorize(
     inst: *mut c_void,
     request: *mut sys::REQUEST,
 ) -> sys::rlm_rcode_t {
     call(inst, request, "authorize", |state, req| {
         let user = req.list(List::Request).text(std_attr::USER_NAME, 0);
-        let (rcode, control) = state.authorize(user.as_deref(), req.received_at());
-        for (name, value) in control {
-            if let Err(e) = req.add(List::Control, name, &value, Op::Set) {
-                log::warn!("{e} (is dictionary.rust included?)");
-            }
-        }
-        rcode
+        let answer = state.authorize(user.as_deref(), &control_limits(req), req.received_at());
+        apply(req, answer)
     })
 }
 
@@ -241,7 +327,20 @@ unsafe extern "C" fn mod_post_auth(
     inst: *mut c_void,
     request: *mut sys::REQUEST,
 ) -> sys::rlm_rcode_t {
-    call(inst, request, "post-auth", |_, _| Rcode::Noop)
+    call(inst, request, "post-auth", |state, req| {
+        let user = req.list(List::Request).text(std_attr::USER_NAME, 0);
+        let timeout = req
+            .list(List::Reply)
+            .integer(std_attr::SESSION_TIMEOUT, 0)
+            .map(|t| u32::try_from(t).unwrap_or(u32::MAX));
+        let answer = state.post_auth(
+            user.as_deref(),
+            &control_limits(req),
+            timeout,
+            req.received_at(),
+        );
+        apply(req, answer)
+    })
 }
 
 unsafe extern "C" fn mod_preacct(
@@ -256,6 +355,57 @@ unsafe extern "C" fn mod_accounting(
     request: *mut sys::REQUEST,
 ) -> sys::rlm_rcode_t {
     call(inst, request, "accounting", |state, req| {
-        state.accounting(&req.list(List::Request), req.src_ip(), req.received_at())
+        state.accounting(
+            &req.list(List::Request),
+            &control_limits(req),
+            req.src_ip(),
+            req.received_at(),
+        )
     })
+}
+
+/// `%{rust:KEY}`: writes the value into `out` (NUL-terminated, truncated to fit);
+/// -1 (the expansion fails) for an unknown key or a store error.
+unsafe extern "C" fn mod_xlat(
+    inst: *mut c_void,
+    raw: *mut sys::REQUEST,
+    fmt: *const c_char,
+    out: *mut c_char,
+    outlen: usize,
+) -> isize {
+    let _scope = RequestScope::enter(raw);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let data = &*(inst as *const InstanceData);
+        let state = data.state.as_ref().ok_or("module not instantiated")?;
+        let req = Request::from_raw(raw).ok_or("request without a packet")?;
+        let key = opt(fmt).unwrap_or_default();
+        let user = req.list(List::Request).text(std_attr::USER_NAME, 0);
+        state
+            .xlat(
+                &key,
+                user.as_deref(),
+                &control_limits(&req),
+                req.received_at(),
+            )
+            .map_err(|e| format!("%{{{}:{key}}}: {e}", state.name))
+    }));
+    let value = match result {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            log::error!("{e}");
+            return -1;
+        }
+        Err(_) => {
+            log::error!("xlat: internal error (panic caught)");
+            return -1;
+        }
+    };
+    if out.is_null() || outlen == 0 {
+        return -1;
+    }
+    let n = value.len().min(outlen - 1);
+    // SAFETY: the server passes a buffer of `outlen` bytes.
+    ptr::copy_nonoverlapping(value.as_ptr(), out as *mut u8, n);
+    *out.add(n) = 0;
+    n as isize
 }

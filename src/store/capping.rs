@@ -303,28 +303,13 @@ fn decide(
     tz: Tz,
     r: &DecideRequest,
 ) -> Result<(Decision, Vec<u64>), StoreError> {
-    let usage = match r.usage {
-        Some(u) => u,
-        None => {
-            let u = match r.period.kind {
-                PeriodKind::Month => super::read::month_usage(
-                    conn,
-                    &r.username,
-                    periods::local_month(r.period.start, tz),
-                )?,
-                PeriodKind::Day => super::read::day_usage(
-                    conn,
-                    &r.username,
-                    periods::local_day(r.period.start, tz),
-                )?,
-            };
-            CapUsage {
-                traffic_bytes: u.total_octets(),
-                uptime_secs: u.session_time,
-            }
-        }
+    let (usage, topups) = match r.usage {
+        Some(u) => (
+            u,
+            topups_for_period(conn, &r.username, r.period.start, r.period.end)?,
+        ),
+        None => capping_inputs(conn, tz, &r.username, r.period)?,
     };
-    let topups = topups_for_period(conn, &r.username, r.period.start, r.period.end)?;
     let d = evaluate(&EvalInput {
         username: &r.username,
         limits: &r.limits,
@@ -336,6 +321,30 @@ fn decide(
     });
     let ids = apply_decision(conn, &r.username, r.period.start, r.now, &d)?;
     Ok((d, ids))
+}
+
+/// What a decision reads: the user's usage in `period` (usage_month or usage_day,
+/// in zone `tz`) and the topups that may count in it.
+pub(crate) fn capping_inputs(
+    conn: &Connection,
+    tz: Tz,
+    username: &str,
+    period: Period,
+) -> Result<(CapUsage, Vec<TopupBalance>), StoreError> {
+    let u = match period.kind {
+        PeriodKind::Month => {
+            super::read::month_usage(conn, username, periods::local_month(period.start, tz))?
+        }
+        PeriodKind::Day => {
+            super::read::day_usage(conn, username, periods::local_day(period.start, tz))?
+        }
+    };
+    let usage = CapUsage {
+        traffic_bytes: u.total_octets(),
+        uptime_secs: u.session_time,
+    };
+    let topups = topups_for_period(conn, username, period.start, period.end)?;
+    Ok((usage, topups))
 }
 
 /// Our canonical name for a capping attribute (accepts SMRadius aliases).

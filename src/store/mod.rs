@@ -484,6 +484,18 @@ impl Reader {
             .with(|c| capping::topups_for_period(c, username, start, end))
     }
 
+    /// The inputs of a capping decision without writing anything: the user's usage in
+    /// `period` (days and months in zone `tz`) and the topups that may count in it.
+    pub fn capping_inputs(
+        &self,
+        username: &str,
+        period: crate::capping::Period,
+        tz: Tz,
+    ) -> Result<(crate::capping::Usage, Vec<TopupBalance>), StoreError> {
+        self.pool
+            .with(|c| capping::capping_inputs(c, tz, username, period))
+    }
+
     /// Consumption rows of one topup, oldest period first.
     pub fn topup_consumption(&self, topup_id: u64) -> Result<Vec<ConsumptionRow>, StoreError> {
         self.pool.with(|c| capping::topup_consumption(c, topup_id))

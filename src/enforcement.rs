@@ -1,0 +1,533 @@
+//! Capping at the module's hooks: gathers a user's limits (control list, then the
+//! store), evaluates them against the store's usage and topups, and turns the
+//! decision into what each hook answers. The rules themselves are in [`crate::capping`].
+//!
+//! - authorize: tells unlang (control attributes, the xlat); never rejects, so a
+//!   wrong password still gets a plain reject and nothing about limits leaks before
+//!   authentication.
+//! - post-auth: enforces: reject with Reply-Message, or reply with the remaining
+//!   allowance (Session-Timeout, Mikrotik-Total-Limit).
+//! - accounting: re-decides with the session's usage (auto-topups, topup consumption)
+//!   and says whether the session must go.
+//!
+//! Accounting runs no authorize, so limits that came from the control list at login
+//! (users file, sql, ldap) are remembered per user in memory and reused for that
+//! user's accounting; the store's limits are the durable default.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono_tz::Tz;
+
+use crate::capping::{
+    accounting_action, evaluate, parse_limits, reply_attributes, summarize, AcctAction, Decision,
+    EvalInput, Kind, KindSummary, LimitError, Limits, Period, RawLimits, State,
+};
+use crate::config::Capping;
+use crate::instance::Rcode;
+use crate::sessions::AcctStatus;
+use crate::store::{raw_limits, DecideRequest, Store, StoreError};
+
+/// Reply-Message for a user whose limit attributes are invalid. Details go to the log.
+pub const INVALID_LIMITS_MESSAGE: &str = "Account limits are misconfigured; contact support";
+
+/// Control attributes set at authorize (see dictionary.rust).
+pub const STATE_ATTR: &str = "Rust-Capping-State";
+pub const REMAINING_TRAFFIC_ATTR: &str = "Rust-Capping-Remaining-Traffic";
+pub const REMAINING_UPTIME_ATTR: &str = "Rust-Capping-Remaining-Uptime";
+
+/// What a hook answers: its return code and the attributes to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub rcode: Rcode,
+    pub reply: Vec<(String, String)>,
+    pub control: Vec<(&'static str, String)>,
+}
+
+impl Answer {
+    fn rcode(rcode: Rcode) -> Answer {
+        Answer {
+            rcode,
+            reply: Vec::new(),
+            control: Vec::new(),
+        }
+    }
+}
+
+/// A user's evaluated allowance.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub limits: Limits,
+    pub period: Period,
+    pub decision: Decision,
+    pub traffic: KindSummary,
+    pub uptime: KindSummary,
+}
+
+impl Checked {
+    fn summary(&self, kind: Kind) -> &KindSummary {
+        match kind {
+            Kind::Traffic => &self.traffic,
+            Kind::Uptime => &self.uptime,
+        }
+    }
+
+    /// Remaining bytes / seconds, 0 when used up; None = unlimited.
+    pub fn remaining(&self, kind: Kind) -> Option<u64> {
+        if let State::Allowed {
+            remaining_traffic_bytes,
+            remaining_uptime_secs,
+        } = &self.decision.state
+        {
+            // The decision includes auto-topups added by it.
+            return match kind {
+                Kind::Traffic => *remaining_traffic_bytes,
+                Kind::Uptime => *remaining_uptime_secs,
+            };
+        }
+        self.summary(kind).remaining.map(|r| r.max(0) as u64)
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        if self.decision.is_exhausted() {
+            "exhausted"
+        } else {
+            "allowed"
+        }
+    }
+
+    /// One value for `%{rust:KEY}`; None for an unknown key.
+    pub fn value(&self, key: &str) -> Option<String> {
+        let opt = |v: Option<u64>| v.map_or_else(String::new, |v| v.to_string());
+        Some(match key {
+            "state" => self.state_name().to_string(),
+            "exhausted" => match &self.decision.state {
+                State::Exhausted { which, .. } => match which {
+                    crate::capping::Which::Traffic => "traffic",
+                    crate::capping::Which::Uptime => "uptime",
+                    crate::capping::Which::Both => "both",
+                }
+                .to_string(),
+                State::Allowed { .. } => String::new(),
+            },
+            "remaining_traffic" => opt(self.remaining(Kind::Traffic)),
+            "remaining_uptime" => opt(self.remaining(Kind::Uptime)),
+            "traffic_limit" => opt(self.traffic.effective_limit),
+            "uptime_limit" => opt(self.uptime.effective_limit),
+            "traffic_used" => self.traffic.usage.to_string(),
+            "uptime_used" => self.uptime.usage.to_string(),
+            "traffic_topups" => self.traffic.topups.to_string(),
+            "uptime_topups" => self.uptime.topups.to_string(),
+            "period_start" => self.period.start.to_string(),
+            "period_end" => self.period.end.to_string(),
+            _ => return None,
+        })
+    }
+}
+
+/// Keys `%{rust:KEY}` knows, for the error message.
+pub const XLAT_KEYS: &str = "state, exhausted, remaining_traffic, remaining_uptime, \
+traffic_limit, uptime_limit, traffic_used, uptime_used, traffic_topups, uptime_topups, \
+period_start, period_end";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Limits(#[from] LimitError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("time {0} is out of range")]
+    Time(i64),
+}
+
+pub struct Enforcer {
+    cfg: Capping,
+    tz: Tz,
+    store: Store,
+    /// Control-list limits seen at the user's last login, for accounting.
+    seen: Mutex<HashMap<String, RawLimits>>,
+}
+
+impl Enforcer {
+    pub fn new(cfg: Capping, tz: Tz, store: Store) -> Enforcer {
+        Enforcer {
+            cfg,
+            tz,
+            store,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &Capping {
+        &self.cfg
+    }
+
+    /// The user's limits: the control list's values (or, when it has none and
+    /// `remember` is false, those remembered from the last login), each missing
+    /// field taken from the store. `remember`: this is a login; remember its set.
+    fn limits(
+        &self,
+        user: &str,
+        control: &RawLimits,
+        remember: bool,
+    ) -> Result<Limits, CheckError> {
+        let mut raw = control.clone();
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if remember {
+                if control.is_empty() {
+                    seen.remove(user);
+                } else {
+                    seen.insert(user.to_string(), control.clone());
+                }
+            } else if control.is_empty() {
+                if let Some(r) = seen.get(user) {
+                    raw = r.clone();
+                }
+            }
+        }
+        let stored = self.store.user_limits(user)?;
+        if !stored.is_empty() {
+            raw.fill_from(&raw_limits(&stored));
+        }
+        Ok(parse_limits(user, &raw, self.cfg.caveat_captrafzero)?)
+    }
+
+    fn period(&self, now: i64) -> Result<Period, CheckError> {
+        Period::containing(self.cfg.period, now, &self.tz).ok_or(CheckError::Time(now))
+    }
+
+    /// Evaluates without writing, unless the decision adds auto-topups or queues
+    /// notifications: then it is decided again on the writer (serialized per user)
+    /// and stored, so the topup counts at once. None: the user has no limit.
+    pub fn check(
+        &self,
+        user: &str,
+        control: &RawLimits,
+        remember: bool,
+        now: i64,
+    ) -> Result<Option<Checked>, CheckError> {
+        let limits = self.limits(user, control, remember)?;
+        if limits.is_unlimited() {
+            return Ok(None);
+        }
+        let period = self.period(now)?;
+        let (usage, mut topups) = self.store.capping_inputs(user, period, self.tz)?;
+        let mut decision = evaluate(&EvalInput {
+            username: user,
+            limits: &limits,
+            usage,
+            topups: &topups,
+            period,
+            now,
+            opts: &self.cfg.eval,
+        });
+        if !decision.new_auto_topups.is_empty() || !decision.notifications.is_empty() {
+            let (d, ids) = self.store.decide(DecideRequest {
+                username: user.to_string(),
+                limits: limits.clone(),
+                period,
+                now,
+                opts: self.cfg.eval.clone(),
+                usage: None,
+            })?;
+            if !ids.is_empty() {
+                log::info!("{user:?}: {} auto-topup(s) added", ids.len());
+                topups = self.store.capping_inputs(user, period, self.tz)?.1;
+            }
+            decision = d;
+        }
+        Ok(Some(self.checked(limits, period, usage, &topups, decision)))
+    }
+
+    fn checked(
+        &self,
+        limits: Limits,
+        period: Period,
+        usage: crate::capping::Usage,
+        topups: &[crate::topups::TopupBalance],
+        decision: Decision,
+    ) -> Checked {
+        Checked {
+            traffic: summarize(&limits, Kind::Traffic, &usage, topups, &period),
+            uptime: summarize(&limits, Kind::Uptime, &usage, topups, &period),
+            limits,
+            period,
+            decision,
+        }
+    }
+
+    /// authorize: the allowance as control attributes; `updated`, or `noop` for a
+    /// user without limits. Invalid limits: `invalid`-state attribute, rcode `ok`
+    /// (post-auth rejects). Store trouble: `fail`.
+    pub fn authorize(&self, user: &str, control: &RawLimits, now: i64) -> Answer {
+        match self.check(user, control, true, now) {
+            Ok(None) => Answer::rcode(Rcode::Noop),
+            Ok(Some(c)) => {
+                log::debug!("capping: {}", c.decision.explanation);
+                let mut a = Answer::rcode(Rcode::Updated);
+                a.control.push((STATE_ATTR, c.state_name().to_string()));
+                if let Some(r) = c.remaining(Kind::Traffic) {
+                    a.control.push((REMAINING_TRAFFIC_ATTR, r.to_string()));
+                }
+                if let Some(r) = c.remaining(Kind::Uptime) {
+                    a.control.push((REMAINING_UPTIME_ATTR, r.to_string()));
+                }
+                a
+            }
+            Err(CheckError::Limits(e)) => {
+                log::error!("{e}");
+                let mut a = Answer::rcode(Rcode::Updated);
+                a.control.push((STATE_ATTR, "invalid".to_string()));
+                a
+            }
+            Err(e) => {
+                log::error!("capping check for {user:?} failed: {e}");
+                Answer::rcode(Rcode::Fail)
+            }
+        }
+    }
+
+    /// post-auth: rejects an exhausted user (or one with invalid limits) with a
+    /// Reply-Message; otherwise replies with the remaining allowance.
+    pub fn post_auth(
+        &self,
+        user: &str,
+        control: &RawLimits,
+        existing_session_timeout: Option<u32>,
+        now: i64,
+    ) -> Answer {
+        match self.check(user, control, true, now) {
+            Ok(None) => Answer::rcode(Rcode::Noop),
+            Ok(Some(c)) => {
+                let reply =
+                    reply_attributes(&c.decision, existing_session_timeout, self.cfg.mikrotik);
+                if c.decision.is_exhausted() {
+                    log::info!("{user:?} rejected: {}", c.decision.explanation);
+                    Answer {
+                        rcode: Rcode::Reject,
+                        reply,
+                        control: Vec::new(),
+                    }
+                } else {
+                    log::debug!("capping: {}", c.decision.explanation);
+                    Answer {
+                        rcode: Rcode::Updated,
+                        reply,
+                        control: Vec::new(),
+                    }
+                }
+            }
+            Err(CheckError::Limits(e)) => {
+                log::error!("{e}; rejecting");
+                Answer {
+                    rcode: Rcode::Reject,
+                    reply: vec![("Reply-Message".into(), INVALID_LIMITS_MESSAGE.into())],
+                    control: Vec::new(),
+                }
+            }
+            Err(e) => {
+                log::error!("capping check for {user:?} failed: {e}");
+                Answer::rcode(Rcode::Fail)
+            }
+        }
+    }
+
+    /// accounting, after the record is committed: decides with the period's usage
+    /// (writing topup consumption, auto-topups, notifications) and returns what to
+    /// do with the session. Errors are logged; the record stands either way.
+    pub fn accounting(
+        &self,
+        user: &str,
+        status: AcctStatus,
+        control: &RawLimits,
+        now: i64,
+    ) -> AcctAction {
+        if user.is_empty() || matches!(status, AcctStatus::AccountingOn | AcctStatus::AccountingOff)
+        {
+            return AcctAction::None;
+        }
+        let result = self.limits(user, control, false).and_then(|limits| {
+            if limits.is_unlimited() {
+                return Ok(None);
+            }
+            let period = self.period(now)?;
+            let (d, ids) = self.store.decide(DecideRequest {
+                username: user.to_string(),
+                limits,
+                period,
+                now,
+                opts: self.cfg.eval.clone(),
+                usage: None,
+            })?;
+            if !ids.is_empty() {
+                log::info!("{user:?}: {} auto-topup(s) added", ids.len());
+            }
+            Ok(Some(d))
+        });
+        match result {
+            Ok(None) => AcctAction::None,
+            Ok(Some(d)) => {
+                log::debug!("capping: {}", d.explanation);
+                accounting_action(status, &d, self.cfg.over_limit)
+            }
+            Err(CheckError::Limits(e)) => {
+                log::error!("{e}");
+                AcctAction::None
+            }
+            Err(e) => {
+                log::error!("capping decision for {user:?} failed (usage is recorded): {e}");
+                AcctAction::None
+            }
+        }
+    }
+
+    /// `%{rust:KEY}` for `user`.
+    pub fn xlat(
+        &self,
+        key: &str,
+        user: &str,
+        control: &RawLimits,
+        now: i64,
+    ) -> Result<String, String> {
+        let key = key.trim();
+        match self.check(user, control, false, now) {
+            Ok(Some(c)) => c
+                .value(key)
+                .ok_or_else(|| format!("unknown key {key:?}; known: {XLAT_KEYS}")),
+            Ok(None) => {
+                // Unlimited: limits and remaining are empty, the rest still meaningful.
+                let period = self.period(now).map_err(|e| e.to_string())?;
+                let (usage, topups) = self
+                    .store
+                    .capping_inputs(user, period, self.tz)
+                    .map_err(|e| e.to_string())?;
+                let c = self.checked(
+                    Limits::default(),
+                    period,
+                    usage,
+                    &topups,
+                    Decision {
+                        state: State::Allowed {
+                            remaining_traffic_bytes: None,
+                            remaining_uptime_secs: None,
+                        },
+                        new_auto_topups: Vec::new(),
+                        topup_consumption: Vec::new(),
+                        depleted: Vec::new(),
+                        notifications: Vec::new(),
+                        explanation: String::new(),
+                    },
+                );
+                c.value(key)
+                    .ok_or_else(|| format!("unknown key {key:?}; known: {XLAT_KEYS}"))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capping::ATTRIBUTES;
+
+    #[test]
+    fn dictionary_defines_every_attribute_the_module_reads_or_sets() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/freeradius-config/dictionary.rust"
+        );
+        let dict = std::fs::read_to_string(path).unwrap();
+        let defined: Vec<(&str, &str)> = dict
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.first() == Some(&"ATTRIBUTE")).then(|| (f[1], f[3]))
+            })
+            .collect();
+        let has = |name: &str, ty: &str| defined.iter().any(|(n, t)| *n == name && *t == ty);
+        for a in ATTRIBUTES {
+            // Strings, so an invalid value reaches the module and is reported.
+            assert!(has(a.name, "string"), "{} missing or not a string", a.name);
+            assert!(
+                has(a.alias, "string"),
+                "{} missing or not a string",
+                a.alias
+            );
+        }
+        assert!(has(STATE_ATTR, "string"));
+        assert!(has(REMAINING_TRAFFIC_ATTR, "integer64"));
+        assert!(has(REMAINING_UPTIME_ATTR, "integer64"));
+        let mut numbers: Vec<&str> = dict
+            .lines()
+            .filter(|l| l.starts_with("ATTRIBUTE"))
+            .map(|l| l.split_whitespace().nth(2).unwrap())
+            .collect();
+        let n = numbers.len();
+        numbers.sort();
+        numbers.dedup();
+        assert_eq!(numbers.len(), n, "attribute numbers must be unique");
+    }
+
+    #[test]
+    fn xlat_values() {
+        let period = Period {
+            kind: crate::capping::PeriodKind::Month,
+            start: 100,
+            end: 200,
+        };
+        let limits = Limits {
+            traffic_mb: Some(1),
+            ..Default::default()
+        };
+        let usage = crate::capping::Usage {
+            traffic_bytes: 1000,
+            uptime_secs: 7,
+        };
+        let decision = |state| Decision {
+            state,
+            new_auto_topups: Vec::new(),
+            topup_consumption: Vec::new(),
+            depleted: Vec::new(),
+            notifications: Vec::new(),
+            explanation: String::new(),
+        };
+        let checked = |state| Checked {
+            traffic: summarize(&limits, Kind::Traffic, &usage, &[], &period),
+            uptime: summarize(&limits, Kind::Uptime, &usage, &[], &period),
+            limits: limits.clone(),
+            period,
+            decision: decision(state),
+        };
+        let ok = checked(State::Allowed {
+            remaining_traffic_bytes: Some(1_047_576),
+            remaining_uptime_secs: None,
+        });
+        let cases = [
+            ("state", "allowed"),
+            ("exhausted", ""),
+            ("remaining_traffic", "1047576"),
+            ("remaining_uptime", ""),
+            ("traffic_limit", "1048576"),
+            ("uptime_limit", ""),
+            ("traffic_used", "1000"),
+            ("uptime_used", "7"),
+            ("traffic_topups", "0"),
+            ("period_start", "100"),
+            ("period_end", "200"),
+        ];
+        for (key, want) in cases {
+            assert_eq!(ok.value(key).as_deref(), Some(want), "{key}");
+        }
+        assert_eq!(ok.value("remaining"), None);
+        let over = checked(State::Exhausted {
+            which: crate::capping::Which::Traffic,
+            reply_message: "x".into(),
+        });
+        assert_eq!(over.value("state").as_deref(), Some("exhausted"));
+        assert_eq!(over.value("exhausted").as_deref(), Some("traffic"));
+        // From the summary: limit − usage, still positive here.
+        assert_eq!(over.value("remaining_traffic").as_deref(), Some("1047576"));
+    }
+}

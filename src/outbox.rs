@@ -1,0 +1,177 @@
+//! Delivery of queued auto-topup notifications: a background job renders each due
+//! outbox row with the operator's template and pipes it into the configured command
+//! (for example `/usr/sbin/sendmail -t`). Exit status 0 marks it sent; anything else
+//! (or a timeout) is retried with backoff, so a mail server outage loses nothing.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::background::Job;
+use crate::notify::{Template, Vars};
+use crate::periods;
+use crate::store::{backoff_secs, OutboxResult, OutboxRow, Store};
+
+/// Rows delivered per run of the job.
+const BATCH: usize = 50;
+/// A delivery command that takes longer is killed and retried.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Outbox {
+    pub store: Store,
+    pub command: Vec<String>,
+    pub template: Template,
+}
+
+/// Renders one row; template warnings are logged, never fatal.
+pub fn render(template: &Template, row: &OutboxRow) -> Result<String, String> {
+    let vars: Vars =
+        serde_json::from_str(&row.body).map_err(|e| format!("stored variables unreadable: {e}"))?;
+    let r = template.render(&vars);
+    for w in &r.warnings {
+        log::warn!("notification {}: template: {w}", row.key);
+    }
+    Ok(r.text)
+}
+
+/// Runs `argv` with `input` on stdin; Ok when it exits 0 within `timeout`.
+pub fn deliver(argv: &[String], input: &str, timeout: Duration) -> Result<(), String> {
+    let (prog, args) = argv.split_first().ok_or("no delivery command")?;
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A command that exits without reading gives EPIPE; its status decides.
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                let err = err.trim();
+                return Err(if err.is_empty() {
+                    format!("{prog} exited with {status}")
+                } else {
+                    format!(
+                        "{prog} exited with {status}: {}",
+                        err.chars().take(200).collect::<String>()
+                    )
+                });
+            }
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{prog} did not finish within {}s",
+                    timeout.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("waiting for {prog}: {e}")),
+        }
+    }
+}
+
+impl Job for Outbox {
+    fn name(&self) -> &'static str {
+        "notifications"
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        let now = periods::now();
+        let due = self
+            .store
+            .outbox_due(now, BATCH)
+            .map_err(|e| e.to_string())?;
+        for row in due {
+            let result = render(&self.template, &row)
+                .and_then(|text| deliver(&self.command, &text, COMMAND_TIMEOUT));
+            let mark = match result {
+                Ok(()) => {
+                    log::info!("notification {} sent to {}", row.key, row.target);
+                    OutboxResult::Sent
+                }
+                Err(error) => {
+                    let retry_at = now + backoff_secs(row.attempts);
+                    log::warn!(
+                        "notification {} to {} not delivered (attempt {}), retry in {}s: {error}",
+                        row.key,
+                        row.target,
+                        row.attempts + 1,
+                        retry_at - now
+                    );
+                    OutboxResult::Failed { error, retry_at }
+                }
+            };
+            self.store
+                .outbox_mark(&row.key, now, mark)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn delivery_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("mail");
+        let cat = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            format!("cat > {}", out.display()),
+        ];
+        deliver(&cat, "hello\n", COMMAND_TIMEOUT).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "hello\n");
+
+        let e = deliver(&argv("/bin/false"), "x", COMMAND_TIMEOUT).unwrap_err();
+        assert!(e.contains("exited with"), "{e}");
+        let e = deliver(&argv("/nonexistent/sendmail -t"), "x", COMMAND_TIMEOUT).unwrap_err();
+        assert!(e.contains("cannot run"), "{e}");
+        let e = deliver(&argv("/bin/sleep 5"), "x", Duration::from_millis(100)).unwrap_err();
+        assert!(e.contains("did not finish"), "{e}");
+    }
+
+    #[test]
+    fn renders_stored_variables() {
+        let mut vars = Vars::new();
+        vars.set("user.username", "bob")
+            .set("autotopup.toAdd", 2u64);
+        let row = OutboxRow {
+            key: "k".into(),
+            username: "bob".into(),
+            kind: "traffic".into(),
+            event: "added".into(),
+            target: "t".into(),
+            body: serde_json::to_string(&vars).unwrap(),
+            created: 0,
+            attempts: 0,
+            next_attempt_at: 0,
+            sent_at: None,
+            last_error: None,
+        };
+        let t = Template::parse("[% user.username %]:[% autotopup.toAdd + 1 %]").unwrap();
+        assert_eq!(render(&t, &row).unwrap(), "bob:3");
+        let bad = OutboxRow {
+            body: "{".into(),
+            ..row
+        };
+        assert!(render(&t, &bad).is_err());
+    }
+}
