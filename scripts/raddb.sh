@@ -16,6 +16,8 @@
 #   STALE_AFTER       module stale_after (default 3h)
 #   BACKGROUND_INTERVAL  module background_interval (default 10s)
 #   MAX_SERVERS       thread pool size (default 32, as Debian)
+#   CAPPING           lines added inside the module's capping { } section
+#   POST_AUTH_UNLANG  unlang added to post-auth right after "rust"
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:?usage: raddb.sh DIR}
@@ -60,8 +62,17 @@ sed -i \
   -e "s|^\(\s*\)stale_after = .*|\1stale_after = ${STALE_AFTER:-3h}|" \
   -e "s|^#\(\s*\)background_interval = .*|\1background_interval = ${BACKGROUND_INTERVAL:-10s}|" \
   "$r/mods-available/rust"
+if [ -n "${CAPPING:-}" ]; then
+  awk '{ print } /^\tcapping \{/ { print ENVIRON["CAPPING"] }' "$r/mods-available/rust" > "$r/rust.tmp"
+  mv "$r/rust.tmp" "$r/mods-available/rust"
+fi
 ln -s ../mods-available/rust "$r/mods-enabled/rust"
 cp "$here/freeradius-config/sites-available/rust" "$r/sites-available/rust"
+if [ -n "${POST_AUTH_UNLANG:-}" ]; then
+  awk '{ print } /^post-auth \{/ { p = 1 } p && /^\trust$/ { print ENVIRON["POST_AUTH_UNLANG"]; p = 0 }' \
+    "$r/sites-available/rust" > "$r/site.tmp"
+  mv "$r/site.tmp" "$r/sites-available/rust"
+fi
 ln -s ../sites-available/rust "$r/sites-enabled/rust"
 cat > "$r/sites-enabled/rust-listen" <<LISTEN
 listen {

@@ -174,4 +174,65 @@ mod tests {
         };
         assert!(render(&t, &bad).is_err());
     }
+
+    #[test]
+    fn a_failed_delivery_is_retried_later_and_a_good_one_marks_sent() {
+        use crate::capping::{Decision, Kind, Notification, NotifyEvent, State};
+        use crate::store::StoreOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db.sqlite"), StoreOptions::default()).unwrap();
+        let mut vars = Vars::new();
+        vars.set("user.username", "bob");
+        let decision = Decision {
+            state: State::Allowed {
+                remaining_traffic_bytes: Some(1),
+                remaining_uptime_secs: None,
+            },
+            new_auto_topups: Vec::new(),
+            topup_consumption: Vec::new(),
+            depleted: Vec::new(),
+            notifications: vec![Notification {
+                kind: Kind::Traffic,
+                event: NotifyEvent::Added,
+                target: "ops".into(),
+                key: "k1".into(),
+                vars,
+            }],
+            explanation: String::new(),
+        };
+        let now = periods::now();
+        store.apply_decision("bob", 0, now - 1, &decision).unwrap();
+        let mut job = Outbox {
+            store: store.clone(),
+            command: argv("/bin/false"),
+            template: Template::parse("hi [% user.username %]").unwrap(),
+        };
+        job.run().unwrap();
+        let row = &store.outbox_due(i64::MAX, 10).unwrap()[0];
+        assert_eq!(row.attempts, 1);
+        assert!(row.sent_at.is_none());
+        assert!(row.last_error.as_deref().unwrap().contains("exited with"));
+        assert!(row.next_attempt_at >= now + 30, "backoff");
+        assert!(store.outbox_due(now, 10).unwrap().is_empty(), "not due yet");
+
+        let out = dir.path().join("mail");
+        job.command = vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("cat > {}", out.display()),
+        ];
+        store
+            .outbox_mark(
+                "k1",
+                now,
+                OutboxResult::Failed {
+                    error: "x".into(),
+                    retry_at: now - 1,
+                },
+            )
+            .unwrap();
+        job.run().unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "hi bob");
+        assert!(store.outbox_due(i64::MAX, 10).unwrap().is_empty(), "sent");
+    }
 }

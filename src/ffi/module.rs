@@ -194,6 +194,14 @@ unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_vo
             }
         };
         let name = section_name(cs);
+        // `%{<instance name>:key}`, also under -C (the sites using it are checked).
+        // After a HUP the new instance takes the name over; the server unregisters
+        // by instance when it frees one.
+        let cname = std::ffi::CString::new(name.clone()).unwrap_or_default();
+        if sys::xlat_register(cname.as_ptr(), Some(mod_xlat), None, inst) != 0 {
+            config_error(cs, "cannot register the xlat");
+            return -1;
+        }
         if sys::check_config {
             // `freeradius -C`: validate only; open no files and start no threads.
             return match config::check_db_path(&config.db) {
@@ -207,13 +215,6 @@ unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_vo
         match Instance::start(name.clone(), config) {
             Ok(i) => {
                 data.state = Box::into_raw(Box::new(i));
-                // `%{<instance name>:key}`; after a HUP the new instance takes the
-                // name over, and the server unregisters by instance when freeing.
-                let cname = std::ffi::CString::new(name).unwrap_or_default();
-                if sys::xlat_register(cname.as_ptr(), Some(mod_xlat), None, inst) != 0 {
-                    config_error(cs, "cannot register the xlat");
-                    return -1;
-                }
                 0
             }
             Err(e) => {

@@ -43,6 +43,10 @@ pub struct Options {
     /// -X (single-threaded, debug log) instead of the threaded server.
     pub debug: bool,
     pub extra_env: Vec<(String, String)>,
+    /// Lines for the module's `capping { }` section.
+    pub capping: String,
+    /// Unlang placed in post-auth right after `rust`.
+    pub post_auth_unlang: String,
 }
 
 pub struct Server {
@@ -97,7 +101,9 @@ impl Server {
                 "BACKGROUND_INTERVAL",
                 opts.background_interval.as_deref().unwrap_or("10s"),
             )
-            .env("SYNCHRONOUS", opts.synchronous.as_deref().unwrap_or("full"));
+            .env("SYNCHRONOUS", opts.synchronous.as_deref().unwrap_or("full"))
+            .env("CAPPING", &opts.capping)
+            .env("POST_AUTH_UNLANG", &opts.post_auth_unlang);
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),

@@ -1,0 +1,342 @@
+//! Capping end to end: the real freeRADIUS with the module, radclient packets, the
+//! CLI for topups and limits.
+mod common;
+
+use common::{acct_attrs, wait_until, Options, Server};
+use std::time::Duration;
+
+const MIB: u64 = 1024 * 1024;
+
+/// The period value unlang sees, on Filter-Id of every Access-Accept.
+const XLAT_ECHO: &str = "\tupdate reply {\n\t\tFilter-Id := \"%{rust:state}/%{rust:remaining_traffic}/%{rust:traffic_used}\"\n\t}";
+
+fn reply_int(r: &common::Reply, attr: &str) -> Option<u64> {
+    // radclient -x prints received attributes as "\tName = value".
+    r.output
+        .lines()
+        .skip_while(|l| !l.starts_with("Received "))
+        .find_map(|l| {
+            let (name, value) = l.trim().split_once(" = ")?;
+            (name == attr).then(|| value.trim().parse().ok())?
+        })
+}
+
+fn next_month_date(server: &Server) -> String {
+    let q = server.cli_json(&["limits", "capped"]);
+    let end = q["period"]["end"].as_i64().unwrap();
+    chrono::DateTime::from_timestamp(end + 40 * 86_400, 0)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+#[test]
+fn a_500_mb_user_is_capped_at_login_and_mid_session_and_a_topup_readmits() {
+    let server = Server::start(Options {
+        users: "capped\tCleartext-Password := \"pw\", Rust-Capping-Traffic-Limit := \"500\", \
+                Rust-Capping-Uptime-Limit := \"120\"\n\
+                short\tCleartext-Password := \"pw\", Rust-Capping-Uptime-Limit := \"120\"\n\
+                \tSession-Timeout := 600\n\
+                free\tCleartext-Password := \"pw\"\n"
+            .into(),
+        capping: "\t\tmikrotik = yes".into(),
+        post_auth_unlang: XLAT_ECHO.into(),
+        ..Default::default()
+    });
+
+    // Login: the whole allowance, Session-Timeout in seconds, 500 MB as Mikrotik limit.
+    let r = server.auth("capped", "pw", "");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    assert_eq!(
+        reply_int(&r, "Session-Timeout"),
+        Some(120 * 60),
+        "{}",
+        r.output
+    );
+    assert_eq!(
+        reply_int(&r, "Mikrotik-Total-Limit"),
+        Some(500 * MIB),
+        "{}",
+        r.output
+    );
+    assert_eq!(
+        reply_int(&r, "Mikrotik-Total-Limit-Gigawords"),
+        Some(0),
+        "{}",
+        r.output
+    );
+    assert!(r.has(&format!("allowed/{}/0", 500 * MIB)), "{}", r.output);
+
+    // A smaller Session-Timeout from the users file stays; no traffic limit, no Mikrotik attrs.
+    let r = server.auth("short", "pw", "");
+    assert_eq!(reply_int(&r, "Session-Timeout"), Some(600), "{}", r.output);
+    assert_eq!(reply_int(&r, "Mikrotik-Total-Limit"), None, "{}", r.output);
+    // Unlimited: nothing added, the xlat still answers (empty remaining).
+    let r = server.auth("free", "pw", "");
+    assert_eq!(r.code(), Some("Access-Accept"));
+    assert_eq!(reply_int(&r, "Session-Timeout"), None, "{}", r.output);
+    assert!(r.has("allowed//0"), "{}", r.output);
+    // A wrong password is a plain reject, no limit talk.
+    let r = server.auth("capped", "wrong", "");
+    assert_eq!(r.code(), Some("Access-Reject"));
+    assert!(!r.has("limit"), "{}", r.output);
+
+    // Interims push usage over the limit: the session is queued for disconnection
+    // (limits remembered from the login, as accounting runs no authorize).
+    let nas = "192.0.2.1";
+    assert!(
+        server
+            .acct(&acct_attrs("Start", "capped", "s1", nas, 0, 0, 0))
+            .ok
+    );
+    let r = server.acct(&acct_attrs(
+        "Interim-Update",
+        "capped",
+        "s1",
+        nas,
+        200 * MIB,
+        100 * MIB,
+        60,
+    ));
+    assert!(r.ok);
+    let r = server.auth("capped", "pw", "");
+    assert_eq!(
+        reply_int(&r, "Mikrotik-Total-Limit"),
+        Some(200 * MIB),
+        "{}",
+        r.output
+    );
+    assert_eq!(
+        reply_int(&r, "Session-Timeout"),
+        Some(120 * 60 - 60),
+        "{}",
+        r.output
+    );
+    let queued = |s: &Server| -> i64 {
+        s.sql()
+            .query_row(
+                "SELECT COUNT(*) FROM disconnect_queue WHERE username = 'capped' AND reason LIKE 'over limit%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(queued(&server), 0, "still under the limit");
+    let r = server.acct(&acct_attrs(
+        "Interim-Update",
+        "capped",
+        "s1",
+        nas,
+        300 * MIB,
+        200 * MIB,
+        120,
+    ));
+    assert!(r.ok, "accounting is acknowledged even over the limit");
+    assert_eq!(queued(&server), 1, "usage exactly at the limit is over");
+    assert!(
+        server
+            .acct(&acct_attrs(
+                "Interim-Update",
+                "capped",
+                "s1",
+                nas,
+                310 * MIB,
+                200 * MIB,
+                180
+            ))
+            .ok
+    );
+    assert_eq!(queued(&server), 1, "one job per session");
+
+    // The next login is rejected with a clear Reply-Message.
+    let r = server.auth("capped", "pw", "");
+    assert_eq!(r.code(), Some("Access-Reject"), "{}", r.output);
+    assert!(r.has("Traffic limit reached"), "{}", r.output);
+    let limits = server.cli_json(&["limits", "capped"]);
+    assert_eq!(limits["traffic"]["usage"].as_u64(), Some(510 * MIB));
+
+    // A 200 MB topup added with the CLI lets them in again, with what is left.
+    let valid_to = next_month_date(&server);
+    let out = server.cli(&[
+        "topup",
+        "add",
+        "capped",
+        "--traffic",
+        "200",
+        "--valid-to",
+        &valid_to,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = server.auth("capped", "pw", "");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    assert_eq!(
+        reply_int(&r, "Mikrotik-Total-Limit"),
+        Some(190 * MIB),
+        "{}",
+        r.output
+    );
+    assert!(
+        r.has(&format!("allowed/{}/{}", 190 * MIB, 510 * MIB)),
+        "{}",
+        r.output
+    );
+}
+
+#[test]
+fn store_limits_aliases_invalid_values_and_report_policy() {
+    let server = Server::start(Options {
+        users: "stored\tCleartext-Password := \"pw\"\n\
+                smr\tCleartext-Password := \"pw\", SMRadius-Capping-Uptime-Limit := \"1\"\n\
+                broken\tCleartext-Password := \"pw\", Rust-Capping-Traffic-Limit := \"5GB\"\n\
+                both\tCleartext-Password := \"pw\", Rust-Capping-Traffic-Limit := \"0\"\n"
+            .into(),
+        capping: "\t\tover_limit = report\n\t\tuptime_message = \"No minutes left\"".into(),
+        ..Default::default()
+    });
+    // The store's limit (set with the CLI) applies when the control list has none.
+    let out = server.cli(&["limits", "set", "stored", "--uptime-min", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = server.auth("stored", "pw", "");
+    assert_eq!(reply_int(&r, "Session-Timeout"), Some(120), "{}", r.output);
+    // ... and the control list wins over it, per attribute.
+    let out = server.cli(&["limits", "set", "both", "--uptime-min", "3"]);
+    assert!(out.status.success());
+    let r = server.auth("both", "pw", "");
+    assert_eq!(
+        r.code(),
+        Some("Access-Reject"),
+        "limit 0 without topups is prepaid: {}",
+        r.output
+    );
+    assert!(r.has("Traffic limit reached"), "{}", r.output);
+
+    // The SMRadius name works; the uptime message is configurable.
+    let nas = "192.0.2.2";
+    assert!(
+        server
+            .acct(&acct_attrs("Start", "smr", "m1", nas, 0, 0, 0))
+            .ok
+    );
+    let r = server.auth("smr", "pw", "");
+    assert_eq!(reply_int(&r, "Session-Timeout"), Some(60), "{}", r.output);
+    assert!(
+        server
+            .acct(&acct_attrs("Interim-Update", "smr", "m1", nas, 10, 10, 60))
+            .ok
+    );
+    let r = server.auth("smr", "pw", "");
+    assert_eq!(r.code(), Some("Access-Reject"), "{}", r.output);
+    assert!(r.has("No minutes left"), "{}", r.output);
+    // over_limit = report: logged, nothing queued.
+    let n: i64 = server
+        .sql()
+        .query_row("SELECT COUNT(*) FROM disconnect_queue", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+    wait_until("the report line", Duration::from_secs(5), || {
+        server.log_text().contains("over_limit = report")
+    });
+
+    // Not a number: rejected (never silently uncapped), logged with user and attribute.
+    let r = server.auth("broken", "pw", "");
+    assert_eq!(r.code(), Some("Access-Reject"), "{}", r.output);
+    assert!(r.has("misconfigured"), "{}", r.output);
+    wait_until("the config error", Duration::from_secs(5), || {
+        let log = server.log_text();
+        log.contains("'broken'") && log.contains("Rust-Capping-Traffic-Limit = '5GB'")
+    });
+}
+
+#[test]
+fn auto_topup_at_an_interim_is_stored_and_its_notification_delivered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mailbox = tmp.path().join("mailbox");
+    let script = tmp.path().join("deliver.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ncat >> {}\n", mailbox.display()),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let server = Server::start(Options {
+        users: "auto\tCleartext-Password := \"pw\", Rust-Capping-Traffic-Limit := \"10\", \
+                Rust-AutoTopup-Traffic-Enabled := \"yes\", Rust-AutoTopup-Traffic-Amount := \"100\", \
+                Rust-AutoTopup-Traffic-Limit := \"100\", Rust-AutoTopup-Traffic-Threshold := \"2\", \
+                Rust-AutoTopup-Traffic-Notify := \"ops@example.net\"\n"
+            .into(),
+        capping: format!("\t\tmikrotik = yes\n\t\tnotify_command = {}", script.display()),
+        background_interval: Some("1s".into()),
+        ..Default::default()
+    });
+    let r = server.auth("auto", "pw", "");
+    assert_eq!(
+        reply_int(&r, "Mikrotik-Total-Limit"),
+        Some(10 * MIB),
+        "{}",
+        r.output
+    );
+    let nas = "192.0.2.3";
+    assert!(
+        server
+            .acct(&acct_attrs("Start", "auto", "a1", nas, 0, 0, 0))
+            .ok
+    );
+    // 9 MB used: 1 MB left, at most the threshold (2 MB): one 100 MB topup.
+    assert!(
+        server
+            .acct(&acct_attrs(
+                "Interim-Update",
+                "auto",
+                "a1",
+                nas,
+                9 * MIB,
+                0,
+                60
+            ))
+            .ok
+    );
+    let topups = server.cli_json(&["topup", "list", "auto"]);
+    let rows = topups["topups"].as_array().expect("a topups array");
+    assert_eq!(rows.len(), 1, "{topups}");
+    assert_eq!(rows[0]["value"].as_u64(), Some(100));
+    assert_eq!(rows[0]["auto"].as_bool(), Some(true));
+    let r = server.auth("auto", "pw", "");
+    assert_eq!(
+        reply_int(&r, "Mikrotik-Total-Limit"),
+        Some(101 * MIB),
+        "{}",
+        r.output
+    );
+
+    wait_until("the notification", Duration::from_secs(20), || {
+        std::fs::read_to_string(&mailbox).is_ok()
+    });
+    let mail = std::fs::read_to_string(&mailbox).unwrap();
+    assert!(mail.starts_with("To: ops@example.net\n"), "{mail}");
+    assert!(
+        mail.contains("1 auto-topup(s) of 100 MB were added for auto"),
+        "{mail}"
+    );
+    let (attempts, sent): (i64, Option<i64>) = server
+        .sql()
+        .query_row(
+            "SELECT attempts, sent_at FROM notification_outbox",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(attempts, 1);
+    assert!(sent.is_some());
+}
