@@ -22,8 +22,20 @@ use crate::topups::{Kind, NewTopup, Topup, TYPE_TRAFFIC, TYPE_UPTIME};
 pub struct LimitsArgs {
     /// Show this user's limits, this month's usage, topups and what remains.
     pub user: Option<String>,
+    /// The module's capping period (`capping { period }`).
+    #[arg(long, value_enum, default_value = "month")]
+    pub period: PeriodArg,
+    /// As the module's `capping { caveat_captrafzero = yes }`: unset = prepaid, 0 = unlimited.
+    #[arg(long)]
+    pub caveat_captrafzero: bool,
     #[command(subcommand)]
     pub command: Option<LimitsCommand>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PeriodArg {
+    Month,
+    Day,
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,7 +234,13 @@ pub fn run_limits(cli: &Cli, args: &LimitsArgs, tz: Tz) -> Result<String, CliErr
             store.limits_unset(&a.user, &attrs)?;
             limits_changed(cli, &store, &a.user, "limits unset")
         }
-        (None, Some(user)) => show_limits(cli, user, tz),
+        (None, Some(user)) => {
+            let kind = match args.period {
+                PeriodArg::Month => PeriodKind::Month,
+                PeriodArg::Day => PeriodKind::Day,
+            };
+            show_limits(cli, user, tz, kind, args.caveat_captrafzero)
+        }
         (None, None) => Err(CliError::Input(
             "give a USER, or `limits set` / `limits unset`".into(),
         )),
@@ -241,20 +259,21 @@ fn limits_changed(cli: &Cli, store: &Store, user: &str, what: &str) -> Result<St
     Ok(out)
 }
 
-fn show_limits(cli: &Cli, user: &str, tz: Tz) -> Result<String, CliError> {
+fn show_limits(
+    cli: &Cli,
+    user: &str,
+    tz: Tz,
+    kind: PeriodKind,
+    caveat_captrafzero: bool,
+) -> Result<String, CliError> {
     let reader = open_reader(cli)?;
     let now = periods::now();
-    let period = Period::containing(PeriodKind::Month, now, &tz)
+    let period = Period::containing(kind, now, &tz)
         .ok_or_else(|| CliError::Input("the current time is out of range".into()))?;
     let rows = reader.user_limits(user)?;
-    let limits = parse_limits(user, &raw_limits(&rows), false)
+    let limits = parse_limits(user, &raw_limits(&rows), caveat_captrafzero)
         .map_err(|e| CliError::Input(format!("stored limits are invalid: {e}")))?;
-    let used = reader.month_usage(user, periods::local_month(now, tz))?;
-    let usage = crate::capping::Usage {
-        traffic_bytes: used.total_octets(),
-        uptime_secs: used.session_time,
-    };
-    let topups = reader.topups_for_period(user, period.start, period.end)?;
+    let (usage, topups) = reader.capping_inputs(user, period, tz)?;
     let traffic = summarize(&limits, Kind::Traffic, &usage, &topups, &period);
     let uptime = summarize(&limits, Kind::Uptime, &usage, &topups, &period);
     let opts = EvalOptions::default();
