@@ -16,22 +16,27 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono_tz::Tz;
 
 use crate::capping::{
     accounting_action, evaluate, parse_limits, reply_attributes, summarize, AcctAction, Decision,
-    EvalInput, Kind, KindSummary, LimitError, Limits, Period, RawLimits, State,
+    EvalInput, EvalOptions, Kind, KindSummary, LimitError, Limits, Period, RawLimits, State,
 };
 use crate::config::Capping;
 use crate::instance::Rcode;
+use crate::periods;
 use crate::sessions::AcctStatus;
-use crate::store::{raw_limits, DecideRequest, Store, StoreError};
+use crate::store::{raw_limits, DecideRequest, LimitRow, Store, StoreError, UserSnapshot};
 
 /// Reply-Message for a user whose limit attributes are invalid. Details go to the log.
 pub const INVALID_LIMITS_MESSAGE: &str = "Account limits are misconfigured; contact support";
 
 /// Control attributes set at authorize (see dictionary.rust).
+pub const OPEN_SESSIONS_ATTR: &str = "Rust-Open-Sessions";
+pub const MONTH_TRAFFIC_ATTR: &str = "Rust-Month-Traffic";
+pub const MONTH_UPTIME_ATTR: &str = "Rust-Month-Uptime";
 pub const STATE_ATTR: &str = "Rust-Capping-State";
 pub const REMAINING_TRAFFIC_ATTR: &str = "Rust-Capping-Remaining-Traffic";
 pub const REMAINING_UPTIME_ATTR: &str = "Rust-Capping-Remaining-Uptime";
@@ -144,17 +149,40 @@ pub struct Enforcer {
     cfg: Capping,
     tz: Tz,
     store: Store,
+    /// `cfg.eval` without building explanations (debug logging off).
+    quiet: EvalOptions,
     /// Control-list limits seen at the user's last login, for accounting.
     seen: Mutex<HashMap<String, RawLimits>>,
+    /// authorize's decision per request in flight, for its post-auth: one set of
+    /// reads per login instead of two.
+    pending: Mutex<HashMap<u32, Pending>>,
 }
+
+struct Pending {
+    at: Instant,
+    user: String,
+    control: RawLimits,
+    checked: Option<Checked>,
+}
+
+/// A pending decision older than this is not reused (and is dropped when the map
+/// is tidied): the request died between authorize and post-auth.
+const PENDING_TTL: Duration = Duration::from_secs(10);
+const PENDING_TIDY_AT: usize = 4096;
 
 impl Enforcer {
     pub fn new(cfg: Capping, tz: Tz, store: Store) -> Enforcer {
+        let quiet = EvalOptions {
+            explain: false,
+            ..cfg.eval.clone()
+        };
         Enforcer {
             cfg,
             tz,
             store,
+            quiet,
             seen: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
         }
     }
 
@@ -162,82 +190,99 @@ impl Enforcer {
         &self.cfg
     }
 
-    /// The user's limits: the control list's values (or, when it has none and
-    /// `remember` is false, those remembered from the last login), each missing
-    /// field taken from the store. `remember`: this is a login; remember its set.
-    fn limits(
+    /// Evaluation options: explanations only when they will be logged.
+    fn opts(&self) -> &EvalOptions {
+        if log::log_enabled!(log::Level::Debug) {
+            &self.cfg.eval
+        } else {
+            &self.quiet
+        }
+    }
+
+    /// The control-list part of the user's limits: the request's values, or, when it
+    /// has none and this is not a login, those remembered from the last login.
+    /// `remember`: this is a login; remember its set for accounting.
+    fn control_part(&self, user: &str, control: &RawLimits, remember: bool) -> RawLimits {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if remember {
+            if control.is_empty() {
+                seen.remove(user);
+            } else if seen.get(user) != Some(control) {
+                seen.insert(user.to_string(), control.clone());
+            }
+            control.clone()
+        } else if control.is_empty() {
+            seen.get(user).cloned().unwrap_or_default()
+        } else {
+            control.clone()
+        }
+    }
+
+    /// Control-list values first, each missing field from the store.
+    fn merge(
         &self,
         user: &str,
-        control: &RawLimits,
-        remember: bool,
-    ) -> Result<Limits, CheckError> {
-        let mut raw = control.clone();
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            if remember {
-                if control.is_empty() {
-                    seen.remove(user);
-                } else {
-                    seen.insert(user.to_string(), control.clone());
-                }
-            } else if control.is_empty() {
-                if let Some(r) = seen.get(user) {
-                    raw = r.clone();
-                }
-            }
-        }
-        let stored = self.store.user_limits(user)?;
+        mut raw: RawLimits,
+        stored: &[LimitRow],
+    ) -> Result<Limits, LimitError> {
         if !stored.is_empty() {
-            raw.fill_from(&raw_limits(&stored));
+            raw.fill_from(&raw_limits(stored));
         }
-        Ok(parse_limits(user, &raw, self.cfg.caveat_captrafzero)?)
+        parse_limits(user, &raw, self.cfg.caveat_captrafzero)
     }
 
     fn period(&self, now: i64) -> Result<Period, CheckError> {
         Period::containing(self.cfg.period, now, &self.tz).ok_or(CheckError::Time(now))
     }
 
-    /// Evaluates without writing, unless the decision adds auto-topups or queues
-    /// notifications: then it is decided again on the writer (serialized per user)
-    /// and stored, so the topup counts at once. None: the user has no limit.
-    pub fn check(
+    /// One snapshot of the user, and the capping decision on it. The evaluation
+    /// writes nothing, unless the decision adds auto-topups or queues notifications:
+    /// then it is decided again on the writer (serialized per user) and stored, so
+    /// the topup counts at once. `Checked` is None for a user without limits.
+    pub fn login(
         &self,
         user: &str,
         control: &RawLimits,
         remember: bool,
         now: i64,
-    ) -> Result<Option<Checked>, CheckError> {
-        let limits = self.limits(user, control, remember)?;
-        if limits.is_unlimited() {
-            return Ok(None);
-        }
+    ) -> Result<(UserSnapshot, Option<Checked>), CheckError> {
+        let raw = self.control_part(user, control, remember);
         let period = self.period(now)?;
-        let (usage, mut topups) = self.store.capping_inputs(user, period, self.tz)?;
-        let mut decision = evaluate(&EvalInput {
+        let month = periods::local_month(now, self.tz);
+        let snap = self
+            .store
+            .user_snapshot(user, period, month, self.tz, !raw.is_empty())?;
+        let limits = self.merge(user, raw, &snap.limit_rows)?;
+        if limits.is_unlimited() {
+            return Ok((snap, None));
+        }
+        let decision = evaluate(&EvalInput {
             username: user,
             limits: &limits,
-            usage,
-            topups: &topups,
+            usage: snap.period_usage,
+            topups: &snap.topups,
             period,
             now,
-            opts: &self.cfg.eval,
+            opts: self.opts(),
         });
-        if !decision.new_auto_topups.is_empty() || !decision.notifications.is_empty() {
-            let (d, ids) = self.store.decide(DecideRequest {
-                username: user.to_string(),
-                limits: limits.clone(),
-                period,
-                now,
-                opts: self.cfg.eval.clone(),
-                usage: None,
-            })?;
-            if !ids.is_empty() {
-                log::info!("{user:?}: {} auto-topup(s) added", ids.len());
-                topups = self.store.capping_inputs(user, period, self.tz)?.1;
-            }
-            decision = d;
+        if decision.new_auto_topups.is_empty() && decision.notifications.is_empty() {
+            let c = self.checked(limits, period, snap.period_usage, &snap.topups, decision);
+            return Ok((snap, Some(c)));
         }
-        Ok(Some(self.checked(limits, period, usage, &topups, decision)))
+        let (d, ids) = self.store.decide(DecideRequest {
+            username: user.to_string(),
+            limits: limits.clone(),
+            period,
+            now,
+            opts: self.opts().clone(),
+            usage: None,
+        })?;
+        if !ids.is_empty() {
+            log::info!("{user:?}: {} auto-topup(s) added", ids.len());
+        }
+        let (usage, topups) = self.store.capping_inputs(user, period, self.tz)?;
+        let c = self.checked(limits, period, usage, &topups, d);
+        Ok((snap, Some(c)))
     }
 
     fn checked(
@@ -257,49 +302,108 @@ impl Enforcer {
         }
     }
 
-    /// authorize: the allowance as control attributes; `updated`, or `noop` for a
-    /// user without limits. Invalid limits: `invalid`-state attribute, rcode `ok`
-    /// (post-auth rejects). Store trouble: `fail`.
-    pub fn authorize(&self, user: &str, control: &RawLimits, now: i64) -> Answer {
-        match self.check(user, control, true, now) {
-            Ok(None) => Answer::rcode(Rcode::Noop),
-            Ok(Some(c)) => {
-                log::debug!("capping: {}", c.decision.explanation);
-                let mut a = Answer::rcode(Rcode::Updated);
-                a.control.push((STATE_ATTR, c.state_name().to_string()));
-                if let Some(r) = c.remaining(Kind::Traffic) {
-                    a.control.push((REMAINING_TRAFFIC_ATTR, r.to_string()));
-                }
-                if let Some(r) = c.remaining(Kind::Uptime) {
-                    a.control.push((REMAINING_UPTIME_ATTR, r.to_string()));
-                }
-                a
-            }
+    /// authorize: what unlang may want to know, as control attributes: open
+    /// sessions and this month's usage, and for a capped user the allowance.
+    /// `updated`; invalid limits: state `invalid` (post-auth rejects); store
+    /// trouble: `fail`.
+    pub fn authorize(&self, request: u32, user: &str, control: &RawLimits, now: i64) -> Answer {
+        let (snap, checked) = match self.login(user, control, true, now) {
+            Ok(x) => x,
             Err(CheckError::Limits(e)) => {
                 log::error!("{e}");
                 let mut a = Answer::rcode(Rcode::Updated);
                 a.control.push((STATE_ATTR, "invalid".to_string()));
-                a
+                return a;
             }
             Err(e) => {
-                log::error!("capping check for {user:?} failed: {e}");
-                Answer::rcode(Rcode::Fail)
+                log::error!("cannot read the store for {user:?}: {e}");
+                return Answer::rcode(Rcode::Fail);
+            }
+        };
+        if log::log_enabled!(log::Level::Debug) {
+            log::debug!(
+                "{user:?}: {} open session(s); this month: {} bytes, {} s",
+                snap.open_sessions,
+                snap.month.total_octets(),
+                snap.month.session_time
+            );
+        }
+        let mut a = Answer::rcode(Rcode::Updated);
+        a.control.extend([
+            (OPEN_SESSIONS_ATTR, snap.open_sessions.to_string()),
+            (MONTH_TRAFFIC_ATTR, snap.month.total_octets().to_string()),
+            (MONTH_UPTIME_ATTR, snap.month.session_time.to_string()),
+        ]);
+        if let Some(c) = &checked {
+            log::debug!("{}", c.decision.explanation);
+            a.control.push((STATE_ATTR, c.state_name().to_string()));
+            if let Some(r) = c.remaining(Kind::Traffic) {
+                a.control.push((REMAINING_TRAFFIC_ATTR, r.to_string()));
+            }
+            if let Some(r) = c.remaining(Kind::Uptime) {
+                a.control.push((REMAINING_UPTIME_ATTR, r.to_string()));
             }
         }
+        self.keep_for_post_auth(request, user, control, checked);
+        a
+    }
+
+    fn keep_for_post_auth(
+        &self,
+        request: u32,
+        user: &str,
+        control: &RawLimits,
+        checked: Option<Checked>,
+    ) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.len() >= PENDING_TIDY_AT {
+            pending.retain(|_, p| p.at.elapsed() < PENDING_TTL);
+        }
+        pending.insert(
+            request,
+            Pending {
+                at: Instant::now(),
+                user: user.to_string(),
+                control: control.clone(),
+                checked,
+            },
+        );
+    }
+
+    /// authorize's decision for this request, if it was made for the same user and
+    /// control-list limits (unlang may change them in between) and is fresh.
+    fn take_pending(
+        &self,
+        request: u32,
+        user: &str,
+        control: &RawLimits,
+    ) -> Option<Option<Checked>> {
+        let p = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&request)?;
+        (p.user == user && p.control == *control && p.at.elapsed() < PENDING_TTL)
+            .then_some(p.checked)
     }
 
     /// post-auth: rejects an exhausted user (or one with invalid limits) with a
     /// Reply-Message; otherwise replies with the remaining allowance.
     pub fn post_auth(
         &self,
+        request: u32,
         user: &str,
         control: &RawLimits,
         existing_session_timeout: Option<u32>,
         now: i64,
     ) -> Answer {
-        match self.check(user, control, true, now) {
-            Ok(None) => Answer::rcode(Rcode::Noop),
-            Ok(Some(c)) => {
+        let decided = match self.take_pending(request, user, control) {
+            Some(checked) => Ok((UserSnapshot::default(), checked)),
+            None => self.login(user, control, true, now),
+        };
+        match decided {
+            Ok((_, None)) => Answer::rcode(Rcode::Noop),
+            Ok((_, Some(c))) => {
                 let reply =
                     reply_attributes(&c.decision, existing_session_timeout, self.cfg.mikrotik);
                 if c.decision.is_exhausted() {
@@ -310,7 +414,7 @@ impl Enforcer {
                         control: Vec::new(),
                     }
                 } else {
-                    log::debug!("capping: {}", c.decision.explanation);
+                    log::debug!("{}", c.decision.explanation);
                     Answer {
                         rcode: Rcode::Updated,
                         reply,
@@ -347,7 +451,13 @@ impl Enforcer {
         {
             return AcctAction::None;
         }
-        let result = self.limits(user, control, false).and_then(|limits| {
+        let raw = self.control_part(user, control, false);
+        let result = (|| {
+            let stored = self.store.user_limits(user)?;
+            if raw.is_empty() && stored.is_empty() && !self.cfg.caveat_captrafzero {
+                return Ok(None);
+            }
+            let limits = self.merge(user, raw, &stored)?;
             if limits.is_unlimited() {
                 return Ok(None);
             }
@@ -357,18 +467,18 @@ impl Enforcer {
                 limits,
                 period,
                 now,
-                opts: self.cfg.eval.clone(),
+                opts: self.opts().clone(),
                 usage: None,
             })?;
             if !ids.is_empty() {
                 log::info!("{user:?}: {} auto-topup(s) added", ids.len());
             }
             Ok(Some(d))
-        });
+        })();
         match result {
             Ok(None) => AcctAction::None,
             Ok(Some(d)) => {
-                log::debug!("capping: {}", d.explanation);
+                log::debug!("{}", d.explanation);
                 accounting_action(status, &d, self.cfg.over_limit)
             }
             Err(CheckError::Limits(e)) => {
@@ -391,39 +501,32 @@ impl Enforcer {
         now: i64,
     ) -> Result<String, String> {
         let key = key.trim();
-        match self.check(user, control, false, now) {
-            Ok(Some(c)) => c
-                .value(key)
-                .ok_or_else(|| format!("unknown key {key:?}; known: {XLAT_KEYS}")),
-            Ok(None) => {
-                // Unlimited: limits and remaining are empty, the rest still meaningful.
-                let period = self.period(now).map_err(|e| e.to_string())?;
-                let (usage, topups) = self
-                    .store
-                    .capping_inputs(user, period, self.tz)
-                    .map_err(|e| e.to_string())?;
-                let c = self.checked(
-                    Limits::default(),
-                    period,
-                    usage,
-                    &topups,
-                    Decision {
-                        state: State::Allowed {
-                            remaining_traffic_bytes: None,
-                            remaining_uptime_secs: None,
-                        },
-                        new_auto_topups: Vec::new(),
-                        topup_consumption: Vec::new(),
-                        depleted: Vec::new(),
-                        notifications: Vec::new(),
-                        explanation: String::new(),
+        let (snap, checked) = self
+            .login(user, control, false, now)
+            .map_err(|e| e.to_string())?;
+        let c = match checked {
+            Some(c) => c,
+            // Unlimited: limits and remaining are empty, the rest still meaningful.
+            None => self.checked(
+                Limits::default(),
+                self.period(now).map_err(|e| e.to_string())?,
+                snap.period_usage,
+                &snap.topups,
+                Decision {
+                    state: State::Allowed {
+                        remaining_traffic_bytes: None,
+                        remaining_uptime_secs: None,
                     },
-                );
-                c.value(key)
-                    .ok_or_else(|| format!("unknown key {key:?}; known: {XLAT_KEYS}"))
-            }
-            Err(e) => Err(e.to_string()),
-        }
+                    new_auto_topups: Vec::new(),
+                    topup_consumption: Vec::new(),
+                    depleted: Vec::new(),
+                    notifications: Vec::new(),
+                    explanation: String::new(),
+                },
+            ),
+        };
+        c.value(key)
+            .ok_or_else(|| format!("unknown key {key:?}; known: {XLAT_KEYS}"))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::enforcement::{Answer, Enforcer};
 use crate::periods;
 use crate::sessions::AcctUpdate;
-use crate::store::{Admin, NewDisconnectJob, OpenState, SessionFilter, Store, StoreOptions};
+use crate::store::{Admin, NewDisconnectJob, Store, StoreOptions};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -27,11 +27,6 @@ pub enum Rcode {
     Noop,
     Updated,
 }
-
-/// Control attributes authorize sets for unlang (see dictionary.rust).
-pub const OPEN_SESSIONS_ATTR: &str = "Rust-Open-Sessions";
-pub const MONTH_TRAFFIC_ATTR: &str = "Rust-Month-Traffic";
-pub const MONTH_UPTIME_ATTR: &str = "Rust-Month-Uptime";
 
 pub struct Instance {
     pub name: String,
@@ -177,67 +172,43 @@ impl Instance {
 
     /// What authorize tells unlang about the user (control attributes): open
     /// sessions, this month's usage and, for a capped user, the allowance.
-    pub fn authorize(&self, username: Option<&str>, control: &RawLimits, now: i64) -> Answer {
-        let Some(user) = username.filter(|u| !u.is_empty()) else {
-            log::debug!("no User-Name: nothing to look up");
-            return Answer {
-                rcode: Rcode::Noop,
-                reply: Vec::new(),
-                control: Vec::new(),
-            };
-        };
-        let filter = SessionFilter {
-            username: Some(user.to_string()),
-            state: OpenState::Open,
-            ..Default::default()
-        };
-        let month = periods::local_month(now, self.config.timezone);
-        let (open, usage) = match (
-            self.store.list_sessions(&filter),
-            self.store.month_usage(user, month),
-        ) {
-            (Ok(open), Ok(usage)) => (open.len(), usage),
-            (Err(e), _) | (_, Err(e)) => {
-                log::error!("cannot read the store for {user:?}: {e}");
-                return Answer {
-                    rcode: Rcode::Fail,
+    /// `request`: the server's request number (authorize's decision is reused by the
+    /// same request's post-auth).
+    pub fn authorize(
+        &self,
+        request: u32,
+        username: Option<&str>,
+        control: &RawLimits,
+        now: i64,
+    ) -> Answer {
+        match username.filter(|u| !u.is_empty()) {
+            Some(user) => self.enforcer.authorize(request, user, control, now),
+            None => {
+                log::debug!("no User-Name: nothing to look up");
+                Answer {
+                    rcode: Rcode::Noop,
                     reply: Vec::new(),
                     control: Vec::new(),
-                };
+                }
             }
-        };
-        log::debug!(
-            "{user:?}: {open} open session(s); {} this month: {} bytes, {} s",
-            periods::month_key(month),
-            usage.total_octets(),
-            usage.session_time
-        );
-        let mut answer = self.enforcer.authorize(user, control, now);
-        if answer.rcode == Rcode::Fail {
-            return answer;
         }
-        answer.rcode = Rcode::Updated;
-        answer.control.extend([
-            (OPEN_SESSIONS_ATTR, open.to_string()),
-            (MONTH_TRAFFIC_ATTR, usage.total_octets().to_string()),
-            (MONTH_UPTIME_ATTR, usage.session_time.to_string()),
-        ]);
-        answer
     }
 
     /// Enforces the user's limits: reject with Reply-Message, or the remaining
     /// allowance as reply attributes.
     pub fn post_auth(
         &self,
+        request: u32,
         username: Option<&str>,
         control: &RawLimits,
         existing_session_timeout: Option<u32>,
         now: i64,
     ) -> Answer {
         match username.filter(|u| !u.is_empty()) {
-            Some(user) => self
-                .enforcer
-                .post_auth(user, control, existing_session_timeout, now),
+            Some(user) => {
+                self.enforcer
+                    .post_auth(request, user, control, existing_session_timeout, now)
+            }
             None => Answer {
                 rcode: Rcode::Noop,
                 reply: Vec::new(),

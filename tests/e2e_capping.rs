@@ -320,8 +320,17 @@ fn auto_topup_at_an_interim_is_stored_and_its_notification_delivered() {
         r.output
     );
 
+    // Marked sent only after the command exited, so the mailbox is complete then.
     wait_until("the notification", Duration::from_secs(20), || {
-        std::fs::read_to_string(&mailbox).is_ok()
+        server
+            .sql()
+            .query_row(
+                "SELECT COUNT(*) FROM notification_outbox WHERE sent_at IS NOT NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+            == 1
     });
     let mail = std::fs::read_to_string(&mailbox).unwrap();
     assert!(mail.starts_with("To: ops@example.net\n"), "{mail}");

@@ -39,6 +39,9 @@ pub struct EvalOptions {
     /// Most auto-topups of one kind added by one decision (guards against a tiny
     /// amount with no limit creating millions of rows).
     pub max_auto_topups: u32,
+    /// Build [`Decision::explanation`] (costs formatting on a hot path; the module
+    /// asks only when debug logging is on).
+    pub explain: bool,
 }
 
 impl Default for EvalOptions {
@@ -47,6 +50,7 @@ impl Default for EvalOptions {
             traffic_message: "Traffic limit reached".into(),
             uptime_message: "Uptime limit reached".into(),
             max_auto_topups: 1000,
+            explain: true,
         }
     }
 }
@@ -497,23 +501,24 @@ pub fn evaluate(input: &EvalInput<'_>) -> Decision {
             ),
         },
     };
-    let verdict = match &d.state {
-        State::Allowed { .. } => "allow".to_string(),
-        State::Exhausted { which, .. } if planned && any_exhausted => {
-            format!("reject ({which:?} exhausted; planned auto-topups dropped)")
-        }
-        State::Exhausted { which, .. } => format!("reject ({which:?} exhausted)"),
-    };
-    d.explanation = format!(
-        "capping user '{}' period {}..{}: {}; {} -> {}",
-        input.username,
-        input.period.start,
-        input.period.end,
-        describe(t, input.limits),
-        describe(u, input.limits),
-        verdict
-    );
-    log::debug!("{}", d.explanation);
+    if input.opts.explain {
+        let verdict = match &d.state {
+            State::Allowed { .. } => "allow".to_string(),
+            State::Exhausted { which, .. } if planned && any_exhausted => {
+                format!("reject ({which:?} exhausted; planned auto-topups dropped)")
+            }
+            State::Exhausted { which, .. } => format!("reject ({which:?} exhausted)"),
+        };
+        d.explanation = format!(
+            "capping user '{}' period {}..{}: {}; {} -> {}",
+            input.username,
+            input.period.start,
+            input.period.end,
+            describe(t, input.limits),
+            describe(u, input.limits),
+            verdict
+        );
+    }
     d
 }
 

@@ -319,7 +319,12 @@ unsafe extern "C" fn mod_authorize(
 ) -> sys::rlm_rcode_t {
     call(inst, request, "authorize", |state, req| {
         let user = req.list(List::Request).text(std_attr::USER_NAME, 0);
-        let answer = state.authorize(user.as_deref(), &control_limits(req), req.received_at());
+        let answer = state.authorize(
+            req.number(),
+            user.as_deref(),
+            &control_limits(req),
+            req.received_at(),
+        );
         apply(req, answer)
     })
 }
@@ -335,6 +340,7 @@ unsafe extern "C" fn mod_post_auth(
             .integer(std_attr::SESSION_TIMEOUT, 0)
             .map(|t| u32::try_from(t).unwrap_or(u32::MAX));
         let answer = state.post_auth(
+            req.number(),
             user.as_deref(),
             &control_limits(req),
             timeout,

@@ -45,6 +45,12 @@ impl<'a> Request<'a> {
         unsafe { &*(*self.raw).packet }
     }
 
+    /// The server's number for this request, unique among requests in flight.
+    pub fn number(&self) -> u32 {
+        // SAFETY: the request is live for the callback.
+        unsafe { (*self.raw).number }
+    }
+
     /// RADIUS code of the received packet (1 Access-Request, 4 Accounting-Request, ...).
     pub fn code(&self) -> u32 {
         self.packet().code

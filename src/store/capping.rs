@@ -347,6 +347,90 @@ pub(crate) fn capping_inputs(
     Ok((usage, topups))
 }
 
+/// Everything a login decision reads about one user, from one snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct UserSnapshot {
+    pub open_sessions: u64,
+    /// Usage in the calendar month asked for (for the Rust-Month-* attributes).
+    pub month: crate::sessions::Usage,
+    /// The user's limits in the store.
+    pub limit_rows: Vec<LimitRow>,
+    /// Usage in the capping period.
+    pub period_usage: CapUsage,
+    /// Topups that may count in the capping period (read only when `with_topups`).
+    pub topups: Vec<TopupBalance>,
+}
+
+/// A read transaction through cached statements (rusqlite's transactions parse
+/// BEGIN / ROLLBACK anew each time, which shows on the login path). Ends on drop.
+struct ReadTx<'c>(&'c Connection);
+
+impl<'c> ReadTx<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self, StoreError> {
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        Ok(ReadTx(conn))
+    }
+}
+
+impl Drop for ReadTx<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self
+            .0
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut s| s.execute([]))
+        {
+            log::warn!("ending a read transaction: {e}");
+        }
+    }
+}
+
+/// One read transaction (one WAL read lock, one consistent view) instead of one per
+/// statement: the login path's reads.
+pub(crate) fn user_snapshot(
+    conn: &Connection,
+    tz: Tz,
+    username: &str,
+    period: Period,
+    month: chrono::NaiveDate,
+    with_topups: bool,
+) -> Result<UserSnapshot, StoreError> {
+    let _tx = ReadTx::begin(conn)?;
+    let open_sessions: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM sessions WHERE username = ?1 AND stop_time IS NULL")?
+        .query_row([username], |r| r.get(0))?;
+    let month_usage = super::read::month_usage(conn, username, month)?;
+    let limit_rows = user_limits(conn, username)?;
+    let same_month =
+        period.kind == PeriodKind::Month && periods::local_month(period.start, tz) == month;
+    let u = if same_month {
+        month_usage
+    } else {
+        match period.kind {
+            PeriodKind::Month => {
+                super::read::month_usage(conn, username, periods::local_month(period.start, tz))?
+            }
+            PeriodKind::Day => {
+                super::read::day_usage(conn, username, periods::local_day(period.start, tz))?
+            }
+        }
+    };
+    let topups = if with_topups || !limit_rows.is_empty() {
+        topups_for_period(conn, username, period.start, period.end)?
+    } else {
+        Vec::new()
+    };
+    Ok(UserSnapshot {
+        open_sessions: from_db(open_sessions),
+        month: month_usage,
+        limit_rows,
+        period_usage: CapUsage {
+            traffic_bytes: u.total_octets(),
+            uptime_secs: u.session_time,
+        },
+        topups,
+    })
+}
+
 /// Our canonical name for a capping attribute (accepts SMRadius aliases).
 fn canonical(attribute: &str) -> Result<&'static str, StoreError> {
     lookup_attribute(attribute)

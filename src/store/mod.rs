@@ -20,7 +20,7 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use rusqlite::{Connection, OpenFlags};
 
-pub use capping::{DecideRequest, LimitRow, OutboxResult, OutboxRow};
+pub use capping::{DecideRequest, LimitRow, OutboxResult, OutboxRow, UserSnapshot};
 pub use disconnect::{
     backoff_secs, Admin, BulkRun, DisconnectJob, JobOutcome, JobState, Method, NasConfig, NasRow,
     NewDisconnectJob, RetryTarget,
@@ -494,6 +494,21 @@ impl Reader {
     ) -> Result<(crate::capping::Usage, Vec<TopupBalance>), StoreError> {
         self.pool
             .with(|c| capping::capping_inputs(c, tz, username, period))
+    }
+
+    /// A user's open sessions, `month`'s usage, stored limits, capping-period usage
+    /// and (when `with_topups` or the user has stored limits) topups, all from one
+    /// read transaction.
+    pub fn user_snapshot(
+        &self,
+        username: &str,
+        period: crate::capping::Period,
+        month: NaiveDate,
+        tz: Tz,
+        with_topups: bool,
+    ) -> Result<UserSnapshot, StoreError> {
+        self.pool
+            .with(|c| capping::user_snapshot(c, tz, username, period, month, with_topups))
     }
 
     /// Consumption rows of one topup, oldest period first.

@@ -202,8 +202,10 @@ pub(crate) fn day_usage(
     )
 }
 
-/// Idle read connections kept for reuse; more are opened on demand under load.
-const MAX_IDLE_READERS: usize = 4;
+/// Idle read connections kept for reuse; more are opened on demand under load. As many
+/// as the server has worker threads (Debian's max_servers is 32): a connection opened
+/// and closed per request costs more than the query (schema parse, statement cache).
+const MAX_IDLE_READERS: usize = 64;
 
 /// Read-only connections opened on demand and reused.
 pub(crate) struct ReadPool {
@@ -260,7 +262,8 @@ impl ReadPool {
         };
         let result = f(&conn);
         let mut idle = self.idle_conns();
-        if idle.len() < MAX_IDLE_READERS {
+        // A connection left inside a transaction (a failed ROLLBACK) is not reused.
+        if idle.len() < MAX_IDLE_READERS && conn.is_autocommit() {
             idle.push(conn);
         }
         result

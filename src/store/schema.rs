@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_disconnect.sql"),
     include_str!("migrations/0003_capping.sql"),
+    include_str!("migrations/0004_open_by_user.sql"),
 ];
 
 /// The schema version this build writes and understands.
