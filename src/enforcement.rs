@@ -269,9 +269,24 @@ impl Enforcer {
             let c = self.checked(limits, period, snap.period_usage, &snap.topups, decision);
             return Ok((snap, Some(c)));
         }
+        let d = self.decide_stored(user, limits.clone(), period, now)?;
+        let (usage, topups) = self.store.capping_inputs(user, period, self.tz)?;
+        let c = self.checked(limits, period, usage, &topups, d);
+        Ok((snap, Some(c)))
+    }
+
+    /// Decides on the writer with the stored usage and writes the result (topup
+    /// consumption, depletion, auto-topups, notifications).
+    fn decide_stored(
+        &self,
+        user: &str,
+        limits: Limits,
+        period: Period,
+        now: i64,
+    ) -> Result<Decision, StoreError> {
         let (d, ids) = self.store.decide(DecideRequest {
             username: user.to_string(),
-            limits: limits.clone(),
+            limits,
             period,
             now,
             opts: self.opts().clone(),
@@ -280,9 +295,7 @@ impl Enforcer {
         if !ids.is_empty() {
             log::info!("{user:?}: {} auto-topup(s) added", ids.len());
         }
-        let (usage, topups) = self.store.capping_inputs(user, period, self.tz)?;
-        let c = self.checked(limits, period, usage, &topups, d);
-        Ok((snap, Some(c)))
+        Ok(d)
     }
 
     fn checked(
@@ -462,18 +475,7 @@ impl Enforcer {
                 return Ok(None);
             }
             let period = self.period(now)?;
-            let (d, ids) = self.store.decide(DecideRequest {
-                username: user.to_string(),
-                limits,
-                period,
-                now,
-                opts: self.opts().clone(),
-                usage: None,
-            })?;
-            if !ids.is_empty() {
-                log::info!("{user:?}: {} auto-topup(s) added", ids.len());
-            }
-            Ok(Some(d))
+            Ok(Some(self.decide_stored(user, limits, period, now)?))
         })();
         match result {
             Ok(None) => AcctAction::None,
@@ -512,17 +514,7 @@ impl Enforcer {
                 self.period(now).map_err(|e| e.to_string())?,
                 snap.period_usage,
                 &snap.topups,
-                Decision {
-                    state: State::Allowed {
-                        remaining_traffic_bytes: None,
-                        remaining_uptime_secs: None,
-                    },
-                    new_auto_topups: Vec::new(),
-                    topup_consumption: Vec::new(),
-                    depleted: Vec::new(),
-                    notifications: Vec::new(),
-                    explanation: String::new(),
-                },
+                Decision::unlimited(),
             ),
         };
         c.value(key)
@@ -590,11 +582,7 @@ mod tests {
         };
         let decision = |state| Decision {
             state,
-            new_auto_topups: Vec::new(),
-            topup_consumption: Vec::new(),
-            depleted: Vec::new(),
-            notifications: Vec::new(),
-            explanation: String::new(),
+            ..Decision::unlimited()
         };
         let checked = |state| Checked {
             traffic: summarize(&limits, Kind::Traffic, &usage, &[], &period),

@@ -134,6 +134,21 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// Allowed with no limit, nothing to write: the starting point of [`evaluate`].
+    pub fn unlimited() -> Decision {
+        Decision {
+            state: State::Allowed {
+                remaining_traffic_bytes: None,
+                remaining_uptime_secs: None,
+            },
+            new_auto_topups: Vec::new(),
+            topup_consumption: Vec::new(),
+            depleted: Vec::new(),
+            notifications: Vec::new(),
+            explanation: String::new(),
+        }
+    }
+
     pub fn is_exhausted(&self) -> bool {
         matches!(self.state, State::Exhausted { .. })
     }
@@ -436,17 +451,7 @@ pub fn evaluate(input: &EvalInput<'_>) -> Decision {
         first.clone()
     };
 
-    let mut d = Decision {
-        state: State::Allowed {
-            remaining_traffic_bytes: None,
-            remaining_uptime_secs: None,
-        },
-        new_auto_topups: Vec::new(),
-        topup_consumption: Vec::new(),
-        depleted: Vec::new(),
-        notifications: Vec::new(),
-        explanation: String::new(),
-    };
+    let mut d = Decision::unlimited();
     for o in &outcomes {
         for (slot, &used) in o.slots.iter().zip(&o.consumed) {
             let fully = used > 0 && slot.consumed_before.saturating_add(used) >= slot.value;
