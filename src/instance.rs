@@ -4,10 +4,14 @@
 use crate::accounting::{self, Skip};
 use crate::attrs::Attrs;
 use crate::background::{Background, Job};
+use crate::bulk::AutoBulk;
 use crate::config::Config;
+use crate::disconnect::{ClientSecrets, QueueWorker, WorkerConfig};
 use crate::periods;
 use crate::store::{OpenState, SessionFilter, Store, StoreOptions};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Module return codes, as unlang sees them.
@@ -34,6 +38,10 @@ pub struct Instance {
     pub config: Config,
     store: Store,
     background: Option<Background>,
+    /// Client secrets by NAS IP, for Disconnect-Requests to NASes without their own.
+    secrets: ClientSecrets,
+    /// Tells the disconnect jobs to end their network waits early at detach.
+    stopping: Arc<AtomicBool>,
 }
 
 /// Closes sessions that sent nothing for `stale_after`.
@@ -67,6 +75,7 @@ impl Instance {
         let opts = StoreOptions {
             timezone: config.timezone,
             synchronous: config.synchronous,
+            month_boundary_disconnect: config.disconnect_prior_month,
             ..Default::default()
         };
         let store = Store::open(&config.db, opts)
@@ -78,6 +87,28 @@ impl Instance {
                 stale_after: config.stale_after,
             }));
         }
+        let secrets = ClientSecrets::default();
+        let stopping = Arc::new(AtomicBool::new(false));
+        if config.bulk_disconnect {
+            jobs.push(Box::new(AutoBulk::new(
+                config.db.clone(),
+                config.timezone,
+                config.bulk_disconnect_delay,
+                Arc::clone(&stopping),
+            )));
+        }
+        // Always drained: capping queues jobs too, and jobs from before a restart remain.
+        let worker = WorkerConfig {
+            dm_timeout: Duration::from_secs(config.dm_timeout),
+            dm_retries: config.dm_retries,
+            batch: config.disconnect_batch,
+            ..WorkerConfig::new(config.db.clone())
+        };
+        jobs.push(Box::new(QueueWorker::new(
+            worker,
+            secrets.clone(),
+            Arc::clone(&stopping),
+        )));
         let background = Background::spawn(Duration::from_secs(config.background_interval), jobs)
             .map_err(|e| format!("cannot start the background thread: {e}"))?;
         log::info!(
@@ -92,6 +123,8 @@ impl Instance {
             config,
             store,
             background: Some(background),
+            secrets,
+            stopping,
         })
     }
 
@@ -127,6 +160,23 @@ impl Instance {
                 );
                 Rcode::Fail
             }
+        }
+    }
+
+    /// Remembers the RADIUS client's secret for this request's NAS (NAS-IP-Address,
+    /// else the packet source): the default secret of Disconnect-Requests to it.
+    pub fn learn_client_secret(
+        &self,
+        attrs: &impl Attrs,
+        src_ip: Option<IpAddr>,
+        secret: Option<&str>,
+    ) {
+        let nas = attrs
+            .ipv4(crate::attrs::std_attr::NAS_IP_ADDRESS, 0)
+            .map(IpAddr::V4)
+            .or(src_ip);
+        if let (Some(nas), Some(secret)) = (nas, secret) {
+            self.secrets.learn(&nas.to_string(), secret);
         }
     }
 
@@ -173,6 +223,7 @@ impl Instance {
 
     /// Stops the background thread and the store's writer; called at detach.
     pub fn stop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
         if let Some(mut bg) = self.background.take() {
             bg.stop();
         }
