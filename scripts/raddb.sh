@@ -16,6 +16,9 @@
 #   STALE_AFTER       module stale_after (default 3h)
 #   BACKGROUND_INTERVAL  module background_interval (default 10s)
 #   MAX_SERVERS       thread pool size (default 32, as Debian)
+#   DISCONNECT_PRIOR_MONTH, DM_TIMEOUT, DM_RETRIES, DISCONNECT_BATCH,
+#   BULK_DISCONNECT, BULK_DISCONNECT_DELAY
+#                     the module's disconnect options (default: the module's defaults)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:?usage: raddb.sh DIR}
@@ -60,6 +63,13 @@ sed -i \
   -e "s|^\(\s*\)stale_after = .*|\1stale_after = ${STALE_AFTER:-3h}|" \
   -e "s|^#\(\s*\)background_interval = .*|\1background_interval = ${BACKGROUND_INTERVAL:-10s}|" \
   "$r/mods-available/rust"
+for opt in disconnect_prior_month dm_timeout dm_retries disconnect_batch \
+           bulk_disconnect bulk_disconnect_delay; do
+  var=$(echo "$opt" | tr a-z A-Z)
+  if [ -n "${!var:-}" ]; then
+    sed -i -e "s|^#\(\s*\)$opt = .*|\1$opt = ${!var}|" "$r/mods-available/rust"
+  fi
+done
 ln -s ../mods-available/rust "$r/mods-enabled/rust"
 cp "$here/freeradius-config/sites-available/rust" "$r/sites-available/rust"
 ln -s ../sites-available/rust "$r/sites-enabled/rust"

@@ -43,6 +43,8 @@ pub struct Options {
     /// -X (single-threaded, debug log) instead of the threaded server.
     pub debug: bool,
     pub extra_env: Vec<(String, String)>,
+    /// Extra environment for scripts/raddb.sh (e.g. DM_TIMEOUT=1s).
+    pub raddb_env: Vec<(String, String)>,
 }
 
 pub struct Server {
@@ -98,6 +100,9 @@ impl Server {
                 opts.background_interval.as_deref().unwrap_or("10s"),
             )
             .env("SYNCHRONOUS", opts.synchronous.as_deref().unwrap_or("full"));
+        for (k, v) in &opts.raddb_env {
+            cmd.env(k, v);
+        }
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
