@@ -9,7 +9,7 @@
 //! NAS, NASes in parallel) and removes the session there. Jobs are generic over their
 //! reason: capping queues "over limit" jobs into the same queue.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +30,9 @@ use crate::store::{Admin, DisconnectJob, JobOutcome, Method, NasConfig, NasRow, 
 
 /// `reason` of the jobs queued at the month boundary.
 pub const MONTH_BOUNDARY_REASON: &str = "month boundary";
+
+/// Disconnect-Requests sent to each NAS before the rest of its jobs (see `pass`).
+const DM_PROBE_PER_NAS: usize = 4;
 
 /// RFC 5176 Error-Cause 503: the NAS has no such session (already gone).
 const SESSION_CONTEXT_NOT_FOUND: u32 = 503;
@@ -453,8 +456,37 @@ impl QueueWorker {
                 }),
             }
         }
-        let sent = self.send_dms(to_send.iter().map(|(_, j)| j.clone()).collect());
-        for ((i, _), v) in to_send.iter().zip(sent) {
+        // A few requests per NAS first: a NAS that answers none of them (wrong port,
+        // NAT, down) is unreachable for this pass, and its other jobs go straight to
+        // the API instead of each waiting out the timeouts.
+        let mut per_nas: HashMap<&str, usize> = HashMap::new();
+        let (probe, rest): (Vec<_>, Vec<_>) = to_send.into_iter().partition(|(i, _)| {
+            let n = per_nas.entry(jobs[*i].nas_ip.as_str()).or_default();
+            *n += 1;
+            *n <= DM_PROBE_PER_NAS
+        });
+        let mut answering: HashSet<&str> = HashSet::new();
+        let sent = self.send_dms(probe.iter().map(|(_, j)| j.clone()).collect());
+        for ((i, _), (v, answered)) in probe.iter().zip(sent) {
+            if answered {
+                answering.insert(jobs[*i].nas_ip.as_str());
+            }
+            verdicts[*i] = v;
+        }
+        let (rest, skipped): (Vec<_>, Vec<_>) = rest
+            .into_iter()
+            .partition(|(i, _)| answering.contains(jobs[*i].nas_ip.as_str()));
+        for (i, _) in skipped {
+            verdicts[i] = DmVerdict::Failed {
+                error: format!(
+                    "not sent: the NAS answered none of the first {DM_PROBE_PER_NAS} \
+                     Disconnect-Requests of this pass"
+                ),
+                error_cause: None,
+            };
+        }
+        let sent = self.send_dms(rest.iter().map(|(_, j)| j.clone()).collect());
+        for ((i, _), (v, _)) in rest.iter().zip(sent) {
             verdicts[*i] = v;
         }
 
@@ -529,7 +561,8 @@ impl QueueWorker {
 
     /// Sends the Disconnect-Requests in rounds (first attempt, then retransmissions of
     /// the silent ones), checking for a stop between rounds.
-    fn send_dms(&mut self, jobs: Vec<coa::Job>) -> Vec<DmVerdict> {
+    /// Per job: the verdict, and whether the NAS answered at all (a verified reply).
+    fn send_dms(&mut self, jobs: Vec<coa::Job>) -> Vec<(DmVerdict, bool)> {
         let n = jobs.len();
         let mut results: Vec<Option<Result<DmOutcome, CoaError>>> = (0..n).map(|_| None).collect();
         if n == 0 {
@@ -546,9 +579,12 @@ impl QueueWorker {
                 Err(e) => {
                     let msg = format!("cannot open a UDP socket: {e}");
                     return (0..n)
-                        .map(|_| DmVerdict::Failed {
-                            error: msg.clone(),
-                            error_cause: None,
+                        .map(|_| {
+                            let v = DmVerdict::Failed {
+                                error: msg.clone(),
+                                error_cause: None,
+                            };
+                            (v, false)
                         })
                         .collect();
                 }
@@ -577,18 +613,21 @@ impl QueueWorker {
             .into_iter()
             .enumerate()
             .map(|(i, r)| match r {
-                Some(Err(CoaError::Timeout { .. })) => dm_verdict(
-                    &Err(CoaError::Timeout {
+                Some(Err(CoaError::Timeout { .. })) => {
+                    let timeout = Err(CoaError::Timeout {
                         attempts,
                         bad_replies: bad[i],
-                    }),
-                    attempts,
-                ),
-                Some(r) => dm_verdict(&r, attempts),
-                None => DmVerdict::Failed {
-                    error: "not sent (stopping)".to_string(),
-                    error_cause: None,
-                },
+                    });
+                    (dm_verdict(&timeout, attempts), false)
+                }
+                Some(r) => (dm_verdict(&r, attempts), r.is_ok()),
+                None => {
+                    let v = DmVerdict::Failed {
+                        error: "not sent (stopping)".to_string(),
+                        error_cause: None,
+                    };
+                    (v, false)
+                }
             })
             .collect()
     }

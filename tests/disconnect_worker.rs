@@ -441,3 +441,51 @@ fn automatic_bulk_runs_once_per_month_after_the_delay() {
     let next = month_start + 30 * 86_400 + 1000;
     assert_eq!(auto.run_at(next).unwrap().len(), 2);
 }
+
+#[test]
+fn a_silent_nas_is_probed_and_the_rest_goes_straight_to_the_api() {
+    let f = Fixture::new();
+    let silent = NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Silent).unwrap();
+    let ack = NasDouble::start(bind("127.0.0.4"), SECRET.as_bytes(), Answer::Ack).unwrap();
+    let r1 = routeros();
+    f.admin
+        .nas_upsert(
+            &nas("192.0.2.90", Some(&silent), Some((&r1, "secret"))),
+            NOW,
+        )
+        .unwrap();
+    f.admin
+        .nas_upsert(&nas("192.0.2.91", Some(&ack), None), NOW)
+        .unwrap();
+    for i in 0..10 {
+        let user = format!("s{i}");
+        r1.add_session(SessionTable::Ppp, &user, "100.64.9.1", "2d");
+        f.enqueue("192.0.2.90", &user, None);
+        f.enqueue("192.0.2.91", &format!("a{i}"), None);
+    }
+    let t0 = std::time::Instant::now();
+    let r = f.worker().pass(NOW).unwrap();
+    assert_eq!(
+        (r.due, r.done_dm, r.done_api, r.retry),
+        (20, 10, 10, 0),
+        "{r:?}"
+    );
+    // 4 probes, each sent twice (dm_retries = 1); the other 6 jobs were not sent.
+    assert_eq!(silent.requests().len(), 8);
+    assert_eq!(
+        ack.requests().len(),
+        10,
+        "an answering NAS gets all its requests"
+    );
+    assert!(r1.ids(SessionTable::Ppp).is_empty());
+    let by_api = f
+        .admin
+        .queue_list(None)
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.method == Some(Method::Api))
+        .count();
+    assert_eq!(by_api, 10);
+    // Two timeout rounds of the probe (200 ms each) plus the API, not 10 x 2 rounds.
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+}
