@@ -374,6 +374,9 @@ pub struct QueueWorker {
     stop: Arc<AtomicBool>,
     admin: Option<Admin>,
     dm: Option<DmClient>,
+    /// NASes that answered none of their probe requests in this run: later passes of
+    /// the same run send them nothing.
+    silent: HashSet<String>,
 }
 
 impl QueueWorker {
@@ -386,6 +389,7 @@ impl QueueWorker {
             stop,
             admin: None,
             dm: None,
+            silent: HashSet::new(),
         }
     }
 
@@ -396,6 +400,7 @@ impl QueueWorker {
     /// Passes until no full batch is due (or stopped).
     pub fn run_at(&mut self, now: i64) -> Result<PassReport, String> {
         let mut total = PassReport::default();
+        self.silent.clear();
         loop {
             let r = self.pass(now)?;
             total.add(r);
@@ -460,6 +465,9 @@ impl QueueWorker {
         // NAT, down) is unreachable for this pass, and its other jobs go straight to
         // the API instead of each waiting out the timeouts.
         let mut per_nas: HashMap<&str, usize> = HashMap::new();
+        let (to_send, known_silent): (Vec<_>, Vec<_>) = to_send
+            .into_iter()
+            .partition(|(i, _)| !self.silent.contains(&jobs[*i].nas_ip));
         let (probe, rest): (Vec<_>, Vec<_>) = to_send.into_iter().partition(|(i, _)| {
             let n = per_nas.entry(jobs[*i].nas_ip.as_str()).or_default();
             *n += 1;
@@ -473,14 +481,20 @@ impl QueueWorker {
             }
             verdicts[*i] = v;
         }
-        let (rest, skipped): (Vec<_>, Vec<_>) = rest
+        for (i, _) in &probe {
+            if !answering.contains(jobs[*i].nas_ip.as_str()) {
+                self.silent.insert(jobs[*i].nas_ip.clone());
+            }
+        }
+        let (rest, mut skipped): (Vec<_>, Vec<_>) = rest
             .into_iter()
             .partition(|(i, _)| answering.contains(jobs[*i].nas_ip.as_str()));
+        skipped.extend(known_silent);
         for (i, _) in skipped {
             verdicts[i] = DmVerdict::Failed {
                 error: format!(
                     "not sent: the NAS answered none of the first {DM_PROBE_PER_NAS} \
-                     Disconnect-Requests of this pass"
+                     Disconnect-Requests of this run"
                 ),
                 error_cause: None,
             };
@@ -499,6 +513,7 @@ impl QueueWorker {
         }
         let api = api_fallback(&jobs, &fallback, &nases, self.cfg.api_parallel, &self.stop);
 
+        let mut marks = Vec::with_capacity(jobs.len());
         for (i, (job, verdict)) in jobs.iter().zip(&verdicts).enumerate() {
             let outcome = match verdict {
                 DmVerdict::Acked | DmVerdict::Gone => {
@@ -552,10 +567,11 @@ impl QueueWorker {
                     }
                 },
             };
-            admin
-                .queue_mark(job.id, &outcome, now)
-                .map_err(|e| e.to_string())?;
+            marks.push((job.id, outcome));
         }
+        admin
+            .queue_mark_many(&marks, now)
+            .map_err(|e| e.to_string())?;
         Ok(report)
     }
 

@@ -489,3 +489,29 @@ fn a_silent_nas_is_probed_and_the_rest_goes_straight_to_the_api() {
     // Two timeout rounds of the probe (200 ms each) plus the API, not 10 x 2 rounds.
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
 }
+
+#[test]
+fn a_silent_nas_is_probed_once_per_run_across_passes() {
+    let f = Fixture::new();
+    let silent = NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Silent).unwrap();
+    let r1 = routeros();
+    f.admin
+        .nas_upsert(
+            &nas("192.0.2.92", Some(&silent), Some((&r1, "secret"))),
+            NOW,
+        )
+        .unwrap();
+    for i in 0..12 {
+        f.enqueue("192.0.2.92", &format!("m{i}"), None);
+    }
+    let cfg = WorkerConfig {
+        dm_timeout: Duration::from_millis(200),
+        dm_retries: 0,
+        batch: 5,
+        ..WorkerConfig::new(&f.db)
+    };
+    let mut w = QueueWorker::new(cfg, f.secrets.clone(), Arc::clone(&f.stop));
+    let r = w.run_at(NOW).unwrap();
+    assert_eq!((r.due, r.done_api), (12, 12), "{r:?}");
+    assert_eq!(silent.requests().len(), 4, "probed in the first pass only");
+}

@@ -500,6 +500,21 @@ impl Admin {
         Ok(n > 0)
     }
 
+    /// [`Admin::queue_mark`] for many jobs in one transaction (one commit, one fsync).
+    pub fn queue_mark_many(
+        &self,
+        outcomes: &[(i64, JobOutcome)],
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut n = 0;
+        for (id, outcome) in outcomes {
+            n += usize::from(self.queue_mark(*id, outcome, now)?);
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
     pub fn queue_list(&self, state: Option<JobState>) -> Result<Vec<DisconnectJob>, StoreError> {
         queue_list(&self.conn, state)
     }
