@@ -18,6 +18,9 @@
 #   MAX_SERVERS       thread pool size (default 32, as Debian)
 #   CAPPING           lines added inside the module's capping { } section
 #   POST_AUTH_UNLANG  unlang added to post-auth right after "rust"
+#   DISCONNECT_PRIOR_MONTH, DM_TIMEOUT, DM_RETRIES, DISCONNECT_BATCH,
+#   BULK_DISCONNECT, BULK_DISCONNECT_DELAY
+#                     the module's disconnect options (default: the module's defaults)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:?usage: raddb.sh DIR}
@@ -66,6 +69,13 @@ if [ -n "${CAPPING:-}" ]; then
   awk '{ print } /^\tcapping \{/ { print ENVIRON["CAPPING"] }' "$r/mods-available/rust" > "$r/rust.tmp"
   mv "$r/rust.tmp" "$r/mods-available/rust"
 fi
+for opt in disconnect_prior_month dm_timeout dm_retries disconnect_batch \
+           bulk_disconnect bulk_disconnect_delay; do
+  var=$(echo "$opt" | tr a-z A-Z)
+  if [ -n "${!var:-}" ]; then
+    sed -i -e "s|^#\(\s*\)$opt = .*|\1$opt = ${!var}|" "$r/mods-available/rust"
+  fi
+done
 ln -s ../mods-available/rust "$r/mods-enabled/rust"
 cp "$here/freeradius-config/sites-available/rust" "$r/sites-available/rust"
 if [ -n "${POST_AUTH_UNLANG:-}" ]; then

@@ -16,6 +16,12 @@ pub struct RawConfig {
     pub stale_after: Option<String>,
     pub synchronous: Option<String>,
     pub background_interval: Option<String>,
+    pub disconnect_prior_month: Option<String>,
+    pub dm_timeout: Option<String>,
+    pub dm_retries: Option<String>,
+    pub disconnect_batch: Option<String>,
+    pub bulk_disconnect: Option<String>,
+    pub bulk_disconnect_delay: Option<String>,
     pub capping: RawCapping,
 }
 
@@ -44,6 +50,18 @@ pub struct Config {
     /// Seconds between runs of the background jobs.
     pub background_interval: u64,
     pub capping: Capping,
+    /// Queue a disconnect for sessions that started in an earlier month.
+    pub disconnect_prior_month: bool,
+    /// Seconds to wait for a Disconnect-ACK/NAK per attempt.
+    pub dm_timeout: u64,
+    /// Disconnect-Request retransmissions after the first attempt.
+    pub dm_retries: u32,
+    /// Most disconnect jobs the worker takes per pass.
+    pub disconnect_batch: usize,
+    /// Automatic bulk disconnect (RouterOS API) once a month.
+    pub bulk_disconnect: bool,
+    /// Seconds after the month starts before the automatic bulk disconnect.
+    pub bulk_disconnect_delay: u64,
 }
 
 /// Capping settings (`capping { ... }`).
@@ -153,6 +171,29 @@ pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
             Err(r) => return Err(err("background_interval", v, r)),
         },
     };
+    let number = |option: &'static str, v: Option<&str>, default: u64, min: u64, max: u64| {
+        let Some(v) = v else { return Ok(default) };
+        match v.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(err(
+                option,
+                v,
+                format!("must be a whole number from {min} to {max}"),
+            )),
+        }
+    };
+    let dm_timeout = match raw.dm_timeout.as_deref() {
+        None => 2,
+        Some(v) => match parse_duration(v) {
+            Ok(n) if (1..=60).contains(&n) => n,
+            Ok(_) => return Err(err("dm_timeout", v, "must be from 1s to 60s")),
+            Err(r) => return Err(err("dm_timeout", v, r)),
+        },
+    };
+    let bulk_disconnect_delay = match raw.bulk_disconnect_delay.as_deref() {
+        None => 300,
+        Some(v) => parse_duration(v).map_err(|r| err("bulk_disconnect_delay", v, r))?,
+    };
     Ok(Config {
         db,
         timezone,
@@ -160,21 +201,23 @@ pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
         synchronous,
         background_interval,
         capping: parse_capping(&raw.capping)?,
+        disconnect_prior_month: parse_bool(
+            "disconnect_prior_month",
+            raw.disconnect_prior_month.as_deref(),
+            true,
+        )?,
+        dm_timeout,
+        dm_retries: number("dm_retries", raw.dm_retries.as_deref(), 2, 0, 10)? as u32,
+        disconnect_batch: number(
+            "disconnect_batch",
+            raw.disconnect_batch.as_deref(),
+            1000,
+            1,
+            100_000,
+        )? as usize,
+        bulk_disconnect: parse_bool("bulk_disconnect", raw.bulk_disconnect.as_deref(), true)?,
+        bulk_disconnect_delay,
     })
-}
-
-/// `yes/no`, `true/false`, `on/off`, `1/0`.
-fn parse_bool(
-    option: &'static str,
-    value: Option<&str>,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    let Some(v) = value else { return Ok(default) };
-    match v.trim().to_ascii_lowercase().as_str() {
-        "yes" | "true" | "on" | "1" => Ok(true),
-        "no" | "false" | "off" | "0" => Ok(false),
-        _ => Err(err(option, v, "must be yes or no")),
-    }
 }
 
 fn message(
@@ -265,6 +308,16 @@ fn parse_capping(raw: &RawCapping) -> Result<Capping, ConfigError> {
         notify_command,
         notify_template,
     })
+}
+
+/// yes/no, true/false, on/off, 1/0 (FreeRADIUS's own spellings).
+fn parse_bool(option: &'static str, v: Option<&str>, default: bool) -> Result<bool, ConfigError> {
+    match v.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("yes" | "true" | "on" | "1") => Ok(true),
+        Some("no" | "false" | "off" | "0") => Ok(false),
+        Some(_) => Err(err(option, v.unwrap_or_default(), "must be yes or no")),
+    }
 }
 
 /// An IANA zone name, `UTC`, or `local` (the system zone, as the OS reports it).
@@ -373,6 +426,56 @@ mod tests {
         assert_eq!(c.stale_after, 10800);
         assert_eq!(c.synchronous, Synchronous::Full);
         assert_eq!(c.timezone, chrono_tz::UTC);
+        assert!(c.disconnect_prior_month);
+        assert_eq!(
+            (c.dm_timeout, c.dm_retries, c.disconnect_batch),
+            (2, 2, 1000)
+        );
+        assert!(c.bulk_disconnect);
+        assert_eq!(c.bulk_disconnect_delay, 300);
+    }
+
+    #[test]
+    fn disconnect_options() {
+        let c = parse(&RawConfig {
+            timezone: Some("UTC".into()),
+            disconnect_prior_month: Some("no".into()),
+            dm_timeout: Some("5s".into()),
+            dm_retries: Some("0".into()),
+            disconnect_batch: Some("50".into()),
+            bulk_disconnect: Some("Off".into()),
+            bulk_disconnect_delay: Some("1h".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(!c.disconnect_prior_month && !c.bulk_disconnect);
+        assert_eq!((c.dm_timeout, c.dm_retries, c.disconnect_batch), (5, 0, 50));
+        assert_eq!(c.bulk_disconnect_delay, 3600);
+        type Case = (fn(&mut RawConfig), &'static str);
+        let bad: [Case; 7] = [
+            (
+                |r| r.disconnect_prior_month = Some("maybe".into()),
+                "disconnect_prior_month",
+            ),
+            (|r| r.dm_timeout = Some("0".into()), "dm_timeout"),
+            (|r| r.dm_timeout = Some("2 weeks".into()), "dm_timeout"),
+            (|r| r.dm_retries = Some("11".into()), "dm_retries"),
+            (
+                |r| r.disconnect_batch = Some("0".into()),
+                "disconnect_batch",
+            ),
+            (|r| r.bulk_disconnect = Some("2".into()), "bulk_disconnect"),
+            (
+                |r| r.bulk_disconnect_delay = Some("-5m".into()),
+                "bulk_disconnect_delay",
+            ),
+        ];
+        for (set, option) in bad {
+            let mut raw = RawConfig::default();
+            set(&mut raw);
+            let e = parse(&raw).unwrap_err();
+            assert_eq!(e.option, option, "{e}");
+        }
     }
 
     #[test]

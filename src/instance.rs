@@ -4,14 +4,17 @@
 use crate::accounting::{self, Skip};
 use crate::attrs::Attrs;
 use crate::background::{Background, Job};
+use crate::bulk::AutoBulk;
 use crate::capping::{AcctAction, RawLimits};
 use crate::config::Config;
+use crate::disconnect::{ClientSecrets, QueueWorker, WorkerConfig};
 use crate::enforcement::{Answer, Enforcer};
 use crate::periods;
 use crate::sessions::AcctUpdate;
-use crate::store::{Admin, NewDisconnectJob, Store, StoreOptions};
+use crate::store::{NewDisconnectJob, Store, StoreOptions};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Module return codes, as unlang sees them.
@@ -33,9 +36,11 @@ pub struct Instance {
     pub config: Config,
     store: Store,
     enforcer: Enforcer,
-    /// Disconnect-queue writes (over-limit sessions); opened on first use.
-    admin: Mutex<Option<Admin>>,
     background: Option<Background>,
+    /// Client secrets by NAS IP, for Disconnect-Requests to NASes without their own.
+    secrets: ClientSecrets,
+    /// Tells the disconnect jobs to end their network waits early at detach.
+    stopping: Arc<AtomicBool>,
 }
 
 /// Closes sessions that sent nothing for `stale_after`.
@@ -69,6 +74,7 @@ impl Instance {
         let opts = StoreOptions {
             timezone: config.timezone,
             synchronous: config.synchronous,
+            month_boundary_disconnect: config.disconnect_prior_month,
             ..Default::default()
         };
         let store = Store::open(&config.db, opts)
@@ -89,6 +95,28 @@ impl Instance {
                 template,
             }));
         }
+        let secrets = ClientSecrets::default();
+        let stopping = Arc::new(AtomicBool::new(false));
+        if config.bulk_disconnect {
+            jobs.push(Box::new(AutoBulk::new(
+                config.db.clone(),
+                config.timezone,
+                config.bulk_disconnect_delay,
+                Arc::clone(&stopping),
+            )));
+        }
+        // Always drained: capping queues jobs too, and jobs from before a restart remain.
+        let worker = WorkerConfig {
+            dm_timeout: Duration::from_secs(config.dm_timeout),
+            dm_retries: config.dm_retries,
+            batch: config.disconnect_batch,
+            ..WorkerConfig::new(config.db.clone())
+        };
+        jobs.push(Box::new(QueueWorker::new(
+            worker,
+            secrets.clone(),
+            Arc::clone(&stopping),
+        )));
         let background = Background::spawn(Duration::from_secs(config.background_interval), jobs)
             .map_err(|e| format!("cannot start the background thread: {e}"))?;
         log::info!(
@@ -104,8 +132,9 @@ impl Instance {
             config,
             store,
             enforcer,
-            admin: Mutex::new(None),
             background: Some(background),
+            secrets,
+            stopping,
         })
     }
 
@@ -170,6 +199,23 @@ impl Instance {
         }
     }
 
+    /// Remembers the RADIUS client's secret for this request's NAS (NAS-IP-Address,
+    /// else the packet source): the default secret of Disconnect-Requests to it.
+    pub fn learn_client_secret(
+        &self,
+        attrs: &impl Attrs,
+        src_ip: Option<IpAddr>,
+        secret: Option<&str>,
+    ) {
+        let nas = attrs
+            .ipv4(crate::attrs::std_attr::NAS_IP_ADDRESS, 0)
+            .map(IpAddr::V4)
+            .or(src_ip);
+        if let (Some(nas), Some(secret)) = (nas, secret) {
+            self.secrets.learn(&nas.to_string(), secret);
+        }
+    }
+
     /// What authorize tells unlang about the user (control attributes): open
     /// sessions, this month's usage and, for a capped user, the allowance.
     /// `request`: the server's request number (authorize's decision is reused by the
@@ -231,35 +277,25 @@ impl Instance {
         self.enforcer.xlat(key, user, control, now)
     }
 
-    /// Queues a disconnect; a failure is logged (the next Interim tries again).
+    /// Queues a disconnect through the writer; a failure is logged (the next
+    /// Interim-Update tries again).
     fn enqueue_disconnect(&self, job: NewDisconnectJob, now: i64) {
-        let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
-        if admin.is_none() {
-            match Admin::open(self.store.path()) {
-                Ok(a) => *admin = Some(a),
-                Err(e) => {
-                    log::error!("cannot open the disconnect queue: {e}");
-                    return;
-                }
-            }
-        }
-        if let Some(a) = admin.as_ref() {
-            match a.queue_enqueue(&job, now) {
-                Ok(true) => log::info!(
-                    "disconnect queued for {:?} (session {} on {}): {}",
-                    job.username,
-                    job.acct_session_id,
-                    job.nas_ip,
-                    job.reason
-                ),
-                Ok(false) => {}
-                Err(e) => log::error!("cannot queue the disconnect of {:?}: {e}", job.username),
-            }
+        match self.store.enqueue_disconnect(job.clone(), now) {
+            Ok(true) => log::info!(
+                "disconnect queued for {:?} (session {} on {}): {}",
+                job.username,
+                job.acct_session_id,
+                job.nas_ip,
+                job.reason
+            ),
+            Ok(false) => {}
+            Err(e) => log::error!("cannot queue the disconnect of {:?}: {e}", job.username),
         }
     }
 
     /// Stops the background thread and the store's writer; called at detach.
     pub fn stop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
         if let Some(mut bg) = self.background.take() {
             bg.stop();
         }

@@ -8,10 +8,12 @@
 pub mod accounting;
 pub mod attrs;
 pub mod background;
+pub mod bulk;
 pub mod capping;
 pub mod cli;
 pub mod coa;
 pub mod config;
+pub mod disconnect;
 pub mod enforcement;
 pub mod ffi;
 pub mod instance;

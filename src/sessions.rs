@@ -371,6 +371,8 @@ pub struct Outcome {
     pub regressed: Regressed,
     /// Set when `delta` is not zero.
     pub attributed: Option<Attribution>,
+    /// A month-boundary disconnect job was queued by this update.
+    pub disconnect_queued: bool,
 }
 
 impl Outcome {
@@ -385,6 +387,7 @@ impl Outcome {
             delta: Usage::default(),
             regressed: Regressed::default(),
             attributed: None,
+            disconnect_queued: false,
         }
     }
 }
@@ -472,6 +475,9 @@ impl std::fmt::Display for Outcome {
                 "; counters went backwards ({}), kept the higher baseline",
                 names.join(", ")
             )?;
+        }
+        if self.disconnect_queued {
+            f.write_str("; started in an earlier month, disconnect queued")?;
         }
         Ok(())
     }

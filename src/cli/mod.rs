@@ -9,6 +9,7 @@
 //! read-write: `nas add/set/remove` and `queue retry/purge` directly, `limits set`,
 //! `topup add`, ... through the store's writer.
 
+mod bulk;
 mod capping;
 mod format;
 mod nas;
@@ -62,6 +63,9 @@ pub enum Command {
     /// The disconnect queue.
     #[command(subcommand)]
     Queue(nas::QueueCommand),
+    /// Remove sessions that started before the month (or --before) over each NAS's
+    /// RouterOS API; NASes without API credentials are left to the per-session path.
+    BulkDisconnect(bulk::BulkArgs),
     /// Capping limits of a user: show, set, unset.
     Limits(capping::LimitsArgs),
     /// Topups (extra traffic or uptime).
@@ -129,6 +133,9 @@ pub enum CliError {
     Input(String),
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The command ran but part of it failed: `stdout` is still printed.
+    #[error("{message}")]
+    Partial { stdout: String, message: String },
 }
 
 fn open_reader(cli: &Cli) -> Result<Reader, CliError> {
@@ -173,6 +180,7 @@ pub fn run(cli: &Cli) -> Result<String, CliError> {
         }
         Command::Nas(cmd) => nas::run_nas(cli, cmd, tz),
         Command::Queue(cmd) => nas::run_queue(cli, cmd, tz),
+        Command::BulkDisconnect(args) => bulk::run_bulk(cli, args, tz),
         Command::Limits(args) => capping::run_limits(cli, args, tz),
         Command::Topup(cmd) => capping::run_topup(cli, cmd, tz),
         Command::Autotopup(cmd) => capping::run_autotopup(cli, cmd, tz),
@@ -189,6 +197,9 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
+            if let CliError::Partial { stdout, .. } = &e {
+                let _ = std::io::stdout().lock().write_all(stdout.as_bytes());
+            }
             eprintln!("rlm-rust: error: {e}");
             ExitCode::from(1)
         }

@@ -25,6 +25,12 @@ pub struct InstanceData {
     synchronous: *const c_char,
     background_interval: *const c_char,
     capping: CappingData,
+    disconnect_prior_month: *const c_char,
+    dm_timeout: *const c_char,
+    dm_retries: *const c_char,
+    disconnect_batch: *const c_char,
+    bulk_disconnect: *const c_char,
+    bulk_disconnect_delay: *const c_char,
     state: *mut Instance,
 }
 
@@ -96,7 +102,7 @@ static CAPPING_CONFIG: Static<[sys::CONF_PARSER; 9]> = Static([
 ]);
 
 /// Options without a default here are defaulted (and validated) in `config::parse`.
-static CONFIG: Static<[sys::CONF_PARSER; 7]> = Static([
+static CONFIG: Static<[sys::CONF_PARSER; 13]> = Static([
     string_option(c"db", offset_of!(InstanceData, db), None),
     string_option(c"timezone", offset_of!(InstanceData, timezone), None),
     string_option(c"stale_after", offset_of!(InstanceData, stale_after), None),
@@ -113,6 +119,28 @@ static CONFIG: Static<[sys::CONF_PARSER; 7]> = Static([
         data: ptr::null_mut(),
         dflt: &CAPPING_CONFIG.0 as *const _ as *const c_void,
     },
+    string_option(
+        c"disconnect_prior_month",
+        offset_of!(InstanceData, disconnect_prior_month),
+        None,
+    ),
+    string_option(c"dm_timeout", offset_of!(InstanceData, dm_timeout), None),
+    string_option(c"dm_retries", offset_of!(InstanceData, dm_retries), None),
+    string_option(
+        c"disconnect_batch",
+        offset_of!(InstanceData, disconnect_batch),
+        None,
+    ),
+    string_option(
+        c"bulk_disconnect",
+        offset_of!(InstanceData, bulk_disconnect),
+        None,
+    ),
+    string_option(
+        c"bulk_disconnect_delay",
+        offset_of!(InstanceData, bulk_disconnect_delay),
+        None,
+    ),
     END,
 ]);
 
@@ -185,6 +213,12 @@ unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_vo
                 notify_command: opt(data.capping.notify_command),
                 notify_template: opt(data.capping.notify_template),
             },
+            disconnect_prior_month: opt(data.disconnect_prior_month),
+            dm_timeout: opt(data.dm_timeout),
+            dm_retries: opt(data.dm_retries),
+            disconnect_batch: opt(data.disconnect_batch),
+            bulk_disconnect: opt(data.bulk_disconnect),
+            bulk_disconnect_delay: opt(data.bulk_disconnect_delay),
         };
         let config = match config::parse(&raw) {
             Ok(c) => c,
@@ -362,12 +396,14 @@ unsafe extern "C" fn mod_accounting(
     request: *mut sys::REQUEST,
 ) -> sys::rlm_rcode_t {
     call(inst, request, "accounting", |state, req| {
-        state.accounting(
+        let rcode = state.accounting(
             &req.list(List::Request),
             &control_limits(req),
             req.src_ip(),
             req.received_at(),
-        )
+        );
+        state.learn_client_secret(&req.list(List::Request), req.src_ip(), req.client_secret());
+        rcode
     })
 }
 

@@ -66,6 +66,20 @@ impl<'a> Request<'a> {
         ipaddr(&self.packet().src_ipaddr)
     }
 
+    /// The shared secret of the RADIUS client (clients.conf) the packet came from.
+    /// A secret: never log it.
+    pub fn client_secret(&self) -> Option<&str> {
+        // SAFETY: the request is live for the callback; `client` and its `secret` are
+        // null or server-owned, NUL-terminated, and outlive the request.
+        unsafe {
+            let client = (*self.raw).client;
+            if client.is_null() || (*client).secret.is_null() {
+                return None;
+            }
+            CStr::from_ptr((*client).secret).to_str().ok()
+        }
+    }
+
     fn head(&self, list: List) -> *mut sys::VALUE_PAIR {
         // SAFETY: the request and its packets are live for the callback.
         unsafe {

@@ -9,6 +9,7 @@
 
 pub mod attrs;
 pub mod client;
+pub mod double;
 pub mod packet;
 
 pub use attrs::{Attribute, VendorAttr};

@@ -114,7 +114,12 @@ pub struct RouterOsDouble {
 impl RouterOsDouble {
     /// Starts listening on 127.0.0.1 with an ephemeral port.
     pub fn start(cfg: DoubleConfig) -> io::Result<RouterOsDouble> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), cfg)
+    }
+
+    /// Starts listening on `bind` (e.g. 127.0.0.3:0, one loopback address per NAS).
+    pub fn start_on(bind: SocketAddr, cfg: DoubleConfig) -> io::Result<RouterOsDouble> {
+        let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

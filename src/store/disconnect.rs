@@ -327,6 +327,40 @@ pub(crate) fn queue_list(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Queues a disconnect due now; false if the session already has a job. Also used
+/// by the writer thread, inside the transaction of the accounting update.
+pub(crate) fn enqueue(
+    conn: &Connection,
+    job: &NewDisconnectJob,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO disconnect_queue (nas_ip, session_key, username, \
+                 acct_session_id, framed_ip, session_start, reason, state, attempts, \
+                 next_attempt_at, created, updated) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8, ?8)",
+        )?
+        .execute(params![
+            job.nas_ip,
+            job.session_key,
+            job.username,
+            job.acct_session_id,
+            job.framed_ip,
+            job.session_start,
+            job.reason,
+            now
+        ])?;
+    if n == 0 {
+        log::debug!(
+            "disconnect queue: {} on {} already queued",
+            job.session_key,
+            job.nas_ip
+        );
+    }
+    Ok(n > 0)
+}
+
 /// Read-write access for the disconnect worker and the CLI's write commands.
 pub struct Admin {
     conn: Connection,
@@ -410,30 +444,7 @@ impl Admin {
 
     /// Queues a disconnect due now; false if the session already has a job.
     pub fn queue_enqueue(&self, job: &NewDisconnectJob, now: i64) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
-            "INSERT OR IGNORE INTO disconnect_queue (nas_ip, session_key, username, \
-                 acct_session_id, framed_ip, session_start, reason, state, attempts, \
-                 next_attempt_at, created, updated) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8, ?8)",
-            params![
-                job.nas_ip,
-                job.session_key,
-                job.username,
-                job.acct_session_id,
-                job.framed_ip,
-                job.session_start,
-                job.reason,
-                now
-            ],
-        )?;
-        if n == 0 {
-            log::debug!(
-                "disconnect queue: {} on {} already queued",
-                job.session_key,
-                job.nas_ip
-            );
-        }
-        Ok(n > 0)
+        enqueue(&self.conn, job, now)
     }
 
     /// Pending and dm-failed jobs whose next attempt is due, oldest due first.
@@ -487,6 +498,21 @@ impl Admin {
             }
         };
         Ok(n > 0)
+    }
+
+    /// [`Admin::queue_mark`] for many jobs in one transaction (one commit, one fsync).
+    pub fn queue_mark_many(
+        &self,
+        outcomes: &[(i64, JobOutcome)],
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut n = 0;
+        for (id, outcome) in outcomes {
+            n += usize::from(self.queue_mark(*id, outcome, now)?);
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     pub fn queue_list(&self, state: Option<JobState>) -> Result<Vec<DisconnectJob>, StoreError> {

@@ -105,6 +105,10 @@ pub struct StoreOptions {
     pub busy_timeout: Duration,
     /// Most updates committed in one transaction.
     pub max_batch: usize,
+    /// Queue a month-boundary disconnect job, in the update's own transaction, for a
+    /// Start/Interim of a session that started in an earlier month
+    /// (see [`crate::disconnect::month_boundary_job`]).
+    pub month_boundary_disconnect: bool,
 }
 
 impl Default for StoreOptions {
@@ -114,6 +118,7 @@ impl Default for StoreOptions {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             max_batch: 1024,
+            month_boundary_disconnect: false,
         }
     }
 }
@@ -214,6 +219,7 @@ impl Store {
         let writer = Writer {
             conn,
             tz: opts.timezone,
+            month_boundary: opts.month_boundary_disconnect,
             max_batch: opts.max_batch,
             counters: Arc::clone(&counters),
         };
@@ -253,6 +259,15 @@ impl Store {
     pub fn record(&self, update: AcctUpdate) -> Result<Outcome, StoreError> {
         match self.submit(Request::Record(update))? {
             Reply::Recorded(o) => Ok(o),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Queues a disconnect job through the writer (cheap: one insert in the next group
+    /// commit); false if the session already has a job. For hot paths such as capping.
+    pub fn enqueue_disconnect(&self, job: NewDisconnectJob, now: i64) -> Result<bool, StoreError> {
+        match self.submit(Request::Enqueue(job, now))? {
+            Reply::Enqueued(queued) => Ok(queued),
             _ => Err(StoreError::WriterGone),
         }
     }

@@ -21,8 +21,13 @@ use crate::sessions::{self, AcctUpdate, Attribution, Outcome, OutcomeKind, Sessi
 
 pub(crate) enum Request {
     Record(AcctUpdate),
-    CloseStale { now: i64, stale_after_secs: u64 },
+    CloseStale {
+        now: i64,
+        stale_after_secs: u64,
+    },
     Capping(super::capping::Op),
+    /// Queue a disconnect job (one per session) at `now`.
+    Enqueue(super::NewDisconnectJob, i64),
 }
 
 #[derive(Debug)]
@@ -30,6 +35,7 @@ pub(crate) enum Reply {
     Recorded(Outcome),
     StaleClosed(usize),
     Capping(super::capping::Done),
+    Enqueued(bool),
 }
 
 pub(crate) struct Job {
@@ -48,6 +54,8 @@ pub(crate) struct Counters {
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
     pub(crate) tz: Tz,
+    /// Queue a disconnect for Start/Interim of sessions started in an earlier month.
+    pub(crate) month_boundary: bool,
     pub(crate) max_batch: usize,
     pub(crate) counters: Arc<Counters>,
 }
@@ -64,7 +72,7 @@ impl Writer {
                 }
             }
             let requests: Vec<&Request> = batch.iter().map(|j| &j.request).collect();
-            let results = apply_batch(&mut self.conn, self.tz, &requests);
+            let results = apply_batch(&mut self.conn, self.tz, self.month_boundary, &requests);
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.counters
                 .items
@@ -86,6 +94,7 @@ impl Writer {
 pub(crate) fn apply_batch(
     conn: &mut Connection,
     tz: Tz,
+    month_boundary: bool,
     requests: &[&Request],
 ) -> Vec<Result<Reply, StoreError>> {
     let all_failed = |why: String| {
@@ -101,7 +110,7 @@ pub(crate) fn apply_batch(
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
         let result = match tx.savepoint() {
-            Ok(sp) => match apply_one(&sp, tz, request) {
+            Ok(sp) => match apply_one(&sp, tz, month_boundary, request) {
                 Ok(reply) => sp.commit().map(|()| reply).map_err(StoreError::from),
                 // Dropping the savepoint rolls this item back and keeps the others.
                 Err(e) => Err(e),
@@ -127,9 +136,17 @@ pub(crate) fn apply_batch(
     }
 }
 
-fn apply_one(conn: &Connection, tz: Tz, request: &Request) -> Result<Reply, StoreError> {
+fn apply_one(
+    conn: &Connection,
+    tz: Tz,
+    month_boundary: bool,
+    request: &Request,
+) -> Result<Reply, StoreError> {
     match request {
-        Request::Record(u) => record(conn, tz, u).map(Reply::Recorded),
+        Request::Record(u) => record(conn, tz, month_boundary, u).map(Reply::Recorded),
+        Request::Enqueue(job, now) => {
+            super::disconnect::enqueue(conn, job, *now).map(Reply::Enqueued)
+        }
         Request::CloseStale {
             now,
             stale_after_secs,
@@ -147,7 +164,12 @@ fn apply_one(conn: &Connection, tz: Tz, request: &Request) -> Result<Reply, Stor
     }
 }
 
-fn record(conn: &Connection, tz: Tz, u: &AcctUpdate) -> Result<Outcome, StoreError> {
+fn record(
+    conn: &Connection,
+    tz: Tz,
+    month_boundary: bool,
+    u: &AcctUpdate,
+) -> Result<Outcome, StoreError> {
     sessions::validate(u).map_err(|why| StoreError::Invalid(why.to_string()))?;
     if let Some(reason) = sessions::nas_close_reason(u.status) {
         let closed = conn
@@ -182,6 +204,13 @@ fn record(conn: &Connection, tz: Tz, u: &AcctUpdate) -> Result<Outcome, StoreErr
         add_usage(conn, &outcome.username, attributed, applied.delta)?;
         outcome.delta = applied.delta;
         outcome.attributed = Some(attributed);
+    }
+    if month_boundary {
+        // Same transaction as the update: the job exists exactly when the update does.
+        let session = applied.state.as_ref().or(prev.as_ref());
+        if let Some(job) = crate::disconnect::month_boundary_job(u, session, u.event_time, tz) {
+            outcome.disconnect_queued = super::disconnect::enqueue(conn, &job, u.event_time)?;
+        }
     }
     Ok(outcome)
 }

@@ -47,6 +47,8 @@ pub struct Options {
     pub capping: String,
     /// Unlang placed in post-auth right after `rust`.
     pub post_auth_unlang: String,
+    /// Extra environment for scripts/raddb.sh (e.g. DM_TIMEOUT=1s).
+    pub raddb_env: Vec<(String, String)>,
 }
 
 pub struct Server {
@@ -104,6 +106,9 @@ impl Server {
             .env("SYNCHRONOUS", opts.synchronous.as_deref().unwrap_or("full"))
             .env("CAPPING", &opts.capping)
             .env("POST_AUTH_UNLANG", &opts.post_auth_unlang);
+        for (k, v) in &opts.raddb_env {
+            cmd.env(k, v);
+        }
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),

@@ -1,0 +1,355 @@
+use super::*;
+use chrono::DateTime;
+use chrono_tz::{Europe, UTC};
+
+fn ts(rfc3339: &str) -> i64 {
+    DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp()
+}
+
+fn update(status: AcctStatus, now: i64, session_time: Option<u32>) -> AcctUpdate {
+    AcctUpdate {
+        status,
+        nas_ip: "192.0.2.1".into(),
+        session_id: "s1".into(),
+        unique_id: None,
+        username: "alice".into(),
+        input_octets: 0,
+        output_octets: 0,
+        session_time,
+        framed_ip: Some("100.64.0.9".into()),
+        calling_station_id: None,
+        nas_port: None,
+        terminate_cause: None,
+        event_time: now,
+    }
+}
+
+fn session(start: &str, open: bool) -> Session {
+    Session {
+        username: "alice".into(),
+        acct_session_id: "s1".into(),
+        nas_port: None,
+        framed_ip: Some("100.64.0.10".into()),
+        calling_station_id: None,
+        start_time: ts(start),
+        last_update: ts(start),
+        stop_time: (!open).then(|| ts(start) + 60),
+        session_time: 0,
+        input_octets: 0,
+        output_octets: 0,
+        terminate_cause: None,
+        closed_reason: None,
+    }
+}
+
+#[test]
+fn month_boundary_decision_table() {
+    use AcctStatus::*;
+    let now = "2026-11-01T00:10:00Z";
+    // (status, stored session (start, open), Acct-Session-Time, now, tz, queued?)
+    type Case<'a> = (
+        AcctStatus,
+        Option<(&'a str, bool)>,
+        Option<u32>,
+        &'a str,
+        Tz,
+        bool,
+    );
+    let cases: Vec<Case> = vec![
+        // Stored start last month: queue.
+        (
+            Interim,
+            Some(("2026-10-31T23:00:00Z", true)),
+            None,
+            now,
+            UTC,
+            true,
+        ),
+        (
+            Start,
+            Some(("2026-10-31T23:00:00Z", true)),
+            None,
+            now,
+            UTC,
+            true,
+        ),
+        // Same month: nothing.
+        (
+            Interim,
+            Some(("2026-11-01T00:00:00Z", true)),
+            None,
+            now,
+            UTC,
+            false,
+        ),
+        // Exactly at the boundary belongs to the new month.
+        (
+            Interim,
+            Some(("2026-11-01T00:00:00Z", true)),
+            None,
+            now,
+            UTC,
+            false,
+        ),
+        // One second before it does not.
+        (
+            Interim,
+            Some(("2026-10-31T23:59:59Z", true)),
+            None,
+            now,
+            UTC,
+            true,
+        ),
+        // Closed sessions and Stops never.
+        (
+            Interim,
+            Some(("2026-10-01T00:00:00Z", false)),
+            None,
+            now,
+            UTC,
+            false,
+        ),
+        (
+            Stop,
+            Some(("2026-10-01T00:00:00Z", true)),
+            None,
+            now,
+            UTC,
+            false,
+        ),
+        (AccountingOn, None, None, now, UTC, false),
+        // No stored session: now - Acct-Session-Time.
+        (Interim, None, Some(3600), now, UTC, true),
+        (Interim, None, Some(300), now, UTC, false),
+        (Interim, None, None, now, UTC, false),
+        // The time zone decides the month: 23:30Z Oct 31 is already November in Berlin,
+        // so a session started 22:30Z (23:30 Berlin, October) is from last month there...
+        (
+            Interim,
+            Some(("2026-10-31T22:30:00Z", true)),
+            None,
+            "2026-10-31T23:30:00Z",
+            Europe::Berlin,
+            true,
+        ),
+        // ...but not in UTC, where it is still October.
+        (
+            Interim,
+            Some(("2026-10-31T22:30:00Z", true)),
+            None,
+            "2026-10-31T23:30:00Z",
+            UTC,
+            false,
+        ),
+        // Sessions running for months.
+        (
+            Interim,
+            Some(("2026-08-15T10:00:00Z", true)),
+            None,
+            now,
+            UTC,
+            true,
+        ),
+    ];
+    for (status, stored, st, now, tz, want) in cases {
+        let s = stored.map(|(start, open)| session(start, open));
+        let u = update(status, ts(now), st);
+        let got = month_boundary_job(&u, s.as_ref(), ts(now), tz);
+        assert_eq!(
+            got.is_some(),
+            want,
+            "{status:?} {stored:?} {st:?} {now} {tz}"
+        );
+        if let Some(job) = got {
+            assert_eq!(job.reason, MONTH_BOUNDARY_REASON);
+            assert_eq!(job.session_key, "s1");
+            assert_eq!(job.username, "alice");
+            let start = s.map_or(ts(now) - i64::from(st.unwrap_or(0)), |s| s.start_time);
+            assert_eq!(job.session_start, start);
+        }
+    }
+}
+
+#[test]
+fn job_prefers_stored_address_and_falls_back_to_the_packet() {
+    let now = ts("2026-11-01T00:10:00Z");
+    let u = update(AcctStatus::Interim, now, Some(7200));
+    let stored = session("2026-10-31T22:00:00Z", true);
+    let job = month_boundary_job(&u, Some(&stored), now, UTC).unwrap();
+    assert_eq!(job.framed_ip.as_deref(), Some("100.64.0.10"));
+    let job = month_boundary_job(&u, None, now, UTC).unwrap();
+    assert_eq!(job.framed_ip.as_deref(), Some("100.64.0.9"));
+    assert_eq!(job.session_start, now - 7200);
+}
+
+#[test]
+fn dm_verdict_table() {
+    let t = |bad| {
+        Err(CoaError::Timeout {
+            attempts: 1,
+            bad_replies: bad,
+        })
+    };
+    let cases: Vec<(Result<DmOutcome, CoaError>, DmVerdict)> = vec![
+        (Ok(DmOutcome::Ack), DmVerdict::Acked),
+        (
+            Ok(DmOutcome::Nak {
+                error_cause: Some(503),
+            }),
+            DmVerdict::Gone,
+        ),
+        (
+            Ok(DmOutcome::Nak {
+                error_cause: Some(504),
+            }),
+            DmVerdict::Failed {
+                error: format!("Disconnect-NAK ({})", describe_error_cause(504)),
+                error_cause: Some(504),
+            },
+        ),
+        (
+            Ok(DmOutcome::Nak { error_cause: None }),
+            DmVerdict::Failed {
+                error: "Disconnect-NAK (no Error-Cause)".into(),
+                error_cause: None,
+            },
+        ),
+        (
+            t(0),
+            DmVerdict::Failed {
+                error: "no Disconnect reply after 3 attempt(s)".into(),
+                error_cause: None,
+            },
+        ),
+    ];
+    for (input, want) in cases {
+        assert_eq!(dm_verdict(&input, 3), want, "{input:?}");
+    }
+    match dm_verdict(&t(2), 3) {
+        DmVerdict::Failed { error, .. } => assert!(error.contains("wrong secret"), "{error}"),
+        v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn dm_target_table() {
+    let mut nat = NasConfig::new("192.0.2.1");
+    nat.coa_host = Some("127.0.0.2".into());
+    nat.coa_port = 1700;
+    nat.secret = Some("row-secret".into());
+    let mut plain = NasConfig::new("127.0.0.5");
+    plain.secret = None;
+    let learned = || Some("learned".to_string());
+    let ok = |a: &str, s: &str| Ok((a.parse::<SocketAddr>().unwrap(), s.to_string()));
+    // The row's target and secret win over the learned secret.
+    assert_eq!(
+        dm_target("192.0.2.1", Some(&nat), learned()),
+        ok("127.0.0.2:1700", "row-secret")
+    );
+    // No secret on the row: the client's.
+    assert_eq!(
+        dm_target("127.0.0.5", Some(&plain), learned()),
+        ok("127.0.0.5:3799", "learned")
+    );
+    // No row: the NAS IP, port 3799, the client's secret.
+    assert_eq!(
+        dm_target("127.0.0.6", None, learned()),
+        ok("127.0.0.6:3799", "learned")
+    );
+    let e = dm_target("127.0.0.6", None, None).unwrap_err();
+    assert!(e.contains("no network device"), "{e}");
+    let e = dm_target("127.0.0.5", Some(&plain), None).unwrap_err();
+    assert!(e.contains("has no secret"), "{e}");
+}
+
+#[test]
+fn client_secrets_learn_and_replace() {
+    let s = ClientSecrets::default();
+    assert_eq!(s.get("192.0.2.1"), None);
+    s.learn("192.0.2.1", "a");
+    s.learn("192.0.2.1", "a");
+    assert_eq!(s.get("192.0.2.1").as_deref(), Some("a"));
+    s.learn("192.0.2.1", "b");
+    assert_eq!(s.get("192.0.2.1").as_deref(), Some("b"));
+    s.learn("", "x");
+    s.learn("192.0.2.2", "");
+    assert_eq!(s.get("192.0.2.2"), None);
+    assert!(!format!("{s:?}").contains('b'), "Debug hides secrets");
+}
+
+#[test]
+fn api_login_without_credentials_says_so() {
+    let nas = NasConfig::new("192.0.2.1");
+    let e = api_login(&nas).unwrap_err();
+    assert!(e.contains("no RouterOS API credentials"), "{e}");
+}
+
+#[test]
+fn writer_queues_one_job_per_session_in_the_update_commit() {
+    use crate::store::{Reader, Store, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.sqlite");
+    let store = Store::open(
+        &path,
+        StoreOptions {
+            month_boundary_disconnect: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let oct = ts("2026-10-31T22:00:00Z");
+    let nov = ts("2026-11-01T00:05:00Z");
+    let mut start = update(AcctStatus::Start, oct, Some(0));
+    start.session_id = "old".into();
+    assert!(!store.record(start.clone()).unwrap().disconnect_queued);
+    for k in 0..3 {
+        let mut u = update(AcctStatus::Interim, nov + k * 300, Some(7500));
+        u.session_id = "old".into();
+        let o = store.record(u).unwrap();
+        assert_eq!(o.disconnect_queued, k == 0, "only the first interim queues");
+        if k == 0 {
+            assert!(o.to_string().contains("disconnect queued"), "{o}");
+        }
+    }
+    // A session of this month is left alone.
+    let mut fresh = update(AcctStatus::Interim, nov, Some(60));
+    fresh.session_id = "new".into();
+    assert!(!store.record(fresh).unwrap().disconnect_queued);
+    let jobs = Reader::open(&path).unwrap().queue_list(None).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].session_key, "old");
+    assert_eq!(jobs[0].session_start, oct);
+    assert_eq!(jobs[0].reason, MONTH_BOUNDARY_REASON);
+    // Capping's entry point: through the writer, one job per session as well.
+    let mut job = NewDisconnectJob {
+        nas_ip: "192.0.2.1".into(),
+        session_key: "new".into(),
+        username: "alice".into(),
+        acct_session_id: "new".into(),
+        framed_ip: None,
+        session_start: nov,
+        reason: "over limit".into(),
+    };
+    assert!(store.enqueue_disconnect(job.clone(), nov).unwrap());
+    job.reason = "over limit again".into();
+    assert!(!store.enqueue_disconnect(job, nov).unwrap());
+}
+
+#[test]
+fn writer_queues_nothing_when_disabled() {
+    use crate::store::{Reader, Store, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.sqlite");
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let u = update(
+        AcctStatus::Interim,
+        ts("2026-11-01T00:05:00Z"),
+        Some(86_400),
+    );
+    assert!(!store.record(u).unwrap().disconnect_queued);
+    assert!(Reader::open(&path)
+        .unwrap()
+        .queue_list(None)
+        .unwrap()
+        .is_empty());
+}
