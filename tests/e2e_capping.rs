@@ -2,7 +2,8 @@
 //! CLI for topups and limits.
 mod common;
 
-use common::{acct_attrs, wait_until, Options, Server};
+use common::{acct_attrs, wait_until, Options, Server, SECRET};
+use rlm_rust::radius::double::{Answer, NasDouble};
 use std::time::Duration;
 
 const MIB: u64 = 1024 * 1024;
@@ -41,8 +42,24 @@ fn a_500_mb_user_is_capped_at_login_and_mid_session_and_a_topup_readmits() {
             .into(),
         capping: "\t\tmikrotik = yes".into(),
         post_auth_unlang: XLAT_ECHO.into(),
+        background_interval: Some("1s".into()),
         ..Default::default()
     });
+    // The NAS (loopback only), answering Disconnect-Requests on a free port.
+    let nas = "127.0.0.2";
+    let dm = NasDouble::start(
+        format!("{nas}:0").parse().unwrap(),
+        SECRET.as_bytes(),
+        Answer::Ack,
+    )
+    .unwrap();
+    let port = dm.addr().port().to_string();
+    let out = server.cli(&["nas", "add", nas, "--name", "nas1", "--coa-port", &port]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Login: the whole allowance, Session-Timeout in seconds, 500 MB as Mikrotik limit.
     let r = server.auth("capped", "pw", "");
@@ -83,7 +100,6 @@ fn a_500_mb_user_is_capped_at_login_and_mid_session_and_a_topup_readmits() {
 
     // Interims push usage over the limit: the session is queued for disconnection
     // (limits remembered from the login, as accounting runs no authorize).
-    let nas = "192.0.2.1";
     assert!(
         server
             .acct(&acct_attrs("Start", "capped", "s1", nas, 0, 0, 0))
@@ -147,6 +163,30 @@ fn a_500_mb_user_is_capped_at_login_and_mid_session_and_a_topup_readmits() {
             .ok
     );
     assert_eq!(queued(&server), 1, "one job per session");
+    // The queue worker sends the Disconnect-Request; the NAS acknowledges.
+    wait_until("the over-limit disconnect", Duration::from_secs(20), || {
+        server
+            .sql()
+            .query_row(
+                "SELECT state = 'done' AND method = 'dm' FROM disconnect_queue WHERE username = 'capped'",
+                [],
+                |r| r.get::<_, bool>(0),
+            )
+            .unwrap()
+    });
+    let sent = dm.requests();
+    assert_eq!(sent.len(), 1);
+    let has = |typ: u8, value: &[u8]| {
+        sent[0]
+            .attributes
+            .iter()
+            .any(|a| a.typ == typ && a.value == value)
+    };
+    assert!(
+        has(1, b"capped") && has(44, b"s1"),
+        "User-Name and Acct-Session-Id: {:?}",
+        sent[0]
+    );
 
     // The next login is rejected with a clear Reply-Message.
     let r = server.auth("capped", "pw", "");
@@ -219,7 +259,7 @@ fn store_limits_aliases_invalid_values_and_report_policy() {
     assert!(r.has("Traffic limit reached"), "{}", r.output);
 
     // The SMRadius name works; the uptime message is configurable.
-    let nas = "192.0.2.2";
+    let nas = "127.0.0.3";
     assert!(
         server
             .acct(&acct_attrs("Start", "smr", "m1", nas, 0, 0, 0))
@@ -287,7 +327,7 @@ fn auto_topup_at_an_interim_is_stored_and_its_notification_delivered() {
         "{}",
         r.output
     );
-    let nas = "192.0.2.3";
+    let nas = "127.0.0.4";
     assert!(
         server
             .acct(&acct_attrs("Start", "auto", "a1", nas, 0, 0, 0))
