@@ -21,14 +21,16 @@ use std::time::{Duration, Instant};
 use chrono_tz::Tz;
 
 use crate::capping::{
-    accounting_action, evaluate, parse_limits, reply_attributes, summarize, AcctAction, Decision,
-    EvalInput, EvalOptions, Kind, KindSummary, LimitError, Limits, Period, RawLimits, State,
+    accounting_action, evaluate, reply_attributes, summarize, AcctAction, Decision, EvalInput,
+    EvalOptions, Kind, KindSummary, LimitError, Limits, Period, RawLimits, State,
 };
 use crate::config::Capping;
 use crate::instance::Rcode;
 use crate::periods;
 use crate::sessions::AcctStatus;
-use crate::store::{raw_limits, DecideRequest, LimitRow, Store, StoreError, UserSnapshot};
+use crate::store::{
+    merge_limits, AcctCapping, CapOutcome, DecideRequest, LimitRow, Store, StoreError, UserSnapshot,
+};
 
 /// Reply-Message for a user whose limit attributes are invalid. Details go to the log.
 pub const INVALID_LIMITS_MESSAGE: &str = "Account limits are misconfigured; contact support";
@@ -218,17 +220,8 @@ impl Enforcer {
         }
     }
 
-    /// Control-list values first, each missing field from the store.
-    fn merge(
-        &self,
-        user: &str,
-        mut raw: RawLimits,
-        stored: &[LimitRow],
-    ) -> Result<Limits, LimitError> {
-        if !stored.is_empty() {
-            raw.fill_from(&raw_limits(stored));
-        }
-        parse_limits(user, &raw, self.cfg.caveat_captrafzero)
+    fn merge(&self, user: &str, raw: RawLimits, stored: &[LimitRow]) -> Result<Limits, LimitError> {
+        merge_limits(user, raw, stored, self.cfg.caveat_captrafzero)
     }
 
     fn period(&self, now: i64) -> Result<Period, CheckError> {
@@ -450,44 +443,45 @@ impl Enforcer {
         }
     }
 
-    /// accounting, after the record is committed: decides with the period's usage
-    /// (writing topup consumption, auto-topups, notifications) and returns what to
-    /// do with the session. Errors are logged; the record stands either way.
-    pub fn accounting(
+    /// accounting: what the writer needs to decide capping in the update's own
+    /// commit; None for packets that never act (Accounting-On/Off, no User-Name).
+    pub fn acct_capping(
         &self,
         user: &str,
         status: AcctStatus,
         control: &RawLimits,
         now: i64,
-    ) -> AcctAction {
+    ) -> Option<AcctCapping> {
         if user.is_empty() || matches!(status, AcctStatus::AccountingOn | AcctStatus::AccountingOff)
         {
-            return AcctAction::None;
+            return None;
         }
-        let raw = self.control_part(user, control, false);
-        let result = (|| {
-            let stored = self.store.user_limits(user)?;
-            if raw.is_empty() && stored.is_empty() && !self.cfg.caveat_captrafzero {
-                return Ok(None);
-            }
-            let limits = self.merge(user, raw, &stored)?;
-            if limits.is_unlimited() {
-                return Ok(None);
-            }
-            let period = self.period(now)?;
-            Ok(Some(self.decide_stored(user, limits, period, now)?))
-        })();
-        match result {
-            Ok(None) => AcctAction::None,
-            Ok(Some(d)) => {
+        Some(AcctCapping {
+            control: self.control_part(user, control, false),
+            caveat_captrafzero: self.cfg.caveat_captrafzero,
+            period: self.cfg.period,
+            opts: self.opts().clone(),
+            now,
+        })
+    }
+
+    /// accounting, once the record and its decision are committed: what to do with
+    /// the session. Errors are logged; the record stands either way.
+    pub fn acct_action(&self, user: &str, status: AcctStatus, outcome: CapOutcome) -> AcctAction {
+        match outcome {
+            CapOutcome::Unlimited => AcctAction::None,
+            CapOutcome::Decided(d, ids) => {
+                if !ids.is_empty() {
+                    log::info!("{user:?}: {} auto-topup(s) added", ids.len());
+                }
                 log::debug!("{}", d.explanation);
                 accounting_action(status, &d, self.cfg.over_limit)
             }
-            Err(CheckError::Limits(e)) => {
+            CapOutcome::Invalid(e) => {
                 log::error!("{e}");
                 AcctAction::None
             }
-            Err(e) => {
+            CapOutcome::Failed(e) => {
                 log::error!("capping decision for {user:?} failed (usage is recorded): {e}");
                 AcctAction::None
             }

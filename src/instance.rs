@@ -164,19 +164,30 @@ impl Instance {
             }
         };
         let job = over_limit_job(&update);
-        match self.store.record(update) {
-            Ok(outcome) => {
+        let capping =
+            self.enforcer
+                .acct_capping(&update.username, update.status, control, received_at);
+        let recorded = match capping {
+            Some(c) => self
+                .store
+                .record_capped(update, c)
+                .map(|(o, c)| (o, Some(c))),
+            None => self.store.record(update).map(|o| (o, None)),
+        };
+        match recorded {
+            Ok((outcome, cap)) => {
                 log::debug!("{outcome}");
-                let action = self.enforcer.accounting(
-                    &outcome.username,
-                    outcome.status,
-                    control,
-                    received_at,
-                );
+                let action = cap.map_or(AcctAction::None, |c| {
+                    self.enforcer
+                        .acct_action(&outcome.username, outcome.status, c)
+                });
                 match action {
                     AcctAction::None => {}
                     AcctAction::Report { reason } => {
-                        log::warn!("{:?} is over the limit ({reason}); over_limit = report: session left up", outcome.username);
+                        log::warn!(
+                            "{:?} is over the limit ({reason}); over_limit = report: session left up",
+                            outcome.username
+                        );
                     }
                     AcctAction::Disconnect { reason } => {
                         self.enqueue_disconnect(

@@ -55,6 +55,32 @@ pub struct DecideRequest {
     pub usage: Option<CapUsage>,
 }
 
+/// The capping part of an accounting update, decided in the update's own commit
+/// (see [`crate::store::Store::record_capped`]).
+#[derive(Debug, Clone)]
+pub struct AcctCapping {
+    /// Capping attributes from the control list (or remembered from the login).
+    pub control: RawLimits,
+    pub caveat_captrafzero: bool,
+    pub period: PeriodKind,
+    pub opts: EvalOptions,
+    pub now: i64,
+}
+
+/// What the capping part of an accounting update came to. The record itself is
+/// committed whatever this says.
+#[derive(Debug)]
+pub enum CapOutcome {
+    /// No limit for the user: nothing decided.
+    Unlimited,
+    /// Decided and written; with the ids of auto-topups added.
+    Decided(Box<Decision>, Vec<u64>),
+    /// The user's limit attributes are invalid.
+    Invalid(crate::capping::LimitError),
+    /// The decision failed (its writes were rolled back, the record was not).
+    Failed(String),
+}
+
 /// Result of one delivery attempt, for [`crate::store::Store::outbox_mark`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboxResult {
@@ -429,6 +455,72 @@ pub(crate) fn user_snapshot(
         },
         topups,
     })
+}
+
+/// Runs after an accounting update in the writer's transaction: the user's limits
+/// (control list first, then the store), then the decision with the period's usage,
+/// under its own savepoint so a failure there never undoes the record.
+pub(crate) fn decide_after_record(
+    conn: &Connection,
+    tz: Tz,
+    username: &str,
+    c: &AcctCapping,
+) -> CapOutcome {
+    let stored = match user_limits(conn, username) {
+        Ok(rows) => rows,
+        Err(e) => return CapOutcome::Failed(e.to_string()),
+    };
+    if c.control.is_empty() && stored.is_empty() && !c.caveat_captrafzero {
+        return CapOutcome::Unlimited;
+    }
+    let limits = match merge_limits(username, c.control.clone(), &stored, c.caveat_captrafzero) {
+        Ok(l) if l.is_unlimited() => return CapOutcome::Unlimited,
+        Ok(l) => l,
+        Err(e) => return CapOutcome::Invalid(e),
+    };
+    let Some(period) = Period::containing(c.period, c.now, &tz) else {
+        return CapOutcome::Failed(format!("time {} is out of range", c.now));
+    };
+    let request = DecideRequest {
+        username: username.to_string(),
+        limits,
+        period,
+        now: c.now,
+        opts: c.opts.clone(),
+        usage: None,
+    };
+    let run = || -> Result<(Decision, Vec<u64>), StoreError> {
+        conn.prepare_cached("SAVEPOINT capping")?.execute([])?;
+        match decide(conn, tz, &request) {
+            Ok(d) => {
+                conn.prepare_cached("RELEASE capping")?.execute([])?;
+                Ok(d)
+            }
+            Err(e) => {
+                conn.prepare_cached("ROLLBACK TO capping")?.execute([])?;
+                conn.prepare_cached("RELEASE capping")?.execute([])?;
+                Err(e)
+            }
+        }
+    };
+    match run() {
+        Ok((d, ids)) => CapOutcome::Decided(Box::new(d), ids),
+        Err(e) => CapOutcome::Failed(e.to_string()),
+    }
+}
+
+/// A user's limits: control-list values first, each missing field from the stored
+/// rows.
+pub fn merge_limits(
+    user: &str,
+    mut control: RawLimits,
+    stored: &[LimitRow],
+    caveat_captrafzero: bool,
+) -> Result<Limits, crate::capping::LimitError> {
+    if !stored.is_empty() {
+        control.fill_from(&super::raw_limits(stored));
+    }
+    parse_limits(user, &control, caveat_captrafzero)
 }
 
 /// Our canonical name for a capping attribute (accepts SMRadius aliases).

@@ -408,3 +408,78 @@ fn decide_reads_stored_usage_and_never_doubles_auto_topups() {
     assert!(d.new_auto_topups.is_empty());
     assert!(d.topup_consumption.iter().all(|r| r.consumed == 0));
 }
+
+#[test]
+fn record_capped_decides_in_the_same_commit_and_never_loses_the_record() {
+    use crate::sessions::{AcctStatus, AcctUpdate};
+    use crate::store::{AcctCapping, CapOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let now = NOV + 10 * DAY;
+    let update = |user: &str, sid: &str, octets: u64| AcctUpdate {
+        status: AcctStatus::Interim,
+        nas_ip: "127.0.0.2".into(),
+        session_id: sid.into(),
+        unique_id: None,
+        username: user.into(),
+        input_octets: octets,
+        output_octets: 0,
+        session_time: Some(60),
+        framed_ip: None,
+        calling_station_id: None,
+        nas_port: None,
+        terminate_cause: None,
+        event_time: now,
+    };
+    let capping = |control: &[(&str, &str)]| AcctCapping {
+        control: RawLimits::from_pairs(control.iter().copied()),
+        caveat_captrafzero: false,
+        period: PeriodKind::Month,
+        opts: EvalOptions::default(),
+        now,
+    };
+    // Control-list limit of 1 MB, 2 MB used: exhausted, decided in the commit.
+    let (o, c) = store
+        .record_capped(
+            update("cap", "s1", 2 * MIB),
+            capping(&[("Rust-Capping-Traffic-Limit", "1")]),
+        )
+        .unwrap();
+    assert_eq!(o.username, "cap");
+    match c {
+        CapOutcome::Decided(d, ids) => {
+            assert!(d.is_exhausted());
+            assert!(ids.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Stored limit as the default: 10 MB, allowed.
+    store
+        .limits_set("stored", &[("Rust-Capping-Traffic-Limit", "10")])
+        .unwrap();
+    let (_, c) = store
+        .record_capped(update("stored", "s2", 2 * MIB), capping(&[]))
+        .unwrap();
+    assert!(
+        matches!(c, CapOutcome::Decided(ref d, _) if !d.is_exhausted()),
+        "{c:?}"
+    );
+    // No limit anywhere; an invalid value: nothing decided, the record stands.
+    let (_, c) = store
+        .record_capped(update("free", "s3", MIB), capping(&[]))
+        .unwrap();
+    assert!(matches!(c, CapOutcome::Unlimited), "{c:?}");
+    let (_, c) = store
+        .record_capped(
+            update("bad", "s4", MIB),
+            capping(&[("Rust-Capping-Traffic-Limit", "lots")]),
+        )
+        .unwrap();
+    assert!(matches!(c, CapOutcome::Invalid(_)), "{c:?}");
+    for user in ["cap", "stored", "free", "bad"] {
+        let u = store
+            .month_usage(user, crate::periods::local_month(now, chrono_tz::UTC))
+            .unwrap();
+        assert!(u.total_octets() > 0, "{user} recorded");
+    }
+}

@@ -20,7 +20,10 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use rusqlite::{Connection, OpenFlags};
 
-pub use capping::{DecideRequest, LimitRow, OutboxResult, OutboxRow, UserSnapshot};
+pub use capping::{
+    merge_limits, AcctCapping, CapOutcome, DecideRequest, LimitRow, OutboxResult, OutboxRow,
+    UserSnapshot,
+};
 pub use disconnect::{
     backoff_secs, Admin, BulkRun, DisconnectJob, JobOutcome, JobState, Method, NasConfig, NasRow,
     NewDisconnectJob, RetryTarget,
@@ -259,6 +262,20 @@ impl Store {
     pub fn record(&self, update: AcctUpdate) -> Result<Outcome, StoreError> {
         match self.submit(Request::Record(update))? {
             Reply::Recorded(o) => Ok(o),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// [`Store::record`], then, in the same commit, the capping decision for the
+    /// session's user (limits from `capping.control`, then the store). The record
+    /// stands whatever the decision comes to.
+    pub fn record_capped(
+        &self,
+        update: AcctUpdate,
+        capping: AcctCapping,
+    ) -> Result<(Outcome, CapOutcome), StoreError> {
+        match self.submit(Request::RecordCapped(update, Box::new(capping)))? {
+            Reply::RecordedCapped(o, c) => Ok((o, c)),
             _ => Err(StoreError::WriterGone),
         }
     }

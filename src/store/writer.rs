@@ -21,6 +21,8 @@ use crate::sessions::{self, AcctUpdate, Attribution, Outcome, OutcomeKind, Sessi
 
 pub(crate) enum Request {
     Record(AcctUpdate),
+    /// Record, then decide capping for the session's user in the same commit.
+    RecordCapped(AcctUpdate, Box<super::capping::AcctCapping>),
     CloseStale {
         now: i64,
         stale_after_secs: u64,
@@ -33,6 +35,7 @@ pub(crate) enum Request {
 #[derive(Debug)]
 pub(crate) enum Reply {
     Recorded(Outcome),
+    RecordedCapped(Outcome, super::capping::CapOutcome),
     StaleClosed(usize),
     Capping(super::capping::Done),
     Enqueued(bool),
@@ -144,6 +147,11 @@ fn apply_one(
 ) -> Result<Reply, StoreError> {
     match request {
         Request::Record(u) => record(conn, tz, month_boundary, u).map(Reply::Recorded),
+        Request::RecordCapped(u, c) => {
+            let outcome = record(conn, tz, month_boundary, u)?;
+            let cap = super::capping::decide_after_record(conn, tz, &outcome.username, c);
+            Ok(Reply::RecordedCapped(outcome, cap))
+        }
         Request::Enqueue(job, now) => {
             super::disconnect::enqueue(conn, job, *now).map(Reply::Enqueued)
         }
