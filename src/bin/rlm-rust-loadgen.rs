@@ -202,7 +202,8 @@ impl Plan {
         let user = session % self.users;
         let user_name = format!("{}{}", self.prefix, user);
         let u = user as u32;
-        let framed = Ipv4Addr::new(10, (u >> 16) as u8, (u >> 8) as u8, u as u8);
+        // Shared address space (RFC 6598), as a CGNAT pool would hand out.
+        let framed = Ipv4Addr::new(100, 64 + ((u >> 16) & 63) as u8, (u >> 8) as u8, u as u8);
         let mac = format!(
             "02:00:{:02x}:{:02x}:{:02x}:{:02x}",
             u >> 24,
