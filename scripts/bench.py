@@ -543,42 +543,50 @@ def bench_config(config, workdir, args, name=None, workloads=("acct", "auth", "l
 
 
 def memory_run(workdir, args):
-    """Mixed load at a steady rate on the populated store; RSS sampled along the way."""
-    s = Server("memory", "scale", workdir, args)
+    """Mixed load at a steady rate for a while, on rlm_rust with the populated store and,
+    at the same time, on the no-module baseline (what freeRADIUS itself does under the
+    same load); RSS of both sampled along the way."""
+    servers = [Server("memory", "scale", workdir, args), Server("memory-baseline", "baseline", workdir, args)]
     try:
-        s.start()
-        samples = [(0.0, s.status_kib("VmRSS"))]
-        proc_args = [str(LOADGEN), "--server", f"127.0.0.1:{s.auth_port}", "--acct-server",
-                     f"127.0.0.1:{s.acct_port}", "--mode", "mixed", "--json", "--window", "64",
-                     "--users", str(args.users), "--user-prefix", PREFIX, "--password", PASSWORD,
-                     "--nas-ip", next_nas_ip(), "--duration", str(args.memory_duration),
-                     "--rate", str(args.memory_rate)]
+        for s in servers:
+            s.start()
+        samples = {s.name: [(0.0, s.status_kib("VmRSS"))] for s in servers}
         t0 = time.time()
-        lg = subprocess.Popen(proc_args, env=dict(os.environ, LOADGEN_SECRET=SECRET),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        gens = []
+        for s in servers:
+            cmd = [str(LOADGEN), "--server", f"127.0.0.1:{s.auth_port}", "--acct-server",
+                   f"127.0.0.1:{s.acct_port}", "--mode", "mixed", "--json", "--window", "64",
+                   "--users", str(args.users), "--user-prefix", PREFIX, "--password", PASSWORD,
+                   "--nas-ip", next_nas_ip(), "--duration", str(args.memory_duration),
+                   "--rate", str(args.memory_rate), "--timeout-ms", str(args.timeout_ms)]
+            gens.append(subprocess.Popen(cmd, env=dict(os.environ, LOADGEN_SECRET=SECRET),
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         step = max(1.0, args.memory_duration / 30)
-        while lg.poll() is None:
-            time.sleep(min(step, 0.5) if time.time() - t0 < 10 else step)
-            samples.append((time.time() - t0, s.status_kib("VmRSS")))
-        out, err = lg.communicate()
-        if lg.returncode != 0:
-            raise RuntimeError(f"loadgen failed: {err.strip()}")
-        r = json.loads(out)
-        samples.append((time.time() - t0, s.status_kib("VmRSS")))
-        warm = next((kib for t, kib in samples if t >= min(10.0, args.memory_duration / 3)), samples[-1][1])
-        return {
-            "duration_s": args.memory_duration,
-            "rate": args.memory_rate,
-            "answered": r["answered"],
-            "lost": r["lost"],
-            "rss_idle_mib": samples[0][1] / 1024,
-            "rss_start_mib": warm / 1024,
-            "rss_end_mib": samples[-1][1] / 1024,
-            "vmhwm_mib": s.status_kib("VmHWM") / 1024,
-            "samples": [{"t_s": round(t, 1), "rss_kib": k} for t, k in samples],
-        }
+        while any(g.poll() is None for g in gens):
+            time.sleep(0.5 if time.time() - t0 < 10 else step)
+            for s in servers:
+                samples[s.name].append((time.time() - t0, s.status_kib("VmRSS")))
+        out = {"duration_s": args.memory_duration, "rate": args.memory_rate, "servers": {}}
+        for s, g in zip(servers, gens):
+            stdout, err = g.communicate()
+            if g.returncode != 0:
+                raise RuntimeError(f"loadgen failed: {err.strip()}")
+            r = json.loads(stdout)
+            smp = samples[s.name] + [(time.time() - t0, s.status_kib("VmRSS"))]
+            warm = next((kib for t, kib in smp if t >= min(10.0, args.memory_duration / 3)), smp[-1][1])
+            out["servers"][s.name] = {
+                "answered": r["answered"],
+                "lost": r["lost"],
+                "rss_idle_mib": smp[0][1] / 1024,
+                "rss_start_mib": warm / 1024,
+                "rss_end_mib": smp[-1][1] / 1024,
+                "vmhwm_mib": s.status_kib("VmHWM") / 1024,
+                "samples": [{"t_s": round(t, 1), "rss_kib": k} for t, k in smp],
+            }
+        return out
     finally:
-        s.stop()
+        for s in servers:
+            s.stop()
 
 
 def disconnect_bench(args):
@@ -680,12 +688,18 @@ def render(res, args):
         L.append("")
     mem = res.get("memory")
     if mem:
-        L.append(f"## Memory over {mem['duration_s']:.0f} s (mixed auth + accounting at {mem['rate']:.0f} req/s, populated store)\n")
-        L.append("| RSS idle MiB | RSS after warm-up MiB | RSS at end MiB | growth | VmHWM MiB | answered | lost |")
-        L.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        growth = mem["rss_end_mib"] - mem["rss_start_mib"]
-        L.append(f"| {mem['rss_idle_mib']:.1f} | {mem['rss_start_mib']:.1f} | {mem['rss_end_mib']:.1f} | "
-                 f"{growth:+.1f} MiB | {mem['vmhwm_mib']:.1f} | {mem['answered']} | {mem['lost']} |")
+        L.append(f"## Memory over {mem['duration_s']:.0f} s (mixed auth + accounting at {mem['rate']:.0f} req/s each)\n")
+        L.append("rlm_rust on the populated store, and the no-module baseline under the same load at the same "
+                 "time (what freeRADIUS itself does). \"After warm-up\": the first sample at or past "
+                 f"{min(10.0, mem['duration_s'] / 3):.0f} s.\n")
+        L.append("| server | RSS idle MiB | RSS after warm-up MiB | RSS at end MiB | growth | growth / min | VmHWM MiB | answered | lost |")
+        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for name, m in mem["servers"].items():
+            growth = m["rss_end_mib"] - m["rss_start_mib"]
+            per_min = growth / max(mem["duration_s"] - 10, 1) * 60
+            label = "rlm_rust (populated)" if name == "memory" else "baseline"
+            L.append(f"| {label} | {m['rss_idle_mib']:.1f} | {m['rss_start_mib']:.1f} | {m['rss_end_mib']:.1f} | "
+                     f"{growth:+.1f} MiB | {per_min:+.1f} MiB | {m['vmhwm_mib']:.1f} | {m['answered']} | {m['lost']} |")
         L.append("")
     if "disconnect" in res:
         L.append("## Month-end bulk disconnect\n")
@@ -729,7 +743,7 @@ def parse_args(argv):
     p.add_argument("--only", action="append", default=[], metavar="NAME",
                    help=f"run only these parts (repeat or comma-separate): {', '.join(SECTIONS)}")
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--duration", type=float, help="seconds per measured run [8; quick 1.5]")
+    p.add_argument("--duration", type=float, help="seconds per measured run [6; quick 1.5]")
     p.add_argument("--warmup", type=float, help="seconds of unmeasured load first [2; quick 0.5]")
     p.add_argument("--window", type=int, default=256)
     p.add_argument("--users", type=int, default=1000, help="bench users (loadgen0..N-1)")
@@ -742,7 +756,7 @@ def parse_args(argv):
     p.add_argument("--out", default=str(REPO / "target" / "bench"))
     a = p.parse_args(argv)
     q = a.quick
-    a.duration = a.duration or (1.5 if q else 8)
+    a.duration = a.duration or (1.5 if q else 6)
     a.warmup = a.warmup if a.warmup is not None else (0.5 if q else 2)
     a.scale_sessions = a.scale_sessions or (100_000 if q else 1_000_000)
     a.scale_users = a.scale_users or (10_000 if q else 100_000)
