@@ -5,7 +5,7 @@
 # Each configuration is a raddb generated from the installed Debian config, started the
 # same way (threaded freeradius -f, same max_servers) on free loopback high ports.
 #
-#   scripts/bench.sh                  full run (about 12 minutes)
+#   scripts/bench.sh                  full run (about 11 minutes)
 #   scripts/bench.sh --quick          short runs, small scale store (under 3 minutes)
 #   scripts/bench.sh --only sql,rust  only some parts: baseline rust sql python scale memory disconnect
 #   scripts/bench.sh --help           every option (durations, window, users, scale sizes...)
