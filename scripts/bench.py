@@ -709,6 +709,8 @@ def render(res, args):
         else:
             L.append(f"`{d['command']}` (exit {d['exit']}):\n")
             L.append(d["output"] or "(no output)")
+            if d["exit"] != 0:
+                L.append(f"\n```\n{d['stderr_tail']}\n```")
             L.append("")
     return "\n".join(L) + "\n"
 
