@@ -7,7 +7,7 @@ set -euo pipefail
 
 SRC_ROOT=/usr/local/src/rlm_rust
 PKGS=(freeradius freeradius-utils libfreeradius-dev libclang-dev libtalloc-dev libpcre3-dev
-      libssl-dev dpkg-dev pkg-config faketime sqlite3)
+      libssl-dev dpkg-dev pkg-config faketime sqlite3 freeradius-python3)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 missing=()

@@ -305,3 +305,19 @@ fn non_loopback_destination_is_refused() {
         assert!(err.contains("non-loopback"), "{err}");
     }
 }
+
+#[test]
+fn rate_paces_requests() {
+    let r = Responder::start(Behaviour::Answer, "");
+    let server = r.addr.to_string();
+    // 60 requests at 200/s cannot finish before request 59's slot at 295 ms.
+    let (code, v, err) = loadgen(&["--server", &server, "--requests", "60", "--rate", "200"]);
+    let seen = r.finish();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["answered"], 60, "{v}");
+    assert!(v["elapsed_s"].as_f64().unwrap() >= 0.29, "{v}");
+    assert_eq!(seen.valid, 60);
+    let (code, _, err) = loadgen(&["--server", &server, "--rate=-3"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--rate"), "{err}");
+}

@@ -55,6 +55,9 @@ struct Args {
     /// Seconds to keep sending (instead of a request count).
     #[arg(long)]
     duration: Option<f64>,
+    /// Pace new requests to at most this many per second (0: as fast as the window allows).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Requests outstanding at once (one socket and thread per 128).
     #[arg(long, default_value_t = 256)]
     window: usize,
@@ -199,7 +202,8 @@ impl Plan {
         let user = session % self.users;
         let user_name = format!("{}{}", self.prefix, user);
         let u = user as u32;
-        let framed = Ipv4Addr::new(10, (u >> 16) as u8, (u >> 8) as u8, u as u8);
+        // Shared address space (RFC 6598), as a CGNAT pool would hand out.
+        let framed = Ipv4Addr::new(100, 64 + ((u >> 16) & 63) as u8, (u >> 8) as u8, u as u8);
         let mac = format!(
             "02:00:{:02x}:{:02x}:{:02x}:{:02x}",
             u >> 24,
@@ -276,13 +280,31 @@ struct Source {
     next: u64,
     limit: Option<u64>,
     deadline: Option<Instant>,
+    /// (start, requests per second): step n is not handed out before start + n / rate.
+    pace: Option<(Instant, f64)>,
+}
+
+/// When step `n` may start at `rate` requests per second (None: unpaced).
+fn paced_at(start: Instant, rate: f64, n: u64) -> Option<Instant> {
+    if !(rate.is_finite() && rate > 0.0) {
+        return None;
+    }
+    start.checked_add(Duration::from_secs_f64(n as f64 / rate))
 }
 
 impl Source {
     fn take(&mut self) -> Option<u64> {
-        if self.limit.is_some_and(|l| self.next >= l)
-            || self.deadline.is_some_and(|d| Instant::now() >= d)
-        {
+        if self.limit.is_some_and(|l| self.next >= l) {
+            return None;
+        }
+        if let Some(at) = self.pace.and_then(|(s, r)| paced_at(s, r, self.next)) {
+            // Sleeping under the lock is the point: the other sockets wait their turn too.
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
         self.next += 1;
@@ -461,10 +483,14 @@ fn run(args: Args) -> Result<Report, String> {
     let deadline = args
         .duration
         .map(|s| start + Duration::from_secs_f64(s.max(0.0)));
+    if !(args.rate.is_finite() && args.rate >= 0.0) {
+        return Err("--rate must be a number of requests per second, 0 for unpaced".into());
+    }
     let source = Arc::new(Mutex::new(Source {
         next: 0,
         limit,
         deadline,
+        pace: (args.rate > 0.0).then_some((start, args.rate)),
     }));
     let sockets = args.window.div_ceil(MAX_PER_SOCKET);
     let bind: SocketAddr = if targets.auth.is_ipv4() {
@@ -578,6 +604,22 @@ mod tests {
         assert_eq!(steps, vec![Step::Auth, Step::Start, Step::Stop, Step::Auth]);
         let p = plan(Mode::Auth, 3, 3, 5);
         assert!((0..10).all(|n| p.locate(n).2 == Step::Auth));
+    }
+
+    #[test]
+    fn pacing_table() {
+        let t0 = Instant::now();
+        for (rate, n, want_ms) in [
+            (1000.0, 0, Some(0)),
+            (1000.0, 1500, Some(1500)),
+            (200.0, 3, Some(15)),
+            (0.0, 5, None),
+            (-1.0, 5, None),
+            (f64::NAN, 5, None),
+        ] {
+            let got = paced_at(t0, rate, n).map(|t| (t - t0).as_millis() as u64);
+            assert_eq!(got, want_ms, "rate {rate} n {n}");
+        }
     }
 
     #[test]

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The benchmark: no-module baseline, rlm_rust, rlm_sql + rlm_sql_sqlite + sqlcounter and
+# rlm_python3, side by side on this machine; then rlm_rust on a store of 1M sessions and
+# 100k users, a long run for memory, and the month-end bulk disconnect bench when present.
+# Each configuration is a raddb generated from the installed Debian config, started the
+# same way (threaded freeradius -f, same max_servers) on free loopback high ports.
+#
+#   scripts/bench.sh                  full run (about 11 minutes)
+#   scripts/bench.sh --quick          short runs, small scale store (under 3 minutes)
+#   scripts/bench.sh --only sql,rust  only some parts: baseline rust sql python scale memory disconnect
+#   scripts/bench.sh --help           every option (durations, window, users, scale sizes...)
+#
+# Writes target/bench/report.md (also printed) and target/bench/report.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+cargo build --release --quiet --bin rlm-rust --bin rlm-rust-loadgen --bin rlm-rust-bench-disconnect --lib
+exec python3 scripts/bench.py "$@"
