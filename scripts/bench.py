@@ -119,7 +119,8 @@ def rust_limits(conn, users, now):
 
 def rust_populate(conn, sessions, users, now):
     """`sessions` sessions over `users` users (the last one of each user open), with
-    three months of monthly usage and seven days of daily usage per user."""
+    three months of monthly usage and seven days of daily usage per user (at most ~9 GB
+    a month: under the bench limit, so logins are accepted as on the empty store)."""
     per_user = max(1, sessions // users)
     span = 90 * 86400
     with conn:
@@ -146,7 +147,7 @@ def rust_populate(conn, sessions, users, now):
             conn.execute(
                 "WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?1) "
                 "INSERT INTO usage_month (username, month, input_octets, output_octets, session_time) "
-                "SELECT ?2 || i, ?3, (i % 1000) * 100000000, (i % 1000) * 800000000, 86400 FROM seq",
+                "SELECT ?2 || i, ?3, (i % 1000) * 1000000, (i % 1000) * 8000000, 86400 FROM seq",
                 (users, PREFIX, months_back(now, k)),
             )
         for k in range(7):
@@ -154,7 +155,7 @@ def rust_populate(conn, sessions, users, now):
             conn.execute(
                 "WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?1) "
                 "INSERT INTO usage_day (username, day, input_octets, output_octets, session_time) "
-                "SELECT ?2 || i, ?3, (i % 1000) * 3000000, (i % 1000) * 25000000, 3600 FROM seq",
+                "SELECT ?2 || i, ?3, (i % 1000) * 30000, (i % 1000) * 250000, 3600 FROM seq",
                 (users, PREFIX, day),
             )
     rust_limits(conn, users, now)

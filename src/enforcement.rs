@@ -412,8 +412,9 @@ impl Enforcer {
             Ok((_, Some(c))) => {
                 let reply =
                     reply_attributes(&c.decision, existing_session_timeout, self.cfg.mikrotik);
-                if c.decision.is_exhausted() {
-                    log::info!("{user:?} rejected: {}", c.decision.explanation);
+                if let State::Exhausted { reply_message, .. } = &c.decision.state {
+                    log::info!("{user:?} rejected: {reply_message}");
+                    log::debug!("{}", c.decision.explanation);
                     Answer {
                         rcode: Rcode::Reject,
                         reply,

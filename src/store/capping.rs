@@ -489,20 +489,7 @@ pub(crate) fn decide_after_record(
         opts: c.opts.clone(),
         usage: None,
     };
-    let run = || -> Result<(Decision, Vec<u64>), StoreError> {
-        conn.prepare_cached("SAVEPOINT capping")?.execute([])?;
-        match decide(conn, tz, &request) {
-            Ok(d) => {
-                conn.prepare_cached("RELEASE capping")?.execute([])?;
-                Ok(d)
-            }
-            Err(e) => {
-                conn.prepare_cached("ROLLBACK TO capping")?.execute([])?;
-                conn.prepare_cached("RELEASE capping")?.execute([])?;
-                Err(e)
-            }
-        }
-    };
+    let run = || super::writer::in_savepoint(conn, "capping", || decide(conn, tz, &request));
     match run() {
         Ok((d, ids)) => CapOutcome::Decided(Box::new(d), ids),
         Err(e) => CapOutcome::Failed(e.to_string()),

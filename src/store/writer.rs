@@ -106,20 +106,14 @@ pub(crate) fn apply_batch(
             .map(|_| Err(StoreError::Batch(why.clone())))
             .collect()
     };
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return all_failed(format!("could not begin the write transaction: {e}")),
     };
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
-        let result = match tx.savepoint() {
-            Ok(sp) => match apply_one(&sp, tz, month_boundary, request) {
-                Ok(reply) => sp.commit().map(|()| reply).map_err(StoreError::from),
-                // Dropping the savepoint rolls this item back and keeps the others.
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(StoreError::from(e)),
-        };
+        // A failed item is rolled back to its savepoint; the others stay.
+        let result = in_savepoint(&tx, "item", || apply_one(&tx, tz, month_boundary, request));
         // Some errors (disk full, I/O) make SQLite roll back the whole transaction:
         // then the items before this one are gone too, so the batch has failed.
         if result.is_err() && tx.is_autocommit() {
@@ -136,6 +130,35 @@ pub(crate) fn apply_batch(
         Err(e) => all_failed(format!(
             "commit failed, nothing of this batch was saved: {e}"
         )),
+    }
+}
+
+/// Runs `f` under a savepoint through cached statements (rusqlite's `Savepoint`
+/// parses its SQL anew for every item, on the one thread every write waits for).
+/// On error the savepoint's changes are undone and the error returned.
+pub(crate) fn in_savepoint<T>(
+    conn: &Connection,
+    name: &str,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let exec = |sql: &str| -> Result<(), StoreError> {
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    };
+    exec(&format!("SAVEPOINT {name}"))?;
+    match f() {
+        Ok(v) => {
+            exec(&format!("RELEASE {name}"))?;
+            Ok(v)
+        }
+        Err(e) => {
+            // SQLite may already have rolled back everything (then there is no savepoint).
+            if !conn.is_autocommit() {
+                let _ = exec(&format!("ROLLBACK TO {name}"));
+                let _ = exec(&format!("RELEASE {name}"));
+            }
+            Err(e)
+        }
     }
 }
 
