@@ -237,7 +237,9 @@ fn apply_decision(
          AND topup_id IN (SELECT id FROM topups WHERE username = ?2)",
     )?
     .execute(params![period_start, username])?;
-    for row in &d.topup_consumption {
+    // A missing row reads as 0: not storing zeros keeps the common case (usage under
+    // the limit, every accounting update) to the one DELETE.
+    for row in d.topup_consumption.iter().filter(|r| r.consumed > 0) {
         put_consumption(conn, row.topup_id, period_start, row.consumed)?;
     }
     for id in &d.depleted {
