@@ -54,12 +54,7 @@ fn a_500_mb_user_is_capped_at_login_and_mid_session_and_a_topup_readmits() {
     )
     .unwrap();
     let port = dm.addr().port().to_string();
-    let out = server.cli(&["nas", "add", nas, "--name", "nas1", "--coa-port", &port]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.cli_ok(&["nas", "add", nas, "--name", "nas1", "--coa-port", &port]);
 
     // Login: the whole allowance, Session-Timeout in seconds, 500 MB as Mikrotik limit.
     let r = server.auth("capped", "pw", "");
@@ -197,7 +192,7 @@ fn a_500_mb_user_is_capped_at_login_and_mid_session_and_a_topup_readmits() {
 
     // A 200 MB topup added with the CLI lets them in again, with what is left.
     let valid_to = next_month_date(&server);
-    let out = server.cli(&[
+    server.cli_ok(&[
         "topup",
         "add",
         "capped",
@@ -206,11 +201,6 @@ fn a_500_mb_user_is_capped_at_login_and_mid_session_and_a_topup_readmits() {
         "--valid-to",
         &valid_to,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let r = server.auth("capped", "pw", "");
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
     assert_eq!(
@@ -238,17 +228,11 @@ fn store_limits_aliases_invalid_values_and_report_policy() {
         ..Default::default()
     });
     // The store's limit (set with the CLI) applies when the control list has none.
-    let out = server.cli(&["limits", "set", "stored", "--uptime-min", "2"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.cli_ok(&["limits", "set", "stored", "--uptime-min", "2"]);
     let r = server.auth("stored", "pw", "");
     assert_eq!(reply_int(&r, "Session-Timeout"), Some(120), "{}", r.output);
     // ... and the control list wins over it, per attribute.
-    let out = server.cli(&["limits", "set", "both", "--uptime-min", "3"]);
-    assert!(out.status.success());
+    server.cli_ok(&["limits", "set", "both", "--uptime-min", "3"]);
     let r = server.auth("both", "pw", "");
     assert_eq!(
         r.code(),

@@ -53,16 +53,6 @@ fn server(background_interval: &str, env: &[(&str, &str)]) -> Server {
     })
 }
 
-fn cli_ok(s: &Server, args: &[&str]) -> String {
-    let out = s.cli(args);
-    assert!(
-        out.status.success(),
-        "rlm-rust {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// `nas add` for a NAS whose RFC 5176 target is `dm` and API (if any) is `api`.
 fn add_nas(s: &Server, nas_ip: &str, dm: SocketAddr, api: Option<(&RouterOsDouble, &str)>) {
     let port = dm.port().to_string();
@@ -95,7 +85,7 @@ fn add_nas(s: &Server, nas_ip: &str, dm: SocketAddr, api: Option<(&RouterOsDoubl
             "2000",
         ]);
     }
-    cli_ok(s, &args);
+    s.cli_ok(&args);
 }
 
 /// An Interim for a session running for 2 hours: started on October 31.
@@ -229,7 +219,7 @@ fn wrong_api_password_leaves_the_job_queued_with_the_reason() {
     let err = j["last_error"].as_str().unwrap();
     assert!(err.contains("refused"), "{err}");
     assert!(!err.contains("wrong-password"), "{err}");
-    let table = cli_ok(&s, &["queue", "list"]);
+    let table = s.cli_ok(&["queue", "list"]);
     assert!(
         table.contains("erin") && table.contains("refused"),
         "{table}"
@@ -259,7 +249,7 @@ fn a_queued_job_survives_a_restart() {
     .unwrap();
     s.restart(Some(after_boundary()));
     // The secret comes from the NAS row now: nothing was learned since the restart.
-    cli_ok(&s, &["nas", "set", "127.0.0.2", "--secret", SECRET]);
+    s.cli_ok(&["nas", "set", "127.0.0.2", "--secret", SECRET]);
     wait_job(&s, "frank", "job done after restart", done_by("dm"));
     assert_eq!(dm.requests().len(), 1);
 }
