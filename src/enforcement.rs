@@ -157,7 +157,7 @@ pub struct Enforcer {
     seen: Mutex<HashMap<String, RawLimits>>,
     /// authorize's decision per request in flight, for its post-auth: one set of
     /// reads per login instead of two.
-    pending: Mutex<HashMap<u32, Pending>>,
+    pending: Mutex<PendingMap>,
 }
 
 struct Pending {
@@ -168,9 +168,47 @@ struct Pending {
 }
 
 /// A pending decision older than this is not reused (and is dropped when the map
-/// is tidied): the request died between authorize and post-auth.
+/// is tidied): the request died between authorize and post-auth, or was an
+/// Access-Challenge round (EAP) that never reaches post-auth.
 const PENDING_TTL: Duration = Duration::from_secs(10);
 const PENDING_TIDY_AT: usize = 4096;
+/// Beyond this many (after tidying) nothing more is kept: post-auth then reads again.
+const PENDING_MAX: usize = 65_536;
+
+/// authorize → post-auth hand-over, bounded in size and in tidying work: expired
+/// entries are swept at most once a second, however many requests arrive.
+struct PendingMap {
+    entries: HashMap<u32, Pending>,
+    last_tidy: Instant,
+}
+
+impl PendingMap {
+    fn new(now: Instant) -> Self {
+        PendingMap {
+            entries: HashMap::new(),
+            last_tidy: now,
+        }
+    }
+
+    fn insert(&mut self, request: u32, p: Pending, now: Instant) {
+        if self.entries.len() >= PENDING_TIDY_AT
+            && now.saturating_duration_since(self.last_tidy) >= Duration::from_secs(1)
+        {
+            self.entries
+                .retain(|_, e| now.saturating_duration_since(e.at) < PENDING_TTL);
+            self.last_tidy = now;
+        }
+        if self.entries.len() < PENDING_MAX {
+            self.entries.insert(request, p);
+        }
+    }
+
+    fn take(&mut self, request: u32, now: Instant) -> Option<Pending> {
+        self.entries
+            .remove(&request)
+            .filter(|p| now.saturating_duration_since(p.at) < PENDING_TTL)
+    }
+}
 
 impl Enforcer {
     pub fn new(cfg: Capping, tz: Tz, store: Store) -> Enforcer {
@@ -184,7 +222,7 @@ impl Enforcer {
             store,
             quiet,
             seen: Mutex::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(PendingMap::new(Instant::now())),
         }
     }
 
@@ -361,19 +399,17 @@ impl Enforcer {
         control: &RawLimits,
         checked: Option<Checked>,
     ) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if pending.len() >= PENDING_TIDY_AT {
-            pending.retain(|_, p| p.at.elapsed() < PENDING_TTL);
-        }
-        pending.insert(
-            request,
-            Pending {
-                at: Instant::now(),
-                user: user.to_string(),
-                control: control.clone(),
-                checked,
-            },
-        );
+        let now = Instant::now();
+        let p = Pending {
+            at: now,
+            user: user.to_string(),
+            control: control.clone(),
+            checked,
+        };
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(request, p, now);
     }
 
     /// authorize's decision for this request, if it was made for the same user and
@@ -388,9 +424,8 @@ impl Enforcer {
             .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&request)?;
-        (p.user == user && p.control == *control && p.at.elapsed() < PENDING_TTL)
-            .then_some(p.checked)
+            .take(request, Instant::now())?;
+        (p.user == user && p.control == *control).then_some(p.checked)
     }
 
     /// post-auth: rejects an exhausted user (or one with invalid limits) with a
@@ -558,6 +593,40 @@ mod tests {
         numbers.sort();
         numbers.dedup();
         assert_eq!(numbers.len(), n, "attribute numbers must be unique");
+    }
+
+    #[test]
+    fn pending_decisions_are_bounded_and_expire() {
+        let t0 = Instant::now();
+        let entry = |at| Pending {
+            at,
+            user: "u".into(),
+            control: RawLimits::new(),
+            checked: None,
+        };
+        let mut m = PendingMap::new(t0);
+        m.insert(1, entry(t0), t0);
+        assert!(m.take(1, t0 + Duration::from_secs(1)).is_some());
+        assert!(m.take(1, t0).is_none(), "taken once");
+        m.insert(2, entry(t0), t0);
+        assert!(m.take(2, t0 + PENDING_TTL).is_none(), "expired");
+
+        // Challenge rounds that never reach post-auth: swept once the map is big
+        // and a second has passed, not on every insert.
+        for i in 0..PENDING_TIDY_AT as u32 {
+            m.insert(100 + i, entry(t0), t0);
+        }
+        let later = t0 + PENDING_TTL + Duration::from_secs(1);
+        m.insert(7, entry(later), later);
+        assert_eq!(m.entries.len(), 1, "old entries swept");
+        assert!(m.take(7, later).is_some());
+
+        // Never more than PENDING_MAX live entries.
+        let mut m = PendingMap::new(t0);
+        for i in 0..(PENDING_MAX as u32 + 10) {
+            m.insert(i, entry(t0), t0);
+        }
+        assert_eq!(m.entries.len(), PENDING_MAX);
     }
 
     #[test]
