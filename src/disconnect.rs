@@ -72,7 +72,23 @@ pub fn month_boundary_job(
         start,
         periods::month_key(periods::local_month(now, tz))
     );
-    Some(NewDisconnectJob {
+    Some(session_job(
+        u,
+        session,
+        start,
+        MONTH_BOUNDARY_REASON.to_string(),
+    ))
+}
+
+/// The disconnect job for the session an update belongs to: what the store knows of
+/// it (`session`) first, else what the update says.
+pub fn session_job(
+    u: &AcctUpdate,
+    session: Option<&Session>,
+    start: i64,
+    reason: String,
+) -> NewDisconnectJob {
+    NewDisconnectJob {
         nas_ip: u.nas_ip.clone(),
         session_key: u.session_key().to_string(),
         username: session.map_or_else(|| u.username.clone(), |s| s.username.clone()),
@@ -82,8 +98,8 @@ pub fn month_boundary_job(
             .and_then(|s| s.framed_ip.clone())
             .or_else(|| u.framed_ip.clone()),
         session_start: start,
-        reason: MONTH_BOUNDARY_REASON.to_string(),
-    })
+        reason,
+    }
 }
 
 /// Shared secrets of RADIUS clients as the server knows them (clients.conf), learned

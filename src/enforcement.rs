@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use chrono_tz::Tz;
 
 use crate::capping::{
-    accounting_action, evaluate, reply_attributes, summarize, AcctAction, Decision, EvalInput,
-    EvalOptions, Kind, KindSummary, LimitError, Limits, Period, RawLimits, State,
+    evaluate, reply_attributes, summarize, AcctAction, Decision, EvalInput, EvalOptions, Kind,
+    KindSummary, LimitError, Limits, Period, RawLimits, State,
 };
 use crate::config::Capping;
 use crate::instance::Rcode;
@@ -497,21 +497,23 @@ impl Enforcer {
             caveat_captrafzero: self.cfg.caveat_captrafzero,
             period: self.cfg.period,
             opts: self.opts().clone(),
+            over_limit: self.cfg.over_limit,
             now,
         })
     }
 
-    /// accounting, once the record and its decision are committed: what to do with
-    /// the session. Errors are logged; the record stands either way.
-    pub fn acct_action(&self, user: &str, status: AcctStatus, outcome: CapOutcome) -> AcctAction {
+    /// accounting, once the record and its decision are committed: what the session
+    /// called for (a disconnect is already queued by then). Errors are logged; the
+    /// record stands either way.
+    pub fn acct_action(&self, user: &str, outcome: CapOutcome) -> AcctAction {
         match outcome {
             CapOutcome::Unlimited => AcctAction::None,
-            CapOutcome::Decided(d, ids) => {
+            CapOutcome::Decided(d, ids, action) => {
                 if !ids.is_empty() {
                     log::info!("{user:?}: {} auto-topup(s) added", ids.len());
                 }
                 log::debug!("{}", d.explanation);
-                accounting_action(status, &d, self.cfg.over_limit)
+                action
             }
             CapOutcome::Invalid(e) => {
                 log::error!("{e}");

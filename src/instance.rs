@@ -10,8 +10,7 @@ use crate::config::Config;
 use crate::disconnect::{ClientSecrets, QueueWorker, WorkerConfig};
 use crate::enforcement::{Answer, Enforcer};
 use crate::periods;
-use crate::sessions::AcctUpdate;
-use crate::store::{NewDisconnectJob, Store, StoreOptions};
+use crate::store::{Store, StoreOptions};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -163,7 +162,6 @@ impl Instance {
                 return Rcode::Invalid;
             }
         };
-        let job = over_limit_job(&update);
         let capping =
             self.enforcer
                 .acct_capping(&update.username, update.status, control, received_at);
@@ -178,8 +176,7 @@ impl Instance {
             Ok((outcome, cap)) => {
                 log::debug!("{outcome}");
                 let action = cap.map_or(AcctAction::None, |c| {
-                    self.enforcer
-                        .acct_action(&outcome.username, outcome.status, c)
+                    self.enforcer.acct_action(&outcome.username, c)
                 });
                 match action {
                     AcctAction::None => {}
@@ -189,15 +186,15 @@ impl Instance {
                             outcome.username
                         );
                     }
-                    AcctAction::Disconnect { reason } => {
-                        self.enqueue_disconnect(
-                            NewDisconnectJob {
-                                reason: format!("over limit: {reason}"),
-                                ..job
-                            },
-                            received_at,
+                    AcctAction::Disconnect { reason } if outcome.disconnect_queued => {
+                        log::info!(
+                            "{:?} is over the limit ({reason}): session {} on {} is queued for disconnection",
+                            outcome.username,
+                            outcome.session_key,
+                            outcome.nas_ip
                         );
                     }
+                    AcctAction::Disconnect { .. } => {}
                 }
                 Rcode::Ok
             }
@@ -288,22 +285,6 @@ impl Instance {
         self.enforcer.xlat(key, user, control, now)
     }
 
-    /// Queues a disconnect through the writer; a failure is logged (the next
-    /// Interim-Update tries again).
-    fn enqueue_disconnect(&self, job: NewDisconnectJob, now: i64) {
-        match self.store.enqueue_disconnect(job.clone(), now) {
-            Ok(true) => log::info!(
-                "disconnect queued for {:?} (session {} on {}): {}",
-                job.username,
-                job.acct_session_id,
-                job.nas_ip,
-                job.reason
-            ),
-            Ok(false) => {}
-            Err(e) => log::error!("cannot queue the disconnect of {:?}: {e}", job.username),
-        }
-    }
-
     /// Stops the background thread and the store's writer; called at detach.
     pub fn stop(&mut self) {
         self.stopping.store(true, Ordering::Relaxed);
@@ -311,19 +292,6 @@ impl Instance {
             bg.stop();
         }
         self.store.shutdown();
-    }
-}
-
-/// The disconnect job for the session an update belongs to (reason filled in later).
-fn over_limit_job(u: &AcctUpdate) -> NewDisconnectJob {
-    NewDisconnectJob {
-        nas_ip: u.nas_ip.clone(),
-        session_key: u.session_key().to_string(),
-        username: u.username.clone(),
-        acct_session_id: u.session_id.clone(),
-        framed_ip: u.framed_ip.clone(),
-        session_start: u.event_time - i64::from(u.session_time.unwrap_or(0)),
-        reason: String::new(),
     }
 }
 

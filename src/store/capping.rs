@@ -9,8 +9,8 @@ use super::StoreError;
 use chrono_tz::Tz;
 
 use crate::capping::{
-    evaluate, lookup_attribute, parse_limits, Decision, EvalInput, EvalOptions, Limits, Period,
-    PeriodKind, RawLimits, Usage as CapUsage,
+    accounting_action, evaluate, lookup_attribute, parse_limits, AcctAction, Decision, EvalInput,
+    EvalOptions, Limits, OverLimitPolicy, Period, PeriodKind, RawLimits, Usage as CapUsage,
 };
 use crate::periods;
 use crate::topups::{NewTopup, Topup, TopupBalance};
@@ -64,6 +64,9 @@ pub struct AcctCapping {
     pub caveat_captrafzero: bool,
     pub period: PeriodKind,
     pub opts: EvalOptions,
+    /// Over the allowance on Start / Interim: queue a disconnect (in the same commit)
+    /// or only report.
+    pub over_limit: OverLimitPolicy,
     pub now: i64,
 }
 
@@ -73,8 +76,10 @@ pub struct AcctCapping {
 pub enum CapOutcome {
     /// No limit for the user: nothing decided.
     Unlimited,
-    /// Decided and written; with the ids of auto-topups added.
-    Decided(Box<Decision>, Vec<u64>),
+    /// Decided and written; with the ids of auto-topups added and what the session's
+    /// update calls for (a `Disconnect` is already queued, see
+    /// [`crate::sessions::Outcome::disconnect_queued`]).
+    Decided(Box<Decision>, Vec<u64>, AcctAction),
     /// The user's limit attributes are invalid.
     Invalid(crate::capping::LimitError),
     /// The decision failed (its writes were rolled back, the record was not).
@@ -466,6 +471,7 @@ pub(crate) fn decide_after_record(
     conn: &Connection,
     tz: Tz,
     username: &str,
+    status: crate::sessions::AcctStatus,
     c: &AcctCapping,
 ) -> CapOutcome {
     let stored = match user_limits(conn, username) {
@@ -493,7 +499,10 @@ pub(crate) fn decide_after_record(
     };
     let run = || super::writer::in_savepoint(conn, "capping", || decide(conn, tz, &request));
     match run() {
-        Ok((d, ids)) => CapOutcome::Decided(Box::new(d), ids),
+        Ok((d, ids)) => {
+            let action = accounting_action(status, &d, c.over_limit);
+            CapOutcome::Decided(Box::new(d), ids, action)
+        }
         Err(e) => CapOutcome::Failed(e.to_string()),
     }
 }

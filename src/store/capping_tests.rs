@@ -430,6 +430,7 @@ fn record_capped_decides_in_the_same_commit_and_never_loses_the_record() {
         caveat_captrafzero: false,
         period: PeriodKind::Month,
         opts: EvalOptions::default(),
+        over_limit: crate::capping::OverLimitPolicy::Disconnect,
         now,
     };
     // Control-list limit of 1 MB, 2 MB used: exhausted, decided in the commit.
@@ -441,9 +442,23 @@ fn record_capped_decides_in_the_same_commit_and_never_loses_the_record() {
         .unwrap();
     assert_eq!(o.username, "cap");
     match c {
-        CapOutcome::Decided(d, ids) => {
+        CapOutcome::Decided(d, ids, action) => {
             assert!(d.is_exhausted());
             assert!(ids.is_empty());
+            assert!(matches!(
+                action,
+                crate::capping::AcctAction::Disconnect { .. }
+            ));
+            // The over-limit job is in the update's commit.
+            assert!(o.disconnect_queued);
+            let jobs = store.queue_list(None).unwrap();
+            assert_eq!(jobs.len(), 1);
+            assert_eq!(jobs[0].username, "cap");
+            assert!(
+                jobs[0].reason.starts_with("over limit: "),
+                "{}",
+                jobs[0].reason
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -455,7 +470,7 @@ fn record_capped_decides_in_the_same_commit_and_never_loses_the_record() {
         .record_capped(update("stored", "s2", 2 * MIB), capping(&[]))
         .unwrap();
     assert!(
-        matches!(c, CapOutcome::Decided(ref d, _) if !d.is_exhausted()),
+        matches!(c, CapOutcome::Decided(ref d, _, _) if !d.is_exhausted()),
         "{c:?}"
     );
     // No limit anywhere; an invalid value: nothing decided, the record stands.

@@ -16,6 +16,7 @@ use rusqlite::{named_params, Connection, OptionalExtension, TransactionBehavior}
 
 use super::read::{session_row, to_db, SESSION_COLUMNS};
 use super::StoreError;
+use crate::capping::AcctAction;
 use crate::periods;
 use crate::sessions::{self, AcctUpdate, Attribution, Outcome, OutcomeKind, Session, Usage};
 
@@ -169,10 +170,30 @@ fn apply_one(
     request: &Request,
 ) -> Result<Reply, StoreError> {
     match request {
-        Request::Record(u) => record(conn, tz, month_boundary, u).map(Reply::Recorded),
+        Request::Record(u) => record(conn, tz, month_boundary, u).map(|(o, _)| Reply::Recorded(o)),
         Request::RecordCapped(u, c) => {
-            let outcome = record(conn, tz, month_boundary, u)?;
-            let cap = super::capping::decide_after_record(conn, tz, &outcome.username, c);
+            let (mut outcome, session) = record(conn, tz, month_boundary, u)?;
+            let cap = super::capping::decide_after_record(conn, tz, &outcome.username, u.status, c);
+            if let super::capping::CapOutcome::Decided(_, _, AcctAction::Disconnect { reason }) =
+                &cap
+            {
+                // Beside the month-boundary job, in the same commit; one job per session.
+                let start = session.as_ref().map_or_else(
+                    || u.event_time - i64::from(u.session_time.unwrap_or(0)),
+                    |s| s.start_time,
+                );
+                let job = crate::disconnect::session_job(
+                    u,
+                    session.as_ref(),
+                    start,
+                    format!("over limit: {reason}"),
+                );
+                // A failed insert is undone by SQLite alone; the record stands.
+                match super::disconnect::enqueue(conn, &job, u.event_time) {
+                    Ok(queued) => outcome.disconnect_queued |= queued,
+                    Err(e) => log::error!("cannot queue the disconnect of {:?}: {e}", job.username),
+                }
+            }
             Ok(Reply::RecordedCapped(outcome, cap))
         }
         Request::Enqueue(job, now) => {
@@ -195,12 +216,14 @@ fn apply_one(
     }
 }
 
+/// Applies one update; returns its outcome and the session as stored after it (None
+/// for Accounting-On/Off).
 fn record(
     conn: &Connection,
     tz: Tz,
     month_boundary: bool,
     u: &AcctUpdate,
-) -> Result<Outcome, StoreError> {
+) -> Result<(Outcome, Option<Session>), StoreError> {
     sessions::validate(u).map_err(|why| StoreError::Invalid(why.to_string()))?;
     if let Some(reason) = sessions::nas_close_reason(u.status) {
         let closed = conn
@@ -209,7 +232,7 @@ fn record(
                  WHERE nas_ip = ?3 AND stop_time IS NULL",
             )?
             .execute(rusqlite::params![u.event_time, reason, u.nas_ip])?;
-        return Ok(Outcome::new(OutcomeKind::NasClosed { closed }, u));
+        return Ok((Outcome::new(OutcomeKind::NasClosed { closed }, u), None));
     }
     let prev = load_session(conn, &u.nas_ip, u.session_key())?;
     let Some(applied) = sessions::apply(prev.as_ref(), u) else {
@@ -243,7 +266,7 @@ fn record(
             outcome.disconnect_queued = super::disconnect::enqueue(conn, &job, u.event_time)?;
         }
     }
-    Ok(outcome)
+    Ok((outcome, applied.state.or(prev)))
 }
 
 fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result<Option<Session>, StoreError> {
