@@ -52,7 +52,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn rcode(rcode: Rcode) -> Answer {
+    /// Just a return code, nothing to add.
+    pub fn rcode(rcode: Rcode) -> Answer {
         Answer {
             rcode,
             reply: Vec::new(),
@@ -447,21 +448,18 @@ impl Enforcer {
             Ok((_, Some(c))) => {
                 let reply =
                     reply_attributes(&c.decision, existing_session_timeout, self.cfg.mikrotik);
-                if let State::Exhausted { reply_message, .. } = &c.decision.state {
-                    log::info!("{user:?} rejected: {reply_message}");
-                    log::debug!("{}", c.decision.explanation);
-                    Answer {
-                        rcode: Rcode::Reject,
-                        reply,
-                        control: Vec::new(),
+                let rcode = match &c.decision.state {
+                    State::Exhausted { reply_message, .. } => {
+                        log::info!("{user:?} rejected: {reply_message}");
+                        Rcode::Reject
                     }
-                } else {
-                    log::debug!("{}", c.decision.explanation);
-                    Answer {
-                        rcode: Rcode::Updated,
-                        reply,
-                        control: Vec::new(),
-                    }
+                    State::Allowed { .. } => Rcode::Updated,
+                };
+                log::debug!("{}", c.decision.explanation);
+                Answer {
+                    rcode,
+                    reply,
+                    control: Vec::new(),
                 }
             }
             Err(CheckError::Limits(e)) => {

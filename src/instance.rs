@@ -239,11 +239,7 @@ impl Instance {
             Some(user) => self.enforcer.authorize(request, user, control, now),
             None => {
                 log::debug!("no User-Name: nothing to look up");
-                Answer {
-                    rcode: Rcode::Noop,
-                    reply: Vec::new(),
-                    control: Vec::new(),
-                }
+                Answer::rcode(Rcode::Noop)
             }
         }
     }
@@ -263,11 +259,7 @@ impl Instance {
                 self.enforcer
                     .post_auth(request, user, control, existing_session_timeout, now)
             }
-            None => Answer {
-                rcode: Rcode::Noop,
-                reply: Vec::new(),
-                control: Vec::new(),
-            },
+            None => Answer::rcode(Rcode::Noop),
         }
     }
 

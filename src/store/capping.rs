@@ -364,20 +364,33 @@ pub(crate) fn capping_inputs(
     username: &str,
     period: Period,
 ) -> Result<(CapUsage, Vec<TopupBalance>), StoreError> {
-    let u = match period.kind {
-        PeriodKind::Month => {
-            super::read::month_usage(conn, username, periods::local_month(period.start, tz))?
-        }
-        PeriodKind::Day => {
-            super::read::day_usage(conn, username, periods::local_day(period.start, tz))?
-        }
-    };
-    let usage = CapUsage {
-        traffic_bytes: u.total_octets(),
-        uptime_secs: u.session_time,
-    };
+    let usage = cap_usage(&period_usage(conn, tz, username, period)?);
     let topups = topups_for_period(conn, username, period.start, period.end)?;
     Ok((usage, topups))
+}
+
+/// The user's stored usage in the capping period (usage_month or usage_day, in `tz`).
+fn period_usage(
+    conn: &Connection,
+    tz: Tz,
+    username: &str,
+    period: Period,
+) -> Result<crate::sessions::Usage, StoreError> {
+    match period.kind {
+        PeriodKind::Month => {
+            super::read::month_usage(conn, username, periods::local_month(period.start, tz))
+        }
+        PeriodKind::Day => {
+            super::read::day_usage(conn, username, periods::local_day(period.start, tz))
+        }
+    }
+}
+
+fn cap_usage(u: &crate::sessions::Usage) -> CapUsage {
+    CapUsage {
+        traffic_bytes: u.total_octets(),
+        uptime_secs: u.session_time,
+    }
 }
 
 /// Everything a login decision reads about one user, from one snapshot.
@@ -438,14 +451,7 @@ pub(crate) fn user_snapshot(
     let u = if same_month {
         month_usage
     } else {
-        match period.kind {
-            PeriodKind::Month => {
-                super::read::month_usage(conn, username, periods::local_month(period.start, tz))?
-            }
-            PeriodKind::Day => {
-                super::read::day_usage(conn, username, periods::local_day(period.start, tz))?
-            }
-        }
+        period_usage(conn, tz, username, period)?
     };
     let topups = if with_topups || !limit_rows.is_empty() {
         topups_for_period(conn, username, period.start, period.end)?
@@ -456,10 +462,7 @@ pub(crate) fn user_snapshot(
         open_sessions: from_db(open_sessions),
         month: month_usage,
         limit_rows,
-        period_usage: CapUsage {
-            traffic_bytes: u.total_octets(),
-            uptime_secs: u.session_time,
-        },
+        period_usage: cap_usage(&u),
         topups,
     })
 }
