@@ -150,19 +150,12 @@ pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
         None => 3 * 3600,
         Some(v) => parse_duration(v).map_err(|r| err("stale_after", v, r))?,
     };
-    let synchronous = match raw
-        .synchronous
-        .as_deref()
-        .map(|s| s.trim().to_ascii_lowercase())
-    {
-        None => Synchronous::Full,
-        Some(s) if s == "full" => Synchronous::Full,
-        Some(s) if s == "normal" => Synchronous::Normal,
-        Some(_) => {
-            let v = raw.synchronous.as_deref().unwrap_or_default();
-            return Err(err("synchronous", v, "must be 'full' or 'normal'"));
-        }
-    };
+    let synchronous = choice(
+        "synchronous",
+        raw.synchronous.as_deref(),
+        Synchronous::Full,
+        &[("full", Synchronous::Full), ("normal", Synchronous::Normal)],
+    )?;
     let background_interval = match raw.background_interval.as_deref() {
         None => 10,
         Some(v) => match parse_duration(v) {
@@ -220,6 +213,22 @@ pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
     })
 }
 
+/// One of a few keywords (case-insensitive); unset = `default`.
+fn choice<T: Copy>(
+    option: &'static str,
+    value: Option<&str>,
+    default: T,
+    names: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let Some(v) = value else { return Ok(default) };
+    let key = v.trim().to_ascii_lowercase();
+    if let Some((_, t)) = names.iter().find(|(n, _)| *n == key) {
+        return Ok(*t);
+    }
+    let quoted: Vec<String> = names.iter().map(|(n, _)| format!("'{n}'")).collect();
+    Err(err(option, v, format!("must be {}", quoted.join(" or "))))
+}
+
 fn message(
     option: &'static str,
     value: Option<&str>,
@@ -234,32 +243,21 @@ fn message(
 
 fn parse_capping(raw: &RawCapping) -> Result<Capping, ConfigError> {
     let d = Capping::default();
-    let period = match raw.period.as_deref().map(|p| p.trim().to_ascii_lowercase()) {
-        None => d.period,
-        Some(p) if p == "month" => PeriodKind::Month,
-        Some(p) if p == "day" => PeriodKind::Day,
-        Some(_) => {
-            let v = raw.period.as_deref().unwrap_or_default();
-            return Err(err("capping.period", v, "must be 'month' or 'day'"));
-        }
-    };
-    let over_limit = match raw
-        .over_limit
-        .as_deref()
-        .map(|p| p.trim().to_ascii_lowercase())
-    {
-        None => d.over_limit,
-        Some(p) if p == "disconnect" => OverLimitPolicy::Disconnect,
-        Some(p) if p == "report" => OverLimitPolicy::Report,
-        Some(_) => {
-            let v = raw.over_limit.as_deref().unwrap_or_default();
-            return Err(err(
-                "capping.over_limit",
-                v,
-                "must be 'disconnect' or 'report'",
-            ));
-        }
-    };
+    let period = choice(
+        "capping.period",
+        raw.period.as_deref(),
+        d.period,
+        &[("month", PeriodKind::Month), ("day", PeriodKind::Day)],
+    )?;
+    let over_limit = choice(
+        "capping.over_limit",
+        raw.over_limit.as_deref(),
+        d.over_limit,
+        &[
+            ("disconnect", OverLimitPolicy::Disconnect),
+            ("report", OverLimitPolicy::Report),
+        ],
+    )?;
     let notify_command = match raw.notify_command.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(c) => {
