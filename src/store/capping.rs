@@ -500,7 +500,9 @@ pub(crate) fn decide_after_record(
         opts: c.opts.clone(),
         usage: None,
     };
-    let run = || super::writer::in_savepoint(conn, "capping", || decide(conn, tz, &request));
+    let run = || {
+        super::writer::in_savepoint(conn, &super::writer::CAPPING, || decide(conn, tz, &request))
+    };
     match run() {
         Ok((d, ids)) => {
             let action = accounting_action(status, &d, c.over_limit);

@@ -114,7 +114,7 @@ pub(crate) fn apply_batch(
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
         // A failed item is rolled back to its savepoint; the others stay.
-        let result = in_savepoint(&tx, "item", || apply_one(&tx, tz, month_boundary, request));
+        let result = in_savepoint(&tx, &ITEM, || apply_one(&tx, tz, month_boundary, request));
         // Some errors (disk full, I/O) make SQLite roll back the whole transaction:
         // then the items before this one are gone too, so the batch has failed.
         if result.is_err() && tx.is_autocommit() {
@@ -139,29 +139,50 @@ pub(crate) fn apply_batch(
 /// On error the savepoint's changes are undone and the error returned.
 pub(crate) fn in_savepoint<T>(
     conn: &Connection,
-    name: &str,
+    sp: &Savepoint,
     f: impl FnOnce() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let exec = |sql: &str| -> Result<(), StoreError> {
         conn.prepare_cached(sql)?.execute([])?;
         Ok(())
     };
-    exec(&format!("SAVEPOINT {name}"))?;
+    exec(sp.begin)?;
     match f() {
         Ok(v) => {
-            exec(&format!("RELEASE {name}"))?;
+            exec(sp.release)?;
             Ok(v)
         }
         Err(e) => {
             // SQLite may already have rolled back everything (then there is no savepoint).
             if !conn.is_autocommit() {
-                let _ = exec(&format!("ROLLBACK TO {name}"));
-                let _ = exec(&format!("RELEASE {name}"));
+                let _ = exec(sp.rollback);
+                let _ = exec(sp.release);
             }
             Err(e)
         }
     }
 }
+
+/// A savepoint's statements, spelled out once (no formatting per item).
+pub(crate) struct Savepoint {
+    begin: &'static str,
+    release: &'static str,
+    rollback: &'static str,
+}
+
+/// One accounting item (or other write) of a batch.
+const ITEM: Savepoint = Savepoint {
+    begin: "SAVEPOINT item",
+    release: "RELEASE item",
+    rollback: "ROLLBACK TO item",
+};
+
+/// The capping decision after a record, nested in the item's savepoint.
+pub(crate) const CAPPING: Savepoint = Savepoint {
+    begin: "SAVEPOINT capping",
+    release: "RELEASE capping",
+    rollback: "ROLLBACK TO capping",
+};
 
 fn apply_one(
     conn: &Connection,
