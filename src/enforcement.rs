@@ -505,7 +505,7 @@ impl Enforcer {
     /// record stands either way.
     pub fn acct_action(&self, user: &str, outcome: CapOutcome) -> AcctAction {
         match outcome {
-            CapOutcome::Unlimited => AcctAction::None,
+            CapOutcome::Unlimited | CapOutcome::Within => AcctAction::None,
             CapOutcome::Decided(d, ids, action) => {
                 if !ids.is_empty() {
                     log::info!("{user:?}: {} auto-topup(s) added", ids.len());

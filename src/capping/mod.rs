@@ -131,6 +131,7 @@
 //! [`Notification::key`], ignoring duplicates.
 
 mod decide;
+mod headroom;
 mod limits;
 mod summary;
 
@@ -139,6 +140,7 @@ pub use decide::{
     accounting_action, evaluate, reply_attributes, AcctAction, Decision, EvalInput, EvalOptions,
     Notification, NotifyEvent, OverLimitPolicy, State, Usage, Which,
 };
+pub use headroom::{headroom, Headroom};
 pub use limits::{
     attribute_field, lookup_attribute, parse_limits, AttributeDef, AutoTopup, Field, LimitError,
     Limits, RawLimits, RawValue, ValueType, ATTRIBUTES,

@@ -1090,3 +1090,224 @@ fn periods_in_a_timezone() {
     assert_eq!((utc.start, utc.end), (86_400 * 3, 86_400 * 4));
     assert_eq!(Period::containing(PeriodKind::Day, i64::MAX, &Utc), None);
 }
+
+fn headroom_of(limits: &Limits, usage: Usage, topups: &[TopupBalance]) -> Option<Headroom> {
+    let opts = EvalOptions::default();
+    let input = EvalInput {
+        username: "joe",
+        limits,
+        usage,
+        topups,
+        period: P1,
+        now: P1.start + 500,
+        opts: &opts,
+    };
+    headroom(&input, &evaluate(&input))
+}
+
+#[test]
+fn headroom_cases() {
+    let t100 = traffic(Some(100), 1.0);
+    let topup50 = [bal(topup(1, TYPE_TRAFFIC, P1.start, P2.start, 50), 0)];
+    let auto = with_auto(traffic(Some(1000), 1.0), 500, None, Some(250));
+    let both = Limits {
+        uptime_min: Some(60),
+        ..traffic(Some(100), 1.0)
+    };
+    let mins = |m: u64| Usage {
+        traffic_bytes: 0,
+        uptime_secs: m * 60,
+    };
+    let bounded = |t: Option<u64>, u: Option<u64>| {
+        Some(Headroom {
+            traffic_bytes: t,
+            uptime_secs: u,
+        })
+    };
+    // (name, limits, usage, topups, expected)
+    type Case<'a> = (&'a str, Limits, Usage, &'a [TopupBalance], Option<Headroom>);
+    let cases: Vec<Case> = vec![
+        (
+            "unlimited",
+            Limits::default(),
+            usage_mb(5000),
+            &[],
+            Some(Headroom::UNBOUNDED),
+        ),
+        // Without topups the last byte exhausts: one byte less than what remains.
+        (
+            "under the limit",
+            t100.clone(),
+            usage_mb(40),
+            &[],
+            bounded(Some(60 * MIB - 1), None),
+        ),
+        // With a topup, the limit itself: beyond it the topup is consumed (a write).
+        (
+            "topup in reserve",
+            t100.clone(),
+            usage_mb(40),
+            &topup50,
+            bounded(Some(60 * MIB), None),
+        ),
+        (
+            "exactly at the limit, topup left",
+            t100.clone(),
+            usage_mb(100),
+            &topup50,
+            bounded(Some(0), None),
+        ),
+        (
+            "consuming a topup",
+            t100.clone(),
+            usage_mb(120),
+            &topup50,
+            None,
+        ),
+        ("exhausted", t100.clone(), usage_mb(100), &[], None),
+        // Auto-topups are planned once remaining ≤ threshold (250 MB).
+        (
+            "above the threshold",
+            auto.clone(),
+            usage_mb(600),
+            &[],
+            bounded(Some(150 * MIB - 1), None),
+        ),
+        ("at the threshold", auto.clone(), usage_mb(750), &[], None),
+        (
+            "prepaid with a topup",
+            traffic(Some(0), 1.0),
+            usage_mb(0),
+            &topup50,
+            bounded(Some(0), None),
+        ),
+        (
+            "multiplier",
+            traffic(Some(100), 0.5),
+            usage_mb(10),
+            &[],
+            bounded(Some(40 * MIB - 1), None),
+        ),
+        (
+            "uptime",
+            uptime(Some(60), 1.0),
+            mins(59),
+            &[],
+            bounded(None, Some(59)),
+        ),
+        (
+            "both kinds",
+            both.clone(),
+            usage_mb(99),
+            &[],
+            bounded(Some(MIB - 1), Some(3599)),
+        ),
+    ];
+    for (name, limits, usage, topups, want) in cases {
+        assert_eq!(headroom_of(&limits, usage, topups), want, "{name}");
+    }
+}
+
+#[test]
+fn headroom_take_counts_down_and_stops_at_the_bound() {
+    let mut h = Headroom {
+        traffic_bytes: Some(100),
+        uptime_secs: None,
+    };
+    let used = |t, u| Usage {
+        traffic_bytes: t,
+        uptime_secs: u,
+    };
+    assert!(h.take(used(60, 1_000_000)));
+    assert_eq!(h.traffic_bytes, Some(40));
+    assert!(!h.take(used(41, 0)), "beyond the bound");
+    assert_eq!(h.traffic_bytes, Some(40), "unchanged when refused");
+    assert!(h.take(used(40, 0)));
+    assert!(!h.take(used(1, 0)));
+    assert!(Headroom::UNBOUNDED.clone().take(used(u64::MAX, u64::MAX)));
+}
+
+/// Soundness against the rules themselves: over a grid of limits, topups and
+/// usage, every growth within the headroom evaluates to a decision that writes
+/// nothing, and just past a bounded headroom the decision differs.
+#[test]
+fn headroom_is_sound_against_evaluate() {
+    let opts = EvalOptions::default();
+    let limit_sets: Vec<Limits> = vec![
+        traffic(Some(100), 1.0),
+        traffic(Some(0), 1.0),
+        traffic(Some(100), 0.3333),
+        with_auto(traffic(Some(100), 1.0), 40, Some(80), None),
+        with_auto(traffic(Some(100), 1.0), 40, None, Some(0)),
+        Limits {
+            uptime_min: Some(30),
+            ..with_auto(traffic(Some(50), 1.0), 20, None, Some(10))
+        },
+    ];
+    let topup_sets: Vec<Vec<TopupBalance>> = vec![
+        vec![],
+        vec![bal(topup(1, TYPE_TRAFFIC, P1.start, P2.start, 30), 0)],
+        vec![
+            bal(
+                topup(1, TYPE_TRAFFIC, P1.start - 10, P3.start, 30),
+                20 * MIB,
+            ),
+            bal(topup(2, TYPE_UPTIME, P1.start, P2.start, 10), 0),
+        ],
+    ];
+    let (mut bounded, mut past) = (0, 0);
+    for limits in &limit_sets {
+        for topups in &topup_sets {
+            for used_mb in (0..=160).step_by(7) {
+                for used_min in [0u64, 20, 29, 45] {
+                    let usage = Usage {
+                        traffic_bytes: used_mb * MIB + used_mb,
+                        uptime_secs: used_min * 60,
+                    };
+                    let input = |usage| EvalInput {
+                        username: "joe",
+                        limits,
+                        usage,
+                        topups,
+                        period: P1,
+                        now: P1.start + 500,
+                        opts: &opts,
+                    };
+                    let Some(h) = headroom(&input(usage), &evaluate(&input(usage))) else {
+                        continue;
+                    };
+                    let grow = |t: u64, u: u64| Usage {
+                        traffic_bytes: usage.traffic_bytes + t,
+                        uptime_secs: usage.uptime_secs + u,
+                    };
+                    let (ht, hu) = (
+                        h.traffic_bytes.unwrap_or(10_000 * MIB),
+                        h.uptime_secs.unwrap_or(1_000_000),
+                    );
+                    for (t, u) in [(0, 0), (ht / 2, hu / 2), (ht, 0), (0, hu), (ht, hu)] {
+                        let d = evaluate(&input(grow(t, u)));
+                        assert!(
+                            d.writes_nothing(),
+                            "{limits:?} {topups:?} {usage:?} headroom {h:?}, +{t} B +{u} s: {}",
+                            d.explanation
+                        );
+                    }
+                    if let Some(ht) = h.traffic_bytes {
+                        bounded += 1;
+                        let d = evaluate(&input(grow(ht + 1, 0)));
+                        if !d.writes_nothing() {
+                            past += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Not vacuous, and the bound is tight nearly everywhere (it is loose only where
+    // an auto-topup is due but its limit allows none and no one is notified).
+    assert!(bounded > 100, "only {bounded} bounded cases");
+    assert!(
+        past * 10 >= bounded * 9,
+        "{past} of {bounded} differ just past the bound"
+    );
+}

@@ -9,8 +9,9 @@ use super::StoreError;
 use chrono_tz::Tz;
 
 use crate::capping::{
-    accounting_action, evaluate, lookup_attribute, parse_limits, AcctAction, Decision, EvalInput,
-    EvalOptions, Limits, OverLimitPolicy, Period, PeriodKind, RawLimits, Usage as CapUsage,
+    accounting_action, evaluate, headroom, lookup_attribute, parse_limits, AcctAction, Decision,
+    EvalInput, EvalOptions, Headroom, Limits, OverLimitPolicy, Period, PeriodKind, RawLimits,
+    Usage as CapUsage,
 };
 use crate::periods;
 use crate::topups::{NewTopup, Topup, TopupBalance};
@@ -76,6 +77,10 @@ pub struct AcctCapping {
 pub enum CapOutcome {
     /// No limit for the user: nothing decided.
     Unlimited,
+    /// Within the headroom of an earlier decision in this period that wrote
+    /// nothing (see [`crate::capping::headroom`]): a decision now would write and
+    /// do nothing too, so none was made.
+    Within,
     /// Decided and written; with the ids of auto-topups added and what the session's
     /// update calls for (a `Disconnect` is already queued, see
     /// [`crate::sessions::Outcome::disconnect_queued`]).
@@ -133,7 +138,7 @@ pub struct LimitRow {
 pub(crate) fn apply(conn: &Connection, tz: Tz, op: &Op) -> Result<Done, StoreError> {
     match op {
         Op::Decide(r) => {
-            let (d, ids) = decide(conn, tz, r)?;
+            let (d, ids, _) = decide(conn, tz, r)?;
             Ok(Done::Decided(Box::new(d), ids))
         }
         Op::TopupAdd(t) => insert_topup(conn, t).map(Done::Id),
@@ -335,7 +340,7 @@ fn decide(
     conn: &Connection,
     tz: Tz,
     r: &DecideRequest,
-) -> Result<(Decision, Vec<u64>), StoreError> {
+) -> Result<(Decision, Vec<u64>, Option<Headroom>), StoreError> {
     let (usage, topups) = match r.usage {
         Some(u) => (
             u,
@@ -343,7 +348,7 @@ fn decide(
         ),
         None => capping_inputs(conn, tz, &r.username, r.period)?,
     };
-    let d = evaluate(&EvalInput {
+    let input = EvalInput {
         username: &r.username,
         limits: &r.limits,
         usage,
@@ -351,9 +356,11 @@ fn decide(
         period: r.period,
         now: r.now,
         opts: &r.opts,
-    });
+    };
+    let d = evaluate(&input);
+    let room = headroom(&input, &d);
     let ids = apply_decision(conn, &r.username, r.period.start, r.now, &d)?;
-    Ok((d, ids))
+    Ok((d, ids, room))
 }
 
 /// What a decision reads: the user's usage in `period` (usage_month or usage_day,
@@ -386,7 +393,7 @@ fn period_usage(
     }
 }
 
-fn cap_usage(u: &crate::sessions::Usage) -> CapUsage {
+pub(crate) fn cap_usage(u: &crate::sessions::Usage) -> CapUsage {
     CapUsage {
         traffic_bytes: u.total_octets(),
         uptime_secs: u.session_time,
@@ -469,28 +476,34 @@ pub(crate) fn user_snapshot(
 
 /// Runs after an accounting update in the writer's transaction: the user's limits
 /// (control list first, then the store), then the decision with the period's usage,
-/// under its own savepoint so a failure there never undoes the record.
+/// under its own savepoint so a failure there never undoes the record. Also returns
+/// the decision's period and [`Headroom`] when it wrote nothing (unlimited users
+/// included), for [`super::writer::Headrooms`].
 pub(crate) fn decide_after_record(
     conn: &Connection,
     tz: Tz,
     username: &str,
     status: crate::sessions::AcctStatus,
     c: &AcctCapping,
-) -> CapOutcome {
+) -> (CapOutcome, Option<(Period, Headroom)>) {
+    let Some(period) = Period::containing(c.period, c.now, &tz) else {
+        return (
+            CapOutcome::Failed(format!("time {} is out of range", c.now)),
+            None,
+        );
+    };
     let stored = match user_limits(conn, username) {
         Ok(rows) => rows,
-        Err(e) => return CapOutcome::Failed(e.to_string()),
+        Err(e) => return (CapOutcome::Failed(e.to_string()), None),
     };
+    let unlimited = (CapOutcome::Unlimited, Some((period, Headroom::UNBOUNDED)));
     if c.control.is_empty() && stored.is_empty() && !c.caveat_captrafzero {
-        return CapOutcome::Unlimited;
+        return unlimited;
     }
     let limits = match merge_limits(username, c.control.clone(), &stored, c.caveat_captrafzero) {
-        Ok(l) if l.is_unlimited() => return CapOutcome::Unlimited,
+        Ok(l) if l.is_unlimited() => return unlimited,
         Ok(l) => l,
-        Err(e) => return CapOutcome::Invalid(e),
-    };
-    let Some(period) = Period::containing(c.period, c.now, &tz) else {
-        return CapOutcome::Failed(format!("time {} is out of range", c.now));
+        Err(e) => return (CapOutcome::Invalid(e), None),
     };
     let request = DecideRequest {
         username: username.to_string(),
@@ -504,11 +517,14 @@ pub(crate) fn decide_after_record(
         super::writer::in_savepoint(conn, &super::writer::CAPPING, || decide(conn, tz, &request))
     };
     match run() {
-        Ok((d, ids)) => {
+        Ok((d, ids, room)) => {
             let action = accounting_action(status, &d, c.over_limit);
-            CapOutcome::Decided(Box::new(d), ids, action)
+            (
+                CapOutcome::Decided(Box::new(d), ids, action),
+                room.map(|h| (period, h)),
+            )
         }
-        Err(e) => CapOutcome::Failed(e.to_string()),
+        Err(e) => (CapOutcome::Failed(e.to_string()), None),
     }
 }
 

@@ -492,3 +492,101 @@ fn record_capped_decides_in_the_same_commit_and_never_loses_the_record() {
         assert!(u.total_octets() > 0, "{user} recorded");
     }
 }
+
+/// Decisions that write nothing leave a headroom; updates within it skip the
+/// decision, and anything that could change its outcome ends the skipping.
+#[test]
+fn record_capped_skips_decisions_within_the_headroom_until_something_changes() {
+    use crate::capping::AcctAction;
+    use crate::sessions::{AcctStatus, AcctUpdate};
+    use crate::store::{AcctCapping, CapOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let now = NOV + 10 * DAY;
+    let interim = |user: &str, mb: u64, at: i64| AcctUpdate {
+        status: AcctStatus::Interim,
+        nas_ip: "127.0.0.2".into(),
+        session_id: format!("{user}-1"),
+        unique_id: None,
+        username: user.into(),
+        input_octets: mb * MIB,
+        output_octets: 0,
+        session_time: Some(60),
+        framed_ip: None,
+        calling_station_id: None,
+        nas_port: None,
+        terminate_cause: None,
+        event_time: at,
+    };
+    let capping = |control: &[(&str, &str)], at: i64| AcctCapping {
+        control: RawLimits::from_pairs(control.iter().copied()),
+        caveat_captrafzero: false,
+        period: PeriodKind::Month,
+        opts: EvalOptions::default(),
+        over_limit: crate::capping::OverLimitPolicy::Disconnect,
+        now: at,
+    };
+    let run = |user: &str, mb: u64, control: &[(&str, &str)], at: i64| {
+        let (_, c) = store
+            .record_capped(interim(user, mb, at), capping(control, at))
+            .unwrap();
+        match c {
+            CapOutcome::Within => "within",
+            CapOutcome::Unlimited => "unlimited",
+            CapOutcome::Decided(d, _, AcctAction::None) if !d.is_exhausted() => "allowed",
+            CapOutcome::Decided(d, _, AcctAction::Disconnect { .. }) if d.is_exhausted() => {
+                "disconnect"
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    for user in ["joe", "amy"] {
+        store
+            .limits_set(user, &[("Rust-Capping-Traffic-Limit", "10")])
+            .unwrap();
+    }
+    let ten = [("Rust-Capping-Traffic-Limit", "10")];
+    let twenty = [("Rust-Capping-Traffic-Limit", "20")];
+    // (user, cumulative MB, control list, time, expected)
+    type Step<'a> = (&'a str, u64, &'a [(&'a str, &'a str)], i64, &'a str);
+    let steps: &[Step] = &[
+        ("joe", 1, &[], now, "allowed"),
+        ("joe", 2, &[], now + 60, "within"),
+        ("joe", 3, &[], now + 120, "within"),
+        // Counted down to the last byte: 9 MB − 1 B of headroom after 1 MB.
+        ("amy", 1, &[], now, "allowed"),
+        ("amy", 9, &[], now + 60, "within"),
+        ("amy", 10, &[], now + 120, "disconnect"),
+        // Control-list limits are part of what was decided.
+        ("cc", 1, &ten, now, "allowed"),
+        ("cc", 2, &ten, now + 60, "within"),
+        ("cc", 3, &twenty, now + 120, "allowed"),
+        ("cc", 4, &twenty, now + 180, "within"),
+        // A new period decides again.
+        ("cc", 5, &twenty, DEC + 60, "allowed"),
+        // No limit anywhere is remembered too.
+        ("free", 1, &[], now, "unlimited"),
+        ("free", 500, &[], now + 60, "within"),
+    ];
+    for (i, &(user, mb, control, at, want)) in steps.iter().enumerate() {
+        assert_eq!(
+            run(user, mb, control, at),
+            want,
+            "step {i}: {user} at {mb} MB"
+        );
+    }
+    // Another process (the CLI) lowers joe's limit to 3 MB: the next update,
+    // however small, is decided again and finds him over.
+    let cli = rusqlite::Connection::open(dir.path().join("rlm.sqlite")).unwrap();
+    cli.execute(
+        "UPDATE user_limits SET value = '3' WHERE username = 'joe'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(run("joe", 3, &[], now + 180), "disconnect");
+    // A limit for the unlimited user through this store's own writer.
+    store
+        .limits_set("free", &[("Rust-Capping-Traffic-Limit", "100")])
+        .unwrap();
+    assert_eq!(run("free", 501, &[], now + 120), "disconnect");
+}

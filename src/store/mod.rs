@@ -36,6 +36,10 @@ use crate::sessions::{AcctUpdate, Outcome, Usage};
 use crate::topups::{ConsumptionRow, NewTopup, Topup, TopupBalance};
 use writer::{Counters, Job, Reply, Request, Writer};
 
+/// Users whose capping headroom the writer keeps (about 150 B each); beyond that
+/// the table starts over, which costs one capping decision per user.
+const HEADROOM_USERS: usize = 100_000;
+
 /// Errors of the store. Messages are meant for an operator's log.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -221,6 +225,7 @@ impl Store {
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             conn,
+            headrooms: writer::Headrooms::new(HEADROOM_USERS),
             tz: opts.timezone,
             month_boundary: opts.month_boundary_disconnect,
             max_batch: opts.max_batch,

@@ -328,7 +328,13 @@ fn a_bad_item_fails_alone_within_its_batch() {
         Request::Record(upd(AcctStatus::Interim, "dee", "d", 40, 4, Some(5), t)),
     ];
     let refs: Vec<&Request> = requests.iter().collect();
-    let results = writer::apply_batch(&mut conn, UTC, false, &refs);
+    let results = writer::apply_batch(
+        &mut conn,
+        &mut writer::Headrooms::new(16),
+        UTC,
+        false,
+        &refs,
+    );
     let summary: Vec<Result<(), String>> = results
         .into_iter()
         .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))

@@ -7,6 +7,7 @@
 //! batch) and only then answers every waiter. Nothing is cached in memory: each
 //! item reads the session row it needs, so a rolled-back batch leaves nothing stale.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
@@ -14,16 +15,17 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use rusqlite::{named_params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::capping::{cap_usage, AcctCapping, CapOutcome};
 use super::read::{session_row, to_db, SESSION_COLUMNS};
 use super::StoreError;
-use crate::capping::AcctAction;
+use crate::capping::{AcctAction, Headroom, Period, RawLimits};
 use crate::periods;
 use crate::sessions::{self, AcctUpdate, Attribution, Outcome, OutcomeKind, Session, Usage};
 
 pub(crate) enum Request {
     Record(AcctUpdate),
     /// Record, then decide capping for the session's user in the same commit.
-    RecordCapped(AcctUpdate, Box<super::capping::AcctCapping>),
+    RecordCapped(AcctUpdate, Box<AcctCapping>),
     CloseStale {
         now: i64,
         stale_after_secs: u64,
@@ -36,7 +38,7 @@ pub(crate) enum Request {
 #[derive(Debug)]
 pub(crate) enum Reply {
     Recorded(Outcome),
-    RecordedCapped(Outcome, super::capping::CapOutcome),
+    RecordedCapped(Outcome, CapOutcome),
     StaleClosed(usize),
     Capping(super::capping::Done),
     Enqueued(bool),
@@ -57,6 +59,7 @@ pub(crate) struct Counters {
 
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
+    pub(crate) headrooms: Headrooms,
     pub(crate) tz: Tz,
     /// Queue a disconnect for Start/Interim of sessions started in an earlier month.
     pub(crate) month_boundary: bool,
@@ -76,7 +79,13 @@ impl Writer {
                 }
             }
             let requests: Vec<&Request> = batch.iter().map(|j| &j.request).collect();
-            let results = apply_batch(&mut self.conn, self.tz, self.month_boundary, &requests);
+            let results = apply_batch(
+                &mut self.conn,
+                &mut self.headrooms,
+                self.tz,
+                self.month_boundary,
+                &requests,
+            );
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.counters
                 .items
@@ -97,11 +106,14 @@ impl Writer {
 /// error; if the transaction as a whole fails, every item gets that failure.
 pub(crate) fn apply_batch(
     conn: &mut Connection,
+    headrooms: &mut Headrooms,
     tz: Tz,
     month_boundary: bool,
     requests: &[&Request],
 ) -> Vec<Result<Reply, StoreError>> {
-    let all_failed = |why: String| {
+    let all_failed = |headrooms: &mut Headrooms, why: String| {
+        // Headrooms learnt in this batch may rest on what was just rolled back.
+        headrooms.clear();
         requests
             .iter()
             .map(|_| Err(StoreError::Batch(why.clone())))
@@ -109,12 +121,21 @@ pub(crate) fn apply_batch(
     };
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => return all_failed(format!("could not begin the write transaction: {e}")),
+        Err(e) => {
+            return all_failed(
+                headrooms,
+                format!("could not begin the write transaction: {e}"),
+            )
+        }
     };
+    // Holding the write lock: nobody else can commit until we do.
+    headrooms.sync(&tx);
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
         // A failed item is rolled back to its savepoint; the others stay.
-        let result = in_savepoint(&tx, &ITEM, || apply_one(&tx, tz, month_boundary, request));
+        let result = in_savepoint(&tx, &ITEM, || {
+            apply_one(&tx, headrooms, tz, month_boundary, request)
+        });
         // Some errors (disk full, I/O) make SQLite roll back the whole transaction:
         // then the items before this one are gone too, so the batch has failed.
         if result.is_err() && tx.is_autocommit() {
@@ -122,15 +143,16 @@ pub(crate) fn apply_batch(
                 Err(e) => format!("the transaction was rolled back by SQLite: {e}"),
                 Ok(_) => String::new(),
             };
-            return all_failed(why);
+            return all_failed(headrooms, why);
         }
         results.push(result);
     }
     match tx.commit() {
         Ok(()) => results,
-        Err(e) => all_failed(format!(
-            "commit failed, nothing of this batch was saved: {e}"
-        )),
+        Err(e) => all_failed(
+            headrooms,
+            format!("commit failed, nothing of this batch was saved: {e}"),
+        ),
     }
 }
 
@@ -186,18 +208,28 @@ pub(crate) const CAPPING: Savepoint = Savepoint {
 
 fn apply_one(
     conn: &Connection,
+    headrooms: &mut Headrooms,
     tz: Tz,
     month_boundary: bool,
     request: &Request,
 ) -> Result<Reply, StoreError> {
     match request {
-        Request::Record(u) => record(conn, tz, month_boundary, u).map(|(o, _)| Reply::Recorded(o)),
+        Request::Record(u) => {
+            let (outcome, _) = record(conn, tz, month_boundary, u)?;
+            headrooms.spend(&outcome);
+            Ok(Reply::Recorded(outcome))
+        }
         Request::RecordCapped(u, c) => {
             let (mut outcome, session) = record(conn, tz, month_boundary, u)?;
-            let cap = super::capping::decide_after_record(conn, tz, &outcome.username, u.status, c);
-            if let super::capping::CapOutcome::Decided(_, _, AcctAction::Disconnect { reason }) =
-                &cap
-            {
+            if headrooms.spend(&outcome) && headrooms.covers(&outcome.username, c) {
+                return Ok(Reply::RecordedCapped(outcome, CapOutcome::Within));
+            }
+            let (cap, room) =
+                super::capping::decide_after_record(conn, tz, &outcome.username, u.status, c);
+            if let Some((period, left)) = room {
+                headrooms.learn(&outcome.username, c, period, left);
+            }
+            if let CapOutcome::Decided(_, _, AcctAction::Disconnect { reason }) = &cap {
                 // Beside the month-boundary job, in the same commit; one job per session.
                 let start = session.as_ref().map_or_else(
                     || u.event_time - i64::from(u.session_time.unwrap_or(0)),
@@ -233,7 +265,13 @@ fn apply_one(
                 .execute(rusqlite::params![cutoff, sessions::closed_reason::STALE])?;
             Ok(Reply::StaleClosed(n))
         }
-        Request::Capping(op) => super::capping::apply(conn, tz, op).map(Reply::Capping),
+        Request::Capping(op) => {
+            if !matches!(op, super::capping::Op::OutboxMark { .. }) {
+                // Limits or topups changed on this connection, unseen by `sync`.
+                headrooms.clear();
+            }
+            super::capping::apply(conn, tz, op).map(Reply::Capping)
+        }
     }
 }
 
@@ -371,4 +409,92 @@ fn add_usage(
         ])?;
     }
     Ok(())
+}
+
+/// What the writer knows of each capped user from the last capping decision that
+/// wrote nothing: its [`Headroom`], counted down by every update since. While an
+/// update stays within it, under the same control-list limits and in the same
+/// period, a new decision would come to the same (nothing to write, nothing to do)
+/// and is skipped; that is most Interim-Updates, far below any limit.
+///
+/// Everything else a decision reads is the store's, so this is dropped whenever the
+/// store may have changed otherwise: a commit by another connection (the CLI adding
+/// a topup or changing limits; seen through `PRAGMA data_version`), a capping write
+/// through this writer, or a failed batch.
+#[derive(Default)]
+pub(crate) struct Headrooms {
+    by_user: HashMap<String, Learnt>,
+    data_version: Option<i64>,
+    /// Most users kept; beyond it all are dropped and learnt again.
+    capacity: usize,
+}
+
+struct Learnt {
+    control: RawLimits,
+    caveat_captrafzero: bool,
+    period: Period,
+    left: Headroom,
+}
+
+impl Headrooms {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Headrooms {
+            capacity,
+            ..Headrooms::default()
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.by_user.clear();
+    }
+
+    /// Drops everything if another connection committed since the last call.
+    fn sync(&mut self, conn: &Connection) {
+        let version = conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .ok();
+        if version.is_none() || version != self.data_version {
+            self.by_user.clear();
+        }
+        self.data_version = version;
+    }
+
+    /// Counts a recorded update down from its user's headroom; false when the user
+    /// has none left (then it is forgotten).
+    fn spend(&mut self, outcome: &Outcome) -> bool {
+        let Some(learnt) = self.by_user.get_mut(&outcome.username) else {
+            return false;
+        };
+        if learnt.left.take(cap_usage(&outcome.delta)) {
+            return true;
+        }
+        self.by_user.remove(&outcome.username);
+        false
+    }
+
+    /// The user's headroom holds for this update's capping inputs.
+    fn covers(&self, username: &str, c: &AcctCapping) -> bool {
+        self.by_user.get(username).is_some_and(|l| {
+            l.caveat_captrafzero == c.caveat_captrafzero
+                && l.period.kind == c.period
+                && (l.period.start..l.period.end).contains(&c.now)
+                && l.control == c.control
+        })
+    }
+
+    fn learn(&mut self, username: &str, c: &AcctCapping, period: Period, left: Headroom) {
+        if self.by_user.len() >= self.capacity && !self.by_user.contains_key(username) {
+            self.by_user.clear();
+        }
+        self.by_user.insert(
+            username.to_string(),
+            Learnt {
+                control: c.control.clone(),
+                caveat_captrafzero: c.caveat_captrafzero,
+                period,
+                left,
+            },
+        );
+    }
 }
