@@ -306,7 +306,7 @@ fn record(
         outcome.username = p.username.clone();
     }
     if let Some(state) = &applied.state {
-        save_session(conn, &u.nas_ip, u.session_key(), state)?;
+        save_session(conn, &u.nas_ip, u.session_key(), prev.as_ref(), state)?;
         outcome.username = state.username.clone();
     }
     if !applied.delta.is_zero() {
@@ -338,7 +338,63 @@ fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result<Option<Ses
     Ok(row.map(|r| r.session))
 }
 
-fn save_session(conn: &Connection, nas_ip: &str, key: &str, s: &Session) -> Result<(), StoreError> {
+/// [`save_session`] for a known session whose user and start are unchanged.
+const UPDATE_PROGRESS: &str = "UPDATE sessions SET acct_session_id = :acct_session_id, \
+       nas_port = :nas_port, framed_ip = :framed_ip, calling_station_id = :calling_station_id, \
+       last_update = :last_update, session_time = :session_time, input_octets = :input, \
+       output_octets = :output, terminate_cause = :terminate_cause, closed_reason = :closed_reason \
+     WHERE nas_ip = :nas_ip AND session_key = :key";
+const UPDATE_PROGRESS_AND_STOP: &str = "UPDATE sessions SET acct_session_id = :acct_session_id, \
+       nas_port = :nas_port, framed_ip = :framed_ip, calling_station_id = :calling_station_id, \
+       last_update = :last_update, session_time = :session_time, input_octets = :input, \
+       output_octets = :output, terminate_cause = :terminate_cause, closed_reason = :closed_reason, \
+       stop_time = :stop_time \
+     WHERE nas_ip = :nas_ip AND session_key = :key";
+
+fn save_session(
+    conn: &Connection,
+    nas_ip: &str,
+    key: &str,
+    prev: Option<&Session>,
+    s: &Session,
+) -> Result<(), StoreError> {
+    if let Some(p) = prev.filter(|p| (&p.username, p.start_time) == (&s.username, s.start_time)) {
+        if p == s {
+            return Ok(());
+        }
+        // Neither the user nor the start moved (an Interim, a Stop): updating only
+        // the columns that changed leaves the indexes on the others alone, where the
+        // upsert below rewrites an entry in every index, a random page apiece on a
+        // large store. An Interim leaves stop_time, and so the partial indexes, too.
+        let stopping = p.stop_time != s.stop_time;
+        let mut stmt = conn.prepare_cached(if stopping {
+            UPDATE_PROGRESS_AND_STOP
+        } else {
+            UPDATE_PROGRESS
+        })?;
+        let params = named_params! {
+            ":nas_ip": nas_ip,
+            ":key": key,
+            ":acct_session_id": s.acct_session_id,
+            ":nas_port": s.nas_port,
+            ":framed_ip": s.framed_ip,
+            ":calling_station_id": s.calling_station_id,
+            ":last_update": s.last_update,
+            ":session_time": to_db(s.session_time),
+            ":input": to_db(s.input_octets),
+            ":output": to_db(s.output_octets),
+            ":terminate_cause": s.terminate_cause,
+            ":closed_reason": s.closed_reason,
+        };
+        if stopping {
+            let mut with_stop = params.to_vec();
+            with_stop.push((":stop_time", &s.stop_time));
+            stmt.execute(with_stop.as_slice())?;
+        } else {
+            stmt.execute(params)?;
+        }
+        return Ok(());
+    }
     conn.prepare_cached(
         "INSERT INTO sessions (nas_ip, session_key, acct_session_id, username, nas_port, framed_ip, \
            calling_station_id, start_time, last_update, stop_time, session_time, input_octets, \
