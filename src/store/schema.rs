@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_disconnect.sql"),
     include_str!("migrations/0003_capping.sql"),
     include_str!("migrations/0004_open_by_user.sql"),
+    include_str!("migrations/0005_sessions_by_user.sql"),
 ];
 
 /// The schema version this build writes and understands.

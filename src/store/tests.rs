@@ -729,3 +729,31 @@ fn pragmas_follow_options() {
     assert_eq!("normal".parse::<Synchronous>(), Ok(Synchronous::Normal));
     assert!("off".parse::<Synchronous>().is_err());
 }
+
+/// Per-user reads go through sessions_by_user: the login's open-session count
+/// without touching the table, and the history without a full scan.
+#[test]
+fn per_user_session_reads_use_the_user_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_in(&dir, UTC);
+    let conn = Connection::open(store.path()).unwrap();
+    let plan = |sql: &str| -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt
+            .query_map(["joe"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        rows.join("; ")
+    };
+    let count = plan("SELECT COUNT(*) FROM sessions WHERE username = ?1 AND stop_time IS NULL");
+    assert!(
+        count.contains("COVERING INDEX sessions_by_user (username=? AND stop_time=?)"),
+        "{count}"
+    );
+    let history = plan("SELECT * FROM sessions WHERE 1 AND username = ? ORDER BY start_time DESC");
+    assert!(
+        history.contains("INDEX sessions_by_user (username=?)"),
+        "{history}"
+    );
+}
