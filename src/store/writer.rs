@@ -329,10 +329,12 @@ fn record(
 }
 
 fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result<Option<Session>, StoreError> {
-    let sql =
-        format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE nas_ip = ?1 AND session_key = ?2");
+    // Built once: this runs for every accounting item, on the thread they all wait for.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE nas_ip = ?1 AND session_key = ?2")
+    });
     let row = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(&SQL)?
         .query_row([nas_ip, key], session_row)
         .optional()?;
     Ok(row.map(|r| r.session))
