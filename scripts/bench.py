@@ -582,6 +582,8 @@ def memory_run(workdir, args):
                 "rss_start_mib": warm / 1024,
                 "rss_end_mib": smp[-1][1] / 1024,
                 "vmhwm_mib": s.status_kib("VmHWM") / 1024,
+                # RSS = anonymous (heap: what a leak grows) + file-backed mappings.
+                "rss_anon_end_mib": s.status_kib("RssAnon") / 1024,
                 "samples": [{"t_s": round(t, 1), "rss_kib": k} for t, k in smp],
             }
         return out
@@ -693,13 +695,15 @@ def render(res, args):
         L.append("rlm_rust on the populated store, and the no-module baseline under the same load at the same "
                  "time (what freeRADIUS itself does). \"After warm-up\": the first sample at or past "
                  f"{min(10.0, mem['duration_s'] / 3):.0f} s.\n")
-        L.append("| server | RSS idle MiB | RSS after warm-up MiB | RSS at end MiB | growth | growth / min | VmHWM MiB | answered | lost |")
-        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        L.append("| server | RSS idle MiB | RSS after warm-up MiB | RSS at end MiB | of which heap (RssAnon) | growth | growth / min | VmHWM MiB | answered | lost |")
+        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, m in mem["servers"].items():
             growth = m["rss_end_mib"] - m["rss_start_mib"]
             per_min = growth / max(mem["duration_s"] - 10, 1) * 60
             label = "rlm_rust (populated)" if name == "memory" else "baseline"
+            anon = m.get("rss_anon_end_mib")
             L.append(f"| {label} | {m['rss_idle_mib']:.1f} | {m['rss_start_mib']:.1f} | {m['rss_end_mib']:.1f} | "
+                     f"{fmt(anon, '.1f')} | "
                      f"{growth:+.1f} MiB | {per_min:+.1f} MiB | {m['vmhwm_mib']:.1f} | {m['answered']} | {m['lost']} |")
         L.append("")
     if "disconnect" in res:
