@@ -578,6 +578,8 @@ def memory_run(workdir, args):
             out["servers"][s.name] = {
                 "answered": r["answered"],
                 "lost": r["lost"],
+                # Mixed mode sends no accounting for a rejected login: fewer requests.
+                "rejects": r["codes"].get("Access-Reject", 0),
                 "rss_idle_mib": smp[0][1] / 1024,
                 "rss_start_mib": warm / 1024,
                 "rss_end_mib": smp[-1][1] / 1024,
@@ -695,8 +697,8 @@ def render(res, args):
         L.append("rlm_rust on the populated store, and the no-module baseline under the same load at the same "
                  "time (what freeRADIUS itself does). \"After warm-up\": the first sample at or past "
                  f"{min(10.0, mem['duration_s'] / 3):.0f} s.\n")
-        L.append("| server | RSS idle MiB | RSS after warm-up MiB | RSS at end MiB | of which heap (RssAnon) | growth | growth / min | VmHWM MiB | answered | lost |")
-        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        L.append("| server | RSS idle MiB | RSS after warm-up MiB | RSS at end MiB | of which heap (RssAnon) | growth | growth / min | VmHWM MiB | answered | rejects | lost |")
+        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, m in mem["servers"].items():
             growth = m["rss_end_mib"] - m["rss_start_mib"]
             per_min = growth / max(mem["duration_s"] - 10, 1) * 60
@@ -704,7 +706,7 @@ def render(res, args):
             anon = m.get("rss_anon_end_mib")
             L.append(f"| {label} | {m['rss_idle_mib']:.1f} | {m['rss_start_mib']:.1f} | {m['rss_end_mib']:.1f} | "
                      f"{fmt(anon, '.1f')} | "
-                     f"{growth:+.1f} MiB | {per_min:+.1f} MiB | {m['vmhwm_mib']:.1f} | {m['answered']} | {m['lost']} |")
+                     f"{growth:+.1f} MiB | {per_min:+.1f} MiB | {m['vmhwm_mib']:.1f} | {m['answered']} | {fmt(m.get('rejects'))} | {m['lost']} |")
         L.append("")
     if "disconnect" in res:
         L.append("## Month-end bulk disconnect\n")

@@ -66,17 +66,28 @@ fn usage_mb(mb: u64) -> Usage {
     }
 }
 
-fn eval(limits: &Limits, usage: Usage, topups: &[TopupBalance], period: Period) -> Decision {
-    let opts = EvalOptions::default();
-    evaluate(&EvalInput {
+/// joe's input in `period`, 500 s after its start.
+fn input_in<'a>(
+    limits: &'a Limits,
+    usage: Usage,
+    topups: &'a [TopupBalance],
+    period: Period,
+    opts: &'a EvalOptions,
+) -> EvalInput<'a> {
+    EvalInput {
         username: "joe",
         limits,
         usage,
         topups,
         period,
         now: period.start + 500,
-        opts: &opts,
-    })
+        opts,
+    }
+}
+
+fn eval(limits: &Limits, usage: Usage, topups: &[TopupBalance], period: Period) -> Decision {
+    let opts = EvalOptions::default();
+    evaluate(&input_in(limits, usage, topups, period, &opts))
 }
 
 fn remaining(d: &Decision) -> (Option<u64>, Option<u64>) {
@@ -1093,15 +1104,7 @@ fn periods_in_a_timezone() {
 
 fn headroom_of(limits: &Limits, usage: Usage, topups: &[TopupBalance]) -> Option<Headroom> {
     let opts = EvalOptions::default();
-    let input = EvalInput {
-        username: "joe",
-        limits,
-        usage,
-        topups,
-        period: P1,
-        now: P1.start + 500,
-        opts: &opts,
-    };
+    let input = input_in(limits, usage, topups, P1, &opts);
     headroom(&input, &evaluate(&input))
 }
 
@@ -1264,15 +1267,7 @@ fn headroom_is_sound_against_evaluate() {
                         traffic_bytes: used_mb * MIB + used_mb,
                         uptime_secs: used_min * 60,
                     };
-                    let input = |usage| EvalInput {
-                        username: "joe",
-                        limits,
-                        usage,
-                        topups,
-                        period: P1,
-                        now: P1.start + 500,
-                        opts: &opts,
-                    };
+                    let input = |usage| input_in(limits, usage, topups, P1, &opts);
                     let Some(h) = headroom(&input(usage), &evaluate(&input(usage))) else {
                         continue;
                     };

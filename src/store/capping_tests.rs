@@ -1,13 +1,31 @@
 use crate::capping::{
     evaluate, parse_limits, EvalInput, EvalOptions, Period, PeriodKind, RawLimits, Usage,
 };
-use crate::store::{OutboxResult, Store, StoreError, StoreOptions};
+use crate::sessions::{AcctStatus, AcctUpdate};
+use crate::store::{AcctCapping, OutboxResult, Store, StoreError, StoreOptions};
 use crate::topups::{ConsumptionRow, NewTopup, Topup, MIB, TYPE_AUTO, TYPE_TRAFFIC, TYPE_UPTIME};
 
 const DAY: i64 = 86_400;
 /// 2026-11-01T00:00:00Z and 2026-12-01T00:00:00Z.
 const NOV: i64 = 1_793_491_200;
 const DEC: i64 = NOV + 30 * DAY;
+
+/// An accounting packet of session `sid` of `user`, `input` octets so far.
+fn packet(status: AcctStatus, user: &str, sid: &str, input: u64, at: i64) -> AcctUpdate {
+    crate::store::tests::upd(status, user, sid, input, 0, Some(60), at)
+}
+
+/// The capping part of an accounting update at `now`: monthly, disconnect when over.
+fn acct_capping(control: &[(&str, &str)], now: i64) -> AcctCapping {
+    AcctCapping {
+        control: RawLimits::from_pairs(control.iter().copied()),
+        caveat_captrafzero: false,
+        period: PeriodKind::Month,
+        opts: EvalOptions::default(),
+        over_limit: crate::capping::OverLimitPolicy::Disconnect,
+        now,
+    }
+}
 
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(dir.path().join("rlm.sqlite"), StoreOptions::default()).unwrap()
@@ -351,30 +369,14 @@ fn decide_request(now: i64, usage_mb: Option<u64>) -> crate::store::DecideReques
 
 #[test]
 fn decide_reads_stored_usage_and_never_doubles_auto_topups() {
-    use crate::sessions::{AcctStatus, AcctUpdate};
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let now = NOV + 10 * DAY;
-    let packet = |status, input: u64, at| AcctUpdate {
-        status,
-        nas_ip: "127.0.0.2".into(),
-        session_id: "s".into(),
-        unique_id: None,
-        username: "alice".into(),
-        input_octets: input,
-        output_octets: 0,
-        session_time: Some(60),
-        framed_ip: None,
-        calling_station_id: None,
-        nas_port: None,
-        terminate_cause: None,
-        event_time: at,
-    };
     store
-        .record(packet(AcctStatus::Start, 0, now - 60))
+        .record(packet(AcctStatus::Start, "alice", "s", 0, now - 60))
         .unwrap();
     store
-        .record(packet(AcctStatus::Interim, 90 * MIB, now))
+        .record(packet(AcctStatus::Interim, "alice", "s", 90 * MIB, now))
         .unwrap();
 
     // 90 of 100 MB used: 10 left ≤ threshold 25, one 50 MB auto-topup.
@@ -405,34 +407,13 @@ fn decide_reads_stored_usage_and_never_doubles_auto_topups() {
 
 #[test]
 fn record_capped_decides_in_the_same_commit_and_never_loses_the_record() {
-    use crate::sessions::{AcctStatus, AcctUpdate};
-    use crate::store::{AcctCapping, CapOutcome};
+    use crate::store::CapOutcome;
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let now = NOV + 10 * DAY;
-    let update = |user: &str, sid: &str, octets: u64| AcctUpdate {
-        status: AcctStatus::Interim,
-        nas_ip: "127.0.0.2".into(),
-        session_id: sid.into(),
-        unique_id: None,
-        username: user.into(),
-        input_octets: octets,
-        output_octets: 0,
-        session_time: Some(60),
-        framed_ip: None,
-        calling_station_id: None,
-        nas_port: None,
-        terminate_cause: None,
-        event_time: now,
-    };
-    let capping = |control: &[(&str, &str)]| AcctCapping {
-        control: RawLimits::from_pairs(control.iter().copied()),
-        caveat_captrafzero: false,
-        period: PeriodKind::Month,
-        opts: EvalOptions::default(),
-        over_limit: crate::capping::OverLimitPolicy::Disconnect,
-        now,
-    };
+    let update =
+        |user: &str, sid: &str, octets: u64| packet(AcctStatus::Interim, user, sid, octets, now);
+    let capping = |control: &[(&str, &str)]| acct_capping(control, now);
     // Control-list limit of 1 MB, 2 MB used: exhausted, decided in the commit.
     let (o, c) = store
         .record_capped(
@@ -498,37 +479,22 @@ fn record_capped_decides_in_the_same_commit_and_never_loses_the_record() {
 #[test]
 fn record_capped_skips_decisions_within_the_headroom_until_something_changes() {
     use crate::capping::AcctAction;
-    use crate::sessions::{AcctStatus, AcctUpdate};
-    use crate::store::{AcctCapping, CapOutcome};
+    use crate::store::CapOutcome;
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let now = NOV + 10 * DAY;
-    let interim = |user: &str, mb: u64, at: i64| AcctUpdate {
-        status: AcctStatus::Interim,
-        nas_ip: "127.0.0.2".into(),
-        session_id: format!("{user}-1"),
-        unique_id: None,
-        username: user.into(),
-        input_octets: mb * MIB,
-        output_octets: 0,
-        session_time: Some(60),
-        framed_ip: None,
-        calling_station_id: None,
-        nas_port: None,
-        terminate_cause: None,
-        event_time: at,
-    };
-    let capping = |control: &[(&str, &str)], at: i64| AcctCapping {
-        control: RawLimits::from_pairs(control.iter().copied()),
-        caveat_captrafzero: false,
-        period: PeriodKind::Month,
-        opts: EvalOptions::default(),
-        over_limit: crate::capping::OverLimitPolicy::Disconnect,
-        now: at,
-    };
     let run = |user: &str, mb: u64, control: &[(&str, &str)], at: i64| {
         let (_, c) = store
-            .record_capped(interim(user, mb, at), capping(control, at))
+            .record_capped(
+                packet(
+                    AcctStatus::Interim,
+                    user,
+                    &format!("{user}-1"),
+                    mb * MIB,
+                    at,
+                ),
+                acct_capping(control, at),
+            )
             .unwrap();
         match c {
             CapOutcome::Within => "within",

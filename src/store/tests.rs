@@ -11,7 +11,7 @@ fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
-fn upd(
+pub(crate) fn upd(
     status: AcctStatus,
     user: &str,
     sid: &str,
