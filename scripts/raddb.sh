@@ -18,6 +18,7 @@
 #   MAX_SERVERS       thread pool size (default 32, as Debian)
 #   CAPPING           lines added inside the module's capping { } section
 #   POST_AUTH_UNLANG  unlang added to post-auth right after "rust"
+#   PREACCT_UNLANG    unlang added to preacct right after "rust"
 #   DISCONNECT_PRIOR_MONTH, DM_TIMEOUT, DM_RETRIES, DISCONNECT_BATCH,
 #   BULK_DISCONNECT, BULK_DISCONNECT_DELAY
 #                     the module's disconnect options (default: the module's defaults)
@@ -78,11 +79,14 @@ for opt in disconnect_prior_month dm_timeout dm_retries disconnect_batch \
 done
 ln -s ../mods-available/rust "$r/mods-enabled/rust"
 cp "$here/freeradius-config/sites-available/rust" "$r/sites-available/rust"
-if [ -n "${POST_AUTH_UNLANG:-}" ]; then
-  awk '{ print } /^post-auth \{/ { p = 1 } p && /^\trust$/ { print ENVIRON["POST_AUTH_UNLANG"]; p = 0 }' \
-    "$r/sites-available/rust" > "$r/site.tmp"
+# unlang after "rust" in one section: after_rust SECTION TEXT
+after_rust() {
+  SECTION=$1 TEXT=$2 awk '{ print } $0 == ENVIRON["SECTION"] " {" { p = 1 }
+    p && /^\trust$/ { print ENVIRON["TEXT"]; p = 0 }' "$r/sites-available/rust" > "$r/site.tmp"
   mv "$r/site.tmp" "$r/sites-available/rust"
-fi
+}
+if [ -n "${POST_AUTH_UNLANG:-}" ]; then after_rust post-auth "$POST_AUTH_UNLANG"; fi
+if [ -n "${PREACCT_UNLANG:-}" ]; then after_rust preacct "$PREACCT_UNLANG"; fi
 ln -s ../sites-available/rust "$r/sites-enabled/rust"
 cat > "$r/sites-enabled/rust-listen" <<LISTEN
 listen {

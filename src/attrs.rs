@@ -10,8 +10,10 @@ pub mod std_attr {
     pub const NAS_IP_ADDRESS: u32 = 4;
     pub const NAS_PORT: u32 = 5;
     pub const FRAMED_IP_ADDRESS: u32 = 8;
+    pub const CLASS: u32 = 25;
     pub const SESSION_TIMEOUT: u32 = 27;
     pub const CALLING_STATION_ID: u32 = 31;
+    pub const NAS_IDENTIFIER: u32 = 32;
     pub const ACCT_STATUS_TYPE: u32 = 40;
     pub const ACCT_DELAY_TIME: u32 = 41;
     pub const ACCT_INPUT_OCTETS: u32 = 42;
@@ -21,6 +23,8 @@ pub mod std_attr {
     pub const ACCT_TERMINATE_CAUSE: u32 = 49;
     pub const ACCT_INPUT_GIGAWORDS: u32 = 52;
     pub const ACCT_OUTPUT_GIGAWORDS: u32 = 53;
+    pub const NAS_PORT_ID: u32 = 87;
+    pub const NAS_IPV6_ADDRESS: u32 = 95;
     pub const ACCT_UNIQUE_SESSION_ID: u32 = 1051;
 }
 

@@ -25,3 +25,4 @@ pub mod routeros;
 pub mod sessions;
 pub mod store;
 pub mod topups;
+pub mod unique_id;

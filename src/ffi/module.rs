@@ -388,7 +388,39 @@ unsafe extern "C" fn mod_preacct(
     inst: *mut c_void,
     request: *mut sys::REQUEST,
 ) -> sys::rlm_rcode_t {
-    call(inst, request, "preacct", |_, _| Rcode::Noop)
+    call(inst, request, "preacct", |_, req| {
+        set_acct_unique_session_id(req)
+    })
+}
+
+/// preacct: Acct-Unique-Session-Id as the stock `acct_unique` policy sets it, unless
+/// something before us already did (see [`crate::unique_id`] for why).
+fn set_acct_unique_session_id(req: &mut Request<'_>) -> Rcode {
+    use crate::attrs::std_attr as a;
+    let mut input = crate::unique_id::UniqueIdInput::default();
+    for p in req.pairs(List::Request).filter(|p| p.vendor() == 0) {
+        // The first instance of each, as `%{Attr}` expands.
+        match p.attr() {
+            a::ACCT_UNIQUE_SESSION_ID => return Rcode::Noop,
+            a::USER_NAME => input.user_name = input.user_name.or(p.as_bytes()),
+            a::ACCT_SESSION_ID => input.acct_session_id = input.acct_session_id.or(p.as_bytes()),
+            a::NAS_IP_ADDRESS => input.nas_ip = input.nas_ip.or(p.as_ipv4()),
+            a::NAS_IPV6_ADDRESS => input.nas_ipv6 = input.nas_ipv6.or(p.as_ipv6()),
+            a::NAS_IDENTIFIER => input.nas_identifier = input.nas_identifier.or(p.as_bytes()),
+            a::NAS_PORT_ID => input.nas_port_id = input.nas_port_id.or(p.as_bytes()),
+            a::NAS_PORT => input.nas_port = input.nas_port.or(p.as_u64()),
+            a::CLASS => input.class = input.class.or(p.as_bytes()),
+            _ => {}
+        }
+    }
+    let id = crate::unique_id::acct_unique_session_id(&input);
+    match req.add(List::Request, "Acct-Unique-Session-Id", &id, Op::Set) {
+        Ok(()) => Rcode::Updated,
+        Err(e) => {
+            log::error!("cannot set Acct-Unique-Session-Id: {e}");
+            Rcode::Fail
+        }
+    }
 }
 
 unsafe extern "C" fn mod_accounting(

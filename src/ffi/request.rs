@@ -270,6 +270,16 @@ impl<'a> Pair<'a> {
         None
     }
 
+    pub fn as_ipv6(&self) -> Option<std::net::Ipv6Addr> {
+        if self.ty() == sys::PW_TYPE::PW_TYPE_IPV6_ADDR {
+            // SAFETY: type checked; 16 bytes in network order.
+            return Some(std::net::Ipv6Addr::from(unsafe {
+                self.vp.data.ipv6addr.__in6_u.__u6_addr8
+            }));
+        }
+        None
+    }
+
     /// String and octets values as bytes.
     pub fn as_bytes(&self) -> Option<&'a [u8]> {
         use sys::PW_TYPE::*;
