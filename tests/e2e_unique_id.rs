@@ -109,16 +109,11 @@ fn shipped_site_keys_sessions_by_the_modules_id_and_keeps_one_set_before() {
          NAS-IP-Address = 192.0.2.1, NAS-Port = 7",
     );
     assert!(reply.ok, "{}", reply.output);
-    let key: String = s
-        .sql()
-        .query_row(
-            "SELECT session_key FROM sessions WHERE acct_session_id = '81200001'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
     // md5("joe,81200001,192.0.2.1,,,7"), as `printf %s ... | md5sum` prints it.
-    assert_eq!(key, md5_hex(b"joe,81200001,192.0.2.1,,,7"));
+    assert_eq!(
+        session_key(&s, "81200001"),
+        md5_hex(b"joe,81200001,192.0.2.1,,,7")
+    );
 
     // Set before rust (here: rust runs a second time after an update).
     let s = start("\tupdate request {\n\t\t&Acct-Unique-Session-Id := \"set-before\"\n\t}\n\trust");
@@ -127,15 +122,17 @@ fn shipped_site_keys_sessions_by_the_modules_id_and_keeps_one_set_before() {
          NAS-IP-Address = 192.0.2.1",
     );
     assert!(reply.ok, "{}", reply.output);
-    let key: String = s
-        .sql()
+    assert_eq!(session_key(&s, "s2"), "set-before");
+}
+
+fn session_key(s: &Server, acct_session_id: &str) -> String {
+    s.sql()
         .query_row(
-            "SELECT session_key FROM sessions WHERE acct_session_id = 's2'",
-            [],
+            "SELECT session_key FROM sessions WHERE acct_session_id = ?1",
+            [acct_session_id],
             |r| r.get(0),
         )
-        .unwrap();
-    assert_eq!(key, "set-before");
+        .unwrap()
 }
 
 fn hex(b: &[u8]) -> String {
