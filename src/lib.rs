@@ -13,6 +13,7 @@ pub mod capping;
 pub mod cli;
 pub mod coa;
 pub mod config;
+pub mod digest;
 pub mod disconnect;
 pub mod enforcement;
 pub mod ffi;

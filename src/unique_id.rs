@@ -16,8 +16,6 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use md5::{Digest, Md5};
-
 /// `policy.class_value_prefix` of the stock configuration.
 pub const CLASS_PREFIX: &[u8] = b"ai:";
 
@@ -61,8 +59,7 @@ pub fn acct_unique_session_id(a: &UniqueIdInput<'_>) -> String {
             s.extend_from_slice(port.to_string().as_bytes());
         }
     }
-    let digest = Md5::digest(&s);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::md5_hex(&s)
 }
 
 /// The 32 hex digits after the prefix of a Class written by `insert_acct_class`
@@ -104,6 +101,7 @@ fn inet_ntop6(a: Ipv6Addr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::md5_hex;
 
     #[test]
     fn strings_are_written_raw_up_to_a_nul() {
@@ -150,16 +148,13 @@ mod tests {
             ..UniqueIdInput::default()
         };
         // md5("joe,81200001,192.0.2.1,,,7")
-        let want = format!("{:x}", Md5::digest(b"joe,81200001,192.0.2.1,,,7"));
+        let want = md5_hex(b"joe,81200001,192.0.2.1,,,7");
         assert_eq!(acct_unique_session_id(&plain), want);
         let class = UniqueIdInput {
             class: Some(b"ai:0123456789ABCDEF0123456789abcdef-tail"),
             ..plain
         };
-        let want = format!(
-            "{:x}",
-            Md5::digest(b"0123456789ABCDEF0123456789abcdef,81200001")
-        );
+        let want = md5_hex(b"0123456789ABCDEF0123456789abcdef,81200001");
         assert_eq!(acct_unique_session_id(&class), want);
         // Not the policy's Class: the plain formula.
         for other in [
@@ -177,11 +172,11 @@ mod tests {
             nas_ipv6: Some("2001:db8::1".parse().unwrap()),
             ..plain
         };
-        let want = format!("{:x}", Md5::digest(b"joe,81200001,2001:db8::1,,,7"));
+        let want = md5_hex(b"joe,81200001,2001:db8::1,,,7");
         assert_eq!(acct_unique_session_id(&v6), want);
         assert_eq!(
             acct_unique_session_id(&UniqueIdInput::default()),
-            format!("{:x}", Md5::digest(b",,,,,"))
+            md5_hex(b",,,,,")
         );
     }
 }

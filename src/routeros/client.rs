@@ -415,15 +415,7 @@ pub fn md5_challenge_response(password: &str, challenge_hex: &str) -> Option<Str
     input.push(0u8);
     input.extend_from_slice(password.as_bytes());
     input.extend_from_slice(&challenge);
-    use md5::{Digest, Md5};
-    let digest = Md5::digest(&input);
-    Some(format!(
-        "00{}",
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ))
+    Some(format!("00{}", crate::digest::md5_hex(&input)))
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
