@@ -4,8 +4,9 @@
 //! The writer takes the first job, drains whatever else is queued (up to
 //! `max_batch`), applies them in ONE `BEGIN IMMEDIATE` transaction, each under its
 //! own SAVEPOINT so a bad item fails alone, COMMITs once (one fsync for the whole
-//! batch) and only then answers every waiter. Nothing is cached in memory: each
-//! item reads the session row it needs, so a rolled-back batch leaves nothing stale.
+//! batch) and only then answers every waiter. Each item reads the session row it
+//! needs, so a rolled-back batch leaves nothing stale; the one thing kept in memory,
+//! the capping [`Headrooms`], is dropped with any failed batch.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -340,18 +341,23 @@ fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result<Option<Ses
     Ok(row.map(|r| r.session))
 }
 
-/// [`save_session`] for a known session whose user and start are unchanged.
-const UPDATE_PROGRESS: &str = "UPDATE sessions SET acct_session_id = :acct_session_id, \
-       nas_port = :nas_port, framed_ip = :framed_ip, calling_station_id = :calling_station_id, \
-       last_update = :last_update, session_time = :session_time, input_octets = :input, \
-       output_octets = :output, terminate_cause = :terminate_cause, closed_reason = :closed_reason \
-     WHERE nas_ip = :nas_ip AND session_key = :key";
-const UPDATE_PROGRESS_AND_STOP: &str = "UPDATE sessions SET acct_session_id = :acct_session_id, \
-       nas_port = :nas_port, framed_ip = :framed_ip, calling_station_id = :calling_station_id, \
-       last_update = :last_update, session_time = :session_time, input_octets = :input, \
-       output_octets = :output, terminate_cause = :terminate_cause, closed_reason = :closed_reason, \
-       stop_time = :stop_time \
-     WHERE nas_ip = :nas_ip AND session_key = :key";
+/// [`save_session`] for a known session whose user and start are unchanged; `$stop`
+/// adds stop_time to the SET list (only when it changes: the partial indexes follow it).
+macro_rules! update_progress {
+    ($stop:literal) => {
+        concat!(
+            "UPDATE sessions SET acct_session_id = :acct_session_id, nas_port = :nas_port, \
+               framed_ip = :framed_ip, calling_station_id = :calling_station_id, \
+               last_update = :last_update, session_time = :session_time, input_octets = :input, \
+               output_octets = :output, terminate_cause = :terminate_cause, \
+               closed_reason = :closed_reason",
+            $stop,
+            " WHERE nas_ip = :nas_ip AND session_key = :key"
+        )
+    };
+}
+const UPDATE_PROGRESS: &str = update_progress!("");
+const UPDATE_PROGRESS_AND_STOP: &str = update_progress!(", stop_time = :stop_time");
 
 fn save_session(
     conn: &Connection,
@@ -479,7 +485,6 @@ fn add_usage(
 /// store may have changed otherwise: a commit by another connection (the CLI adding
 /// a topup or changing limits; seen through `PRAGMA data_version`), a capping write
 /// through this writer, or a failed batch.
-#[derive(Default)]
 pub(crate) struct Headrooms {
     by_user: HashMap<String, Learnt>,
     data_version: Option<i64>,
@@ -497,8 +502,9 @@ struct Learnt {
 impl Headrooms {
     pub(crate) fn new(capacity: usize) -> Self {
         Headrooms {
+            by_user: HashMap::new(),
+            data_version: None,
             capacity,
-            ..Headrooms::default()
         }
     }
 
