@@ -50,21 +50,11 @@ pub fn summarize(
 mod tests {
     use super::*;
     use crate::capping::PeriodKind;
-    use crate::topups::{Topup, MIB};
+    use crate::topups::MIB;
 
     fn topup(id: u64, type_bits: u32, value: u64, from: i64, to: i64) -> TopupBalance {
         TopupBalance {
-            topup: Topup {
-                id,
-                user: "u".into(),
-                type_bits,
-                valid_from: from,
-                valid_to: to,
-                value,
-                depleted: false,
-                depleted_at: None,
-                created: from,
-            },
+            topup: crate::topups::tests::topup(id, type_bits, from, to, value),
             consumed_before: 0,
         }
     }
