@@ -11,15 +11,21 @@ const MIB: u64 = 1024 * 1024;
 /// The period value unlang sees, on Filter-Id of every Access-Accept.
 const XLAT_ECHO: &str = "\tupdate reply {\n\t\tFilter-Id := \"%{rust:state}/%{rust:remaining_traffic}/%{rust:traffic_used}\"\n\t}";
 
+/// The reply's one value of `attr`; more than one instance fails the test (RFC 2865
+/// allows one Session-Timeout, and a NAS reads whichever it likes).
 fn reply_int(r: &common::Reply, attr: &str) -> Option<u64> {
     // radclient -x prints received attributes as "\tName = value".
-    r.output
+    let values: Vec<u64> = r
+        .output
         .lines()
         .skip_while(|l| !l.starts_with("Received "))
-        .find_map(|l| {
+        .filter_map(|l| {
             let (name, value) = l.trim().split_once(" = ")?;
             (name == attr).then(|| value.trim().parse().ok())?
         })
+        .collect();
+    assert!(values.len() <= 1, "{attr} {} times: {}", values.len(), r.output);
+    values.first().copied()
 }
 
 fn next_month_date(server: &Server) -> String {
@@ -214,6 +220,29 @@ fn a_500_mb_user_is_capped_at_login_and_mid_session_and_a_topup_readmits() {
         "{}",
         r.output
     );
+}
+
+#[test]
+fn one_session_timeout_the_smallest_of_users_and_the_allowance() {
+    let server = Server::start(Options {
+        users: "st100\tCleartext-Password := \"pw\", Rust-Capping-Uptime-Limit := \"120\"\n\
+                \tSession-Timeout := 5000, Session-Timeout += 100\n\
+                st3600\tCleartext-Password := \"pw\", Rust-Capping-Uptime-Limit := \"10\"\n\
+                \tSession-Timeout := 3600\n"
+            .into(),
+        ..Default::default()
+    });
+    let r = server.auth("st100", "pw", "");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    assert_eq!(reply_int(&r, "Session-Timeout"), Some(100), "{}", r.output);
+
+    // 4 of 10 minutes used: 6 minutes left, below the users file's hour.
+    let nas = "127.0.0.2";
+    assert!(server.acct(&acct_attrs("Start", "st3600", "a", nas, 0, 0, 0)).ok);
+    assert!(server.acct(&acct_attrs("Stop", "st3600", "a", nas, 1, 1, 240)).ok);
+    let r = server.auth("st3600", "pw", "");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    assert_eq!(reply_int(&r, "Session-Timeout"), Some(360), "{}", r.output);
 }
 
 #[test]

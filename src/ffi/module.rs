@@ -371,7 +371,7 @@ unsafe extern "C" fn mod_post_auth(
         let user = req.list(List::Request).text(std_attr::USER_NAME, 0);
         let timeout = req
             .list(List::Reply)
-            .integer(std_attr::SESSION_TIMEOUT, 0)
+            .min_integer(std_attr::SESSION_TIMEOUT, 0)
             .map(|t| u32::try_from(t).unwrap_or(u32::MAX));
         let answer = state.post_auth(
             req.number(),

@@ -131,13 +131,31 @@ impl<'a> Request<'a> {
                 }
                 List::Control => (self.raw.cast(), &mut (*self.raw).config),
             };
-            sys::fr_pair_make(
+            // fr_pair_make appends whatever the operator: `:=` and `=` are applied
+            // here, or a reply from `users` ends up with two Session-Timeouts.
+            let vp = sys::fr_pair_make(
                 ctx.cast(),
-                head,
+                std::ptr::null_mut(),
                 cname.as_ptr(),
                 cvalue.as_ptr(),
                 op.token(),
-            )
+            );
+            if !vp.is_null() {
+                let (attr, vendor) = ((*(*vp).da).attr, (*(*vp).da).vendor);
+                match op {
+                    Op::Set => sys::fr_pair_delete_by_num(head, attr, vendor, sys::TAG_ANY as i8),
+                    Op::Eq if !sys::fr_pair_find_by_num(*head, attr, vendor, sys::TAG_ANY as i8)
+                        .is_null() =>
+                    {
+                        // Already there: `=` keeps it; the new pair stays in ctx until
+                        // the request is freed (never freed from Rust).
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+                sys::fr_pair_add(head, vp);
+            }
+            vp
         };
         if vp.is_null() {
             Err(format!(
@@ -322,6 +340,16 @@ impl ListView<'_> {
         self.request
             .pairs(self.list)
             .find(|p| p.attr() == attr && p.vendor() == vendor)
+    }
+
+    /// The smallest value of every instance of an integer attribute (a list from
+    /// `users` plus unlang may hold more than one).
+    pub fn min_integer(&self, attr: u32, vendor: u32) -> Option<u64> {
+        self.request
+            .pairs(self.list)
+            .filter(|p| p.attr() == attr && p.vendor() == vendor)
+            .filter_map(|p| p.as_u64())
+            .min()
     }
 }
 
