@@ -402,3 +402,91 @@ fn auto_topup_at_an_interim_is_stored_and_its_notification_delivered() {
     assert_eq!(attempts, 1);
     assert!(sent.is_some());
 }
+
+#[test]
+fn many_interims_of_one_user_at_once_store_every_auto_topup_they_announce() {
+    let server = Server::start(Options {
+        users: "burst\tCleartext-Password := \"pw\", Rust-Capping-Traffic-Limit := \"10\", \
+                Rust-AutoTopup-Traffic-Enabled := \"yes\", Rust-AutoTopup-Traffic-Amount := \"10\", \
+                Rust-AutoTopup-Traffic-Threshold := \"2\", \
+                Rust-AutoTopup-Traffic-Notify := \"ops@example.net\"\n"
+            .into(),
+        ..Default::default()
+    });
+    assert_eq!(server.auth("burst", "pw", "").code(), Some("Access-Accept"));
+    let nas = "127.0.0.2";
+    // 24 sessions, then one Interim of 5 MB each, all sent at once by one radclient
+    // (in parallel, within the same second) to the threaded server.
+    let sessions: Vec<String> = (0..24).map(|i| format!("b{i}")).collect();
+    let batch = |status: &str, mb: u64| -> String {
+        sessions
+            .iter()
+            .map(|s| acct_attrs(status, "burst", s, nas, mb * MIB, 0, 30))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    };
+    for (status, mb) in [("Start", 0), ("Interim-Update", 5)] {
+        let mut child = std::process::Command::new("radclient")
+            .args(["-q", "-p", "24", "-r", "3", "-t", "3"])
+            .arg(format!("127.0.0.1:{}", server.acct_port))
+            .args(["acct", SECRET])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(batch(status, mb).as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "every {status} answered");
+    }
+    let used = server.cli_json(&["limits", "burst"]);
+    assert_eq!(used["traffic"]["usage"].as_u64(), Some(120 * MIB), "{used}");
+    let topups = server.cli_json(&["topup", "list", "burst", "--all"]);
+    let stored: u64 = topups["topups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["value"].as_u64().unwrap())
+        .sum();
+    // What the notifications announced, as totals ("we added ... totalling N MB").
+    let announced: Vec<i64> = {
+        let db = server.sql();
+        let mut stmt = db
+            .prepare("SELECT body FROM notification_outbox WHERE event = 'added'")
+            .unwrap();
+        let bodies: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        bodies
+            .iter()
+            .map(|b| {
+                let v: serde_json::Value = serde_json::from_str(b).unwrap();
+                let n = |k: &str| {
+                    v[k].as_i64()
+                        .unwrap_or_else(|| v[k].as_str().unwrap().parse().unwrap())
+                };
+                n("autotopup.added") + n("autotopup.toAddAmount")
+            })
+            .collect()
+    };
+    assert!(!announced.is_empty());
+    assert_eq!(
+        announced.iter().max().copied(),
+        Some(stored as i64),
+        "stored {stored} MB of topups, announced {announced:?}"
+    );
+    // Every announced total is distinct: no addition told twice.
+    let mut distinct = announced.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), announced.len(), "{announced:?}");
+    // And the user is not locked out: 120 MB used of 10 + the topups.
+    assert!(10 + stored > 120, "{stored}");
+    let r = server.auth("burst", "pw", "");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+}

@@ -21,6 +21,8 @@ use crate::topups::{NewTopup, Topup, TopupBalance};
 pub(crate) enum Op {
     TopupAdd(NewTopup),
     TopupRemove(u64),
+    /// Tests only: writes a decision made outside the writer.
+    #[cfg(test)]
     ApplyDecision {
         username: String,
         period_start: i64,
@@ -107,6 +109,7 @@ pub enum OutboxResult {
 pub(crate) enum Done {
     Id(u64),
     Count(usize),
+    #[cfg(test)]
     Ids(Vec<u64>),
     Decided(Box<Decision>, Vec<u64>),
 }
@@ -150,6 +153,7 @@ pub(crate) fn apply(conn: &Connection, tz: Tz, op: &Op) -> Result<Done, StoreErr
                 .execute([to_db(*id)])?;
             Ok(Done::Count(n))
         }
+        #[cfg(test)]
         Op::ApplyDecision {
             username,
             period_start,
@@ -258,50 +262,13 @@ fn apply_decision(
         )?
         .execute(params![to_db(*id), now])?;
     }
-    // Re-applying the same decision must not add its auto-topups twice: the n-th
-    // identical row of the decision reuses the n-th identical stored row, if any.
+    // Every planned auto-topup is a new row. Never matched against stored rows by
+    // its fields: two decisions in the same second plan identical rows, and each
+    // announced its own (the decision runs on the writer against the current
+    // state, so a re-evaluation sees what an earlier one added and plans no more).
     let mut ids: Vec<u64> = Vec::with_capacity(d.new_auto_topups.len());
-    for (i, t) in d.new_auto_topups.iter().enumerate() {
-        let same = |o: &&NewTopup| {
-            (
-                &o.user,
-                o.type_bits,
-                o.valid_from,
-                o.valid_to,
-                o.value,
-                o.created,
-            ) == (
-                &t.user,
-                t.type_bits,
-                t.valid_from,
-                t.valid_to,
-                t.value,
-                t.created,
-            )
-        };
-        let nth = d.new_auto_topups[..i].iter().filter(same).count();
-        let existing: Option<i64> = conn
-            .prepare_cached(
-                "SELECT id FROM topups WHERE username = ?1 AND type = ?2 AND valid_from = ?3 \
-                 AND valid_to = ?4 AND value = ?5 AND created = ?6 ORDER BY id LIMIT 1 OFFSET ?7",
-            )?
-            .query_row(
-                params![
-                    t.user,
-                    t.type_bits,
-                    t.valid_from,
-                    t.valid_to,
-                    to_db(t.value),
-                    t.created,
-                    to_db(nth as u64)
-                ],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let id = match existing {
-            Some(id) => from_db(id),
-            None => insert_topup(conn, t)?,
-        };
+    for t in &d.new_auto_topups {
+        let id = insert_topup(conn, t)?;
         put_consumption(conn, id, period_start, t.consumed)?;
         ids.push(id);
     }

