@@ -43,10 +43,16 @@ pub fn extract(
         let g = attrs.integer(giga, 0).unwrap_or(0) as u32;
         octets(l, g)
     };
-    let delay = attrs
-        .integer(a::ACCT_DELAY_TIME, 0)
-        .unwrap_or(0)
-        .min(MAX_DELAY_SECS) as i64;
+    // Beyond the bound the value is a NAS bug or garbage, not a delay: ignored (as
+    // freeRADIUS's preprocess does), never clamped, or a session opened today is
+    // dated a week back and, early in a month, disconnected as last month's.
+    let delay = match attrs.integer(a::ACCT_DELAY_TIME, 0).unwrap_or(0) {
+        d if d <= MAX_DELAY_SECS => d as i64,
+        d => {
+            log::warn!("Acct-Delay-Time {d} is beyond {MAX_DELAY_SECS} s: ignored");
+            0
+        }
+    };
     Ok(AcctUpdate {
         status,
         nas_ip,
@@ -97,16 +103,17 @@ mod tests {
     }
 
     #[test]
-    fn delay_moves_event_time_back_but_is_bounded() {
-        let u = extract(&interim().int(a::ACCT_DELAY_TIME, 30), None, 1_000_000).unwrap();
-        assert_eq!(u.event_time, 999_970);
-        let u = extract(
-            &interim().int(a::ACCT_DELAY_TIME, u32::MAX as u64),
-            None,
-            1_000_000,
-        )
-        .unwrap();
-        assert_eq!(u.event_time, 1_000_000 - MAX_DELAY_SECS as i64);
+    fn delay_moves_event_time_back_and_an_implausible_one_is_ignored() {
+        let at = |delay: u64| {
+            extract(&interim().int(a::ACCT_DELAY_TIME, delay), None, 1_000_000)
+                .unwrap()
+                .event_time
+        };
+        assert_eq!(at(30), 999_970);
+        assert_eq!(at(MAX_DELAY_SECS), 1_000_000 - MAX_DELAY_SECS as i64);
+        assert_eq!(at(MAX_DELAY_SECS + 1), 1_000_000);
+        assert_eq!(at(4_000_000_000), 1_000_000);
+        assert_eq!(at(u32::MAX as u64), 1_000_000);
     }
 
     #[test]
