@@ -20,7 +20,7 @@
 #   POST_AUTH_UNLANG  unlang added to post-auth right after "rust"
 #   PREACCT_UNLANG    unlang added to preacct right after "rust"
 #   DISCONNECT_PRIOR_MONTH, DM_TIMEOUT, DM_RETRIES, DISCONNECT_BATCH,
-#   BULK_DISCONNECT, BULK_DISCONNECT_DELAY
+#   BULK_DISCONNECT, BULK_DISCONNECT_DELAY, MAX_SESSION_RATE
 #                     the module's disconnect options (default: the module's defaults)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,7 +71,7 @@ if [ -n "${CAPPING:-}" ]; then
   mv "$r/rust.tmp" "$r/mods-available/rust"
 fi
 for opt in disconnect_prior_month dm_timeout dm_retries disconnect_batch \
-           bulk_disconnect bulk_disconnect_delay; do
+           bulk_disconnect bulk_disconnect_delay max_session_rate; do
   var=$(echo "$opt" | tr a-z A-Z)
   if [ -n "${!var:-}" ]; then
     sed -i -e "s|^#\(\s*\)$opt = .*|\1$opt = ${!var}|" "$r/mods-available/rust"

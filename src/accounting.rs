@@ -63,6 +63,8 @@ pub fn extract(
         username: attrs.text(a::USER_NAME, 0).unwrap_or_default(),
         input_octets: counter(a::ACCT_INPUT_OCTETS, a::ACCT_INPUT_GIGAWORDS),
         output_octets: counter(a::ACCT_OUTPUT_OCTETS, a::ACCT_OUTPUT_GIGAWORDS),
+        gigawords: attrs.integer(a::ACCT_INPUT_GIGAWORDS, 0).is_some()
+            || attrs.integer(a::ACCT_OUTPUT_GIGAWORDS, 0).is_some(),
         session_time: attrs.integer(a::ACCT_SESSION_TIME, 0).map(|v| v as u32),
         framed_ip: attrs.ipv4(a::FRAMED_IP_ADDRESS, 0).map(|ip| ip.to_string()),
         calling_station_id: attrs.text(a::CALLING_STATION_ID, 0),

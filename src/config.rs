@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub disconnect_batch: Option<String>,
     pub bulk_disconnect: Option<String>,
     pub bulk_disconnect_delay: Option<String>,
+    pub max_session_rate: Option<String>,
     pub capping: RawCapping,
 }
 
@@ -62,6 +63,9 @@ pub struct Config {
     pub bulk_disconnect: bool,
     /// Seconds after the month starts before the automatic bulk disconnect.
     pub bulk_disconnect_delay: u64,
+    /// Most bit/s one session can carry per direction: a delta beyond it (for the
+    /// time elapsed) is refused as implausible.
+    pub max_session_rate: u64,
 }
 
 /// Capping settings (`capping { ... }`).
@@ -210,7 +214,40 @@ pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
         )? as usize,
         bulk_disconnect: parse_bool("bulk_disconnect", raw.bulk_disconnect.as_deref(), true)?,
         bulk_disconnect_delay,
+        max_session_rate: match raw.max_session_rate.as_deref() {
+            None => DEFAULT_MAX_SESSION_RATE,
+            Some(v) => parse_rate(v).map_err(|r| err("max_session_rate", v, r))?,
+        },
     })
+}
+
+pub const DEFAULT_MAX_SESSION_RATE: u64 = 100_000_000_000;
+
+/// A rate in bit/s: a whole number, optionally with k, M, G or T (powers of 1000),
+/// from 1 Mbit/s (less would refuse real traffic) to 100 Tbit/s.
+pub fn parse_rate(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let (digits, mult) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1_000,
+                'M' => 1_000_000,
+                'G' => 1_000_000_000,
+                'T' => 1_000_000_000_000,
+                _ => return Err(format!("unknown unit '{c}' (use k, M, G or T bit/s)")),
+            };
+            (&v[..i], m)
+        }
+        _ => (v, 1),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| "must be a whole number of bit/s, e.g. 100G or 500M".to_string())?;
+    match n.checked_mul(mult) {
+        Some(r) if (1_000_000..=100_000_000_000_000).contains(&r) => Ok(r),
+        _ => Err("must be from 1M to 100T bit/s".to_string()),
+    }
 }
 
 /// One of a few keywords (case-insensitive); unset = `default`.
@@ -450,7 +487,10 @@ mod tests {
         assert_eq!((c.dm_timeout, c.dm_retries, c.disconnect_batch), (5, 0, 50));
         assert_eq!(c.bulk_disconnect_delay, 3600);
         type Case = (fn(&mut RawConfig), &'static str);
-        let bad: [Case; 7] = [
+        let bad: [Case; 10] = [
+            (|r| r.max_session_rate = Some("fast".into()), "max_session_rate"),
+            (|r| r.max_session_rate = Some("10k".into()), "max_session_rate"),
+            (|r| r.max_session_rate = Some("5X".into()), "max_session_rate"),
             (
                 |r| r.disconnect_prior_month = Some("maybe".into()),
                 "disconnect_prior_month",
@@ -474,6 +514,28 @@ mod tests {
             let e = parse(&raw).unwrap_err();
             assert_eq!(e.option, option, "{e}");
         }
+    }
+
+    #[test]
+    fn session_rates() {
+        let cases = [
+            ("100G", Ok(100_000_000_000)),
+            ("10g", Ok(10_000_000_000)),
+            (" 500M ", Ok(500_000_000)),
+            ("1000000", Ok(1_000_000)),
+            ("100T", Ok(100_000_000_000_000)),
+            ("999999", Err(())),
+            ("101T", Err(())),
+            ("18446744073709551615T", Err(())),
+            ("G", Err(())),
+        ];
+        for (v, want) in cases {
+            assert_eq!(parse_rate(v).map_err(|_| ()), want, "{v}");
+        }
+        assert_eq!(
+            parse(&RawConfig::default()).unwrap().max_session_rate,
+            DEFAULT_MAX_SESSION_RATE
+        );
     }
 
     #[test]

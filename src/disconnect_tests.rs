@@ -15,6 +15,7 @@ fn update(status: AcctStatus, now: i64, session_time: Option<u32>) -> AcctUpdate
         username: "alice".into(),
         input_octets: 0,
         output_octets: 0,
+        gigawords: false,
         session_time,
         framed_ip: Some("100.64.0.9".into()),
         calling_station_id: None,
@@ -37,6 +38,7 @@ fn session(start: &str, open: bool) -> Session {
         session_time: 0,
         input_octets: 0,
         output_octets: 0,
+        gigawords: false,
         terminate_cause: None,
         closed_reason: None,
     }

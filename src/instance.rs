@@ -74,6 +74,9 @@ impl Instance {
             timezone: config.timezone,
             synchronous: config.synchronous,
             month_boundary_disconnect: config.disconnect_prior_month,
+            bounds: crate::sessions::Bounds {
+                max_bytes_per_sec: config.max_session_rate / 8,
+            },
             ..Default::default()
         };
         let store = Store::open(&config.db, opts)
@@ -174,7 +177,11 @@ impl Instance {
         };
         match recorded {
             Ok((outcome, cap)) => {
-                log::debug!("{outcome}");
+                if outcome.anomalies.refused() {
+                    log::warn!("{outcome}");
+                } else {
+                    log::debug!("{outcome}");
+                }
                 let action = cap.map_or(AcctAction::None, |c| {
                     self.enforcer.acct_action(&outcome.username, c)
                 });

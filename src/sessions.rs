@@ -43,6 +43,9 @@ pub struct AcctUpdate {
     /// Full 64-bit counters: Acct-*-Octets + 2^32 * Acct-*-Gigawords.
     pub input_octets: u64,
     pub output_octets: u64,
+    /// The packet carried Acct-Input- or Acct-Output-Gigawords (even as 0): the NAS
+    /// has 64-bit counters, so a counter that goes backwards never wrapped.
+    pub gigawords: bool,
     pub session_time: Option<u32>,
     pub framed_ip: Option<String>,
     pub calling_station_id: Option<String>,
@@ -74,6 +77,57 @@ pub mod closed_reason {
     pub const NAS_OFF: &str = "nas-off";
     /// No update for longer than the configured stale time.
     pub const STALE: &str = "stale";
+}
+
+/// Longest Acct-Session-Time taken as real: ten years. Beyond it the value is
+/// garbage (2^32 - 1 s dates a session in 1890), and it is ignored.
+pub const MAX_SESSION_TIME_SECS: u64 = 10 * 366 * 86_400;
+/// Added to the elapsed time when bounding a delta: packets are timed to the second,
+/// and an Interim without Acct-Session-Time has no elapsed time of its own.
+const BOUND_SLACK_SECS: u64 = 60;
+const WRAP: u64 = 1 << 32;
+
+/// What one session can plausibly report; a delta beyond it is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Bytes per second one session can carry in one direction (`max_session_rate`).
+    pub max_bytes_per_sec: u64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        // 100 Gbit/s.
+        Bounds {
+            max_bytes_per_sec: 100_000_000_000 / 8,
+        }
+    }
+}
+
+impl Bounds {
+    /// Most bytes a session can move in `elapsed` seconds.
+    pub fn max_bytes(&self, elapsed: u64) -> u64 {
+        self.max_bytes_per_sec
+            .saturating_mul(elapsed.saturating_add(BOUND_SLACK_SECS))
+    }
+}
+
+/// What an update's counters needed beyond the plain rules, for the log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Anomalies {
+    /// The 32-bit counter wrapped (no Gigawords): counted as new + 2^32 - old.
+    pub input_wrapped: bool,
+    pub output_wrapped: bool,
+    /// Counters refused as implausible for the elapsed time (baseline kept).
+    pub refused_counters: bool,
+    /// Acct-Session-Time beyond [`MAX_SESSION_TIME_SECS`], ignored.
+    pub refused_session_time: bool,
+}
+
+impl Anomalies {
+    /// Something an operator should see at warning level.
+    pub fn refused(&self) -> bool {
+        self.refused_counters || self.refused_session_time
+    }
 }
 
 /// Usage counted for a period or attributed by one update.
@@ -109,11 +163,14 @@ pub struct Session {
     pub stop_time: Option<i64>,
     /// Highest Acct-Session-Time seen.
     pub session_time: u64,
-    /// Highest counters seen: the baseline the next delta is taken from.
+    /// Highest counters seen: the baseline the next delta is taken from. For a NAS
+    /// with 32-bit counters, the wraps counted are included (see [`Bounds`]).
     pub input_octets: u64,
     pub output_octets: u64,
     pub terminate_cause: Option<String>,
     pub closed_reason: Option<String>,
+    /// Gigawords were seen in one of the session's packets.
+    pub gigawords: bool,
 }
 
 impl Session {
@@ -185,6 +242,7 @@ pub struct Applied {
     pub state: Option<Session>,
     pub delta: Usage,
     pub regressed: Regressed,
+    pub anomalies: Anomalies,
 }
 
 /// Rejects packets the store cannot key. Returns the reason.
@@ -237,26 +295,80 @@ fn fresh_session(u: &AcctUpdate) -> Session {
         output_octets: u.output_octets,
         terminate_cause: None,
         closed_reason: None,
+        gigawords: u.gigawords,
     }
 }
 
+/// One counter of an update against its stored baseline: (delta, new baseline,
+/// went backwards, wrapped). Without Gigawords ever seen the NAS's counter is 32 bits
+/// wide, so a value below the baseline's low 32 bits, while the session time went
+/// forward and `new + 2^32 - old` fits the bound, is a wrap (`wrap_ok` asks the
+/// NAS's `counter_wrap`, only then). The baseline then carries the wraps counted.
+fn advance_counter(
+    stored: u64,
+    reported: u64,
+    narrow: bool,
+    time_forward: bool,
+    bound: u64,
+    wrap_ok: &mut dyn FnMut() -> bool,
+) -> (u64, u64, bool, bool) {
+    if reported >= stored {
+        return (reported - stored, reported, false, false);
+    }
+    if narrow && time_forward && reported < WRAP {
+        let low = stored % WRAP;
+        let high = stored - low;
+        if reported >= low && high > 0 {
+            // Counting on from a wrap counted earlier.
+            return (reported - low, high.saturating_add(reported), false, false);
+        }
+        let delta = reported + WRAP - low;
+        if reported < low && delta <= bound && wrap_ok() {
+            return (delta, stored.saturating_add(delta), false, true);
+        }
+    }
+    (0, stored, true, false)
+}
+
 /// Folds counters and attributes of `u` into a copy of `prev`.
-fn advanced(prev: &Session, u: &AcctUpdate) -> (Session, Usage, Regressed) {
+fn advanced(
+    prev: &Session,
+    u: &AcctUpdate,
+    bounds: &Bounds,
+    wrap_ok: &mut dyn FnMut() -> bool,
+) -> (Session, Usage, Regressed, Anomalies) {
     let mut s = prev.clone();
-    let (din, input, rin) = advance(prev.input_octets, u.input_octets);
-    let (dout, output, rout) = advance(prev.output_octets, u.output_octets);
+    let mut anomalies = Anomalies::default();
     // A packet without Acct-Session-Time says nothing about time: no delta, no regression.
     let (dtime, time, rtime) = match u.session_time {
         Some(t) => advance(prev.session_time, u64::from(t)),
         None => (0, prev.session_time, false),
     };
+    let since_last = u64::try_from(u.event_time.saturating_sub(prev.last_update)).unwrap_or(0);
+    let bound = bounds.max_bytes(dtime.max(since_last));
+    s.gigawords |= u.gigawords;
+    let narrow = !s.gigawords;
+    // Once asked, the NAS's answer holds for both counters.
+    let mut asked: Option<bool> = None;
+    let mut ask = || *asked.get_or_insert_with(&mut *wrap_ok);
+    let (mut din, mut input, rin, win) =
+        advance_counter(prev.input_octets, u.input_octets, narrow, dtime > 0, bound, &mut ask);
+    let (mut dout, mut output, rout, wout) =
+        advance_counter(prev.output_octets, u.output_octets, narrow, dtime > 0, bound, &mut ask);
+    if din > bound || dout > bound {
+        // Garbage or a NAS bug: count nothing and keep the baseline, so the next
+        // sane update counts from where the session really was.
+        (din, dout, input, output) = (0, 0, prev.input_octets, prev.output_octets);
+        anomalies.refused_counters = true;
+    }
+    anomalies.input_wrapped = win && din > 0;
+    anomalies.output_wrapped = wout && dout > 0;
     s.input_octets = input;
     s.output_octets = output;
     s.session_time = time;
+    // The user is the one the session was opened with, even if that was none: its
+    // usage so far is that user's, and a session's usage never changes hands.
     s.last_update = prev.last_update.max(u.event_time);
-    if s.username.is_empty() {
-        s.username = u.username.clone();
-    }
     // Attributes a NAS learns late (e.g. Framed-IP after IPCP) fill in or refresh.
     if u.framed_ip.is_some() {
         s.framed_ip = u.framed_ip.clone();
@@ -277,28 +389,67 @@ fn advanced(prev: &Session, u: &AcctUpdate) -> (Session, Usage, Regressed) {
         output: rout,
         time: rtime,
     };
-    (s, delta, regressed)
+    (s, delta, regressed, anomalies)
 }
 
 /// The pure session rule: given the stored session (if any) and a session packet,
 /// the new state and the usage it adds. None for Accounting-On/Off, which act on
 /// all sessions of a NAS (see [`nas_close_reason`] and [`Session::close_by_us`]).
-pub fn apply(prev: Option<&Session>, u: &AcctUpdate) -> Option<Applied> {
+/// `wrap_ok`: whether the NAS's 32-bit counters may be taken to wrap (its
+/// `counter_wrap`); called only when an update looks like a wrap.
+pub fn apply(
+    prev: Option<&Session>,
+    u: &AcctUpdate,
+    bounds: &Bounds,
+    wrap_ok: &mut dyn FnMut() -> bool,
+) -> Option<Applied> {
+    let mut anomalies = Anomalies::default();
+    let sane;
+    let u = if u.session_time.is_some_and(|t| u64::from(t) > MAX_SESSION_TIME_SECS) {
+        anomalies.refused_session_time = true;
+        sane = AcctUpdate {
+            session_time: None,
+            ..u.clone()
+        };
+        &sane
+    } else {
+        u
+    };
     let none = |kind| Applied {
         kind,
         state: None,
         delta: Usage::default(),
         regressed: Regressed::default(),
+        anomalies,
     };
-    let created = |kind, s: Session| Applied {
+    let created = |kind, mut s: Session| {
+        let mut anomalies = anomalies;
+        let bound = bounds.max_bytes(s.session_time);
+        if s.input_octets > bound || s.output_octets > bound {
+            (s.input_octets, s.output_octets) = (0, 0);
+            anomalies.refused_counters = true;
+        }
+        Applied {
+            kind,
+            delta: Usage {
+                input_octets: s.input_octets,
+                output_octets: s.output_octets,
+                session_time: s.session_time,
+            },
+            state: Some(s),
+            regressed: Regressed::default(),
+            anomalies,
+        }
+    };
+    let progressed = |kind, s: Session, delta, regressed, more: Anomalies| Applied {
         kind,
-        delta: Usage {
-            input_octets: s.input_octets,
-            output_octets: s.output_octets,
-            session_time: s.session_time,
-        },
         state: Some(s),
-        regressed: Regressed::default(),
+        delta,
+        regressed,
+        anomalies: Anomalies {
+            refused_session_time: anomalies.refused_session_time,
+            ..more
+        },
     };
     let applied = match (u.status, prev) {
         (AcctStatus::AccountingOn | AcctStatus::AccountingOff, _) => return None,
@@ -309,7 +460,7 @@ pub fn apply(prev: Option<&Session>, u: &AcctUpdate) -> Option<Applied> {
         (AcctStatus::Interim, None) => created(OutcomeKind::OpenedByInterim, fresh_session(u)),
         (AcctStatus::Interim, Some(p)) if p.stopped_by_nas() => none(OutcomeKind::IgnoredAfterStop),
         (AcctStatus::Interim, Some(p)) => {
-            let (mut s, delta, regressed) = advanced(p, u);
+            let (mut s, delta, regressed, more) = advanced(p, u, bounds, wrap_ok);
             let kind = if p.is_open() {
                 OutcomeKind::Updated
             } else if p.closed_reason.as_deref() == Some(closed_reason::STALE) {
@@ -319,12 +470,7 @@ pub fn apply(prev: Option<&Session>, u: &AcctUpdate) -> Option<Applied> {
             } else {
                 OutcomeKind::LateAfterNasClose
             };
-            Applied {
-                kind,
-                state: Some(s),
-                delta,
-                regressed,
-            }
+            progressed(kind, s, delta, regressed, more)
         }
         (AcctStatus::Stop, None) => {
             let mut s = fresh_session(u);
@@ -336,16 +482,11 @@ pub fn apply(prev: Option<&Session>, u: &AcctUpdate) -> Option<Applied> {
         (AcctStatus::Stop, Some(p)) if p.stopped_by_nas() => none(OutcomeKind::DuplicateStop),
         // Open, or closed by us: the NAS's Stop is the authoritative end either way.
         (AcctStatus::Stop, Some(p)) => {
-            let (mut s, delta, regressed) = advanced(p, u);
+            let (mut s, delta, regressed, more) = advanced(p, u, bounds, wrap_ok);
             s.stop_time = Some(u.event_time.max(p.start_time));
             s.terminate_cause = u.terminate_cause.clone();
             s.closed_reason = Some(closed_reason::STOP.to_string());
-            Applied {
-                kind: OutcomeKind::Stopped,
-                state: Some(s),
-                delta,
-                regressed,
-            }
+            progressed(OutcomeKind::Stopped, s, delta, regressed, more)
         }
     };
     Some(applied)
@@ -373,6 +514,7 @@ pub struct Outcome {
     pub attributed: Option<Attribution>,
     /// A month-boundary disconnect job was queued by this update.
     pub disconnect_queued: bool,
+    pub anomalies: Anomalies,
 }
 
 impl Outcome {
@@ -388,6 +530,7 @@ impl Outcome {
             regressed: Regressed::default(),
             attributed: None,
             disconnect_queued: false,
+            anomalies: Anomalies::default(),
         }
     }
 }
@@ -479,6 +622,21 @@ impl std::fmt::Display for Outcome {
         if self.disconnect_queued {
             f.write_str("; started in an earlier month, disconnect queued")?;
         }
+        let a = &self.anomalies;
+        for (on, what) in [
+            (a.input_wrapped, "input"),
+            (a.output_wrapped, "output"),
+        ] {
+            if on {
+                write!(f, "; {what} counter wrapped at 4 GiB (no Gigawords): counted as new + 2^32 - old")?;
+            }
+        }
+        if a.refused_counters {
+            f.write_str("; counters refused: more than the session could carry in the elapsed time (max_session_rate), baseline kept")?;
+        }
+        if a.refused_session_time {
+            write!(f, "; Acct-Session-Time beyond {MAX_SESSION_TIME_SECS} s ignored")?;
+        }
         Ok(())
     }
 }
@@ -500,6 +658,7 @@ mod tests {
             username: "alice".into(),
             input_octets: input,
             output_octets: output,
+            gigawords: false,
             session_time: time,
             framed_ip: None,
             calling_station_id: None,
@@ -522,7 +681,7 @@ mod tests {
         let mut state: Option<Session> = None;
         let mut steps = Vec::new();
         for p in packets {
-            let a = apply(state.as_ref(), p).expect("session packet");
+            let a = apply(state.as_ref(), p, &Bounds::default(), &mut || true).expect("session packet");
             steps.push((a.kind, a.delta));
             if let Some(s) = a.state {
                 state = Some(s);
@@ -679,6 +838,140 @@ mod tests {
         }
     }
 
+    /// Feeds packets with the given bounds and NAS `counter_wrap`; returns the deltas,
+    /// the anomalies and the final state.
+    fn run_with(
+        packets: &[AcctUpdate],
+        bounds: Bounds,
+        wrap: bool,
+    ) -> (Vec<Usage>, Vec<Anomalies>, Session) {
+        let (mut state, mut deltas, mut notes) = (None::<Session>, vec![], vec![]);
+        for p in packets {
+            let a = apply(state.as_ref(), p, &bounds, &mut || wrap).unwrap();
+            deltas.push(a.delta);
+            notes.push(a.anomalies);
+            state = a.state.or(state);
+        }
+        (deltas, notes, state.unwrap())
+    }
+
+    #[test]
+    fn counter_wraps_of_a_nas_without_gigawords() {
+        let g = 1u64 << 30;
+        let narrow = |i: u64, t: u32| upd(Interim, i, 0, Some(t), T0 + i64::from(t));
+        let wide = |i: u64, t: u32| AcctUpdate {
+            gigawords: true,
+            ..narrow(i, t)
+        };
+        let slow = Bounds {
+            max_bytes_per_sec: 1_000_000,
+        };
+        // (name, packets, bounds, counter_wrap, input deltas, wrapped flags)
+        let wraps_twice = vec![
+            upd(Start, 0, 0, None, T0),
+            narrow(3 * g + g / 2, 60),
+            narrow(g, 120),
+            narrow(3 * g, 180),
+            narrow(g / 2, 240),
+        ];
+        let cases: Vec<(&str, Vec<AcctUpdate>, Bounds, bool, Vec<u64>, Vec<bool>)> = vec![
+            (
+                "wraps twice, each counted once",
+                wraps_twice.clone(),
+                Bounds::default(),
+                true,
+                vec![0, 3 * g + g / 2, g + g / 2, 2 * g, g + g / 2],
+                vec![false, false, true, false, true],
+            ),
+            (
+                "counter_wrap = off: backwards counts zero",
+                wraps_twice[..3].to_vec(),
+                Bounds::default(),
+                false,
+                vec![0, 3 * g + g / 2, 0],
+                vec![false, false, false],
+            ),
+            (
+                "64-bit NAS (Gigawords seen): backwards is a regression",
+                vec![upd(Start, 0, 0, None, T0), wide(3 * g, 60), narrow(g, 120)],
+                Bounds::default(),
+                true,
+                vec![0, 3 * g, 0],
+                vec![false, false, false],
+            ),
+            (
+                "session time did not go forward: a late packet, not a wrap",
+                vec![upd(Start, 0, 0, None, T0), narrow(3 * g, 60), narrow(g, 60)],
+                Bounds::default(),
+                true,
+                vec![0, 3 * g, 0],
+                vec![false, false, false],
+            ),
+            (
+                "a wrap the NAS could not have carried in the time: not counted",
+                vec![upd(Start, 0, 0, None, T0), narrow(100_000_000, 100), narrow(10, 160)],
+                slow,
+                true,
+                vec![0, 100_000_000, 0],
+                vec![false, false, false],
+            ),
+        ];
+        for (name, packets, bounds, wrap, want, want_wrapped) in cases {
+            let (deltas, notes, s) = run_with(&packets, bounds, wrap);
+            let got: Vec<u64> = deltas.iter().map(|d| d.input_octets).collect();
+            assert_eq!(got, want, "{name}");
+            let wrapped: Vec<bool> = notes.iter().map(|n| n.input_wrapped).collect();
+            assert_eq!(wrapped, want_wrapped, "{name}");
+            assert_eq!(s.input_octets, want.iter().sum::<u64>(), "{name}: baseline = counted");
+        }
+    }
+
+    #[test]
+    fn implausible_packets_are_refused_and_the_session_goes_on() {
+        let max32 = u32::MAX;
+        let huge = AcctUpdate {
+            gigawords: true,
+            ..upd(Interim, u64::MAX, u64::MAX, Some(max32), T0 + 60)
+        };
+        // An Interim with every counter and the session time at 2^32 - 1, first.
+        let (deltas, notes, s) = run_with(std::slice::from_ref(&huge), Bounds::default(), true);
+        assert_eq!(deltas, [usage(0, 0, 0)]);
+        assert!(notes[0].refused_counters && notes[0].refused_session_time);
+        assert_eq!(s.start_time, T0 + 60, "not dated 136 years back");
+        // In the middle of a session: refused, the baseline kept, the next one counts.
+        let (deltas, notes, s) = run_with(
+            &[
+                upd(Start, 0, 0, None, T0),
+                upd(Interim, 1000, 2000, Some(30), T0 + 30),
+                huge,
+                upd(Interim, 3000, 5000, Some(120), T0 + 120),
+            ],
+            Bounds::default(),
+            true,
+        );
+        assert_eq!(
+            deltas,
+            [usage(0, 0, 0), usage(1000, 2000, 30), usage(0, 0, 0), usage(2000, 3000, 90)]
+        );
+        assert!(notes[2].refused_counters && !notes[3].refused());
+        assert_eq!(usage(s.input_octets, s.output_octets, s.session_time), usage(3000, 5000, 120));
+        // The bound follows the elapsed time: 1 MB/s for 30 s (+ 60 s slack) allows 90 MB.
+        let slow = Bounds {
+            max_bytes_per_sec: 1_000_000,
+        };
+        let at = |input| {
+            run_with(
+                &[upd(Start, 0, 0, None, T0), upd(Interim, input, 0, Some(30), T0 + 30)],
+                slow,
+                true,
+            )
+            .0[1]
+                .input_octets
+        };
+        assert_eq!(at(90_000_000), 90_000_000);
+        assert_eq!(at(90_000_001), 0);
+    }
+
     #[test]
     fn start_time_from_session_time() {
         let cases = [
@@ -687,7 +980,7 @@ mod tests {
             (Stop, Some(3600), T0 - 3600),
         ];
         for (status, time, want) in cases {
-            let a = apply(None, &upd(status, 1, 1, time, T0)).unwrap();
+            let a = apply(None, &upd(status, 1, 1, time, T0), &Bounds::default(), &mut || true).unwrap();
             let s = a.state.unwrap();
             assert_eq!(s.start_time, want, "{status:?}");
             assert_eq!(s.last_update, T0);
@@ -735,7 +1028,7 @@ mod tests {
             let mut s = run(&[upd(Interim, 100, 10, Some(60), T0)]).1.unwrap();
             s.close_by_us(T0 + 10, reason);
             assert!(!s.is_open());
-            let a = apply(Some(&s), &upd(status, 150, 15, Some(120), T0 + 120)).unwrap();
+            let a = apply(Some(&s), &upd(status, 150, 15, Some(120), T0 + 120), &Bounds::default(), &mut || true).unwrap();
             assert_eq!((a.kind, a.delta), (kind, delta), "{reason} then {status:?}");
             let s2 = a.state.unwrap_or(s);
             assert_eq!(s2.is_open(), open, "{reason} then {status:?}");
@@ -760,7 +1053,7 @@ mod tests {
     #[test]
     fn nas_packets_are_not_session_packets() {
         for (status, reason) in [(AccountingOn, "nas-reboot"), (AccountingOff, "nas-off")] {
-            assert!(apply(None, &upd(status, 0, 0, None, T0)).is_none());
+            assert!(apply(None, &upd(status, 0, 0, None, T0), &Bounds::default(), &mut || true).is_none());
             assert_eq!(nas_close_reason(status), Some(reason));
         }
         assert_eq!(nas_close_reason(Interim), None);

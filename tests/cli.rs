@@ -38,6 +38,7 @@ fn upd(
         username: user.into(),
         input_octets: input,
         output_octets: output,
+        gigawords: false,
         session_time: Some(time),
         framed_ip: Some("100.64.1.2".into()),
         calling_station_id: None,

@@ -24,6 +24,7 @@ fn upd(status: AcctStatus, input: u64, output: u64, time: u32, at: i64) -> AcctU
         username: "alice".into(),
         input_octets: input,
         output_octets: output,
+        gigawords: false,
         session_time: Some(time),
         framed_ip: None,
         calling_station_id: None,

@@ -277,6 +277,7 @@ fn stopped_sessions_close_their_jobs_without_network() {
         username: "jack".into(),
         input_octets: 0,
         output_octets: 0,
+        gigawords: false,
         session_time: Some(0),
         framed_ip: None,
         calling_station_id: None,

@@ -40,3 +40,236 @@ fn an_implausible_acct_delay_time_is_ignored_not_clamped() {
         server.log_text().contains("Acct-Delay-Time 4000000000")
     });
 }
+
+/// A NAS double with 32-bit octet counters (OPNsense, CoovaChilli): it keeps the
+/// true totals and sends them modulo 2^32, never with Gigawords.
+struct Nas32 {
+    nas: &'static str,
+    session: &'static str,
+    user: &'static str,
+    input: u64,
+    output: u64,
+    time: u32,
+}
+
+impl Nas32 {
+    fn packet(&self, status: &str) -> String {
+        format!(
+            "User-Name = \"{}\", Acct-Status-Type = {status}, Acct-Session-Id = \"{}\", \
+             NAS-IP-Address = {}, Acct-Input-Octets = {}, Acct-Output-Octets = {}, \
+             Acct-Session-Time = {}",
+            self.user,
+            self.session,
+            self.nas,
+            self.input % (1 << 32),
+            self.output % (1 << 32),
+            self.time
+        )
+    }
+
+    /// Moves `input` / `output` more bytes over `secs` and reports an Interim.
+    fn carry(&mut self, server: &Server, input: u64, output: u64, secs: u32) {
+        self.input += input;
+        self.output += output;
+        self.time += secs;
+        assert!(server.acct(&self.packet("Interim-Update")).ok);
+    }
+}
+
+fn usage_of(server: &Server, user: &str) -> (u64, u64) {
+    let u = server.cli_json(&["usage", user]);
+    let m = &u["months"][0];
+    (
+        m["input_octets"].as_u64().unwrap(),
+        m["output_octets"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn a_nas_without_gigawords_wraps_twice_and_no_usage_is_lost() {
+    let server = Server::start(Options {
+        debug: true,
+        ..Default::default()
+    });
+    let g = 1u64 << 30;
+    let mut nas = Nas32 {
+        nas: "127.0.0.2",
+        session: "w1",
+        user: "wrapper",
+        input: 0,
+        output: 0,
+        time: 0,
+    };
+    assert!(server.acct(&nas.packet("Start")).ok);
+    nas.carry(&server, 3 * g, g, 300);
+    nas.carry(&server, 2 * g, g / 2, 300); // input wraps (5 GiB)
+    nas.carry(&server, 3 * g, 3 * g, 300); // input wraps again (8 GiB), output once (4.5 GiB)
+    nas.carry(&server, g, g, 300);
+    assert_eq!(usage_of(&server, "wrapper"), (nas.input, nas.output));
+    assert!(server.acct(&nas.packet("Stop")).ok);
+    assert_eq!(usage_of(&server, "wrapper"), (9 * g, 11 * g / 2));
+    assert!(
+        server.log_text().contains("input counter wrapped at 4 GiB"),
+        "the decision is in the debug line"
+    );
+
+    // counter_wrap = off on that NAS: a backwards counter counts zero, as before.
+    server.cli_ok(&["nas", "add", "127.0.0.3", "--name", "old", "--counter-wrap", "off"]);
+    let mut off = Nas32 {
+        nas: "127.0.0.3",
+        session: "w2",
+        user: "nowrap",
+        input: 0,
+        output: 0,
+        time: 0,
+    };
+    assert!(server.acct(&off.packet("Start")).ok);
+    off.carry(&server, 3 * g, 0, 300);
+    off.carry(&server, 2 * g, 0, 300);
+    assert_eq!(usage_of(&server, "nowrap"), (3 * g, 0));
+    let nas_list = server.cli_json(&["nas", "list"]);
+    assert_eq!(nas_list["nas"][0]["counter_wrap"], "off", "{nas_list}");
+}
+
+#[test]
+fn counters_at_their_maximum_never_make_a_user_unreadable() {
+    let server = Server::start(Options {
+        users: "DEFAULT\tCleartext-Password := \"pw\"\n".into(),
+        ..Default::default()
+    });
+    let nas = "127.0.0.2";
+    let max = u32::MAX;
+    let huge = format!(
+        "User-Name = \"max\", Acct-Status-Type = Interim-Update, Acct-Session-Id = \"m1\", \
+         NAS-IP-Address = {nas}, Acct-Input-Octets = {max}, Acct-Input-Gigawords = {max}, \
+         Acct-Output-Octets = {max}, Acct-Output-Gigawords = {max}, Acct-Session-Time = {max}"
+    );
+    assert!(server.acct(&huge).ok, "acknowledged (and refused in the log)");
+    // Then real traffic, in that session and another.
+    for (sid, t) in [("m1", 60), ("m2", 60), ("m2", 120)] {
+        let r = server.acct(&acct_attrs("Interim-Update", "max", sid, nas, 1000, 2000, t));
+        assert!(r.ok);
+        assert!(server.acct(&huge.replace("\"m1\"", &format!("\"{sid}\""))).ok);
+    }
+    let u = server.cli_json(&["usage", "max"]);
+    assert_eq!(u["months"][0]["input_octets"].as_u64(), Some(2000), "{u}");
+    let start: i64 = server
+        .sql()
+        .query_row("SELECT MIN(start_time) FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert!(start > now() - 86_400, "no session dated in 1890: {start}");
+    assert_eq!(server.auth("max", "pw", "").code(), Some("Access-Accept"));
+    assert!(server.log_text().contains("counters refused"));
+}
+
+use rlm_rust::radius::attrs::Attribute;
+use rlm_rust::radius::packet::Packet;
+use rlm_rust::radius::Code;
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+/// Sends Accounting-Requests straight over UDP (raw bytes anywhere, far faster than a
+/// radclient per packet), at most `window` in flight; returns how many were answered
+/// with an Accounting-Response.
+fn send_all(server: &Server, packets: &[Vec<Attribute>], window: usize) -> usize {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", server.acct_port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let (mut next, mut answered, mut in_flight) = (0usize, 0usize, 0usize);
+    let mut last_progress = Instant::now();
+    let mut buf = [0u8; 4096];
+    while next < packets.len() || in_flight > 0 {
+        while in_flight < window && next < packets.len() {
+            let mut p = Packet::new(Code::AccountingRequest, (next % 256) as u8);
+            p.attributes = packets[next].clone();
+            sock.send(&p.encode_request(SECRET.as_bytes()).unwrap()).unwrap();
+            next += 1;
+            in_flight += 1;
+        }
+        match sock.recv(&mut buf) {
+            Ok(n) if n >= 20 && buf[0] == 5 => {
+                answered += 1;
+                in_flight -= 1;
+                last_progress = Instant::now();
+            }
+            Ok(_) => {}
+            // Unanswered (invalid, or refused by the server): give up on them.
+            Err(_) if last_progress.elapsed() > Duration::from_secs(2) => {
+                in_flight = 0;
+                last_progress = Instant::now();
+            }
+            Err(_) => {}
+        }
+    }
+    answered
+}
+
+fn s(typ: u8, v: &[u8]) -> Attribute {
+    Attribute::new(typ, v.to_vec())
+}
+fn i(typ: u8, v: u32) -> Attribute {
+    Attribute::integer(typ, v)
+}
+
+const NAS_IP: u8 = 4;
+const USER_NAME: u8 = 1;
+const STATUS: u8 = 40;
+const SESSION_ID: u8 = 44;
+const IN: u8 = 42;
+const OUT: u8 = 43;
+const TIME: u8 = 46;
+const DELAY: u8 = 41;
+const IN_GIGA: u8 = 52;
+const OUT_GIGA: u8 = 53;
+
+#[test]
+fn user_names_in_latin1_stay_distinct_users() {
+    let server = Server::start(Options::default());
+    let nas = Attribute::ipv4(NAS_IP, "127.0.0.2".parse().unwrap());
+    let names: [&[u8]; 3] = [b"m\xfcller", b"m\xe4ller", "müller".as_bytes()];
+    let mut packets = Vec::new();
+    for (n, name) in names.iter().enumerate() {
+        let sid = [b's', 0xff, b'0' + n as u8];
+        packets.push(vec![s(USER_NAME, name), i(STATUS, 1), s(SESSION_ID, &sid), nas.clone()]);
+        packets.push(vec![
+            s(USER_NAME, name),
+            i(STATUS, 3),
+            s(SESSION_ID, &sid),
+            nas.clone(),
+            i(IN, 1000 * (n as u32 + 1)),
+            i(OUT, 0),
+            i(TIME, 60),
+        ]);
+    }
+    assert_eq!(send_all(&server, &packets, 1), packets.len());
+    // Stored exactly: three users, their own bytes, their own usage.
+    let db = server.sql();
+    let mut stmt = db
+        .prepare("SELECT CAST(m.username AS BLOB), m.input_octets, CAST(s.acct_session_id AS BLOB) FROM usage_month m JOIN sessions s USING (username) ORDER BY m.input_octets")
+        .unwrap();
+    let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:x?}");
+    for (n, (user, input, sid)) in rows.iter().enumerate() {
+        assert_eq!(&user[..], names[n]);
+        assert_eq!(*input, 1000 * (n as i64 + 1));
+        assert_eq!(&sid[..], &[b's', 0xff, b'0' + n as u8]);
+    }
+    // The CLI takes the raw bytes and shows them escaped.
+    use std::os::unix::ffi::OsStrExt;
+    let out = std::process::Command::new(target_dir().join("rlm-rust"))
+        .arg("--db")
+        .arg(&server.db)
+        .args(["--json", "usage"])
+        .arg(std::ffi::OsStr::from_bytes(b"m\xe4ller"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let u: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(u["months"][0]["input_octets"].as_u64(), Some(2000), "{u}");
+    let table = server.cli_ok(&["sessions", "list"]);
+    assert!(table.contains("\"m\\xfcller\"") && table.contains("müller"), "{table}");
+}

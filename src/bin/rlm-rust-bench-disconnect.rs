@@ -219,6 +219,7 @@ fn queue_jobs(store: &Store, a: &Args) -> Result<Duration, String> {
                             username: user(k, i),
                             input_octets: 1000,
                             output_octets: 1000,
+                            gigawords: false,
                             session_time: Some(uptime),
                             framed_ip: Some(address(k, i)),
                             calling_station_id: None,

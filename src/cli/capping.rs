@@ -21,6 +21,7 @@ use crate::topups::{Kind, NewTopup, Topup, TYPE_TRAFFIC, TYPE_UPTIME};
 #[command(args_conflicts_with_subcommands = true)]
 pub struct LimitsArgs {
     /// Show this user's limits, this month's usage, topups and what remains.
+    #[arg(value_parser = crate::cli::user_arg())]
     pub user: Option<String>,
     /// The module's capping period (`capping { period }`).
     #[arg(long, value_enum, default_value = "month")]
@@ -49,6 +50,7 @@ pub enum LimitsCommand {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("limit").required(true).multiple(true))]
 pub struct LimitsSetArgs {
+    #[arg(value_parser = crate::cli::user_arg())]
     pub user: String,
     /// Traffic per month in MB (input + output); 0 = only topups.
     #[arg(long, value_name = "N", group = "limit")]
@@ -60,6 +62,7 @@ pub struct LimitsSetArgs {
 
 #[derive(Debug, Args)]
 pub struct LimitsUnsetArgs {
+    #[arg(value_parser = crate::cli::user_arg())]
     pub user: String,
     #[arg(long)]
     pub traffic: bool,
@@ -80,6 +83,7 @@ pub enum TopupCommand {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("amount").required(true))]
 pub struct TopupAddArgs {
+    #[arg(value_parser = crate::cli::user_arg())]
     pub user: String,
     /// Extra traffic in MB.
     #[arg(long, value_name = "MB", group = "amount")]
@@ -97,6 +101,7 @@ pub struct TopupAddArgs {
 
 #[derive(Debug, Args)]
 pub struct TopupListArgs {
+    #[arg(value_parser = crate::cli::user_arg())]
     pub user: Option<String>,
     /// Include expired and depleted topups.
     #[arg(long)]
@@ -133,6 +138,7 @@ pub enum AutotopupCommand {
 
 #[derive(Debug, Args)]
 pub struct AutotopupSetArgs {
+    #[arg(value_parser = crate::cli::user_arg())]
     pub user: String,
     #[arg(long = "type", value_enum)]
     pub kind: KindArg,
@@ -152,6 +158,7 @@ pub struct AutotopupSetArgs {
 
 #[derive(Debug, Args)]
 pub struct AutotopupDisableArgs {
+    #[arg(value_parser = crate::cli::user_arg())]
     pub user: String,
     #[arg(long = "type", value_enum)]
     pub kind: KindArg,

@@ -52,11 +52,12 @@ pub fn rfc3339(t: i64, tz: Tz) -> Option<String> {
 
 /// Data from the network shown as-is unless it holds control characters, which
 /// could break the table or the terminal: then it is shown escaped and quoted.
+/// A value for a table cell: user names and session ids may hold raw bytes or
+/// control characters (from a NAS), shown escaped and quoted.
 pub fn cell(s: &str) -> String {
-    if s.chars().any(char::is_control) {
-        format!("{s:?}")
-    } else {
-        s.to_string()
+    match crate::names::escape(s) {
+        Some(e) => format!("\"{e}\""),
+        None => s.to_string(),
     }
 }
 

@@ -85,7 +85,7 @@ pub enum SessionsCommand {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only this user's sessions.
-    #[arg(long, value_name = "USER")]
+    #[arg(long, value_name = "USER", value_parser = crate::cli::user_arg())]
     pub user: Option<String>,
     /// Only sessions of this NAS (its IP address).
     #[arg(long, value_name = "IP")]
@@ -104,7 +104,15 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct UsageArgs {
     /// The username (User-Name) to show.
+    #[arg(value_parser = crate::cli::user_arg())]
     pub user: String,
+}
+
+/// A user name argument, taken as the bytes the shell passed (a NAS may have sent
+/// Latin-1: `rlm-rust usage $'m\xfcller'`), exact as the module stores it.
+pub(crate) fn user_arg() -> impl clap::builder::TypedValueParser<Value = String> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new().map(|s| crate::names::from_os(&s))
 }
 
 fn parse_tz(s: &str) -> Result<Tz, String> {

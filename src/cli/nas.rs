@@ -88,6 +88,10 @@ pub struct NasOptions {
     pub no_api_tls: bool,
     #[arg(long, value_name = "MS")]
     pub api_timeout_ms: Option<u32>,
+    /// `auto` (default): count a 32-bit octet counter that goes backwards, on a NAS
+    /// that never sends Gigawords, as a wrap when plausible; `off`: never.
+    #[arg(long, value_name = "auto|off", value_parser = ["auto", "off"])]
+    pub counter_wrap: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +198,9 @@ fn apply(nas: &mut NasConfig, o: &NasOptions) -> Result<(), CliError> {
     }
     if let Some(ms) = o.api_timeout_ms {
         nas.api_timeout_ms = ms;
+    }
+    if let Some(w) = &o.counter_wrap {
+        nas.counter_wrap = w == "auto";
     }
     if nas.coa_port == 0 || nas.api_port == 0 || nas.api_timeout_ms == 0 {
         return Err(CliError::Input(
@@ -314,6 +321,7 @@ struct NasJson<'a> {
     api_password_set: bool,
     api_tls: bool,
     api_timeout_ms: u32,
+    counter_wrap: &'static str,
     created: i64,
     created_local: Option<String>,
     updated: i64,
@@ -339,6 +347,7 @@ fn nas_json(rows: &[NasRow], tz: Tz) -> Result<String, CliError> {
                 api_password_set: c.api_password.is_some(),
                 api_tls: c.api_tls,
                 api_timeout_ms: c.api_timeout_ms,
+                counter_wrap: wrap_name(c),
                 created: r.created,
                 created_local: rfc3339(r.created, tz),
                 updated: r.updated,
@@ -364,6 +373,14 @@ fn api_cell(c: &NasConfig) -> String {
     cell(&format!("{user}{host}:{}{tls}", c.api_port))
 }
 
+fn wrap_name(c: &NasConfig) -> &'static str {
+    if c.counter_wrap {
+        "auto"
+    } else {
+        "off"
+    }
+}
+
 fn nas_table(rows: &[NasRow]) -> String {
     if rows.is_empty() {
         return "no NASes configured\n".to_string();
@@ -375,6 +392,7 @@ fn nas_table(rows: &[NasRow]) -> String {
         ("COA", Align::Left),
         ("SECRET", Align::Left),
         ("API", Align::Left),
+        ("WRAP", Align::Left),
     ];
     let body: Vec<Vec<String>> = rows
         .iter()
@@ -388,6 +406,7 @@ fn nas_table(rows: &[NasRow]) -> String {
                 cell(&format!("{coa_host}:{}", c.coa_port)),
                 if c.secret.is_some() { "set" } else { "-" }.to_string(),
                 api_cell(c),
+                wrap_name(c).to_string(),
             ]
         })
         .collect();

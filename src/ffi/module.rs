@@ -31,6 +31,7 @@ pub struct InstanceData {
     disconnect_batch: *const c_char,
     bulk_disconnect: *const c_char,
     bulk_disconnect_delay: *const c_char,
+    max_session_rate: *const c_char,
     state: *mut Instance,
 }
 
@@ -102,7 +103,7 @@ static CAPPING_CONFIG: Static<[sys::CONF_PARSER; 9]> = Static([
 ]);
 
 /// Options without a default here are defaulted (and validated) in `config::parse`.
-static CONFIG: Static<[sys::CONF_PARSER; 13]> = Static([
+static CONFIG: Static<[sys::CONF_PARSER; 14]> = Static([
     string_option(c"db", offset_of!(InstanceData, db), None),
     string_option(c"timezone", offset_of!(InstanceData, timezone), None),
     string_option(c"stale_after", offset_of!(InstanceData, stale_after), None),
@@ -139,6 +140,11 @@ static CONFIG: Static<[sys::CONF_PARSER; 13]> = Static([
     string_option(
         c"bulk_disconnect_delay",
         offset_of!(InstanceData, bulk_disconnect_delay),
+        None,
+    ),
+    string_option(
+        c"max_session_rate",
+        offset_of!(InstanceData, max_session_rate),
         None,
     ),
     END,
@@ -219,6 +225,7 @@ unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_vo
             disconnect_batch: opt(data.disconnect_batch),
             bulk_disconnect: opt(data.bulk_disconnect),
             bulk_disconnect_delay: opt(data.bulk_disconnect_delay),
+            max_session_rate: opt(data.max_session_rate),
         };
         let config = match config::parse(&raw) {
             Ok(c) => c,

@@ -320,7 +320,8 @@ impl<'a> Pair<'a> {
     /// The value as text, whatever its type (what an operator wrote in `users` or SQL).
     pub fn as_text(&self) -> Option<String> {
         if let Some(b) = self.as_bytes() {
-            return Some(String::from_utf8_lossy(b).into_owned());
+            // Exact and injective: never two users for one (see crate::names).
+            return Some(crate::names::decode(b));
         }
         if let Some(v) = self.as_u64() {
             return Some(v.to_string());

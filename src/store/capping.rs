@@ -4,7 +4,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::read::{from_db, to_db};
+use super::read::{from_db, to_db, Name};
 use super::StoreError;
 use chrono_tz::Tz;
 
@@ -172,7 +172,7 @@ pub(crate) fn apply(conn: &Connection, tz: Tz, op: &Op) -> Result<Done, StoreErr
                     .prepare_cached(
                         "DELETE FROM user_limits WHERE username = ?1 AND attribute = ?2",
                     )?
-                    .execute(params![username, name])?;
+                    .execute(params![Name::new(username), name])?;
             }
             Ok(Done::Count(n))
         }
@@ -208,7 +208,7 @@ fn insert_topup(conn: &Connection, t: &NewTopup) -> Result<u64, StoreError> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
-        t.user,
+        Name::new(&t.user),
         t.type_bits,
         t.valid_from,
         t.valid_to,
@@ -250,7 +250,7 @@ fn apply_decision(
         "DELETE FROM topup_consumption WHERE period_start = ?1 \
          AND topup_id IN (SELECT id FROM topups WHERE username = ?2)",
     )?
-    .execute(params![period_start, username])?;
+    .execute(params![period_start, Name::new(username)])?;
     // A missing row reads as 0: not storing zeros keeps the common case (usage under
     // the limit, every accounting update) to the one DELETE.
     for row in d.topup_consumption.iter().filter(|r| r.consumed > 0) {
@@ -282,7 +282,7 @@ fn apply_decision(
         )?
         .execute(params![
             n.key,
-            username,
+            Name::new(username),
             n.kind.name(),
             event_name(n.event),
             n.target,
@@ -417,7 +417,7 @@ pub(crate) fn user_snapshot(
     let _tx = ReadTx::begin(conn)?;
     let open_sessions: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM sessions WHERE username = ?1 AND stop_time IS NULL")?
-        .query_row([username], |r| r.get(0))?;
+        .query_row([Name::new(username)], |r| r.get(0))?;
     let month_usage = super::read::month_usage(conn, username, month)?;
     let limit_rows = user_limits(conn, username)?;
     let same_month =
@@ -537,7 +537,7 @@ fn limits_set(
             "INSERT INTO user_limits (username, attribute, value) VALUES (?1, ?2, ?3) \
              ON CONFLICT (username, attribute) DO UPDATE SET value = excluded.value",
         )?
-        .execute(params![username, a, v])?;
+        .execute(params![Name::new(username), a, v])?;
     }
     Ok(values.len())
 }
@@ -547,7 +547,7 @@ pub(crate) fn user_limits(conn: &Connection, username: &str) -> Result<Vec<Limit
         "SELECT attribute, value FROM user_limits WHERE username = ?1 ORDER BY attribute",
     )?;
     let rows = stmt
-        .query_map([username], |r| {
+        .query_map([Name::new(username)], |r| {
             Ok(LimitRow {
                 attribute: r.get(0)?,
                 value: r.get(1)?,
@@ -563,11 +563,11 @@ const TOPUP_COLUMNS: &str =
 fn topup_row(r: &Row<'_>) -> rusqlite::Result<Topup> {
     Ok(Topup {
         id: from_db(r.get(0)?),
-        user: r.get(1)?,
+        user: super::read::name(r, 1)?,
         type_bits: u32::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
         valid_from: r.get(3)?,
         valid_to: r.get(4)?,
-        value: from_db(r.get(5)?),
+        value: super::read::count(r, 5)?,
         depleted: r.get::<_, i64>(6)? != 0,
         depleted_at: r.get(7)?,
         created: r.get(8)?,
@@ -596,7 +596,10 @@ pub(crate) fn topup_list(
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
-        .query_map(params![username, include_expired, now], topup_row)?
+        .query_map(
+            params![username.map(Name::new), include_expired, now],
+            topup_row,
+        )?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -616,10 +619,10 @@ pub(crate) fn topups_for_period(
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
-        .query_map(params![username, start, end], |r| {
+        .query_map(params![Name::new(username), start, end], |r| {
             Ok(TopupBalance {
                 topup: topup_row(r)?,
-                consumed_before: from_db(r.get(9)?),
+                consumed_before: super::read::count(r, 9)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -640,7 +643,7 @@ pub(crate) fn topup_consumption(
             Ok(crate::topups::ConsumptionRow {
                 topup_id: from_db(r.get(0)?),
                 period_start: r.get(1)?,
-                consumed: from_db(r.get(2)?),
+                consumed: super::read::count(r, 2)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -663,7 +666,7 @@ pub(crate) fn outbox_due(
         .query_map(params![now, to_db(limit as u64)], |r| {
             Ok(OutboxRow {
                 key: r.get(0)?,
-                username: r.get(1)?,
+                username: super::read::name(r, 1)?,
                 kind: r.get(2)?,
                 event: r.get(3)?,
                 target: r.get(4)?,

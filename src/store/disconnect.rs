@@ -8,6 +8,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::read::{name, Name};
 use super::{open_writer, StoreError, StoreOptions};
 
 /// How a NAS is reached for disconnects. Secrets are kept out of `Debug`.
@@ -30,6 +31,9 @@ pub struct NasConfig {
     pub api_password: Option<String>,
     pub api_tls: bool,
     pub api_timeout_ms: u32,
+    /// `counter_wrap = auto`: a 32-bit counter (no Gigawords) that goes backwards
+    /// while the session time goes forward is counted as a wrap when plausible.
+    pub counter_wrap: bool,
 }
 
 impl NasConfig {
@@ -48,6 +52,7 @@ impl NasConfig {
             api_password: None,
             api_tls: false,
             api_timeout_ms: 5000,
+            counter_wrap: true,
         }
     }
 }
@@ -67,6 +72,7 @@ impl std::fmt::Debug for NasConfig {
             .field("api_password_set", &self.api_password.is_some())
             .field("api_tls", &self.api_tls)
             .field("api_timeout_ms", &self.api_timeout_ms)
+            .field("counter_wrap", &self.counter_wrap)
             .finish()
     }
 }
@@ -242,7 +248,7 @@ pub fn backoff_secs(previous_attempts: u32) -> i64 {
 }
 
 const NAS_COLUMNS: &str = "id, nas_ip, name, type, coa_host, coa_port, secret, api_host, \
-     api_port, api_user, api_password, api_tls, api_timeout_ms, created, updated";
+     api_port, api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap";
 
 fn port(v: i64) -> u16 {
     u16::try_from(v).unwrap_or(0)
@@ -264,6 +270,7 @@ fn nas_row(r: &Row<'_>) -> rusqlite::Result<NasRow> {
             api_password: r.get(10)?,
             api_tls: r.get::<_, i64>(11)? != 0,
             api_timeout_ms: u32::try_from(r.get::<_, i64>(12)?).unwrap_or(5000),
+            counter_wrap: r.get::<_, String>(15)? != "off",
         },
         created: r.get(13)?,
         updated: r.get(14)?,
@@ -280,9 +287,9 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<DisconnectJob> {
     Ok(DisconnectJob {
         id: r.get(0)?,
         nas_ip: r.get(1)?,
-        session_key: r.get(2)?,
-        username: r.get(3)?,
-        acct_session_id: r.get(4)?,
+        session_key: name(r, 2)?,
+        username: name(r, 3)?,
+        acct_session_id: name(r, 4)?,
         framed_ip: r.get(5)?,
         session_start: r.get(6)?,
         reason: r.get(7)?,
@@ -343,9 +350,9 @@ pub(crate) fn enqueue(
         )?
         .execute(params![
             job.nas_ip,
-            job.session_key,
-            job.username,
-            job.acct_session_id,
+            Name::new(&job.session_key),
+            Name::new(&job.username),
+            Name::new(&job.acct_session_id),
             job.framed_ip,
             job.session_start,
             job.reason,
@@ -394,14 +401,15 @@ impl Admin {
     pub fn nas_upsert(&self, nas: &NasConfig, now: i64) -> Result<i64, StoreError> {
         let id = self.conn.query_row(
             "INSERT INTO nas (nas_ip, name, type, coa_host, coa_port, secret, api_host, api_port, \
-                 api_user, api_password, api_tls, api_timeout_ms, created, updated) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13) \
+                 api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14) \
              ON CONFLICT (nas_ip) DO UPDATE SET name = excluded.name, type = excluded.type, \
                  coa_host = excluded.coa_host, coa_port = excluded.coa_port, \
                  secret = excluded.secret, api_host = excluded.api_host, \
                  api_port = excluded.api_port, api_user = excluded.api_user, \
                  api_password = excluded.api_password, api_tls = excluded.api_tls, \
-                 api_timeout_ms = excluded.api_timeout_ms, updated = excluded.updated \
+                 api_timeout_ms = excluded.api_timeout_ms, updated = excluded.updated, \
+                 counter_wrap = excluded.counter_wrap \
              RETURNING id",
             params![
                 nas.nas_ip,
@@ -416,7 +424,8 @@ impl Admin {
                 nas.api_password,
                 nas.api_tls,
                 nas.api_timeout_ms,
-                now
+                now,
+                if nas.counter_wrap { "auto" } else { "off" },
             ],
             |r| r.get(0),
         )?;

@@ -226,6 +226,7 @@ fn close_if_stopped_uses_the_session_table() {
         username: "alice".into(),
         input_octets: 0,
         output_octets: 0,
+        gigawords: false,
         session_time: Some(0),
         framed_ip: None,
         calling_station_id: None,

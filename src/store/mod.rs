@@ -116,6 +116,8 @@ pub struct StoreOptions {
     /// Start/Interim of a session that started in an earlier month
     /// (see [`crate::disconnect::month_boundary_job`]).
     pub month_boundary_disconnect: bool,
+    /// What one update may plausibly add (`max_session_rate`).
+    pub bounds: crate::sessions::Bounds,
 }
 
 impl Default for StoreOptions {
@@ -126,6 +128,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             max_batch: 1024,
             month_boundary_disconnect: false,
+            bounds: crate::sessions::Bounds::default(),
         }
     }
 }
@@ -227,7 +230,10 @@ impl Store {
             conn,
             headrooms: writer::Headrooms::new(HEADROOM_USERS),
             tz: opts.timezone,
-            month_boundary: opts.month_boundary_disconnect,
+            rules: writer::Rules {
+                month_boundary: opts.month_boundary_disconnect,
+                bounds: opts.bounds,
+            },
             max_batch: opts.max_batch,
             counters: Arc::clone(&counters),
         };

@@ -62,6 +62,58 @@ pub(crate) fn from_db(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// A counter column, read so that one bad row never makes a user unreadable: a REAL
+/// (SQLite turns an overflowing integer sum into one; stores written before the sums
+/// saturated may hold them) or a negative value (an outside edit) is clamped.
+pub(crate) fn count(r: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    use rusqlite::types::ValueRef;
+    Ok(match r.get_ref(i)? {
+        ValueRef::Integer(v) => from_db(v),
+        // `as` saturates float to int (NaN to 0).
+        ValueRef::Real(v) => from_db(v as i64),
+        ValueRef::Null => 0,
+        other => {
+            return Err(rusqlite::Error::InvalidColumnType(
+                i,
+                r.as_ref().column_name(i).unwrap_or("?").to_string(),
+                other.data_type(),
+            ))
+        }
+    })
+}
+
+/// A user name or session id bound as the exact bytes it came from (see
+/// [`crate::names`]): TEXT, which SQLite compares byte for byte.
+pub(crate) struct Name<'a>(std::borrow::Cow<'a, [u8]>);
+
+impl<'a> Name<'a> {
+    pub(crate) fn new(name: &'a str) -> Self {
+        Name(crate::names::encode(name))
+    }
+}
+
+impl rusqlite::ToSql for Name<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(
+            rusqlite::types::ValueRef::Text(&self.0),
+        ))
+    }
+}
+
+/// Reads a name column written through [`Name`] (or by hand, as BLOB).
+pub(crate) fn name(r: &Row<'_>, i: usize) -> rusqlite::Result<String> {
+    use rusqlite::types::ValueRef;
+    match r.get_ref(i)? {
+        ValueRef::Text(b) | ValueRef::Blob(b) => Ok(crate::names::decode(b)),
+        ValueRef::Null => Ok(String::new()),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            i,
+            r.as_ref().column_name(i).unwrap_or("?").to_string(),
+            other.data_type(),
+        )),
+    }
+}
+
 /// Saturates instead of wrapping: u64 counters beyond i64::MAX (16 EiB) are not real traffic.
 pub(crate) fn to_db(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -70,17 +122,17 @@ pub(crate) fn to_db(v: u64) -> i64 {
 pub(crate) const SESSION_COLUMNS: &str =
     "id, nas_ip, session_key, acct_session_id, username, nas_port, \
      framed_ip, calling_station_id, start_time, last_update, stop_time, session_time, \
-     input_octets, output_octets, terminate_cause, closed_reason";
+     input_octets, output_octets, terminate_cause, closed_reason, gigawords";
 
 /// Maps a row selected with [`SESSION_COLUMNS`].
 pub(crate) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
         id: r.get(0)?,
         nas_ip: r.get(1)?,
-        session_key: r.get(2)?,
+        session_key: name(r, 2)?,
         session: Session {
-            acct_session_id: r.get(3)?,
-            username: r.get(4)?,
+            acct_session_id: name(r, 3)?,
+            username: name(r, 4)?,
             nas_port: r
                 .get::<_, Option<i64>>(5)?
                 .and_then(|p| u32::try_from(p).ok()),
@@ -89,20 +141,21 @@ pub(crate) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
             start_time: r.get(8)?,
             last_update: r.get(9)?,
             stop_time: r.get(10)?,
-            session_time: from_db(r.get(11)?),
-            input_octets: from_db(r.get(12)?),
-            output_octets: from_db(r.get(13)?),
+            session_time: count(r, 11)?,
+            input_octets: count(r, 12)?,
+            output_octets: count(r, 13)?,
             terminate_cause: r.get(14)?,
             closed_reason: r.get(15)?,
+            gigawords: r.get::<_, Option<i64>>(16)?.unwrap_or(0) != 0,
         },
     })
 }
 
 fn usage_of(r: &Row<'_>, first: usize) -> rusqlite::Result<Usage> {
     Ok(Usage {
-        input_octets: from_db(r.get(first)?),
-        output_octets: from_db(r.get(first + 1)?),
-        session_time: from_db(r.get(first + 2)?),
+        input_octets: count(r, first)?,
+        output_octets: count(r, first + 1)?,
+        session_time: count(r, first + 2)?,
     })
 }
 
@@ -112,8 +165,9 @@ pub(crate) fn list_sessions(
 ) -> Result<Vec<SessionRow>, StoreError> {
     // A handful of fixed SQL shapes (so each stays cached and can use its index).
     let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1");
+    let user = f.username.as_deref().map(Name::new);
     let mut params: Vec<&dyn rusqlite::ToSql> = Vec::new();
-    if let Some(u) = &f.username {
+    if let Some(u) = &user {
         sql.push_str(" AND username = ?");
         params.push(u);
     }
@@ -152,7 +206,7 @@ pub(crate) fn usage(conn: &Connection, username: &str) -> Result<Vec<UsageRow>, 
     ];
     for (kind, sql) in queries {
         let mut stmt = tx.prepare_cached(sql)?;
-        let rows = stmt.query_map([username], |r| {
+        let rows = stmt.query_map([Name::new(username)], |r| {
             Ok(UsageRow {
                 kind,
                 period: r.get(0)?,
@@ -169,7 +223,7 @@ pub(crate) fn usage(conn: &Connection, username: &str) -> Result<Vec<UsageRow>, 
 
 fn usage_at(conn: &Connection, sql: &str, username: &str, key: &str) -> Result<Usage, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query([username, key])?;
+    let mut rows = stmt.query(rusqlite::params![Name::new(username), key])?;
     match rows.next()? {
         Some(r) => Ok(usage_of(r, 0)?),
         None => Ok(Usage::default()),

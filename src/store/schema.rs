@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_capping.sql"),
     include_str!("migrations/0004_open_by_user.sql"),
     include_str!("migrations/0005_sessions_by_user.sql"),
+    include_str!("migrations/0006_counter_wrap.sql"),
 ];
 
 /// The schema version this build writes and understands.

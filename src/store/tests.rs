@@ -28,6 +28,7 @@ pub(crate) fn upd(
         username: user.into(),
         input_octets: input,
         output_octets: output,
+        gigawords: false,
         session_time: time,
         framed_ip: Some("100.64.0.9".into()),
         calling_station_id: Some("AA-BB-CC-DD-EE-FF".into()),
@@ -332,7 +333,7 @@ fn a_bad_item_fails_alone_within_its_batch() {
         &mut conn,
         &mut writer::Headrooms::new(16),
         UTC,
-        false,
+        &writer::Rules::default(),
         &refs,
     );
     let summary: Vec<Result<(), String>> = results

@@ -17,7 +17,7 @@ use chrono_tz::Tz;
 use rusqlite::{named_params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::capping::{cap_usage, AcctCapping, CapOutcome};
-use super::read::{session_row, to_db, SESSION_COLUMNS};
+use super::read::{session_row, to_db, Name, SESSION_COLUMNS};
 use super::StoreError;
 use crate::capping::{AcctAction, Headroom, Period, RawLimits};
 use crate::periods;
@@ -58,12 +58,19 @@ pub(crate) struct Counters {
     pub(crate) failed_batches: AtomicU64,
 }
 
+/// The accounting rules' settings the writer applies to every update.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rules {
+    /// Queue a disconnect for Start/Interim of sessions started in an earlier month.
+    pub(crate) month_boundary: bool,
+    pub(crate) bounds: sessions::Bounds,
+}
+
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
     pub(crate) headrooms: Headrooms,
     pub(crate) tz: Tz,
-    /// Queue a disconnect for Start/Interim of sessions started in an earlier month.
-    pub(crate) month_boundary: bool,
+    pub(crate) rules: Rules,
     pub(crate) max_batch: usize,
     pub(crate) counters: Arc<Counters>,
 }
@@ -84,7 +91,7 @@ impl Writer {
                 &mut self.conn,
                 &mut self.headrooms,
                 self.tz,
-                self.month_boundary,
+                &self.rules,
                 &requests,
             );
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
@@ -109,7 +116,7 @@ pub(crate) fn apply_batch(
     conn: &mut Connection,
     headrooms: &mut Headrooms,
     tz: Tz,
-    month_boundary: bool,
+    rules: &Rules,
     requests: &[&Request],
 ) -> Vec<Result<Reply, StoreError>> {
     let all_failed = |headrooms: &mut Headrooms, why: String| {
@@ -135,7 +142,7 @@ pub(crate) fn apply_batch(
     for request in requests {
         // A failed item is rolled back to its savepoint; the others stay.
         let result = in_savepoint(&tx, &ITEM, || {
-            apply_one(&tx, headrooms, tz, month_boundary, request)
+            apply_one(&tx, headrooms, tz, rules, request)
         });
         // Some errors (disk full, I/O) make SQLite roll back the whole transaction:
         // then the items before this one are gone too, so the batch has failed.
@@ -211,17 +218,17 @@ fn apply_one(
     conn: &Connection,
     headrooms: &mut Headrooms,
     tz: Tz,
-    month_boundary: bool,
+    rules: &Rules,
     request: &Request,
 ) -> Result<Reply, StoreError> {
     match request {
         Request::Record(u) => {
-            let (outcome, _) = record(conn, tz, month_boundary, u)?;
+            let (outcome, _) = record(conn, tz, rules, u)?;
             headrooms.spend(&outcome);
             Ok(Reply::Recorded(outcome))
         }
         Request::RecordCapped(u, c) => {
-            let (mut outcome, session) = record(conn, tz, month_boundary, u)?;
+            let (mut outcome, session) = record(conn, tz, rules, u)?;
             if headrooms.spend(&outcome) && headrooms.covers(&outcome.username, c) {
                 return Ok(Reply::RecordedCapped(outcome, CapOutcome::Within));
             }
@@ -281,7 +288,7 @@ fn apply_one(
 fn record(
     conn: &Connection,
     tz: Tz,
-    month_boundary: bool,
+    rules: &Rules,
     u: &AcctUpdate,
 ) -> Result<(Outcome, Option<Session>), StoreError> {
     sessions::validate(u).map_err(|why| StoreError::Invalid(why.to_string()))?;
@@ -295,7 +302,8 @@ fn record(
         return Ok((Outcome::new(OutcomeKind::NasClosed { closed }, u), None));
     }
     let prev = load_session(conn, &u.nas_ip, u.session_key())?;
-    let Some(applied) = sessions::apply(prev.as_ref(), u) else {
+    let mut wrap_ok = || nas_counts_wraps(conn, &u.nas_ip);
+    let Some(applied) = sessions::apply(prev.as_ref(), u, &rules.bounds, &mut wrap_ok) else {
         return Err(StoreError::Invalid(format!(
             "{} is not a session packet",
             u.status
@@ -303,6 +311,7 @@ fn record(
     };
     let mut outcome = Outcome::new(applied.kind, u);
     outcome.regressed = applied.regressed;
+    outcome.anomalies = applied.anomalies;
     if let Some(p) = &prev {
         outcome.username = p.username.clone();
     }
@@ -319,7 +328,7 @@ fn record(
         outcome.delta = applied.delta;
         outcome.attributed = Some(attributed);
     }
-    if month_boundary {
+    if rules.month_boundary {
         // Same transaction as the update: the job exists exactly when the update does.
         let session = applied.state.as_ref().or(prev.as_ref());
         if let Some(job) = crate::disconnect::month_boundary_job(u, session, u.event_time, tz) {
@@ -329,6 +338,21 @@ fn record(
     Ok((outcome, applied.state.or(prev)))
 }
 
+/// The NAS's `counter_wrap` (a NAS not registered counts wraps: `auto` is the
+/// default). Asked only when an update looks like a 32-bit wrap, so rarely.
+fn nas_counts_wraps(conn: &Connection, nas_ip: &str) -> bool {
+    let setting: Result<Option<String>, _> = conn
+        .prepare_cached("SELECT counter_wrap FROM nas WHERE nas_ip = ?1")
+        .and_then(|mut st| st.query_row([nas_ip], |r| r.get(0)).optional());
+    match setting {
+        Ok(v) => v.as_deref() != Some("off"),
+        Err(e) => {
+            log::error!("cannot read counter_wrap of NAS {nas_ip}: {e}; not counting the wrap");
+            false
+        }
+    }
+}
+
 fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result<Option<Session>, StoreError> {
     // Built once: this runs for every accounting item, on the thread they all wait for.
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -336,7 +360,7 @@ fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result<Option<Ses
     });
     let row = conn
         .prepare_cached(&SQL)?
-        .query_row([nas_ip, key], session_row)
+        .query_row(rusqlite::params![nas_ip, Name::new(key)], session_row)
         .optional()?;
     Ok(row.map(|r| r.session))
 }
@@ -350,7 +374,7 @@ macro_rules! update_progress {
                framed_ip = :framed_ip, calling_station_id = :calling_station_id, \
                last_update = :last_update, session_time = :session_time, input_octets = :input, \
                output_octets = :output, terminate_cause = :terminate_cause, \
-               closed_reason = :closed_reason",
+               closed_reason = :closed_reason, gigawords = :gigawords",
             $stop,
             " WHERE nas_ip = :nas_ip AND session_key = :key"
         )
@@ -382,8 +406,8 @@ fn save_session(
         })?;
         let params = named_params! {
             ":nas_ip": nas_ip,
-            ":key": key,
-            ":acct_session_id": s.acct_session_id,
+            ":key": Name::new(key),
+            ":acct_session_id": Name::new(&s.acct_session_id),
             ":nas_port": s.nas_port,
             ":framed_ip": s.framed_ip,
             ":calling_station_id": s.calling_station_id,
@@ -393,6 +417,7 @@ fn save_session(
             ":output": to_db(s.output_octets),
             ":terminate_cause": s.terminate_cause,
             ":closed_reason": s.closed_reason,
+            ":gigawords": s.gigawords,
         };
         if stopping {
             let mut with_stop = params.to_vec();
@@ -406,10 +431,10 @@ fn save_session(
     conn.prepare_cached(
         "INSERT INTO sessions (nas_ip, session_key, acct_session_id, username, nas_port, framed_ip, \
            calling_station_id, start_time, last_update, stop_time, session_time, input_octets, \
-           output_octets, terminate_cause, closed_reason) \
+           output_octets, terminate_cause, closed_reason, gigawords) \
          VALUES (:nas_ip, :key, :acct_session_id, :username, :nas_port, :framed_ip, \
            :calling_station_id, :start_time, :last_update, :stop_time, :session_time, :input, \
-           :output, :terminate_cause, :closed_reason) \
+           :output, :terminate_cause, :closed_reason, :gigawords) \
          ON CONFLICT (nas_ip, session_key) DO UPDATE SET \
            acct_session_id = excluded.acct_session_id, username = excluded.username, \
            nas_port = excluded.nas_port, framed_ip = excluded.framed_ip, \
@@ -417,13 +442,13 @@ fn save_session(
            last_update = excluded.last_update, stop_time = excluded.stop_time, \
            session_time = excluded.session_time, input_octets = excluded.input_octets, \
            output_octets = excluded.output_octets, terminate_cause = excluded.terminate_cause, \
-           closed_reason = excluded.closed_reason",
+           closed_reason = excluded.closed_reason, gigawords = excluded.gigawords",
     )?
     .execute(named_params! {
         ":nas_ip": nas_ip,
-        ":key": key,
-        ":acct_session_id": s.acct_session_id,
-        ":username": s.username,
+        ":key": Name::new(key),
+        ":acct_session_id": Name::new(&s.acct_session_id),
+        ":username": Name::new(&s.username),
         ":nas_port": s.nas_port,
         ":framed_ip": s.framed_ip,
         ":calling_station_id": s.calling_station_id,
@@ -435,6 +460,7 @@ fn save_session(
         ":output": to_db(s.output_octets),
         ":terminate_cause": s.terminate_cause,
         ":closed_reason": s.closed_reason,
+        ":gigawords": s.gigawords,
     })?;
     Ok(())
 }
@@ -449,23 +475,23 @@ fn add_usage(
         (
             "INSERT INTO usage_day (username, day, input_octets, output_octets, session_time) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (username, day) DO UPDATE SET \
-             input_octets = input_octets + excluded.input_octets, \
-             output_octets = output_octets + excluded.output_octets, \
-             session_time = session_time + excluded.session_time",
+             input_octets = MIN(input_octets, 9223372036854775807 - excluded.input_octets) + excluded.input_octets, \
+             output_octets = MIN(output_octets, 9223372036854775807 - excluded.output_octets) + excluded.output_octets, \
+             session_time = MIN(session_time, 9223372036854775807 - excluded.session_time) + excluded.session_time",
             periods::day_key(at.day),
         ),
         (
             "INSERT INTO usage_month (username, month, input_octets, output_octets, session_time) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (username, month) DO UPDATE SET \
-             input_octets = input_octets + excluded.input_octets, \
-             output_octets = output_octets + excluded.output_octets, \
-             session_time = session_time + excluded.session_time",
+             input_octets = MIN(input_octets, 9223372036854775807 - excluded.input_octets) + excluded.input_octets, \
+             output_octets = MIN(output_octets, 9223372036854775807 - excluded.output_octets) + excluded.output_octets, \
+             session_time = MIN(session_time, 9223372036854775807 - excluded.session_time) + excluded.session_time",
             periods::month_key(at.month),
         ),
     ];
     for (sql, period) in targets {
         conn.prepare_cached(sql)?.execute(rusqlite::params![
-            username,
+            Name::new(username),
             period,
             to_db(d.input_octets),
             to_db(d.output_octets),
