@@ -100,7 +100,7 @@ mod tests {
             b"",
             b"a\x00b",
             "\u{10FFFC}".as_bytes(),
-            b"\xf4\x8f\xbf\xbc",
+            b"\xf4\x8f\xbf\xbd",
             b"\xf4\x8f",
             "x\u{10FF41}y".as_bytes(),
         ];
