@@ -273,3 +273,189 @@ fn user_names_in_latin1_stay_distinct_users() {
     let table = server.cli_ok(&["sessions", "list"]);
     assert!(table.contains("\"m\\xfcller\"") && table.contains("müller"), "{table}");
 }
+
+/// xorshift64*: reproducible from the seed printed on failure.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+/// A counter value a broken or hostile NAS might send.
+fn wild(rng: &mut Rng, base: u32) -> u32 {
+    match rng.below(6) {
+        0 => u32::MAX,
+        1 => rng.next() as u32,
+        2 => 0,
+        _ => base.saturating_add(rng.below(1 << 24) as u32),
+    }
+}
+
+#[test]
+fn thousands_of_random_signed_accounting_packets_keep_every_invariant() {
+    let seed = std::env::var("RLM_RUST_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| now() as u64 | 1);
+    eprintln!("seed {seed} (RLM_RUST_FUZZ_SEED to replay)");
+    let mut rng = Rng(seed);
+    let server = Server::start(Options {
+        users: "DEFAULT\tCleartext-Password := \"pw\"\n".into(),
+        ..Default::default()
+    });
+    let users: Vec<Vec<u8>> = (0..30)
+        .map(|n| match n % 5 {
+            0 => vec![b'm', 0xfc, b'0' + (n / 5) as u8],
+            1 => vec![0xff, b'0' + (n / 5) as u8],
+            _ => format!("user{n}").into_bytes(),
+        })
+        .collect();
+    let nases = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    let mut packets = Vec::new();
+    let mut counters = vec![0u32; 120];
+    for _ in 0..4000 {
+        let sess = rng.below(120) as usize;
+        counters[sess] = counters[sess].wrapping_add(rng.below(1 << 22) as u32);
+        let mut p = vec![
+            s(USER_NAME, &users[sess % users.len()]),
+            i(STATUS, rng.pick(&[1, 2, 3, 3, 3, 3, 7, 8, 15, 99])),
+            s(SESSION_ID, format!("r{sess}").as_bytes()),
+            Attribute::ipv4(NAS_IP, rng.pick(&nases).parse().unwrap()),
+        ];
+        if rng.below(10) > 0 {
+            p.push(i(IN, wild(&mut rng, counters[sess])));
+            p.push(i(OUT, wild(&mut rng, counters[sess] / 2)));
+        }
+        if rng.below(3) == 0 {
+            p.push(i(IN_GIGA, wild(&mut rng, 0) % 3));
+            p.push(i(OUT_GIGA, wild(&mut rng, 0)));
+        }
+        if rng.below(5) > 0 {
+            p.push(i(TIME, wild(&mut rng, counters[sess] >> 16)));
+        }
+        if rng.below(8) == 0 {
+            p.push(i(DELAY, wild(&mut rng, 0)));
+        }
+        if rng.below(20) == 0 {
+            // A User-Name of random bytes, or none at all.
+            p.retain(|a| a.typ != USER_NAME);
+            if rng.below(2) == 0 {
+                let len = 1 + rng.below(12) as usize;
+                p.push(s(USER_NAME, &(0..len).map(|_| rng.next() as u8).collect::<Vec<_>>()));
+            }
+        }
+        packets.push(p);
+    }
+    let answered = send_all(&server, &packets, 32);
+    assert!(answered > packets.len() / 2, "{answered} of {} answered", packets.len());
+
+    // The server is alive and answers.
+    assert_eq!(server.auth("user2", "pw", "").code(), Some("Access-Accept"));
+    let db = server.sql();
+    let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    // Every counter an integer, never negative.
+    for (table, cols) in [
+        ("sessions", ["input_octets", "output_octets", "session_time"]),
+        ("usage_month", ["input_octets", "output_octets", "session_time"]),
+        ("usage_day", ["input_octets", "output_octets", "session_time"]),
+    ] {
+        for col in cols {
+            let bad: i64 = db
+                .query_row(
+                    &format!(
+                        "SELECT COUNT(*) FROM {table} WHERE typeof({col}) <> 'integer' OR {col} < 0"
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(bad, 0, "{table}.{col} (seed {seed})");
+        }
+    }
+    // Per user: the months and the days each sum to what its sessions counted.
+    let sums = |sql: &str| -> std::collections::BTreeMap<Vec<u8>, (i64, i64, i64)> {
+        let mut stmt = db.prepare(sql).unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows
+    };
+    let q = |t: &str| {
+        format!(
+            "SELECT CAST(username AS BLOB), SUM(input_octets), SUM(output_octets), \
+             SUM(session_time) FROM {t} GROUP BY username HAVING SUM(input_octets) + \
+             SUM(output_octets) + SUM(session_time) > 0"
+        )
+    };
+    let by_sessions = sums(&q("sessions"));
+    assert_eq!(sums(&q("usage_month")), by_sessions, "months (seed {seed})");
+    assert_eq!(sums(&q("usage_day")), by_sessions, "days (seed {seed})");
+    // Every user readable by the CLI and by authorize (DEFAULT password: Accept).
+    use std::os::unix::ffi::OsStrExt;
+    let mut stmt = db
+        .prepare("SELECT DISTINCT CAST(username AS BLOB) FROM sessions")
+        .unwrap();
+    let names: Vec<Vec<u8>> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(names.len() > 20, "{}", names.len());
+    for name in &names {
+        let out = std::process::Command::new(target_dir().join("rlm-rust"))
+            .arg("--db")
+            .arg(&server.db)
+            .args(["--json", "usage"])
+            .arg(std::ffi::OsStr::from_bytes(name))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "usage {name:x?}: {} (seed {seed})",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let auth: Vec<Vec<Attribute>> = names
+        .iter()
+        .filter(|n| !n.is_empty() && n.len() <= 64)
+        .map(|n| vec![s(USER_NAME, n)])
+        .collect();
+    let accepted = authorize_all(&server, &auth);
+    assert_eq!(accepted, auth.len(), "every user logs in (seed {seed})");
+}
+
+/// Access-Requests with User-Password "pw" for each attribute set; how many got
+/// an Access-Accept.
+fn authorize_all(server: &Server, requests: &[Vec<Attribute>]) -> usize {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", server.auth_port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut accepted = 0;
+    let mut buf = [0u8; 4096];
+    for (n, attrs) in requests.iter().enumerate() {
+        let mut p = Packet::access_request(n as u8).unwrap();
+        p.attributes = attrs.clone();
+        p.set_user_password(b"pw", SECRET.as_bytes()).unwrap();
+        p.add_message_authenticator();
+        sock.send(&p.encode_request(SECRET.as_bytes()).unwrap()).unwrap();
+        if let Ok(len) = sock.recv(&mut buf) {
+            if len >= 20 && buf[0] == 2 {
+                accepted += 1;
+            }
+        }
+    }
+    accepted
+}
