@@ -273,3 +273,121 @@ fn queue_list_retry_purge() {
     assert_eq!(left.len(), 2);
     assert!(left.iter().all(|j| j.state == JobState::Pending));
 }
+
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// The database and any -wal / -shm next to it.
+fn db_files(db: &Path) -> Vec<std::path::PathBuf> {
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|s| std::path::PathBuf::from(format!("{}{s}", db.display())))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+#[test]
+fn nas_add_creates_a_database_closed_to_other_users_and_tightens_an_open_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rlm.sqlite");
+    stdout(&rlm(&db, &["nas", "add", "127.0.0.2", "--name", "core"]));
+    let files = db_files(&db);
+    assert!(!files.is_empty());
+    for p in &files {
+        let m = mode_of(p);
+        assert_eq!(m & 0o607, 0o600, "{}: {m:o}", p.display());
+    }
+
+    // A database from before (0644): tightened at the next write command, with a warning.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = rlm(&db, &["nas", "set", "core", "--coa-port", "1700"]);
+    stdout(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("rlm-rust: warning: store: ")
+            && err.contains("was open to every user (mode 0644)")
+            && err.contains("changed to 0640"),
+        "{err}"
+    );
+    assert_eq!(mode_of(&db), 0o640);
+    // Only once.
+    let o = rlm(&db, &["nas", "set", "core", "--coa-port", "3799"]);
+    stdout(&o);
+    assert!(o.stderr.is_empty(), "{o:?}");
+}
+
+/// Runs the CLI as another user and group (setpriv, util-linux).
+fn rlm_as(uid: u32, gid: u32, db: &Path, args: &[&str]) -> Output {
+    std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            &uid.to_string(),
+            "--regid",
+            &gid.to_string(),
+            "--clear-groups",
+        ])
+        .arg(common::cli::BIN)
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("RLM_RUST_DB")
+        .output()
+        .expect("setpriv (util-linux)")
+}
+
+#[test]
+fn a_database_root_creates_belongs_to_the_server_and_its_group_may_read_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    if std::fs::metadata(dir.path()).unwrap().uid() != 0 {
+        eprintln!("skipped: needs root (to act as the server's user and group)");
+        return;
+    }
+    // The server's directory, as `install -d -o freerad -g freerad` makes it;
+    // 65534 plays freerad, 65533 an operator in its group and a stranger.
+    let (server, operator) = (65534, 65533);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let var = dir.path().join("var");
+    std::fs::create_dir(&var).unwrap();
+    std::os::unix::fs::chown(&var, Some(server), Some(server)).unwrap();
+    let db = var.join("rlm_rust.sqlite");
+
+    // root registers a NAS before the server ever ran.
+    stdout(&rlm(&db, &["nas", "add", "127.0.0.2", "--name", "core"]));
+    let meta = std::fs::metadata(&db).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), mode_of(&db)),
+        (server, server, 0o640)
+    );
+    // The server's user can write it.
+    stdout(&rlm_as(
+        server,
+        server,
+        &db,
+        &["nas", "set", "core", "--coa-port", "1700"],
+    ));
+
+    // While the server has it open (its -wal and -shm exist, 0640 too): the group
+    // reads it, others don't.
+    let running = rlm_rust::store::Admin::open(&db).unwrap();
+    assert_eq!(db_files(&db).len(), 3);
+    for p in db_files(&db) {
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), mode_of(&p)),
+            (server, server, 0o640),
+            "{}",
+            p.display()
+        );
+    }
+    let out = stdout(&rlm_as(operator, server, &db, &["nas", "list"]));
+    assert!(out.contains("127.0.0.2:1700"), "{out}");
+    fails(
+        &rlm_as(operator, operator, &db, &["nas", "list"]),
+        "cannot open database",
+    );
+    drop(running);
+}
