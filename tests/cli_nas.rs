@@ -95,7 +95,8 @@ fn nas_add_list_set_remove() {
     );
     assert!(lines[1].ends_with("radius@127.0.0.9:8729 tls"), "{out}");
     assert!(lines[2].contains("127.0.0.10:1700"), "{out}");
-    assert!(lines[2].ends_with("127.0.0.11:8728"), "{out}");
+    // A password but no user: no API credentials, and the table says what is missing.
+    assert!(lines[2].ends_with(" none (no API user)"), "{out}");
 
     let v = json(&rlm(&db, &["--json", "nas", "list"]));
     let nas = v["nas"].as_array().unwrap();
@@ -112,8 +113,11 @@ fn nas_add_list_set_remove() {
     assert_eq!(core["api_tls"], true);
     assert_eq!(core["api_timeout_ms"], 5000);
     assert!(core.get("secret").is_none() && core.get("api_password").is_none());
+    assert_eq!(core["api_credentials"], true);
+    assert_eq!(core["api_effective_host"], "127.0.0.9");
     assert_eq!(nas[1]["secret_set"], false);
     assert_eq!(nas[1]["api_password_set"], true);
+    assert_eq!(nas[1]["api_credentials"], false);
 
     // Set by name; set the password inline (it still never shows up).
     stdout(&rlm(
@@ -272,6 +276,72 @@ fn queue_list_retry_purge() {
     let left = reader.queue_list(None).unwrap();
     assert_eq!(left.len(), 2);
     assert!(left.iter().all(|j| j.state == JobState::Pending));
+}
+
+#[test]
+fn nas_list_shows_the_api_host_defaulting_to_the_nas_ip_and_nases_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rlm.sqlite");
+    let pw = format!("{PASSWORD}\n");
+    // API credentials, no --api-host: the API is reached on the NAS IP.
+    let with_api = [
+        "nas",
+        "add",
+        "127.0.0.5",
+        "--name",
+        "ip-api",
+        "--api-user",
+        "radius",
+        "--api-password-stdin",
+    ];
+    stdout(&rlm_with_stdin(&db, &with_api, &pw));
+    stdout(&rlm(&db, &["nas", "add", "127.0.0.6", "--name", "bare"]));
+    let no_pw = [
+        "nas",
+        "add",
+        "127.0.0.7",
+        "--name",
+        "nopw",
+        "--api-user",
+        "radius",
+    ];
+    stdout(&rlm(&db, &no_pw));
+
+    let out = stdout(&rlm(&db, &["nas", "list"]));
+    let row = |ip: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{ip} ")))
+            .unwrap_or_else(|| panic!("no {ip}: {out}"))
+    };
+    assert!(
+        row("127.0.0.5").ends_with(" radius@127.0.0.5:8728"),
+        "{out}"
+    );
+    assert!(row("127.0.0.6").ends_with(" none"), "{out}");
+    assert!(
+        row("127.0.0.7").ends_with(" none (no API password)"),
+        "{out}"
+    );
+
+    let v = json(&rlm(&db, &["--json", "nas", "list"]));
+    let fields = |i: usize| {
+        let n = &v["nas"][i];
+        (
+            n["nas_ip"].as_str().unwrap().to_string(),
+            n["api_host"].clone(),
+            n["api_effective_host"].as_str().unwrap().to_string(),
+            n["api_credentials"].as_bool().unwrap(),
+        )
+    };
+    let null = serde_json::Value::Null;
+    assert_eq!(
+        [fields(0), fields(1), fields(2)],
+        [
+            ("127.0.0.5".into(), null.clone(), "127.0.0.5".into(), true),
+            ("127.0.0.6".into(), null.clone(), "127.0.0.6".into(), false),
+            ("127.0.0.7".into(), null, "127.0.0.7".into(), false),
+        ]
+    );
 }
 
 fn mode_of(p: &Path) -> u32 {

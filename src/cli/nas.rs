@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::format::{cell, local_time, rfc3339, table, Align};
 use super::{open_reader, Cli, CliError};
+use crate::bulk::has_api;
 use crate::store::{Admin, DisconnectJob, JobState, NasConfig, NasRow, RetryTarget, StoreError};
 use crate::{config, periods};
 
@@ -309,9 +310,13 @@ struct NasJson<'a> {
     coa_port: u16,
     secret_set: bool,
     api_host: Option<&'a str>,
+    /// `api_host`, else the NAS IP: where the API is reached.
+    api_effective_host: &'a str,
     api_port: u16,
     api_user: Option<&'a str>,
     api_password_set: bool,
+    /// User and password set: the NAS can be worked on over its API (bulk sweep).
+    api_credentials: bool,
     api_tls: bool,
     api_timeout_ms: u32,
     created: i64,
@@ -334,9 +339,11 @@ fn nas_json(rows: &[NasRow], tz: Tz) -> Result<String, CliError> {
                 coa_port: c.coa_port,
                 secret_set: c.secret.is_some(),
                 api_host: c.api_host.as_deref(),
+                api_effective_host: c.api_host_or_ip(),
                 api_port: c.api_port,
                 api_user: c.api_user.as_deref(),
                 api_password_set: c.api_password.is_some(),
+                api_credentials: has_api(c),
                 api_tls: c.api_tls,
                 api_timeout_ms: c.api_timeout_ms,
                 created: r.created,
@@ -351,17 +358,25 @@ fn nas_json(rows: &[NasRow], tz: Tz) -> Result<String, CliError> {
     Ok(out)
 }
 
-/// `user@host:port tls`, without the password; `-` when no API host is set.
+/// `user@host:port tls` (the host defaults to the NAS IP), without the password;
+/// `none`, and what is missing, for a NAS without API credentials.
 fn api_cell(c: &NasConfig) -> String {
-    let Some(host) = &c.api_host else {
-        return "-".into();
-    };
-    let user = c
-        .api_user
-        .as_deref()
-        .map_or(String::new(), |u| format!("{u}@"));
+    if !has_api(c) {
+        let user = c.api_user.as_deref().is_some_and(|u| !u.is_empty());
+        return match (user, c.api_password.is_some()) {
+            (false, false) => "none",
+            (false, true) => "none (no API user)",
+            (true, _) => "none (no API password)",
+        }
+        .into();
+    }
+    let user = c.api_user.as_deref().unwrap_or_default();
     let tls = if c.api_tls { " tls" } else { "" };
-    cell(&format!("{user}{host}:{}{tls}", c.api_port))
+    cell(&format!(
+        "{user}@{}:{}{tls}",
+        c.api_host_or_ip(),
+        c.api_port
+    ))
 }
 
 fn nas_table(rows: &[NasRow]) -> String {
@@ -526,13 +541,27 @@ mod tests {
     #[test]
     fn api_cell_never_shows_the_password() {
         let mut c = NasConfig::new("127.0.0.2");
-        assert_eq!(api_cell(&c), "-");
+        assert_eq!(api_cell(&c), "none");
         c.api_host = Some("127.0.0.9".into());
+        assert_eq!(api_cell(&c), "none");
         c.api_user = Some("radius".into());
+        assert_eq!(api_cell(&c), "none (no API password)");
         c.api_password = Some("hunter2".into());
         assert_eq!(api_cell(&c), "radius@127.0.0.9:8728");
         c.api_tls = true;
         c.api_port = 8729;
         assert_eq!(api_cell(&c), "radius@127.0.0.9:8729 tls");
+        c.api_user = Some(String::new());
+        assert_eq!(api_cell(&c), "none (no API user)");
+    }
+
+    #[test]
+    fn api_cell_shows_the_nas_ip_when_no_api_host_is_set() {
+        let mut c = NasConfig::new("127.0.0.2");
+        c.api_user = Some("radius".into());
+        c.api_password = Some("hunter2".into());
+        assert_eq!(api_cell(&c), "radius@127.0.0.2:8728");
+        c.api_host = Some(String::new());
+        assert_eq!(api_cell(&c), "radius@127.0.0.2:8728");
     }
 }

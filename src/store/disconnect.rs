@@ -50,6 +50,14 @@ impl NasConfig {
             api_timeout_ms: 5000,
         }
     }
+
+    /// Where the RouterOS API is reached: `api_host`, else the NAS IP.
+    pub fn api_host_or_ip(&self) -> &str {
+        self.api_host
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .unwrap_or(&self.nas_ip)
+    }
 }
 
 impl std::fmt::Debug for NasConfig {
