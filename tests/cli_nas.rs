@@ -344,6 +344,130 @@ fn nas_list_shows_the_api_host_defaulting_to_the_nas_ip_and_nases_without_creden
     );
 }
 
+/// The NAS's stored secret and API password, read with SQLite directly.
+fn stored_secrets(db: &Path, nas_ip: &str) -> (Option<String>, Option<String>) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(
+        "SELECT secret, api_password FROM nas WHERE nas_ip = ?1",
+        [nas_ip],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+/// A secret file only its owner may read.
+fn secret_file(dir: &Path, name: &str, content: &str, mode: u32) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn nas_secret_from_stdin_or_a_file_is_stored_and_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rlm.sqlite");
+    let secret2 = format!("{SECRET}-2");
+    let sfile = secret_file(
+        dir.path(),
+        "secret",
+        &format!("{secret2}\nignored\n"),
+        0o600,
+    );
+    let pfile = secret_file(dir.path(), "password", PASSWORD, 0o640);
+
+    let add = [
+        "nas",
+        "add",
+        "127.0.0.2",
+        "--name",
+        "core",
+        "--secret-stdin",
+        "--api-user",
+        "radius",
+        "--api-password-file",
+        &pfile,
+    ];
+    stdout(&rlm_with_stdin(&db, &add, &format!("{SECRET}\r\n")));
+    assert_eq!(
+        stored_secrets(&db, "127.0.0.2"),
+        (Some(SECRET.to_string()), Some(PASSWORD.to_string()))
+    );
+    let v = json(&rlm(&db, &["--json", "nas", "list"]));
+    assert_eq!(
+        (&v["nas"][0]["secret_set"], &v["nas"][0]["api_credentials"]),
+        (&serde_json::json!(true), &serde_json::json!(true))
+    );
+
+    stdout(&rlm(&db, &["nas", "set", "core", "--secret-file", &sfile]));
+    assert_eq!(
+        stored_secrets(&db, "127.0.0.2").0.as_deref(),
+        Some(&*secret2)
+    );
+    let pw2 = format!("{PASSWORD}-2\n");
+    stdout(&rlm_with_stdin(
+        &db,
+        &["nas", "set", "core", "--api-password-stdin"],
+        &pw2,
+    ));
+    assert_eq!(
+        stored_secrets(&db, "127.0.0.2"),
+        (Some(secret2.clone()), Some(format!("{PASSWORD}-2")))
+    );
+    // Inline still works (and an empty one still clears).
+    stdout(&rlm(&db, &["nas", "set", "core", "--secret", SECRET]));
+    assert_eq!(stored_secrets(&db, "127.0.0.2").0.as_deref(), Some(SECRET));
+    stdout(&rlm(&db, &["nas", "set", "core", "--secret", ""]));
+    assert_eq!(stored_secrets(&db, "127.0.0.2").0, None);
+}
+
+#[test]
+fn nas_secret_options_refuse_bad_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rlm.sqlite");
+    let ok = secret_file(dir.path(), "ok", SECRET, 0o600);
+    fn add<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["nas", "add", "127.0.0.2", "--name", "core"];
+        args.extend_from_slice(extra);
+        args
+    }
+    // Two sources for one value, or two values from stdin: usage errors.
+    let usage: [&[&str]; 5] = [
+        &["--secret", SECRET, "--secret-stdin"],
+        &["--secret", SECRET, "--secret-file", &ok],
+        &["--secret-stdin", "--secret-file", &ok],
+        &["--secret-stdin", "--api-password-stdin"],
+        &["--api-password", PASSWORD, "--api-password-file", &ok],
+    ];
+    for extra in usage {
+        let o = rlm_with_stdin(&db, &add(extra), &format!("{SECRET}\n"));
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {o:?}");
+    }
+    assert!(!db.exists(), "a usage error writes nothing");
+
+    let open = secret_file(dir.path(), "open", SECRET, 0o644);
+    fails(
+        &rlm(&db, &add(&["--secret-file", &open])),
+        "open to every user (mode 0644)",
+    );
+    let missing = dir.path().join("missing").to_str().unwrap().to_string();
+    fails(
+        &rlm(&db, &add(&["--api-password-file", &missing])),
+        "cannot open the API password",
+    );
+    let empty = secret_file(dir.path(), "empty", "\n", 0o600);
+    fails(
+        &rlm(&db, &add(&["--secret-file", &empty])),
+        "no RADIUS secret on the first line",
+    );
+    fails(
+        &rlm_with_stdin(&db, &add(&["--secret-stdin"]), ""),
+        "no RADIUS secret on the first line of stdin",
+    );
+    assert!(!db.exists(), "bad input creates no database");
+}
+
 fn mode_of(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
