@@ -281,11 +281,7 @@ pub fn api_login(nas: &NasConfig) -> Result<Client, String> {
             nas.nas_ip
         ));
     };
-    let host = nas
-        .api_host
-        .as_deref()
-        .filter(|h| !h.is_empty())
-        .unwrap_or(&nas.nas_ip);
+    let host = nas.api_host_or_ip();
     let timeout = Duration::from_millis(u64::from(nas.api_timeout_ms.max(1)));
     let opts = routeros::ConnectOptions {
         connect_timeout: timeout,

@@ -129,6 +129,43 @@ fn threaded_server_accepts_and_records_a_session() {
     );
 }
 
+fn mode_of(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn the_servers_database_and_its_wal_and_shm_are_closed_to_other_users() {
+    let mut s = Server::start(Options::default());
+    let files =
+        ["", "-wal", "-shm"].map(|x| std::path::PathBuf::from(format!("{}{x}", s.db.display())));
+    let start = acct_attrs("Start", "demo", "perm-1", "127.0.0.2", 0, 0, 0);
+    assert_eq!(s.acct(&start).code(), Some("Accounting-Response"));
+    // 0640 (less under a stricter umask): never anything for other users.
+    let db_mode = mode_of(&files[0]);
+    assert_eq!(db_mode & 0o607, 0o600, "{db_mode:o}");
+    for p in &files {
+        assert_eq!(mode_of(p), db_mode, "{}", p.display());
+    }
+
+    // A store from before the fix (0644 everywhere): tightened at start, logged.
+    s.stop();
+    for p in files.iter().filter(|p| p.exists()) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    s.restart(None);
+    assert_eq!(s.acct(&start).code(), Some("Accounting-Response"));
+    for p in &files {
+        assert_eq!(mode_of(p), 0o640, "{}", p.display());
+    }
+    let log = s.log_text();
+    assert!(
+        log.contains("was open to every user (mode 0644); it holds NAS secrets: changed to 0640"),
+        "{log}"
+    );
+}
+
 #[test]
 fn retransmits_and_late_packets_never_double_count() {
     let s = Server::start(Options::default());

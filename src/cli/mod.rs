@@ -195,8 +195,28 @@ pub fn run(cli: &Cli) -> Result<String, CliError> {
     }
 }
 
+/// The library's warnings (e.g. the store tightening a database open to every user)
+/// on stderr; the module sends the same to radiusd's log.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!("rlm-rust: warning: {}", r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
 /// Entry point of the `rlm-rust` binary.
 pub fn main() -> ExitCode {
+    static LOG: StderrLog = StderrLog;
+    if log::set_logger(&LOG).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     let cli = Cli::parse();
     match run(&cli) {
         Ok(out) => {

@@ -1,8 +1,11 @@
 //! `nas ...` and `queue ...`: the NAS registry and the disconnect queue.
 //! Secrets and API passwords are never printed, only whether they are set.
 
-use std::io::BufRead;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
 use clap::{Args, Subcommand};
@@ -10,6 +13,7 @@ use serde::Serialize;
 
 use super::format::{cell, local_time, rfc3339, table, Align};
 use super::{open_reader, Cli, CliError};
+use crate::bulk::has_api;
 use crate::store::{Admin, DisconnectJob, JobState, NasConfig, NasRow, RetryTarget, StoreError};
 use crate::{config, periods};
 
@@ -63,9 +67,16 @@ pub struct NasOptions {
     /// RFC 5176 port (3799; 1700 for older RouterOS).
     #[arg(long, value_name = "P")]
     pub coa_port: Option<u16>,
-    /// Shared secret if not the client's from clients.conf.
-    #[arg(long, value_name = "S")]
+    /// Shared secret if not the client's from clients.conf (visible in the process
+    /// list: prefer --secret-stdin or --secret-file).
+    #[arg(long, value_name = "S", conflicts_with_all = ["secret_stdin", "secret_file"])]
     pub secret: Option<String>,
+    /// Read the shared secret from the first line of stdin.
+    #[arg(long, conflicts_with_all = ["secret_file", "api_password_stdin"])]
+    pub secret_stdin: bool,
+    /// Read the shared secret from the first line of a file (not open to other users).
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
     /// RouterOS API address.
     #[arg(long, value_name = "H")]
     pub api_host: Option<String>,
@@ -74,12 +85,16 @@ pub struct NasOptions {
     pub api_port: Option<u16>,
     #[arg(long, value_name = "U")]
     pub api_user: Option<String>,
-    /// API password (visible in the process list: prefer --api-password-stdin).
-    #[arg(long, value_name = "P", conflicts_with = "api_password_stdin")]
+    /// API password (visible in the process list: prefer --api-password-stdin or
+    /// --api-password-file).
+    #[arg(long, value_name = "P", conflicts_with_all = ["api_password_stdin", "api_password_file"])]
     pub api_password: Option<String>,
     /// Read the API password from the first line of stdin.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "api_password_file")]
     pub api_password_stdin: bool,
+    /// Read the API password from the first line of a file (not open to other users).
+    #[arg(long, value_name = "PATH")]
+    pub api_password_file: Option<PathBuf>,
     /// Use API-SSL.
     #[arg(long, conflicts_with = "no_api_tls")]
     pub api_tls: bool,
@@ -156,16 +171,51 @@ fn map_open(e: StoreError) -> CliError {
     }
 }
 
-fn read_password_line(input: &mut impl BufRead) -> Result<String, CliError> {
+/// The first line of `input` (`from`: "stdin", "file PATH"), not empty.
+fn read_secret_line(input: &mut impl BufRead, what: &str, from: &str) -> Result<String, CliError> {
     let mut line = String::new();
     input
         .read_line(&mut line)
-        .map_err(|e| CliError::Input(format!("cannot read the API password from stdin: {e}")))?;
-    let pw = line.trim_end_matches(['\r', '\n']).to_string();
-    if pw.is_empty() {
-        return Err(CliError::Input("empty API password on stdin".into()));
+        .map_err(|e| CliError::Input(format!("cannot read the {what} from {from}: {e}")))?;
+    let value = line.trim_end_matches(['\r', '\n']).to_string();
+    if value.is_empty() {
+        return Err(CliError::Input(format!(
+            "no {what} on the first line of {from}"
+        )));
     }
-    Ok(pw)
+    Ok(value)
+}
+
+/// The value of a secret's options: `--X` as given (empty clears), else the first
+/// line of stdin (`--X-stdin`) or of a file (`--X-file`), which keep it out of `ps`.
+fn secret_value(
+    what: &str,
+    arg: &Option<String>,
+    stdin: bool,
+    file: Option<&Path>,
+) -> Result<Option<String>, CliError> {
+    if stdin {
+        return read_secret_line(&mut std::io::stdin().lock(), what, "stdin").map(Some);
+    }
+    let Some(path) = file else {
+        return Ok(arg.clone());
+    };
+    let from = format!("file {}", path.display());
+    let file = File::open(path)
+        .map_err(|e| CliError::Input(format!("cannot open the {what} {from}: {e}")))?;
+    let mode = file
+        .metadata()
+        .map_err(|e| CliError::Input(format!("cannot read the {what} from {from}: {e}")))?
+        .permissions()
+        .mode();
+    // Refused rather than used: the secret may be leaking already.
+    if mode & 0o007 != 0 {
+        return Err(CliError::Input(format!(
+            "the {what} {from} is open to every user (mode {:04o}): chmod o-rwx it",
+            mode & 0o7777
+        )));
+    }
+    read_secret_line(&mut BufReader::new(file), what, &from).map(Some)
 }
 
 /// Applies the given options over `nas`.
@@ -179,14 +229,23 @@ fn apply(nas: &mut NasConfig, o: &NasOptions) -> Result<(), CliError> {
     if let Some(t) = &o.nas_type {
         nas.nas_type = t.clone();
     }
+    let secret = secret_value(
+        "RADIUS secret",
+        &o.secret,
+        o.secret_stdin,
+        o.secret_file.as_deref(),
+    )?;
+    let api_password = secret_value(
+        "API password",
+        &o.api_password,
+        o.api_password_stdin,
+        o.api_password_file.as_deref(),
+    )?;
     set(&mut nas.coa_host, &o.coa_host);
-    set(&mut nas.secret, &o.secret);
+    set(&mut nas.secret, &secret);
     set(&mut nas.api_host, &o.api_host);
     set(&mut nas.api_user, &o.api_user);
-    set(&mut nas.api_password, &o.api_password);
-    if o.api_password_stdin {
-        nas.api_password = Some(read_password_line(&mut std::io::stdin().lock())?);
-    }
+    set(&mut nas.api_password, &api_password);
     if let Some(p) = o.coa_port {
         nas.coa_port = p;
     }
@@ -221,17 +280,18 @@ pub(super) fn run_nas(cli: &Cli, cmd: &NasCommand, tz: Tz) -> Result<String, Cli
             }
         }
         NasCommand::Add(args) => {
-            let db = Admin::open(&cli.db).map_err(map_open)?;
             let ip = args.nas_ip.to_string();
+            let mut nas = NasConfig::new(ip.clone());
+            nas.name = Some(args.name.clone());
+            // Before the open: bad input (a secret file open to all) creates no database.
+            apply(&mut nas, &args.opts)?;
+            let db = Admin::open(&cli.db).map_err(map_open)?;
             if db.nas_get(&ip)?.is_some() || db.nas_get(&args.name)?.is_some() {
                 return Err(CliError::Input(format!(
                     "a NAS {ip} or named {} exists already; use `nas set`",
                     cell(&args.name)
                 )));
             }
-            let mut nas = NasConfig::new(ip);
-            nas.name = Some(args.name.clone());
-            apply(&mut nas, &args.opts)?;
             db.nas_upsert(&nas, periods::now())?;
             Ok(format!("added NAS {}\n", nas.nas_ip))
         }
@@ -316,9 +376,13 @@ struct NasJson<'a> {
     coa_port: u16,
     secret_set: bool,
     api_host: Option<&'a str>,
+    /// `api_host`, else the NAS IP: where the API is reached.
+    api_effective_host: &'a str,
     api_port: u16,
     api_user: Option<&'a str>,
     api_password_set: bool,
+    /// User and password set: the NAS can be worked on over its API (bulk sweep).
+    api_credentials: bool,
     api_tls: bool,
     api_timeout_ms: u32,
     counter_wrap: &'static str,
@@ -342,9 +406,11 @@ fn nas_json(rows: &[NasRow], tz: Tz) -> Result<String, CliError> {
                 coa_port: c.coa_port,
                 secret_set: c.secret.is_some(),
                 api_host: c.api_host.as_deref(),
+                api_effective_host: c.api_host_or_ip(),
                 api_port: c.api_port,
                 api_user: c.api_user.as_deref(),
                 api_password_set: c.api_password.is_some(),
+                api_credentials: has_api(c),
                 api_tls: c.api_tls,
                 api_timeout_ms: c.api_timeout_ms,
                 counter_wrap: wrap_name(c),
@@ -360,17 +426,25 @@ fn nas_json(rows: &[NasRow], tz: Tz) -> Result<String, CliError> {
     Ok(out)
 }
 
-/// `user@host:port tls`, without the password; `-` when no API host is set.
+/// `user@host:port tls` (the host defaults to the NAS IP), without the password;
+/// `none`, and what is missing, for a NAS without API credentials.
 fn api_cell(c: &NasConfig) -> String {
-    let Some(host) = &c.api_host else {
-        return "-".into();
-    };
-    let user = c
-        .api_user
-        .as_deref()
-        .map_or(String::new(), |u| format!("{u}@"));
+    if !has_api(c) {
+        let user = c.api_user.as_deref().is_some_and(|u| !u.is_empty());
+        return match (user, c.api_password.is_some()) {
+            (false, false) => "none",
+            (false, true) => "none (no API user)",
+            (true, _) => "none (no API password)",
+        }
+        .into();
+    }
+    let user = c.api_user.as_deref().unwrap_or_default();
     let tls = if c.api_tls { " tls" } else { "" };
-    cell(&format!("{user}{host}:{}{tls}", c.api_port))
+    cell(&format!(
+        "{user}@{}:{}{tls}",
+        c.api_host_or_ip(),
+        c.api_port
+    ))
 }
 
 fn wrap_name(c: &NasConfig) -> &'static str {
@@ -536,22 +610,47 @@ mod tests {
     }
 
     #[test]
-    fn password_from_stdin_line() {
+    fn secret_from_the_first_line() {
         let mut input = std::io::Cursor::new("pa ss\r\nignored\n");
-        assert_eq!(read_password_line(&mut input).unwrap(), "pa ss");
-        assert!(read_password_line(&mut std::io::Cursor::new("\n")).is_err());
+        assert_eq!(read_secret_line(&mut input, "x", "stdin").unwrap(), "pa ss");
+        let mut input = std::io::Cursor::new("no newline");
+        assert_eq!(
+            read_secret_line(&mut input, "x", "stdin").unwrap(),
+            "no newline"
+        );
+        for empty in ["\n", "\r\nsecond", ""] {
+            let e = read_secret_line(&mut std::io::Cursor::new(empty), "API password", "stdin");
+            assert!(
+                matches!(&e, Err(CliError::Input(m)) if m == "no API password on the first line of stdin"),
+                "{empty:?}: {e:?}"
+            );
+        }
     }
 
     #[test]
     fn api_cell_never_shows_the_password() {
         let mut c = NasConfig::new("127.0.0.2");
-        assert_eq!(api_cell(&c), "-");
+        assert_eq!(api_cell(&c), "none");
         c.api_host = Some("127.0.0.9".into());
+        assert_eq!(api_cell(&c), "none");
         c.api_user = Some("radius".into());
+        assert_eq!(api_cell(&c), "none (no API password)");
         c.api_password = Some("hunter2".into());
         assert_eq!(api_cell(&c), "radius@127.0.0.9:8728");
         c.api_tls = true;
         c.api_port = 8729;
         assert_eq!(api_cell(&c), "radius@127.0.0.9:8729 tls");
+        c.api_user = Some(String::new());
+        assert_eq!(api_cell(&c), "none (no API user)");
+    }
+
+    #[test]
+    fn api_cell_shows_the_nas_ip_when_no_api_host_is_set() {
+        let mut c = NasConfig::new("127.0.0.2");
+        c.api_user = Some("radius".into());
+        c.api_password = Some("hunter2".into());
+        assert_eq!(api_cell(&c), "radius@127.0.0.2:8728");
+        c.api_host = Some(String::new());
+        assert_eq!(api_cell(&c), "radius@127.0.0.2:8728");
     }
 }

@@ -55,6 +55,14 @@ impl NasConfig {
             counter_wrap: true,
         }
     }
+
+    /// Where the RouterOS API is reached: `api_host`, else the NAS IP.
+    pub fn api_host_or_ip(&self) -> &str {
+        self.api_host
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .unwrap_or(&self.nas_ip)
+    }
 }
 
 impl std::fmt::Debug for NasConfig {

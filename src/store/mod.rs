@@ -5,6 +5,7 @@
 
 mod capping;
 mod disconnect;
+mod perms;
 mod read;
 mod schema;
 mod writer;
@@ -194,6 +195,7 @@ fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Connection, StoreErro
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
+    perms::secure(path);
     let mut conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
         path: path.to_path_buf(),
         source,

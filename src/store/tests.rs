@@ -758,3 +758,82 @@ fn per_user_session_reads_use_the_user_index() {
         "{history}"
     );
 }
+
+fn file_mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The database and its -wal and -shm, which exist while a connection is open.
+fn db_files(path: &Path) -> [PathBuf; 3] {
+    [
+        path.to_path_buf(),
+        perms::companion(path, "-wal"),
+        perms::companion(path, "-shm"),
+    ]
+}
+
+#[test]
+fn a_new_database_and_its_wal_and_shm_are_closed_to_other_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rlm.sqlite");
+    let store = open_in(&dir, UTC);
+    store
+        .record(upd(
+            AcctStatus::Start,
+            "m",
+            "m",
+            0,
+            0,
+            None,
+            ts("2026-04-01T00:00:00Z"),
+        ))
+        .unwrap();
+    let db_mode = file_mode(&path);
+    assert_eq!(db_mode & 0o607, 0o600, "{db_mode:o}");
+    for p in db_files(&path) {
+        assert_eq!(file_mode(&p), db_mode, "{}", p.display());
+    }
+
+    // The disconnect worker's and the CLI's connection create the same way.
+    let admin_path = dir.path().join("admin.sqlite");
+    let admin = Admin::open(&admin_path).unwrap();
+    for p in db_files(&admin_path) {
+        assert_eq!(file_mode(&p) & 0o007, 0, "{}", p.display());
+    }
+    drop(admin);
+}
+
+#[test]
+fn an_open_to_all_database_is_tightened_at_open_and_a_stricter_one_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rlm.sqlite");
+    let t = ts("2026-04-01T00:00:00Z");
+    // A store from before: 0644 (the umask's), with its -wal and -shm in use.
+    let old = open_in(&dir, UTC);
+    old.record(upd(AcctStatus::Start, "o", "o", 0, 0, None, t))
+        .unwrap();
+    for p in db_files(&path) {
+        set_mode(&p, 0o644);
+    }
+    let admin = Admin::open(&path).unwrap();
+    for p in db_files(&path) {
+        assert_eq!(file_mode(&p), 0o640, "{}", p.display());
+    }
+    drop((admin, old));
+
+    // The operator's 0600 stays 0600, and new -wal and -shm follow it.
+    set_mode(&path, 0o600);
+    let store = open_in(&dir, UTC);
+    store
+        .record(upd(AcctStatus::Interim, "o", "o", 1, 1, None, t + 60))
+        .unwrap();
+    for p in db_files(&path) {
+        assert_eq!(file_mode(&p), 0o600, "{}", p.display());
+    }
+}
