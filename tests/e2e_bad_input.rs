@@ -414,7 +414,8 @@ fn thousands_of_random_signed_accounting_packets_keep_every_invariant() {
         .map(Result::unwrap)
         .collect();
     assert!(names.len() > 20, "{}", names.len());
-    for name in &names {
+    // A NUL byte cannot be in a command-line argument; those are read by authorize.
+    for name in names.iter().filter(|n| !n.contains(&0)) {
         let out = std::process::Command::new(target_dir().join("rlm-rust"))
             .arg("--db")
             .arg(&server.db)
