@@ -465,8 +465,8 @@ fn nas_table(rows: &[NasRow]) -> String {
         ("TYPE", Align::Left),
         ("COA", Align::Left),
         ("SECRET", Align::Left),
-        ("API", Align::Left),
         ("WRAP", Align::Left),
+        ("API", Align::Left),
     ];
     let body: Vec<Vec<String>> = rows
         .iter()
@@ -479,8 +479,8 @@ fn nas_table(rows: &[NasRow]) -> String {
                 cell(&c.nas_type),
                 cell(&format!("{coa_host}:{}", c.coa_port)),
                 if c.secret.is_some() { "set" } else { "-" }.to_string(),
-                api_cell(c),
                 wrap_name(c).to_string(),
+                api_cell(c),
             ]
         })
         .collect();
