@@ -138,7 +138,7 @@ mod summary;
 pub use crate::topups::Kind;
 pub use decide::{
     accounting_action, evaluate, reply_attributes, AcctAction, Decision, EvalInput, EvalOptions,
-    Notification, NotifyEvent, OverLimitPolicy, State, Usage, Which,
+    Notification, NotifyEvent, OverLimitPolicy, State, Usage, UsageMark, Which,
 };
 pub use headroom::{headroom, Headroom};
 pub use limits::{

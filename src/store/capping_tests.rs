@@ -142,6 +142,12 @@ fn decide(store: &Store, usage_mb: u64, now: i64) -> crate::capping::Decision {
             traffic_bytes: usage_mb * MIB,
             uptime_secs: 0,
         },
+        // As if one update brought all of it, at `now`.
+        delta: Usage {
+            traffic_bytes: usage_mb * MIB,
+            uptime_secs: 0,
+        },
+        marks: &[],
         topups: &topups,
         period,
         now,
@@ -166,7 +172,6 @@ fn applied_decision_and_reevaluation_are_stable() {
     assert_eq!(ids.len(), 2);
     assert!(ids.iter().all(|&id| id > manual_id));
     let first = snapshot(&store);
-
 
     let (topups, consumption, outbox) = &first;
     assert_eq!(topups.len(), 3, "{topups:#?}");
@@ -361,6 +366,11 @@ fn decide_request(now: i64, usage_mb: Option<u64>) -> crate::store::DecideReques
             traffic_bytes: mb * MIB,
             uptime_secs: 0,
         }),
+        // As if one update brought all of it, at `now`.
+        delta: Usage {
+            traffic_bytes: usage_mb.unwrap_or(0) * MIB,
+            uptime_secs: 0,
+        },
     }
 }
 
@@ -419,7 +429,10 @@ fn autos_and_announced(store: &Store) -> (Vec<u64>, Vec<i64>) {
         .filter(|n| n.event == "added")
         .map(|n| {
             let v: serde_json::Value = serde_json::from_str(&n.body).unwrap();
-            let n = |k: &str| v[k].as_str().map_or_else(|| v[k].as_i64().unwrap(), |s| s.parse().unwrap());
+            let n = |k: &str| {
+                v[k].as_str()
+                    .map_or_else(|| v[k].as_i64().unwrap(), |s| s.parse().unwrap())
+            };
             n("autotopup.added") + n("autotopup.toAddAmount")
         })
         .collect();
@@ -446,12 +459,20 @@ fn auto_topups_decided_in_the_same_second_are_each_stored() {
     std::thread::scope(|s| {
         for i in 0..16u64 {
             let store = store.clone();
-            s.spawn(move || store.decide(decide_request(now, Some(150 + 10 * i))).unwrap());
+            s.spawn(move || {
+                store
+                    .decide(decide_request(now, Some(150 + 10 * i)))
+                    .unwrap()
+            });
         }
     });
     let (autos, announced) = autos_and_announced(&store);
     let stored: u64 = autos.iter().sum();
-    assert_eq!(announced.last().copied(), Some(stored as i64), "{autos:?} vs {announced:?}");
+    assert_eq!(
+        announced.last().copied(),
+        Some(stored as i64),
+        "{autos:?} vs {announced:?}"
+    );
     // 300 MB used of 100 + topups: remaining above the 25 MB threshold.
     assert!(100 + stored > 300 + 25, "{autos:?}");
     let (d, ids) = store.decide(decide_request(now, Some(300))).unwrap();

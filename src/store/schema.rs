@@ -11,6 +11,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_capping.sql"),
     include_str!("migrations/0004_open_by_user.sql"),
     include_str!("migrations/0005_sessions_by_user.sql"),
+    // Numbered 0008 on branch fix-topup-validity: 0006/0007 are reserved for other
+    // branches; renumber (file and position) at merge so position = number.
+    include_str!("migrations/0008_usage_marks.sql"),
 ];
 
 /// The schema version this build writes and understands.
