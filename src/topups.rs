@@ -424,7 +424,8 @@ pub(crate) mod tests {
     fn segments_split_at_boundaries_with_marks() {
         // Period from 0, now 100, 50 before the update, 60 after it.
         let seg = |from, to, usage| Segment { from, to, usage };
-        let cases: [(&[(i64, Option<u64>)], Vec<Segment>); 5] = [
+        type Case = (&'static [(i64, Option<u64>)], Vec<Segment>);
+        let cases: [Case; 5] = [
             (&[], vec![seg(0, 100, 50), seg(100, 101, 10)]),
             // Outside (start, now]: no split.
             (

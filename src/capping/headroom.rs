@@ -32,7 +32,7 @@ impl Headroom {
 
     /// Still sound for a decision at `now`.
     pub fn holds_at(&self, now: i64) -> bool {
-        self.until.is_none_or(|u| now < u)
+        self.until.map_or(true, |u| now < u)
     }
 
     /// Counts `used` down; false (and unchanged) once it would no longer be covered.
