@@ -22,7 +22,7 @@ use chrono_tz::Tz;
 
 use crate::capping::{
     evaluate, reply_attributes, summarize, AcctAction, Decision, EvalInput, EvalOptions, Kind,
-    KindSummary, LimitError, Limits, Period, RawLimits, State,
+    KindSummary, LimitError, Limits, Period, RawLimits, State, Usage,
 };
 use crate::config::Capping;
 use crate::instance::Rcode;
@@ -288,22 +288,34 @@ impl Enforcer {
         if limits.is_unlimited() {
             return Ok((snap, None));
         }
-        let decision = evaluate(&EvalInput {
+        let input = EvalInput {
             username: user,
             limits: &limits,
             usage: snap.period_usage,
+            delta: Usage::default(),
+            marks: &snap.marks,
             topups: &snap.topups,
             period,
             now,
             opts: self.opts(),
-        });
+        };
+        let decision = evaluate(&input);
+        // Usage marks alone need no write: a boundary without one reads the same.
         if decision.new_auto_topups.is_empty() && decision.notifications.is_empty() {
-            let c = self.checked(limits, period, snap.period_usage, &snap.topups, decision);
+            let c = Self::checked(&input, decision);
             return Ok((snap, Some(c)));
         }
         let d = self.decide_stored(user, limits.clone(), period, now)?;
-        let (usage, topups) = self.store.capping_inputs(user, period, self.tz)?;
-        let c = self.checked(limits, period, usage, &topups, d);
+        let (usage, topups, marks) = self.store.capping_inputs(user, period, self.tz)?;
+        let c = Self::checked(
+            &EvalInput {
+                usage,
+                topups: &topups,
+                marks: &marks,
+                ..input
+            },
+            d,
+        );
         Ok((snap, Some(c)))
     }
 
@@ -323,6 +335,7 @@ impl Enforcer {
             now,
             opts: self.opts().clone(),
             usage: None,
+            delta: Usage::default(),
         })?;
         if !ids.is_empty() {
             log::info!("{user:?}: {} auto-topup(s) added", ids.len());
@@ -330,19 +343,13 @@ impl Enforcer {
         Ok(d)
     }
 
-    fn checked(
-        &self,
-        limits: Limits,
-        period: Period,
-        usage: crate::capping::Usage,
-        topups: &[crate::topups::TopupBalance],
-        decision: Decision,
-    ) -> Checked {
+    /// The decision with the summary of the same inputs (the stored state after it).
+    fn checked(input: &EvalInput<'_>, decision: Decision) -> Checked {
         Checked {
-            traffic: summarize(&limits, Kind::Traffic, &usage, topups, &period),
-            uptime: summarize(&limits, Kind::Uptime, &usage, topups, &period),
-            limits,
-            period,
+            traffic: summarize(input, Kind::Traffic),
+            uptime: summarize(input, Kind::Uptime),
+            limits: input.limits.clone(),
+            period: input.period,
             decision,
         }
     }
@@ -539,11 +546,18 @@ impl Enforcer {
         let c = match checked {
             Some(c) => c,
             // Unlimited: limits and remaining are empty, the rest still meaningful.
-            None => self.checked(
-                Limits::default(),
-                self.period(now).map_err(|e| e.to_string())?,
-                snap.period_usage,
-                &snap.topups,
+            None => Self::checked(
+                &EvalInput {
+                    username: user,
+                    limits: &Limits::default(),
+                    usage: snap.period_usage,
+                    delta: Usage::default(),
+                    marks: &snap.marks,
+                    topups: &snap.topups,
+                    period: self.period(now).map_err(|e| e.to_string())?,
+                    now,
+                    opts: self.opts(),
+                },
                 Decision::unlimited(),
             ),
         };
@@ -648,13 +662,19 @@ mod tests {
             state,
             ..Decision::unlimited()
         };
-        let checked = |state| Checked {
-            traffic: summarize(&limits, Kind::Traffic, &usage, &[], &period),
-            uptime: summarize(&limits, Kind::Uptime, &usage, &[], &period),
-            limits: limits.clone(),
+        let opts = EvalOptions::default();
+        let input = EvalInput {
+            username: "joe",
+            limits: &limits,
+            usage,
+            delta: Usage::default(),
+            marks: &[],
+            topups: &[],
             period,
-            decision: decision(state),
+            now: 150,
+            opts: &opts,
         };
+        let checked = |state| Enforcer::checked(&input, decision(state));
         let ok = checked(State::Allowed {
             remaining_traffic_bytes: Some(1_047_576),
             remaining_uptime_secs: None,

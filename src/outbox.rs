@@ -191,6 +191,7 @@ mod tests {
             new_auto_topups: Vec::new(),
             topup_consumption: Vec::new(),
             depleted: Vec::new(),
+            marks: Vec::new(),
             notifications: vec![Notification {
                 kind: Kind::Traffic,
                 event: NotifyEvent::Added,

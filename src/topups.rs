@@ -2,7 +2,8 @@
 //!
 //! A topup row is what the operator (or the auto-topup rule in [`crate::capping`])
 //! adds; this module holds the row type, the rules that say when a row counts, and
-//! the greedy allocation of over-limit usage to topups. Nothing here touches SQL.
+//! the allocation of usage to topups over time ([`segments`], [`allocate_in_time`]):
+//! a topup covers only usage during its validity. Nothing here touches SQL.
 //!
 //! Consumption is kept per topup **and per period** ([`ConsumptionRow`]): what a
 //! topup absorbed in earlier periods is the sum of its rows for periods that started
@@ -107,8 +108,8 @@ impl Topup {
         self.kind().map_or(0, |k| k.to_base(self.value))
     }
 
-    /// Validity overlaps `[start, end)`: the topup counts in that whole period, even
-    /// if it starts or ends inside it.
+    /// Validity overlaps `[start, end)`: the topup may count in that period, but
+    /// only for usage during its validity (see [`allocate_in_time`]).
     pub fn overlaps(&self, start: i64, end: i64) -> bool {
         self.valid_from < end && self.valid_to > start && self.valid_from < self.valid_to
     }
@@ -125,7 +126,7 @@ impl Topup {
             }
     }
 
-    /// Counts towards `kind` in the period `[start, end)`.
+    /// May count towards `kind` in the period `[start, end)` (during its validity).
     pub fn counts_in(&self, kind: Kind, start: i64, end: i64) -> bool {
         self.kind() == Some(kind) && self.overlaps(start, end) && !self.depleted_before(start)
     }
@@ -179,26 +180,142 @@ pub struct NewTopup {
     pub depleted: bool,
 }
 
-/// Spreads `overage` over topups given in consumption order (earliest `valid_to`
-/// first) with their available amounts; returns what each one absorbs. Whatever
-/// does not fit is simply not absorbed (the user is over).
-pub fn allocate_overage(overage: u64, available_in_order: &[u64]) -> Vec<u64> {
-    let mut left = overage;
-    available_in_order
-        .iter()
-        .map(|&avail| {
-            let take = avail.min(left);
-            left -= take;
-            take
-        })
-        .collect()
-}
-
 /// Ordering key for consumption: earliest end of validity first, then earliest start,
 /// then lowest id; rows not yet inserted (`None`) after existing ones, since they get
 /// the highest ids when inserted (keeps the split identical after the insert).
 pub fn consumption_order_key(valid_to: i64, valid_from: i64, id: Option<u64>) -> (i64, i64, u64) {
     (valid_to, valid_from, id.unwrap_or(u64::MAX))
+}
+
+/// A stretch `[from, to)` of the period in which no topup starts or ends, with the
+/// usage recorded in it (bytes / seconds). The last one ends just after `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub from: i64,
+    pub to: i64,
+    pub usage: u64,
+}
+
+/// Splits the period's usage at validity boundaries.
+///
+/// `points`: the boundaries (topup `valid_from` / `valid_to`) with, for each,
+/// the period usage recorded before it (`None`: no mark yet). Only points in
+/// `(start, now]` split; `now` always does, so the last segment `[now, now + 1)`
+/// holds exactly the update being decided (`total − before`). A missing mark reads as
+/// `before`, the usage before that update: nothing was recorded since the boundary
+/// passed. Usage only grows, so values are clamped to be monotonic and ≤ `before`.
+pub fn segments(
+    start: i64,
+    now: i64,
+    points: &[(i64, Option<u64>)],
+    before: u64,
+    total: u64,
+) -> Vec<Segment> {
+    let mut at: Vec<(i64, Option<u64>)> = points
+        .iter()
+        .copied()
+        .filter(|&(b, _)| b > start && b <= now)
+        .collect();
+    if now > start {
+        at.push((now, None));
+    }
+    // The same boundary may come from several topups: keep one, with its mark.
+    at.sort_by_key(|&(b, m)| (b, m.is_none()));
+    at.dedup_by_key(|p| p.0);
+    let before = before.min(total);
+    let mut out = Vec::with_capacity(at.len() + 1);
+    let (mut from, mut used) = (start, 0u64);
+    for (b, mark) in at {
+        let u = mark.unwrap_or(before).clamp(used, before);
+        out.push(Segment {
+            from,
+            to: b,
+            usage: u - used,
+        });
+        (from, used) = (b, u);
+    }
+    out.push(Segment {
+        from,
+        to: now.saturating_add(1),
+        usage: total - used,
+    });
+    out
+}
+
+/// A topup as the allocation sees it: validity `[from, to)` and what it has left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: i64,
+    pub to: i64,
+    pub available: u64,
+}
+
+impl Window {
+    fn covers(&self, s: &Segment) -> bool {
+        self.from <= s.from && self.to >= s.to
+    }
+}
+
+/// Result of [`allocate_in_time`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeAllocation {
+    /// Per window (same order): what it covered.
+    pub consumed: Vec<u64>,
+    /// Base limit not used.
+    pub base_left: u64,
+    /// Base left + unused rest of the windows valid in the last segment (at now).
+    pub available_now: u64,
+    /// Usage nothing valid at the time covered, over the whole period.
+    pub uncovered: u64,
+    /// The part of it in the last segment (the update being decided).
+    pub uncovered_last: u64,
+}
+
+/// Covers each segment's usage first by what is left of the base limit, then by the
+/// windows valid throughout the segment, in the given order (consumption order).
+/// A window's rest after its `to` is gone; usage that nothing covers stays
+/// uncovered (a window that starts later never absorbs it).
+pub fn allocate_in_time(base: u64, segments: &[Segment], windows: &[Window]) -> TimeAllocation {
+    let mut consumed = vec![0u64; windows.len()];
+    let mut base_left = base;
+    let (mut uncovered, mut uncovered_last) = (0u64, 0u64);
+    for (i, s) in segments.iter().enumerate() {
+        let mut left = s.usage;
+        let take = base_left.min(left);
+        base_left -= take;
+        left -= take;
+        for (w, c) in windows.iter().zip(consumed.iter_mut()) {
+            if left == 0 {
+                break;
+            }
+            if w.covers(s) {
+                let take = w.available.saturating_sub(*c).min(left);
+                *c += take;
+                left -= take;
+            }
+        }
+        uncovered = uncovered.saturating_add(left);
+        if i + 1 == segments.len() {
+            uncovered_last = left;
+        }
+    }
+    let available_now = match segments.last() {
+        Some(last) => windows
+            .iter()
+            .zip(&consumed)
+            .filter(|(w, _)| w.covers(last))
+            .fold(base_left, |a, (w, c)| {
+                a.saturating_add(w.available.saturating_sub(*c))
+            }),
+        None => base_left,
+    };
+    TimeAllocation {
+        consumed,
+        base_left,
+        available_now,
+        uncovered,
+        uncovered_last,
+    }
 }
 
 #[cfg(test)]
@@ -304,16 +421,136 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn allocation_is_greedy_in_order() {
-        let cases: [(u64, &[u64], &[u64]); 5] = [
-            (0, &[10, 10], &[0, 0]),
-            (5, &[10, 10], &[5, 0]),
-            (15, &[10, 10], &[10, 5]),
-            (25, &[10, 10], &[10, 10]),
-            (7, &[0, 3, 10], &[0, 3, 4]),
+    fn segments_split_at_boundaries_with_marks() {
+        // Period from 0, now 100, 50 before the update, 60 after it.
+        let seg = |from, to, usage| Segment { from, to, usage };
+        type Case = (&'static [(i64, Option<u64>)], Vec<Segment>);
+        let cases: [Case; 5] = [
+            (&[], vec![seg(0, 100, 50), seg(100, 101, 10)]),
+            // Outside (start, now]: no split.
+            (
+                &[(0, Some(1)), (101, Some(2))],
+                vec![seg(0, 100, 50), seg(100, 101, 10)],
+            ),
+            (
+                &[(40, Some(20)), (70, None)],
+                vec![
+                    seg(0, 40, 20),
+                    seg(40, 70, 30),
+                    seg(70, 100, 0),
+                    seg(100, 101, 10),
+                ],
+            ),
+            // Duplicates keep the mark; marks are clamped monotonic and to "before".
+            (
+                &[(70, None), (40, Some(30)), (70, Some(20)), (90, Some(99))],
+                vec![
+                    seg(0, 40, 30),
+                    seg(40, 70, 0),
+                    seg(70, 90, 20),
+                    seg(90, 100, 0),
+                    seg(100, 101, 10),
+                ],
+            ),
+            // A boundary at now: the update lies after it.
+            (&[(100, None)], vec![seg(0, 100, 50), seg(100, 101, 10)]),
         ];
-        for (over, avail, want) in cases {
-            assert_eq!(allocate_overage(over, avail), want, "over {over}");
+        for (points, want) in cases {
+            assert_eq!(segments(0, 100, points, 50, 60), want, "{points:?}");
+        }
+        assert_eq!(
+            segments(0, 100, &[], 80, 60),
+            vec![seg(0, 100, 60), seg(100, 101, 0)],
+            "before above total is clamped"
+        );
+    }
+
+    #[test]
+    fn allocation_in_time_covers_each_segment_with_what_is_valid_then() {
+        let seg = |from, to, usage| Segment { from, to, usage };
+        let w = |from, to, available| Window {
+            from,
+            to,
+            available,
+        };
+        // (base, segments, windows, consumed, available now, uncovered, uncovered last)
+        type Case = (u64, Vec<Segment>, Vec<Window>, Vec<u64>, u64, u64, u64);
+        let cases: Vec<Case> = vec![
+            (
+                10,
+                vec![seg(0, 101, 5)],
+                vec![w(0, 200, 10)],
+                vec![0],
+                15,
+                0,
+                0,
+            ),
+            (
+                10,
+                vec![seg(0, 101, 15)],
+                vec![w(0, 200, 10)],
+                vec![5],
+                5,
+                0,
+                0,
+            ),
+            // In order: the first window first.
+            (
+                0,
+                vec![seg(0, 101, 15)],
+                vec![w(0, 200, 10), w(0, 300, 10)],
+                vec![10, 5],
+                5,
+                0,
+                0,
+            ),
+            // Expired at 50: covered 5 before, its rest is gone.
+            (
+                10,
+                vec![seg(0, 50, 15), seg(50, 101, 3)],
+                vec![w(0, 50, 10)],
+                vec![5],
+                0,
+                3,
+                3,
+            ),
+            // Starts at 50: the 5 over before stay uncovered.
+            (
+                10,
+                vec![seg(0, 50, 15), seg(50, 101, 3)],
+                vec![w(50, 200, 10)],
+                vec![3],
+                7,
+                5,
+                0,
+            ),
+            // Not started yet.
+            (
+                10,
+                vec![seg(0, 101, 15)],
+                vec![w(150, 200, 10)],
+                vec![0],
+                0,
+                5,
+                5,
+            ),
+            (
+                u64::MAX,
+                vec![seg(0, 101, u64::MAX)],
+                vec![w(0, 200, u64::MAX)],
+                vec![0],
+                u64::MAX,
+                0,
+                0,
+            ),
+        ];
+        for (base, segs, windows, consumed, now, uncovered, last) in cases {
+            let a = allocate_in_time(base, &segs, &windows);
+            assert_eq!(
+                (a.consumed, a.available_now, a.uncovered, a.uncovered_last),
+                (consumed, now, uncovered, last),
+                "{base} {segs:?} {windows:?}"
+            );
         }
     }
 

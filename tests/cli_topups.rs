@@ -97,9 +97,12 @@ fn limits_topups_and_remaining() {
     assert_eq!(added["topup"]["value"], 200);
     assert_eq!(added["topup"]["kind"], "traffic");
 
+    // Valid from now: all 200 MB left; the 100 MB over from before it started stay
+    // uncovered (a topup covers only usage during its validity).
     let v = json(&rlm(&db, &["--json", "limits", "alice"]));
     assert_eq!(v["traffic"]["topups"], 200 * MIB);
-    assert_eq!(v["traffic"]["remaining"], 100 * MIB);
+    assert_eq!(v["traffic"]["uncovered"], 100 * MIB);
+    assert_eq!(v["traffic"]["remaining"], 200 * MIB);
     assert_eq!(v["state"], "allowed");
     assert_eq!(v["topups"].as_array().unwrap().len(), 1);
 

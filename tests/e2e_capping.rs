@@ -24,7 +24,12 @@ fn reply_int(r: &common::Reply, attr: &str) -> Option<u64> {
             (name == attr).then(|| value.trim().parse().ok())?
         })
         .collect();
-    assert!(values.len() <= 1, "{attr} {} times: {}", values.len(), r.output);
+    assert!(
+        values.len() <= 1,
+        "{attr} {} times: {}",
+        values.len(),
+        r.output
+    );
     values.first().copied()
 }
 
@@ -196,7 +201,9 @@ fn a_500_mb_user_is_capped_at_login_and_mid_session_and_a_topup_readmits() {
     let limits = server.cli_json(&["limits", "capped"]);
     assert_eq!(limits["traffic"]["usage"].as_u64(), Some(510 * MIB));
 
-    // A 200 MB topup added with the CLI lets them in again, with what is left.
+    // A 200 MB topup added with the CLI lets them in again, with all of it: it is
+    // valid from now, and the 10 MB over from before it started stay uncovered (a
+    // topup covers only usage during its validity).
     let valid_to = next_month_date(&server);
     server.cli_ok(&[
         "topup",
@@ -211,12 +218,12 @@ fn a_500_mb_user_is_capped_at_login_and_mid_session_and_a_topup_readmits() {
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
     assert_eq!(
         reply_int(&r, "Mikrotik-Total-Limit"),
-        Some(190 * MIB),
+        Some(200 * MIB),
         "{}",
         r.output
     );
     assert!(
-        r.has(&format!("allowed/{}/{}", 190 * MIB, 510 * MIB)),
+        r.has(&format!("allowed/{}/{}", 200 * MIB, 510 * MIB)),
         "{}",
         r.output
     );
@@ -238,8 +245,16 @@ fn one_session_timeout_the_smallest_of_users_and_the_allowance() {
 
     // 4 of 10 minutes used: 6 minutes left, below the users file's hour.
     let nas = "127.0.0.2";
-    assert!(server.acct(&acct_attrs("Start", "st3600", "a", nas, 0, 0, 0)).ok);
-    assert!(server.acct(&acct_attrs("Stop", "st3600", "a", nas, 1, 1, 240)).ok);
+    assert!(
+        server
+            .acct(&acct_attrs("Start", "st3600", "a", nas, 0, 0, 0))
+            .ok
+    );
+    assert!(
+        server
+            .acct(&acct_attrs("Stop", "st3600", "a", nas, 1, 1, 240))
+            .ok
+    );
     let r = server.auth("st3600", "pw", "");
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
     assert_eq!(reply_int(&r, "Session-Timeout"), Some(360), "{}", r.output);
@@ -489,4 +504,154 @@ fn many_interims_of_one_user_at_once_store_every_auto_topup_they_announce() {
     assert!(10 + stored > 120, "{stored}");
     let r = server.auth("burst", "pw", "");
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+}
+
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339()
+}
+
+#[test]
+fn a_topup_that_expired_or_has_not_started_does_not_count() {
+    let server = Server::start(Options {
+        users: "gone\tCleartext-Password := \"pw\", Rust-Capping-Traffic-Limit := \"100\"\n\
+                soon\tCleartext-Password := \"pw\", Rust-Capping-Traffic-Limit := \"100\"\n"
+            .into(),
+        capping: "\t\tmikrotik = yes".into(),
+        ..Default::default()
+    });
+    // The same limit in the store, so that `limits USER` (which sees only the
+    // store) shows what the module decides.
+    for user in ["gone", "soon"] {
+        server.cli_ok(&["limits", "set", user, "--traffic-mb", "100"]);
+    }
+    let now = chrono::Utc::now().timestamp();
+    let period_end = server.cli_json(&["limits", "gone"])["period"]["end"]
+        .as_i64()
+        .unwrap();
+    // Windows of seconds around the real now (the module reads the real clock).
+    let expires = now + 6;
+    let starts = now + 3600;
+    if starts >= period_end {
+        eprintln!("skipped: the month ends within the hour");
+        return;
+    }
+    let nas = "127.0.0.2";
+    let traffic = |user: &str| server.cli_json(&["limits", user]);
+
+    // gone: a 50 MB topup valid from an hour ago until a few seconds from now.
+    server.cli_ok(&[
+        "topup",
+        "add",
+        "gone",
+        "--traffic",
+        "50",
+        "--valid-from",
+        &rfc3339(now - 3600),
+        "--valid-to",
+        &rfc3339(expires),
+    ]);
+    assert!(
+        server
+            .acct(&acct_attrs("Start", "gone", "g1", nas, 0, 0, 0))
+            .ok
+    );
+    assert!(
+        server
+            .acct(&acct_attrs(
+                "Interim-Update",
+                "gone",
+                "g1",
+                nas,
+                100 * MIB,
+                20 * MIB,
+                60
+            ))
+            .ok
+    );
+    let v = traffic("gone");
+    assert!(
+        chrono::Utc::now().timestamp() < expires,
+        "too slow: the topup expired before it could be used"
+    );
+    assert_eq!(
+        v["traffic"]["remaining"].as_i64(),
+        Some(30 * MIB as i64),
+        "{v}"
+    );
+    let r = server.auth("gone", "pw", "");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    assert_eq!(
+        reply_int(&r, "Mikrotik-Total-Limit"),
+        Some(30 * MIB),
+        "{}",
+        r.output
+    );
+    // Once it has expired its unused 30 MB are gone; the 20 MB it covered stay
+    // covered.
+    wait_until("the topup to expire", Duration::from_secs(20), || {
+        chrono::Utc::now().timestamp() > expires
+    });
+    let v = traffic("gone");
+    assert_eq!(v["traffic"]["topups"].as_u64(), Some(20 * MIB), "{v}");
+    assert_eq!(v["traffic"]["remaining"].as_i64(), Some(0), "{v}");
+    assert_eq!(v["state"], "exhausted", "{v}");
+    let r = server.auth("gone", "pw", "");
+    assert_eq!(r.code(), Some("Access-Reject"), "{}", r.output);
+    assert!(r.has("Traffic limit reached"), "{}", r.output);
+
+    // soon: 20 MB over the limit, with a 50 MB topup that starts in an hour.
+    server.cli_ok(&[
+        "topup",
+        "add",
+        "soon",
+        "--traffic",
+        "50",
+        "--valid-from",
+        &rfc3339(starts),
+        "--valid-to",
+        &rfc3339(period_end),
+    ]);
+    assert!(
+        server
+            .acct(&acct_attrs("Start", "soon", "s1", nas, 0, 0, 0))
+            .ok
+    );
+    assert!(
+        server
+            .acct(&acct_attrs(
+                "Interim-Update",
+                "soon",
+                "s1",
+                nas,
+                100 * MIB,
+                20 * MIB,
+                60
+            ))
+            .ok
+    );
+    let v = traffic("soon");
+    assert_eq!(v["traffic"]["topups"].as_u64(), Some(0), "{v}");
+    assert_eq!(
+        v["traffic"]["remaining"].as_i64(),
+        Some(-20 * MIB as i64),
+        "{v}"
+    );
+    assert_eq!(v["state"], "exhausted", "{v}");
+    let r = server.auth("soon", "pw", "");
+    assert_eq!(r.code(), Some("Access-Reject"), "{}", r.output);
+    // The accounting decisions marked the boundaries that had passed (gone's start).
+    let marks: i64 = server
+        .sql()
+        .query_row(
+            "SELECT COUNT(*) FROM usage_marks WHERE username = 'gone'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let starts_in_period = now - 3600 > v["period"]["start"].as_i64().unwrap();
+    assert_eq!(
+        marks,
+        i64::from(starts_in_period),
+        "gone's start, if inside the month"
+    );
 }

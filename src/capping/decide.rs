@@ -8,8 +8,8 @@ use super::Period;
 use crate::notify::Vars;
 use crate::sessions::AcctStatus;
 use crate::topups::{
-    allocate_overage, consumption_order_key, ConsumptionRow, Kind, NewTopup, TopupBalance,
-    TYPE_AUTO,
+    allocate_in_time, consumption_order_key, segments, ConsumptionRow, Kind, NewTopup,
+    TimeAllocation, TopupBalance, Window, TYPE_AUTO,
 };
 
 /// Usage in the period being evaluated (all of the user's sessions).
@@ -27,6 +27,21 @@ impl Usage {
             Kind::Uptime => self.uptime_secs,
         }
     }
+
+    pub fn saturating_sub(&self, other: Usage) -> Usage {
+        Usage {
+            traffic_bytes: self.traffic_bytes.saturating_sub(other.traffic_bytes),
+            uptime_secs: self.uptime_secs.saturating_sub(other.uptime_secs),
+        }
+    }
+}
+
+/// The user's usage in the period recorded before time `at`, a topup's `valid_from`
+/// or `valid_to` inside the period: what lies before that boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct UsageMark {
+    pub at: i64,
+    pub usage: Usage,
 }
 
 /// Operator settings for the decision.
@@ -62,6 +77,12 @@ pub struct EvalInput<'a> {
     pub limits: &'a Limits,
     /// Usage in `period`, including the session being accounted, if any.
     pub usage: Usage,
+    /// The accounting update being decided (part of `usage`, attributed at `now`);
+    /// zero for logins and the CLI.
+    pub delta: Usage,
+    /// Stored [`UsageMark`]s of `period`. A boundary `≤ now` without one reads as
+    /// `usage − delta`: nothing was recorded since it passed.
+    pub marks: &'a [UsageMark],
     /// The user's topups that may count in `period`, with their earlier consumption.
     /// Rows that do not count (other kind, no overlap, depleted earlier) are skipped.
     pub topups: &'a [TopupBalance],
@@ -128,6 +149,8 @@ pub struct Decision {
     pub topup_consumption: Vec<ConsumptionRow>,
     /// Existing topups used up now: set `depleted`, `depleted_at = now`.
     pub depleted: Vec<u64>,
+    /// Usage marks to store (boundaries that passed without one), for the period.
+    pub marks: Vec<UsageMark>,
     pub notifications: Vec<Notification>,
     /// One operator-readable line: what was found, what was decided, why.
     pub explanation: String,
@@ -144,6 +167,7 @@ impl Decision {
             new_auto_topups: Vec::new(),
             topup_consumption: Vec::new(),
             depleted: Vec::new(),
+            marks: Vec::new(),
             notifications: Vec::new(),
             explanation: String::new(),
         }
@@ -159,6 +183,8 @@ impl Decision {
 struct Slot {
     id: Option<u64>,
     order: (i64, i64, u64),
+    valid_from: i64,
+    valid_to: i64,
     value: u64,
     available: u64,
     consumed_before: u64,
@@ -180,8 +206,11 @@ struct KindOutcome {
     /// Effective limit (bytes / seconds); `None` = unlimited.
     limit: Option<u64>,
     used: u64,
-    /// Sum available from existing topups.
-    topups_available: u64,
+    /// What existing topups give this period: what they covered plus the rest of
+    /// those valid now.
+    topups_given: u64,
+    /// Usage that nothing valid at the time covered.
+    uncovered: u64,
     topups_counted: usize,
     slots: Vec<Slot>,
     consumed: Vec<u64>,
@@ -230,6 +259,42 @@ fn plan_auto(
     }
 }
 
+/// The usage before the boundary `at` for `kind`, if marked.
+fn mark_at(marks: &[UsageMark], at: i64, kind: Kind) -> Option<u64> {
+    marks.iter().find(|m| m.at == at).map(|m| m.usage.of(kind))
+}
+
+/// Splits the period at the slots' boundaries and covers each stretch's usage
+/// (see [`allocate_in_time`]); `slots` in consumption order.
+fn allocate(input: &EvalInput<'_>, kind: Kind, base: u64, slots: &[Slot]) -> TimeAllocation {
+    let used = input.usage.of(kind);
+    let before = used.saturating_sub(input.delta.of(kind));
+    let points: Vec<(i64, Option<u64>)> = slots
+        .iter()
+        .flat_map(|s| [s.valid_from, s.valid_to])
+        .map(|b| (b, mark_at(input.marks, b, kind)))
+        .collect();
+    let segs = segments(input.period.start, input.now, &points, before, used);
+    let windows: Vec<Window> = slots
+        .iter()
+        .map(|s| Window {
+            from: s.valid_from,
+            to: s.valid_to,
+            available: s.available,
+        })
+        .collect();
+    allocate_in_time(base, &segs, &windows)
+}
+
+/// What is left now, or (when nothing is) minus the usage nothing covered.
+fn signed_remaining(a: &TimeAllocation) -> i128 {
+    if a.available_now > 0 {
+        i128::from(a.available_now)
+    } else {
+        -i128::from(a.uncovered)
+    }
+}
+
 fn kind_outcome(input: &EvalInput<'_>, kind: Kind, allow_auto: bool) -> KindOutcome {
     let (start, end) = (input.period.start, input.period.end);
     let limit = input.limits.effective_limit(kind);
@@ -245,6 +310,8 @@ fn kind_outcome(input: &EvalInput<'_>, kind: Kind, allow_auto: bool) -> KindOutc
             slots.push(Slot {
                 id: Some(t.id),
                 order: consumption_order_key(t.valid_to, t.valid_from, Some(t.id)),
+                valid_from: t.valid_from,
+                valid_to: t.valid_to,
                 value: t.value_base(),
                 available: b.available(),
                 consumed_before: b.consumed_before,
@@ -252,12 +319,28 @@ fn kind_outcome(input: &EvalInput<'_>, kind: Kind, allow_auto: bool) -> KindOutc
             });
         }
     }
-    let topups_available = slots
-        .iter()
-        .fold(0u64, |a, s| a.saturating_add(s.available));
+    slots.sort_by_key(|s| s.order);
     let topups_counted = slots.len();
-    let remaining_before = limit.map_or(0, |l| {
-        i128::from(l) + i128::from(topups_available) - i128::from(used)
+    let first = limit.map(|l| allocate(input, kind, l, &slots));
+    let given = |a: &TimeAllocation, slots: &[Slot]| {
+        slots
+            .iter()
+            .zip(&a.consumed)
+            .filter(|(s, _)| s.id.is_some())
+            .map(|(s, &c)| {
+                let valid_now = s.valid_from <= input.now && input.now < s.valid_to;
+                c.saturating_add(if valid_now {
+                    s.available.saturating_sub(c)
+                } else {
+                    0
+                })
+            })
+            .fold(0u64, u64::saturating_add)
+    };
+    // Auto-topups start now, so they can cover only the update being decided: plan
+    // with what is left minus its uncovered part (earlier overage stays uncovered).
+    let remaining_before = first.as_ref().map_or(0, |a| {
+        i128::from(a.available_now) - i128::from(a.uncovered_last)
     });
     let added_before = input
         .topups
@@ -284,33 +367,42 @@ fn kind_outcome(input: &EvalInput<'_>, kind: Kind, allow_auto: bool) -> KindOutc
             ..AutoPlan::default()
         },
     };
-    if let Some(auto) = input.limits.autotopup(kind) {
-        let value = kind.to_base(auto.amount);
-        for _ in 0..plan.added {
-            slots.push(Slot {
-                id: None,
-                order: consumption_order_key(end, input.now, None),
-                value,
-                available: value,
-                consumed_before: 0,
-                already_depleted: false,
-            });
+    let mut alloc = first;
+    if let (Some(auto), Some(l)) = (input.limits.autotopup(kind), limit) {
+        if plan.added > 0 {
+            let value = kind.to_base(auto.amount);
+            for _ in 0..plan.added {
+                slots.push(Slot {
+                    id: None,
+                    order: consumption_order_key(end, input.now, None),
+                    valid_from: input.now,
+                    valid_to: end,
+                    value,
+                    available: value,
+                    consumed_before: 0,
+                    already_depleted: false,
+                });
+            }
+            // Stable sort: planned topups keep their insertion order among themselves.
+            slots.sort_by_key(|s| s.order);
+            alloc = Some(allocate(input, kind, l, &slots));
         }
     }
-    // Stable sort: planned topups keep their insertion order among themselves.
-    slots.sort_by_key(|s| s.order);
-    let overage = limit.map_or(0, |l| used.saturating_sub(l));
-    let avail: Vec<u64> = slots.iter().map(|s| s.available).collect();
-    let consumed = allocate_overage(overage, &avail);
-    let total_available = avail.iter().fold(0u64, |a, &v| a.saturating_add(v));
-    let remaining = limit.map_or(0, |l| {
-        i128::from(l) + i128::from(total_available) - i128::from(used)
-    });
+    let (consumed, remaining, topups_given, uncovered) = match &alloc {
+        Some(a) => (
+            a.consumed.clone(),
+            signed_remaining(a),
+            given(a, &slots),
+            a.uncovered,
+        ),
+        None => (vec![0; slots.len()], 0, 0, 0),
+    };
     KindOutcome {
         kind,
         limit,
         used,
-        topups_available,
+        topups_given,
+        uncovered,
         topups_counted,
         slots,
         consumed,
@@ -318,6 +410,32 @@ fn kind_outcome(input: &EvalInput<'_>, kind: Kind, allow_auto: bool) -> KindOutc
         remaining_before,
         remaining,
     }
+}
+
+/// Per-kind numbers without planning auto-topups, for [`super::summarize`]: what
+/// topups give this period, the usage nothing covered, and the remaining allowance
+/// (signed; `None` = unlimited), exactly as [`evaluate`] counts them.
+pub(crate) fn kind_numbers(input: &EvalInput<'_>, kind: Kind) -> (u64, u64, Option<i128>) {
+    let o = kind_outcome(input, kind, false);
+    (o.topups_given, o.uncovered, o.limit.map(|_| o.remaining))
+}
+
+/// Boundaries `(start, now]` of the counted topups (and planned auto-topups) that
+/// have no mark yet: each gets the usage before the update being decided.
+fn new_marks(input: &EvalInput<'_>, outcomes: &[KindOutcome]) -> Vec<UsageMark> {
+    let mut at: Vec<i64> = outcomes
+        .iter()
+        .filter(|o| o.limit.is_some())
+        .flat_map(|o| o.slots.iter().flat_map(|s| [s.valid_from, s.valid_to]))
+        .filter(|&b| b > input.period.start && b <= input.now)
+        .filter(|&b| !input.marks.iter().any(|m| m.at == b))
+        .collect();
+    at.sort_unstable();
+    at.dedup();
+    let before = input.usage.saturating_sub(input.delta);
+    at.into_iter()
+        .map(|at| UsageMark { at, usage: before })
+        .collect()
 }
 
 fn fmt_amount(kind: Kind, v: i128) -> String {
@@ -344,7 +462,7 @@ fn describe(o: &KindOutcome, limits: &Limits) -> String {
     let _ = write!(
         s,
         " + {} from {} topup(s)",
-        fmt_amount(k, i128::from(o.topups_available)),
+        fmt_amount(k, i128::from(o.topups_given)),
         o.topups_counted
     );
     if o.plan.added > 0 {
@@ -359,6 +477,13 @@ fn describe(o: &KindOutcome, limits: &Limits) -> String {
         let _ = write!(s, ", auto-topup needed but none allowed");
     }
     let _ = write!(s, ")");
+    if o.uncovered > 0 {
+        let _ = write!(
+            s,
+            " ({} not covered by anything valid at the time)",
+            fmt_amount(k, i128::from(o.uncovered))
+        );
+    }
     if o.remaining > 0 {
         let _ = write!(s, " remaining {}", fmt_amount(k, o.remaining));
     } else {
@@ -484,6 +609,7 @@ pub fn evaluate(input: &EvalInput<'_>) -> Decision {
         d.notifications
             .extend(notifications(input, f, any_exhausted && planned));
     }
+    d.marks = new_marks(input, &outcomes);
     let (t, u) = (&outcomes[0], &outcomes[1]);
     d.state = match (t.exhausted(), u.exhausted()) {
         (false, false) => State::Allowed {

@@ -4,8 +4,9 @@
 //! Accounting decides capping after every Interim of a capped user, yet most
 //! updates are far below any limit, where the decision writes nothing and acts on
 //! nothing. A decision that wrote nothing stays that way while usage grows by less
-//! than its [`Headroom`] (same limits, topups and period), so the caller may skip the
-//! decisions in between and only count the usage down.
+//! than its [`Headroom`] (same limits, topups and period) and until the next topup
+//! validity boundary, so the caller may skip the decisions in between and only count
+//! the usage down.
 
 use super::decide::{Decision, EvalInput, State, Usage};
 use super::Kind;
@@ -15,6 +16,10 @@ use super::Kind;
 pub struct Headroom {
     pub traffic_bytes: Option<u64>,
     pub uptime_secs: Option<u64>,
+    /// Holds only for decisions before this time (unix seconds): the next topup
+    /// `valid_from` / `valid_to` after the decision, where the allowance changes
+    /// (and a usage mark is due). `None` = no such boundary.
+    pub until: Option<i64>,
 }
 
 impl Headroom {
@@ -22,7 +27,13 @@ impl Headroom {
     pub const UNBOUNDED: Headroom = Headroom {
         traffic_bytes: None,
         uptime_secs: None,
+        until: None,
     };
+
+    /// Still sound for a decision at `now`.
+    pub fn holds_at(&self, now: i64) -> bool {
+        self.until.map_or(true, |u| now < u)
+    }
 
     /// Counts `used` down; false (and unchanged) once it would no longer be covered.
     pub fn take(&mut self, used: Usage) -> bool {
@@ -35,10 +46,8 @@ impl Headroom {
             left(self.uptime_secs, used.uptime_secs),
         ) {
             (Some(t), Some(u)) => {
-                *self = Headroom {
-                    traffic_bytes: t,
-                    uptime_secs: u,
-                };
+                self.traffic_bytes = t;
+                self.uptime_secs = u;
                 true
             }
             _ => false,
@@ -66,6 +75,8 @@ impl Decision {
 /// Per limited kind the growth must keep usage within the limit itself (beyond it
 /// topups are consumed, which is a write), and the remaining allowance above zero
 /// (not exhausted) and above the auto-topup threshold (no auto-topup planned).
+/// And only until the next boundary of a topup of a limited kind: a topup starting
+/// or expiring changes the allowance without any usage.
 pub fn headroom(input: &EvalInput<'_>, decision: &Decision) -> Option<Headroom> {
     if !decision.writes_nothing() {
         return None;
@@ -90,8 +101,20 @@ pub fn headroom(input: &EvalInput<'_>, decision: &Decision) -> Option<Headroom> 
         let above_floor = remaining?.checked_sub(floor)?.checked_sub(1)?;
         Some(Some(within_limit.min(above_floor)))
     };
+    let until = input
+        .topups
+        .iter()
+        .map(|b| &b.topup)
+        .filter(|t| {
+            t.kind()
+                .is_some_and(|k| input.limits.effective_limit(k).is_some())
+        })
+        .flat_map(|t| [t.valid_from, t.valid_to])
+        .filter(|&b| b > input.now)
+        .min();
     Some(Headroom {
         traffic_bytes: of(Kind::Traffic, remaining_traffic_bytes)?,
         uptime_secs: of(Kind::Uptime, remaining_uptime_secs)?,
+        until,
     })
 }

@@ -47,9 +47,9 @@
 //!
 //! # Allowance and exhaustion
 //!
-//! Per kind: `allowance = effective limit + Σ available topups (+ new auto-topups)`,
-//! `remaining = allowance − usage`. The user is **exhausted** when
-//! `remaining ≤ 0`: usage exactly equal to the allowance is over. Exhausted in either
+//! Per kind: `remaining` as described under Topups (the limit and the topups valid
+//! now, with new auto-topups). The user is **exhausted** when `remaining ≤ 0`: usage
+//! exactly equal to the allowance is over. Exhausted in either
 //! kind → [`State::Exhausted`] with the configured Reply-Message (both kinds: both
 //! messages joined by `; `). Unlimited kinds ignore topups and are never exhausted.
 //!
@@ -59,12 +59,23 @@
 //! 4 auto (a row with both or neither of 1/2 never counts), value in MB / minutes,
 //! validity `[valid_from, valid_to)`.
 //!
-//! - A topup counts, with its whole available rest, in every period its validity
-//!   overlaps, also one it starts or ends in the middle of (usage earlier in that
-//!   period may consume it).
-//! - Usage above the effective limit consumes topups in order of earliest `valid_to`,
-//!   then earliest `valid_from`, then lowest id; auto-topups added by the decision sort
-//!   as rows with the highest ids, so the split is the same after they are inserted.
+//! - A topup gives allowance only while valid. The period is cut at every topup
+//!   boundary (`valid_from` / `valid_to`) in `(start, now]`
+//!   ([`crate::topups::segments`]); each stretch's usage is covered first by what is
+//!   left of the effective limit, then by the topups valid throughout the stretch, in
+//!   order of earliest `valid_to`, then earliest `valid_from`, then lowest id
+//!   ([`crate::topups::allocate_in_time`]); auto-topups added by the decision sort as
+//!   rows with the highest ids, so the split is the same after they are inserted.
+//!   A topup's unused rest is gone at its `valid_to`; one with `valid_from > now`
+//!   does not count yet; usage nothing valid covered stays uncovered (a later topup
+//!   never absorbs it). Remaining = limit left + unused rest of the topups valid at
+//!   `now`, or, when that is 0, minus the uncovered usage.
+//! - Where a boundary lies in the usage: [`UsageMark`]s, the period usage recorded
+//!   before the boundary, stored by the first decision after it
+//!   ([`Decision::marks`], value = usage before the update being decided, whose delta
+//!   is attributed at `now`). A boundary without a mark reads as `usage − delta`:
+//!   nothing was recorded since it passed. Headrooms end at the next boundary, so
+//!   every boundary gets its mark from the first update after it.
 //! - Consumption is persisted per topup and per period (bytes / seconds,
 //!   [`crate::topups::ConsumptionRow`]). A topup's available rest in a period is its
 //!   value minus the consumption of all earlier periods; the rest carries over while
@@ -93,7 +104,10 @@
 //! topups that lift `remaining` above the threshold, but no more than the per-period
 //! limit allows (`(limit − auto amount created in the period) / amount`, rounded
 //! down: only whole topups) and no more than [`EvalOptions::max_auto_topups`]. They
-//! are valid from `now` to the period end, count immediately in the same decision
+//! are valid from `now` to the period end, so they cover the update being decided
+//! (its overage, if it pushed usage over) but not earlier uncovered usage; the
+//! `remaining` they are planned against counts only the update's uncovered part. They
+//! count immediately in the same decision
 //! (so a user is never rejected right after being topped up) and are returned in
 //! [`Decision::new_auto_topups`] with their own consumption. The amount already
 //! auto-added in the period is the sum of auto rows of the kind `created` within it.
@@ -127,7 +141,8 @@
 //! must not both add auto-topups): replace the period's consumption rows with
 //! [`Decision::topup_consumption`], set `depleted`/`depleted_at = now` for
 //! [`Decision::depleted`], insert [`Decision::new_auto_topups`] (ids must be larger
-//! than existing ones) with a consumption row each, and insert notifications by
+//! than existing ones) with a consumption row each, insert [`Decision::marks`]
+//! (a mark is never rewritten), and insert notifications by
 //! [`Notification::key`], ignoring duplicates.
 
 mod decide;
@@ -138,7 +153,7 @@ mod summary;
 pub use crate::topups::Kind;
 pub use decide::{
     accounting_action, evaluate, reply_attributes, AcctAction, Decision, EvalInput, EvalOptions,
-    Notification, NotifyEvent, OverLimitPolicy, State, Usage, Which,
+    Notification, NotifyEvent, OverLimitPolicy, State, Usage, UsageMark, Which,
 };
 pub use headroom::{headroom, Headroom};
 pub use limits::{

@@ -66,7 +66,8 @@ fn usage_mb(mb: u64) -> Usage {
     }
 }
 
-/// joe's input in `period`, 500 s after its start.
+/// joe's input in `period`, 500 s after its start, as if one accounting update
+/// at that time brought all of `usage` (no usage marks).
 fn input_in<'a>(
     limits: &'a Limits,
     usage: Usage,
@@ -78,6 +79,8 @@ fn input_in<'a>(
         username: "joe",
         limits,
         usage,
+        delta: usage,
+        marks: &[],
         topups,
         period,
         now: period.start + 500,
@@ -351,6 +354,10 @@ fn caveat_swap_end_to_end() {
 struct Store {
     topups: Vec<Topup>,
     rows: Vec<ConsumptionRow>,
+    /// (period start, mark)
+    marks: Vec<(i64, UsageMark)>,
+    /// Usage at the last run, per period start: each run's delta is the growth since.
+    last_usage: Vec<(i64, Usage)>,
 }
 
 impl Store {
@@ -362,23 +369,49 @@ impl Store {
             .collect()
     }
 
+    /// One accounting update at `now` that brings the period's usage to `usage`.
     fn run(&mut self, limits: &Limits, usage: Usage, period: Period, now: i64) -> Decision {
         let opts = EvalOptions::default();
         let topups = self.balances(&period);
+        let last = self
+            .last_usage
+            .iter()
+            .find(|(p, _)| *p == period.start)
+            .map_or(Usage::default(), |(_, u)| *u);
+        let marks: Vec<UsageMark> = self
+            .marks
+            .iter()
+            .filter(|(p, _)| *p == period.start)
+            .map(|(_, m)| *m)
+            .collect();
         let d = evaluate(&EvalInput {
             username: "joe",
             limits,
             usage,
+            delta: usage.saturating_sub(last),
+            marks: &marks,
             topups: &topups,
             period,
             now,
             opts: &opts,
         });
         self.apply(&d, &period, now);
+        self.last_usage.retain(|(p, _)| *p != period.start);
+        self.last_usage.push((period.start, usage));
         d
     }
 
     fn apply(&mut self, d: &Decision, period: &Period, now: i64) {
+        for m in &d.marks {
+            assert!(
+                !self
+                    .marks
+                    .iter()
+                    .any(|(p, x)| *p == period.start && x.at == m.at),
+                "a mark is written once"
+            );
+            self.marks.push((period.start, *m));
+        }
         for r in &d.topup_consumption {
             self.rows
                 .retain(|x| !(x.topup_id == r.topup_id && x.period_start == r.period_start));
@@ -438,7 +471,14 @@ fn topup_spanning_three_months_carries_over_and_depletes() {
     assert_eq!(s.consumed(7, &P1), 100 * MIB);
     // Re-running the same period with the same usage changes nothing (idempotent).
     let again = s.run(&limits, usage_mb(200), P1, P1.end - 1);
-    assert_eq!(again, d);
+    assert_eq!(
+        (&again.state, &again.topup_consumption),
+        (&d.state, &d.topup_consumption)
+    );
+    assert!(
+        again.marks.is_empty(),
+        "its start was marked by the first run"
+    );
     assert_eq!(s.rows.len(), 1);
 
     // P2: 150 MB: 50 more from the topup; 150 left.
@@ -517,8 +557,16 @@ fn which_topups_count() {
     let cases = [
         (topup(1, TYPE_TRAFFIC, P1.start, P2.start, 10), 0, false),
         (topup(1, TYPE_TRAFFIC, P2.end, P3.end, 10), 0, false),
-        (topup(1, TYPE_TRAFFIC, P2.end - 1, P3.end, 10), 0, true),
-        (topup(1, TYPE_TRAFFIC, P1.start, P2.start + 1, 10), 0, true),
+        // Decided at P2.start + 500: one that starts later does not count yet, one
+        // that expired earlier no longer does.
+        (topup(1, TYPE_TRAFFIC, P2.end - 1, P3.end, 10), 0, false),
+        (topup(1, TYPE_TRAFFIC, P2.start + 500, P3.end, 10), 0, true),
+        (topup(1, TYPE_TRAFFIC, P1.start, P2.start + 1, 10), 0, false),
+        (
+            topup(1, TYPE_TRAFFIC, P1.start, P2.start + 501, 10),
+            0,
+            true,
+        ),
         (
             topup(1, TYPE_TRAFFIC | TYPE_AUTO, P2.start, P2.end, 10),
             0,
@@ -562,19 +610,237 @@ fn which_topups_count() {
 }
 
 #[test]
-fn topup_starting_mid_month_absorbs_earlier_usage() {
-    let limits = traffic(Some(100), 1.0);
-    let late = topup(3, TYPE_TRAFFIC, P1.start + 900_000, P2.start + 10, 50);
-    let d = eval(&limits, usage_mb(120), &[bal(late, 0)], P1);
-    assert_eq!(remaining(&d).0, Some(30 * MIB));
-    assert_eq!(
-        d.topup_consumption,
-        vec![ConsumptionRow {
-            topup_id: 3,
-            period_start: P1.start,
-            consumed: 20 * MIB
-        }]
+fn a_topup_gives_allowance_only_while_valid() {
+    // Limit 100 MB in P1 / P2; each step is one accounting update at P1.start + `at`
+    // bringing the period's usage to `used` MB. (name, topups (id, MB, from, to as
+    // offsets from P1.start), steps (at, used MB, remaining MB or None = exhausted,
+    // consumption (id, MB) in the step's period)).
+    type Step = (i64, u64, Option<u64>, &'static [(u64, u64)]);
+    type Case = (
+        &'static str,
+        &'static [(u64, u64, i64, i64)],
+        &'static [Step],
     );
+    const D: i64 = 100_000;
+    let cases: [Case; 8] = [
+        (
+            "expired earlier this month: counts only what it covered while valid",
+            &[(1, 50, D, 3 * D)],
+            &[
+                (2 * D, 120, Some(30), &[(1, 20)]),
+                // Its unused 30 MB are gone; the 20 it covered stay covered.
+                (4 * D, 120, None, &[(1, 20)]),
+                (5 * D, 125, None, &[(1, 20)]),
+            ],
+        ),
+        (
+            "starts later this month: counts nothing yet",
+            &[(1, 50, 6 * D, 10 * D)],
+            &[
+                (2 * D, 90, Some(10), &[(1, 0)]),
+                (3 * D, 120, None, &[(1, 0)]),
+            ],
+        ),
+        (
+            "starts mid-period with overage before: not absorbed",
+            &[(1, 50, 6 * D, 10 * D)],
+            &[
+                (2 * D, 120, None, &[(1, 0)]),
+                // 20 MB over before it started stay uncovered: 50 left, not 30.
+                (7 * D, 120, Some(50), &[(1, 0)]),
+                (8 * D, 150, Some(20), &[(1, 30)]),
+            ],
+        ),
+        (
+            "usage during its validity consumes it",
+            &[(1, 50, D, 5 * D)],
+            &[
+                (D / 2, 80, Some(20), &[(1, 0)]),
+                (2 * D, 130, Some(20), &[(1, 30)]),
+                (3 * D, 160, None, &[(1, 50)]),
+            ],
+        ),
+        (
+            "covered, then expired: stays covered, only its rest is gone",
+            &[(1, 50, D, 3 * D), (2, 100, D, 10 * D)],
+            // 1 expires first, so it is used first.
+            &[
+                (2 * D, 130, Some(120), &[(1, 30), (2, 0)]),
+                (4 * D, 130, Some(100), &[(1, 30), (2, 0)]),
+                (5 * D, 150, Some(80), &[(1, 30), (2, 20)]),
+            ],
+        ),
+        (
+            "valid beyond the period: the rest carries over while valid",
+            &[(1, 300, D, 15 * D)],
+            &[
+                (2 * D, 150, Some(250), &[(1, 50)]),
+                (10 * D + 10, 120, Some(230), &[(1, 20)]),
+                // Expired in P2: its last 230 MB are gone.
+                (16 * D, 120, None, &[(1, 20)]),
+            ],
+        ),
+        (
+            "valid from before the period: the whole period",
+            &[(1, 50, -D, 3 * D)],
+            &[(D, 120, Some(30), &[(1, 20)])],
+        ),
+        (
+            "ends and starts in one second: the new one takes over",
+            &[(1, 50, D, 3 * D), (2, 50, 3 * D, 10 * D)],
+            &[
+                (2 * D, 130, Some(20), &[(1, 30), (2, 0)]),
+                (4 * D, 160, Some(20), &[(1, 30), (2, 30)]),
+            ],
+        ),
+    ];
+    let limits = traffic(Some(100), 1.0);
+    for (name, topups, steps) in cases {
+        let mut s = Store::default();
+        for &(id, mb, from, to) in topups {
+            s.topups
+                .push(topup(id, TYPE_TRAFFIC, P1.start + from, P1.start + to, mb));
+        }
+        for &(at, used, want, consumed) in steps {
+            let now = P1.start + at;
+            let period = if now < P2.start { P1 } else { P2 };
+            let d = s.run(&limits, usage_mb(used), period, now);
+            let got = match d.state {
+                State::Allowed {
+                    remaining_traffic_bytes,
+                    ..
+                } => remaining_traffic_bytes,
+                State::Exhausted { .. } => None,
+            };
+            assert_eq!(
+                got,
+                want.map(|mb| mb * MIB),
+                "{name} at {at}: {}",
+                d.explanation
+            );
+            for &(id, mb) in consumed {
+                assert_eq!(
+                    s.consumed(id, &period),
+                    mb * MIB,
+                    "{name} at {at}: topup {id}"
+                );
+            }
+            // The summary (CLI, xlat) agrees with the decision.
+            let opts = EvalOptions::default();
+            let balances = s.balances(&period);
+            let marks: Vec<UsageMark> = s
+                .marks
+                .iter()
+                .filter(|(p, _)| *p == period.start)
+                .map(|(_, m)| *m)
+                .collect();
+            let read = EvalInput {
+                username: "joe",
+                limits: &limits,
+                usage: usage_mb(used),
+                delta: Usage::default(),
+                marks: &marks,
+                topups: &balances,
+                period,
+                now,
+                opts: &opts,
+            };
+            let sum = summarize(&read, Kind::Traffic);
+            assert_eq!(
+                u64::try_from(sum.remaining.unwrap().max(0)).unwrap(),
+                want.map_or(0, |mb| mb * MIB),
+                "{name} at {at}: summary {sum:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn boundaries_without_a_mark_read_as_the_usage_before_the_update() {
+    // A topup from P1.start + 1000, limit 100 MB, 120 MB used, read at + 2000.
+    let limits = traffic(Some(100), 1.0);
+    let t = [bal(topup(1, TYPE_TRAFFIC, P1.start + 1000, P1.end, 50), 0)];
+    let mark = |mb: u64| UsageMark {
+        at: P1.start + 1000,
+        usage: usage_mb(mb),
+    };
+    let opts = EvalOptions::default();
+    // (marks, delta MB, remaining MB, marks written)
+    let cases: [(Vec<UsageMark>, u64, u64, Vec<UsageMark>); 5] = [
+        // Nothing recorded since it started: all 120 MB lie before it.
+        (vec![], 0, 50, vec![mark(120)]),
+        // The update being decided (15 MB) lies after it.
+        (vec![], 15, 35, vec![mark(105)]),
+        (vec![mark(90)], 0, 30, vec![]),
+        (vec![mark(90)], 15, 30, vec![]),
+        // A mark above the usage before the update is clamped to it.
+        (vec![mark(500)], 15, 35, vec![]),
+    ];
+    for (marks, delta, want, written) in cases {
+        let input = EvalInput {
+            username: "joe",
+            limits: &limits,
+            usage: usage_mb(120),
+            delta: usage_mb(delta),
+            marks: &marks,
+            topups: &t,
+            period: P1,
+            now: P1.start + 2000,
+            opts: &opts,
+        };
+        let d = evaluate(&input);
+        assert_eq!(
+            remaining(&d).0,
+            Some(want * MIB),
+            "{marks:?} +{delta}: {}",
+            d.explanation
+        );
+        assert_eq!(d.marks, written, "{marks:?} +{delta}");
+    }
+}
+
+#[test]
+fn auto_topup_covers_the_update_that_triggered_it_not_earlier_overage() {
+    // Amount 500, threshold 250, limit 1000 MB; (used before MB, update MB, added,
+    // remaining MB).
+    let limits = with_auto(traffic(Some(1000), 1.0), 500, None, None);
+    let cases = [
+        (900, 1000, 3, 600),
+        (1000, 100, 1, 400),
+        // 500 MB over from before (when no auto-topup was allowed) stay uncovered.
+        (1500, 100, 1, 400),
+        (1500, 0, 1, 500),
+    ];
+    let opts = EvalOptions::default();
+    for (before, delta, added, want) in cases {
+        let input = EvalInput {
+            username: "joe",
+            limits: &limits,
+            usage: usage_mb(before + delta),
+            delta: usage_mb(delta),
+            marks: &[],
+            topups: &[],
+            period: P1,
+            now: P1.start + 500,
+            opts: &opts,
+        };
+        let d = evaluate(&input);
+        assert_eq!(
+            d.new_auto_topups.len(),
+            added,
+            "{before}+{delta}: {}",
+            d.explanation
+        );
+        assert_eq!(remaining(&d).0, Some(want * MIB), "{before}+{delta}");
+        // Its start gets a mark: the usage before the update.
+        assert_eq!(
+            d.marks,
+            vec![UsageMark {
+                at: P1.start + 500,
+                usage: usage_mb(before)
+            }]
+        );
+    }
 }
 
 #[test]
@@ -835,11 +1101,7 @@ fn allowed(traffic: Option<u64>, uptime: Option<u64>) -> Decision {
             remaining_traffic_bytes: traffic,
             remaining_uptime_secs: uptime,
         },
-        new_auto_topups: vec![],
-        topup_consumption: vec![],
-        depleted: vec![],
-        notifications: vec![],
-        explanation: String::new(),
+        ..Decision::unlimited()
     }
 }
 
@@ -1125,6 +1387,14 @@ fn headroom_cases() {
         Some(Headroom {
             traffic_bytes: t,
             uptime_secs: u,
+            until: None,
+        })
+    };
+    // With the 50 MB topup: only until it expires.
+    let until_expiry = |h: Option<Headroom>| {
+        h.map(|h| Headroom {
+            until: Some(P2.start),
+            ..h
         })
     };
     // (name, limits, usage, topups, expected)
@@ -1151,14 +1421,14 @@ fn headroom_cases() {
             t100.clone(),
             usage_mb(40),
             &topup50,
-            bounded(Some(60 * MIB), None),
+            until_expiry(bounded(Some(60 * MIB), None)),
         ),
         (
             "exactly at the limit, topup left",
             t100.clone(),
             usage_mb(100),
             &topup50,
-            bounded(Some(0), None),
+            until_expiry(bounded(Some(0), None)),
         ),
         (
             "consuming a topup",
@@ -1182,7 +1452,7 @@ fn headroom_cases() {
             traffic(Some(0), 1.0),
             usage_mb(0),
             &topup50,
-            bounded(Some(0), None),
+            until_expiry(bounded(Some(0), None)),
         ),
         (
             "multiplier",
@@ -1216,6 +1486,7 @@ fn headroom_take_counts_down_and_stops_at_the_bound() {
     let mut h = Headroom {
         traffic_bytes: Some(100),
         uptime_secs: None,
+        until: Some(50),
     };
     let used = |t, u| Usage {
         traffic_bytes: t,
@@ -1228,6 +1499,9 @@ fn headroom_take_counts_down_and_stops_at_the_bound() {
     assert!(h.take(used(40, 0)));
     assert!(!h.take(used(1, 0)));
     assert!(Headroom::UNBOUNDED.clone().take(used(u64::MAX, u64::MAX)));
+    // Time-bounded: sound only before the next validity boundary.
+    assert!(h.holds_at(49) && !h.holds_at(50) && !h.holds_at(51));
+    assert!(Headroom::UNBOUNDED.holds_at(i64::MAX));
 }
 
 /// Soundness against the rules themselves: over a grid of limits, topups and

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::format::{cell, human_bytes, human_duration, local_time, rfc3339, table, Align};
 use super::{open_reader, Cli, CliError};
 use crate::capping::{
-    evaluate, parse_limits, summarize, EvalInput, EvalOptions, Period, PeriodKind,
+    evaluate, parse_limits, summarize, EvalInput, EvalOptions, Period, PeriodKind, Usage,
 };
 use crate::periods;
 use crate::store::{raw_limits, Store, StoreError, StoreOptions};
@@ -280,19 +280,22 @@ fn show_limits(
     let rows = reader.user_limits(user)?;
     let limits = parse_limits(user, &raw_limits(&rows), caveat_captrafzero)
         .map_err(|e| CliError::Input(format!("stored limits are invalid: {e}")))?;
-    let (usage, topups) = reader.capping_inputs(user, period, tz)?;
-    let traffic = summarize(&limits, Kind::Traffic, &usage, &topups, &period);
-    let uptime = summarize(&limits, Kind::Uptime, &usage, &topups, &period);
+    let (usage, topups, marks) = reader.capping_inputs(user, period, tz)?;
     let opts = EvalOptions::default();
-    let decision = evaluate(&EvalInput {
+    let input = EvalInput {
         username: user,
         limits: &limits,
         usage,
+        delta: Usage::default(),
+        marks: &marks,
         topups: &topups,
         period,
         now,
         opts: &opts,
-    });
+    };
+    let traffic = summarize(&input, Kind::Traffic);
+    let uptime = summarize(&input, Kind::Uptime);
+    let decision = evaluate(&input);
     let state = if decision.is_exhausted() {
         "exhausted"
     } else {

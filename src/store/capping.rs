@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use crate::capping::{
     accounting_action, evaluate, headroom, lookup_attribute, parse_limits, AcctAction, Decision,
     EvalInput, EvalOptions, Headroom, Limits, OverLimitPolicy, Period, PeriodKind, RawLimits,
-    Usage as CapUsage,
+    Usage as CapUsage, UsageMark,
 };
 use crate::periods;
 use crate::topups::{NewTopup, Topup, TopupBalance};
@@ -56,6 +56,9 @@ pub struct DecideRequest {
     /// Usage in the period; None: the stored usage of the period (usage_month or
     /// usage_day, in the store's time zone).
     pub usage: Option<CapUsage>,
+    /// The accounting update being decided, already part of the usage (zero for
+    /// logins and the CLI): see [`crate::capping::EvalInput::delta`].
+    pub delta: CapUsage,
 }
 
 /// The capping part of an accounting update, decided in the update's own commit
@@ -262,6 +265,20 @@ fn apply_decision(
         )?
         .execute(params![to_db(*id), now])?;
     }
+    // A mark, once written, is what was recorded before its time: never rewritten.
+    for m in &d.marks {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO usage_marks (Name::new(username), period_start, at, traffic, uptime) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            username,
+            period_start,
+            m.at,
+            to_db(m.usage.traffic_bytes),
+            to_db(m.usage.uptime_secs)
+        ])?;
+    }
     // Every planned auto-topup is a new row. Never matched against stored rows by
     // its fields: two decisions in the same second plan identical rows, and each
     // announced its own (the decision runs on the writer against the current
@@ -308,10 +325,11 @@ fn decide(
     tz: Tz,
     r: &DecideRequest,
 ) -> Result<(Decision, Vec<u64>, Option<Headroom>), StoreError> {
-    let (usage, topups) = match r.usage {
+    let (usage, topups, marks) = match r.usage {
         Some(u) => (
             u,
             topups_for_period(conn, &r.username, r.period.start, r.period.end)?,
+            usage_marks(conn, &r.username, r.period.start)?,
         ),
         None => capping_inputs(conn, tz, &r.username, r.period)?,
     };
@@ -319,6 +337,8 @@ fn decide(
         username: &r.username,
         limits: &r.limits,
         usage,
+        delta: r.delta,
+        marks: &marks,
         topups: &topups,
         period: r.period,
         now: r.now,
@@ -331,16 +351,41 @@ fn decide(
 }
 
 /// What a decision reads: the user's usage in `period` (usage_month or usage_day,
-/// in zone `tz`) and the topups that may count in it.
+/// in zone `tz`), the topups that may count in it and the period's usage marks.
 pub(crate) fn capping_inputs(
     conn: &Connection,
     tz: Tz,
     username: &str,
     period: Period,
-) -> Result<(CapUsage, Vec<TopupBalance>), StoreError> {
+) -> Result<(CapUsage, Vec<TopupBalance>, Vec<UsageMark>), StoreError> {
     let usage = cap_usage(&period_usage(conn, tz, username, period)?);
     let topups = topups_for_period(conn, username, period.start, period.end)?;
-    Ok((usage, topups))
+    let marks = usage_marks(conn, username, period.start)?;
+    Ok((usage, topups, marks))
+}
+
+/// The user's usage marks in the period starting at `period_start`, by time.
+pub(crate) fn usage_marks(
+    conn: &Connection,
+    username: &str,
+    period_start: i64,
+) -> Result<Vec<UsageMark>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, traffic, uptime FROM usage_marks \
+         WHERE username = ?1 AND period_start = ?2 ORDER BY at",
+    )?;
+    let rows = stmt
+        .query_map(params![Name::new(username), period_start], |r| {
+            Ok(UsageMark {
+                at: r.get(0)?,
+                usage: CapUsage {
+                    traffic_bytes: from_db(r.get(1)?),
+                    uptime_secs: from_db(r.get(2)?),
+                },
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 /// The user's stored usage in the capping period (usage_month or usage_day, in `tz`).
@@ -379,6 +424,8 @@ pub struct UserSnapshot {
     pub period_usage: CapUsage,
     /// Topups that may count in the capping period (read only when `with_topups`).
     pub topups: Vec<TopupBalance>,
+    /// Usage marks of the capping period (read with the topups).
+    pub marks: Vec<UsageMark>,
 }
 
 /// A read transaction through cached statements (rusqlite's transactions parse
@@ -427,10 +474,13 @@ pub(crate) fn user_snapshot(
     } else {
         period_usage(conn, tz, username, period)?
     };
-    let topups = if with_topups || !limit_rows.is_empty() {
-        topups_for_period(conn, username, period.start, period.end)?
+    let (topups, marks) = if with_topups || !limit_rows.is_empty() {
+        (
+            topups_for_period(conn, username, period.start, period.end)?,
+            usage_marks(conn, username, period.start)?,
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     Ok(UserSnapshot {
         open_sessions: from_db(open_sessions),
@@ -438,6 +488,7 @@ pub(crate) fn user_snapshot(
         limit_rows,
         period_usage: cap_usage(&u),
         topups,
+        marks,
     })
 }
 
@@ -449,10 +500,11 @@ pub(crate) fn user_snapshot(
 pub(crate) fn decide_after_record(
     conn: &Connection,
     tz: Tz,
-    username: &str,
+    outcome: &crate::sessions::Outcome,
     status: crate::sessions::AcctStatus,
     c: &AcctCapping,
 ) -> (CapOutcome, Option<(Period, Headroom)>) {
+    let username = outcome.username.as_str();
     let Some(period) = Period::containing(c.period, c.now, &tz) else {
         return (
             CapOutcome::Failed(format!("time {} is out of range", c.now)),
@@ -472,6 +524,11 @@ pub(crate) fn decide_after_record(
         Ok(l) => l,
         Err(e) => return (CapOutcome::Invalid(e), None),
     };
+    // The update's delta is part of the period's usage only if attributed to it.
+    let in_period = outcome.attributed.is_some_and(|a| match period.kind {
+        PeriodKind::Month => a.month == periods::local_month(period.start, tz),
+        PeriodKind::Day => a.day == periods::local_day(period.start, tz),
+    });
     let request = DecideRequest {
         username: username.to_string(),
         limits,
@@ -479,6 +536,11 @@ pub(crate) fn decide_after_record(
         now: c.now,
         opts: c.opts.clone(),
         usage: None,
+        delta: if in_period {
+            cap_usage(&outcome.delta)
+        } else {
+            CapUsage::default()
+        },
     };
     let run = || {
         super::writer::in_savepoint(conn, &super::writer::CAPPING, || decide(conn, tz, &request))

@@ -142,6 +142,12 @@ fn decide(store: &Store, usage_mb: u64, now: i64) -> crate::capping::Decision {
             traffic_bytes: usage_mb * MIB,
             uptime_secs: 0,
         },
+        // As if one update brought all of it, at `now`.
+        delta: Usage {
+            traffic_bytes: usage_mb * MIB,
+            uptime_secs: 0,
+        },
+        marks: &[],
         topups: &topups,
         period,
         now,
@@ -166,7 +172,6 @@ fn applied_decision_and_reevaluation_are_stable() {
     assert_eq!(ids.len(), 2);
     assert!(ids.iter().all(|&id| id > manual_id));
     let first = snapshot(&store);
-
 
     let (topups, consumption, outbox) = &first;
     assert_eq!(topups.len(), 3, "{topups:#?}");
@@ -361,6 +366,11 @@ fn decide_request(now: i64, usage_mb: Option<u64>) -> crate::store::DecideReques
             traffic_bytes: mb * MIB,
             uptime_secs: 0,
         }),
+        // As if one update brought all of it, at `now`.
+        delta: Usage {
+            traffic_bytes: usage_mb.unwrap_or(0) * MIB,
+            uptime_secs: 0,
+        },
     }
 }
 
@@ -419,7 +429,10 @@ fn autos_and_announced(store: &Store) -> (Vec<u64>, Vec<i64>) {
         .filter(|n| n.event == "added")
         .map(|n| {
             let v: serde_json::Value = serde_json::from_str(&n.body).unwrap();
-            let n = |k: &str| v[k].as_str().map_or_else(|| v[k].as_i64().unwrap(), |s| s.parse().unwrap());
+            let n = |k: &str| {
+                v[k].as_str()
+                    .map_or_else(|| v[k].as_i64().unwrap(), |s| s.parse().unwrap())
+            };
             n("autotopup.added") + n("autotopup.toAddAmount")
         })
         .collect();
@@ -446,12 +459,20 @@ fn auto_topups_decided_in_the_same_second_are_each_stored() {
     std::thread::scope(|s| {
         for i in 0..16u64 {
             let store = store.clone();
-            s.spawn(move || store.decide(decide_request(now, Some(150 + 10 * i))).unwrap());
+            s.spawn(move || {
+                store
+                    .decide(decide_request(now, Some(150 + 10 * i)))
+                    .unwrap()
+            });
         }
     });
     let (autos, announced) = autos_and_announced(&store);
     let stored: u64 = autos.iter().sum();
-    assert_eq!(announced.last().copied(), Some(stored as i64), "{autos:?} vs {announced:?}");
+    assert_eq!(
+        announced.last().copied(),
+        Some(stored as i64),
+        "{autos:?} vs {announced:?}"
+    );
     // 300 MB used of 100 + topups: remaining above the 25 MB threshold.
     assert!(100 + stored > 300 + 25, "{autos:?}");
     let (d, ids) = store.decide(decide_request(now, Some(300))).unwrap();
@@ -608,4 +629,136 @@ fn record_capped_skips_decisions_within_the_headroom_until_something_changes() {
         .limits_set("free", &[("Rust-Capping-Traffic-Limit", "100")])
         .unwrap();
     assert_eq!(run("free", 501, &[], now + 120), "disconnect");
+}
+
+/// Through the writer: decisions before and after validity boundaries write each
+/// boundary's usage mark once, and a topup covers only usage during its validity.
+#[test]
+fn decisions_across_validity_boundaries_write_marks_and_count_topups_only_while_valid() {
+    use crate::capping::{State, UsageMark};
+    use crate::store::CapOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .limits_set("tina", &[("Rust-Capping-Traffic-Limit", "100")])
+        .unwrap();
+    let t1 = store
+        .topup_add(manual("tina", TYPE_TRAFFIC, NOV + DAY, NOV + 10 * DAY, 50))
+        .unwrap();
+    let t2 = store
+        .topup_add(manual(
+            "tina",
+            TYPE_TRAFFIC,
+            NOV + 20 * DAY,
+            DEC + 5 * DAY,
+            50,
+        ))
+        .unwrap();
+    let run = |mb: u64, at: i64| -> Option<u64> {
+        let (_, c) = store
+            .record_capped(
+                packet(AcctStatus::Interim, "tina", "t-1", mb * MIB, at),
+                acct_capping(&[], at),
+            )
+            .unwrap();
+        match c {
+            CapOutcome::Decided(d, _, _) => match d.state {
+                State::Allowed {
+                    remaining_traffic_bytes,
+                    ..
+                } => remaining_traffic_bytes.map(|b| b / MIB),
+                State::Exhausted { .. } => Some(0),
+            },
+            other => panic!("not decided: {other:?}"),
+        }
+    };
+    let consumed = |id: u64| -> u64 {
+        store
+            .topup_consumption(id)
+            .unwrap()
+            .iter()
+            .filter(|r| r.period_start == NOV)
+            .map(|r| r.consumed / MIB)
+            .sum()
+    };
+    // (time, cumulative MB, remaining MB (0 = exhausted), consumed by t1, t2)
+    let steps = [
+        (NOV + 2 * DAY, 90, 60, 0, 0),
+        (NOV + 5 * DAY, 130, 20, 30, 0),
+        // t1 expired: its last 20 MB are gone, the 30 it covered stay covered.
+        (NOV + 12 * DAY, 130, 0, 30, 0),
+        (NOV + 13 * DAY, 135, 0, 30, 0),
+        // t2 started: the 35 MB over before it are not absorbed.
+        (NOV + 21 * DAY, 140, 45, 30, 5),
+    ];
+    for (i, (at, mb, want, c1, c2)) in steps.into_iter().enumerate() {
+        assert_eq!(run(mb, at), Some(want), "step {i}");
+        assert_eq!((consumed(t1), consumed(t2)), (c1, c2), "step {i}");
+    }
+    let period = Period::containing(PeriodKind::Month, NOV + 21 * DAY, &chrono_tz::UTC).unwrap();
+    let (_, _, marks) = store
+        .capping_inputs("tina", period, chrono_tz::UTC)
+        .unwrap();
+    let mark = |at: i64, mb: u64, secs: u64| UsageMark {
+        at,
+        usage: Usage {
+            traffic_bytes: mb * MIB,
+            uptime_secs: secs,
+        },
+    };
+    // Each the usage before the first update decided after it (the session's
+    // 60 s came with its first update).
+    assert_eq!(
+        marks,
+        vec![
+            mark(NOV + DAY, 0, 0),
+            mark(NOV + 10 * DAY, 130, 60),
+            mark(NOV + 20 * DAY, 135, 60)
+        ]
+    );
+    // December: t2 carries its rest (45 MB) while valid.
+    assert_eq!(run(150, DEC + DAY), Some(100 - 10 + 45));
+}
+
+/// A headroom holds only until the next validity boundary: an update after a
+/// topup starts is decided (and marks the start), however small.
+#[test]
+fn headroom_ends_at_the_next_validity_boundary() {
+    use crate::store::CapOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .limits_set("hank", &[("Rust-Capping-Traffic-Limit", "100")])
+        .unwrap();
+    store
+        .topup_add(manual("hank", TYPE_TRAFFIC, NOV + 5 * DAY, DEC, 50))
+        .unwrap();
+    let run = |mb: u64, at: i64| -> String {
+        let (_, c) = store
+            .record_capped(
+                packet(AcctStatus::Interim, "hank", "h-1", mb * MIB, at),
+                acct_capping(&[], at),
+            )
+            .unwrap();
+        match c {
+            CapOutcome::Within => "within".into(),
+            CapOutcome::Decided(d, _, _) => format!("{:?}", d.state),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(run(10, NOV + 2 * DAY).contains("94371840"), "90 MB left");
+    assert_eq!(run(20, NOV + 3 * DAY), "within");
+    assert_eq!(run(30, NOV + 5 * DAY - 1), "within");
+    // The topup has started: decided, 70 MB base + 50 MB topup.
+    let d = run(31, NOV + 5 * DAY);
+    assert!(d.contains(&(119 * MIB).to_string()), "{d}");
+    let period = Period::containing(PeriodKind::Month, NOV + 5 * DAY, &chrono_tz::UTC).unwrap();
+    let (_, _, marks) = store
+        .capping_inputs("hank", period, chrono_tz::UTC)
+        .unwrap();
+    assert_eq!(marks.len(), 1);
+    assert_eq!(
+        (marks[0].at, marks[0].usage.traffic_bytes),
+        (NOV + 5 * DAY, 30 * MIB)
+    );
 }

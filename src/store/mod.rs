@@ -531,13 +531,22 @@ impl Reader {
     }
 
     /// The inputs of a capping decision without writing anything: the user's usage in
-    /// `period` (days and months in zone `tz`) and the topups that may count in it.
+    /// `period` (days and months in zone `tz`), the topups that may count in it and
+    /// the period's usage marks.
+    #[allow(clippy::type_complexity)]
     pub fn capping_inputs(
         &self,
         username: &str,
         period: crate::capping::Period,
         tz: Tz,
-    ) -> Result<(crate::capping::Usage, Vec<TopupBalance>), StoreError> {
+    ) -> Result<
+        (
+            crate::capping::Usage,
+            Vec<TopupBalance>,
+            Vec<crate::capping::UsageMark>,
+        ),
+        StoreError,
+    > {
         self.pool
             .with(|c| capping::capping_inputs(c, tz, username, period))
     }

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_open_by_user.sql"),
     include_str!("migrations/0005_sessions_by_user.sql"),
     include_str!("migrations/0006_counter_wrap.sql"),
+    include_str!("migrations/0007_usage_marks.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -232,8 +232,7 @@ fn apply_one(
             if headrooms.spend(&outcome) && headrooms.covers(&outcome.username, c) {
                 return Ok(Reply::RecordedCapped(outcome, CapOutcome::Within));
             }
-            let (cap, room) =
-                super::capping::decide_after_record(conn, tz, &outcome.username, u.status, c);
+            let (cap, room) = super::capping::decide_after_record(conn, tz, &outcome, u.status, c);
             if let Some((period, left)) = room {
                 headrooms.learn(&outcome.username, c, period, left);
             }
@@ -570,6 +569,8 @@ impl Headrooms {
                 && l.period.kind == c.period
                 && (l.period.start..l.period.end).contains(&c.now)
                 && l.control == c.control
+                // A topup starting or expiring since changes the decision.
+                && l.left.holds_at(c.now)
         })
     }
 
