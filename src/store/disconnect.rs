@@ -213,7 +213,7 @@ pub enum JobOutcome {
 pub enum RetryTarget {
     /// This job, unless it is done.
     Id(i64),
-    /// Every failed job.
+    /// Every job whose last attempt failed (failed, dm-failed).
     AllFailed,
 }
 
@@ -529,9 +529,12 @@ impl Admin {
                 &format!("{SET} WHERE id = ?2 AND state <> 'done'"),
                 params![now, id],
             )?,
-            RetryTarget::AllFailed => self
-                .conn
-                .execute(&format!("{SET} WHERE state = 'failed'"), [now])?,
+            // dm-failed jobs wait out a backoff of up to an hour: the operator's
+            // "retry everything that failed" must cover them too.
+            RetryTarget::AllFailed => self.conn.execute(
+                &format!("{SET} WHERE state IN ('failed', 'dm-failed')"),
+                [now],
+            )?,
         };
         Ok(n)
     }

@@ -214,6 +214,61 @@ fn retry_and_purge() {
 }
 
 #[test]
+fn retry_all_failed_takes_every_state_that_is_not_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    for k in ["failed", "dm-failed", "pending", "done"] {
+        db.queue_enqueue(&job("127.0.0.2", k), 100).unwrap();
+    }
+    let id = |key: &str| {
+        db.queue_list(None)
+            .unwrap()
+            .into_iter()
+            .find(|j| j.session_key == key)
+            .unwrap()
+            .id
+    };
+    let error = || "x".to_string();
+    db.queue_mark(
+        id("failed"),
+        &JobOutcome::Failed {
+            error: error(),
+            error_cause: None,
+        },
+        100,
+    )
+    .unwrap();
+    db.queue_mark(
+        id("dm-failed"),
+        &JobOutcome::DmFailed {
+            error: error(),
+            error_cause: None,
+        },
+        100,
+    )
+    .unwrap();
+    db.queue_mark(id("done"), &JobOutcome::Done(Method::Dm), 100)
+        .unwrap();
+    // Failed and dm-failed jobs are re-armed; pending and done ones are left alone.
+    assert_eq!(db.queue_retry(RetryTarget::AllFailed, 500).unwrap(), 2);
+    let jobs = db.queue_list(None).unwrap();
+    for j in &jobs {
+        let want = if j.session_key == "done" {
+            JobState::Done
+        } else {
+            JobState::Pending
+        };
+        assert_eq!(j.state, want, "{j:?}");
+    }
+    let rearmed: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.next_attempt_at == 500)
+        .map(|j| j.session_key.as_str())
+        .collect();
+    assert_eq!(rearmed, ["failed", "dm-failed"]);
+}
+
+#[test]
 fn close_if_stopped_uses_the_session_table() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
