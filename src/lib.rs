@@ -20,6 +20,7 @@ pub mod ffi;
 pub mod instance;
 pub mod notify;
 pub mod outbox;
+pub mod parallel;
 pub mod periods;
 pub mod radius;
 pub mod routeros;

@@ -180,6 +180,31 @@ fn due_mark_and_backoff() {
 }
 
 #[test]
+fn due_per_nas() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    db.queue_enqueue(&job("127.0.0.3", "a"), 100).unwrap();
+    db.queue_enqueue(&job("127.0.0.2", "b"), 100).unwrap();
+    db.queue_enqueue(&job("127.0.0.2", "c"), 101).unwrap();
+    db.queue_enqueue(&job("127.0.0.4", "later"), 200).unwrap();
+    assert_eq!(db.queue_due_nases(150).unwrap(), ["127.0.0.2", "127.0.0.3"]);
+    let keys = |jobs: Vec<DisconnectJob>| -> Vec<String> {
+        jobs.into_iter().map(|j| j.session_key).collect()
+    };
+    assert_eq!(
+        keys(db.queue_due_on("127.0.0.2", 150, 10).unwrap()),
+        ["b", "c"]
+    );
+    assert_eq!(keys(db.queue_due_on("127.0.0.2", 150, 1).unwrap()), ["b"]);
+    assert!(db.queue_due_on("127.0.0.4", 150, 10).unwrap().is_empty());
+    let b = db.queue_due_on("127.0.0.2", 150, 1).unwrap()[0].id;
+    db.queue_mark(b, &JobOutcome::Done(Method::Dm), 150)
+        .unwrap();
+    assert_eq!(keys(db.queue_due_on("127.0.0.2", 150, 10).unwrap()), ["c"]);
+    assert_eq!(db.queue_due_nases(300).unwrap().len(), 3);
+}
+
+#[test]
 fn retry_and_purge() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir);
