@@ -8,8 +8,8 @@
 //! starts, by the module's background thread ([`AutoBulk`]).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono_tz::Tz;
@@ -165,35 +165,20 @@ pub fn run(
     stop: Option<&AtomicBool>,
     progress: &(dyn Fn(&NasResult) + Sync),
 ) -> Vec<NasResult> {
-    let results: Mutex<Vec<Option<NasResult>>> = Mutex::new(vec![None; nases.len()]);
-    let next = AtomicUsize::new(0);
-    let threads = opts.parallel.clamp(1, nases.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(nas) = nases.get(i) else { return };
-                let r = if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-                    NasResult {
-                        nas_ip: nas.nas_ip.clone(),
-                        name: nas.name.clone(),
-                        error: Some("not started: stopping".into()),
-                        ..Default::default()
-                    }
-                } else {
-                    work_on(nas, opts)
-                };
-                progress(&r);
-                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .flatten()
-        .collect()
+    crate::parallel::map(nases, opts.parallel, |nas| {
+        let r = if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            NasResult {
+                nas_ip: nas.nas_ip.clone(),
+                name: nas.name.clone(),
+                error: Some("not started: stopping".into()),
+                ..Default::default()
+            }
+        } else {
+            work_on(nas, opts)
+        };
+        progress(&r);
+        r
+    })
 }
 
 /// Stores a `bulk_runs` row for every NAS that was worked on (not the skipped).

@@ -4,16 +4,18 @@
 //! The accounting path only decides and inserts a job, in the same group commit as
 //! the update (see `store::writer`); it never touches the network. The worker, on the
 //! module's background thread, first closes jobs whose session sent Stop meanwhile, then
-//! sends RFC 5176 Disconnect-Requests for all due jobs at once (pipelined over one UDP
-//! socket), and for those that fail logs into the NAS's RouterOS API (one login per
-//! NAS, NASes in parallel) and removes the session there. Jobs are generic over their
-//! reason: capping queues "over limit" jobs into the same queue.
+//! works on every NAS with due jobs on its own thread: RFC 5176 Disconnect-Requests for
+//! its jobs at once (pipelined), and for those that fail one login into the NAS's
+//! RouterOS API, one print per active table, and multi-id removes. Each NAS's results
+//! are recorded as soon as its pass ends, so a NAS that does not answer delays only its
+//! own jobs. Jobs are generic over their reason: capping queues "over limit" jobs into
+//! the same queue.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono_tz::Tz;
@@ -23,7 +25,6 @@ use crate::coa::{self, CoaError, DisconnectRequest, DmClient, DmOutcome};
 use crate::periods;
 use crate::radius::attrs::describe_error_cause;
 use crate::radius::client::PipelineConfig;
-use crate::routeros::codec::{Command, ReplyKind};
 use crate::routeros::{self, ActiveSession, Client, SessionTable};
 use crate::sessions::{AcctStatus, AcctUpdate, Session};
 use crate::store::{Admin, DisconnectJob, JobOutcome, Method, NasConfig, NasRow, NewDisconnectJob};
@@ -149,10 +150,12 @@ pub struct WorkerConfig {
     pub dm_timeout: Duration,
     /// Retransmissions after the first Disconnect-Request.
     pub dm_retries: u32,
-    /// Most jobs taken per pass; a run repeats passes while full batches are due.
+    /// Most jobs of one NAS taken per pass; a run repeats passes while full batches
+    /// are due.
     pub batch: usize,
-    /// Most NASes worked on at once in the API fallback.
-    pub api_parallel: usize,
+    /// Most NASes worked on at once, each on its own thread (its own UDP socket and
+    /// API login): a NAS that does not answer holds up only its own jobs.
+    pub parallel: usize,
 }
 
 impl WorkerConfig {
@@ -162,7 +165,7 @@ impl WorkerConfig {
             dm_timeout: Duration::from_secs(2),
             dm_retries: 2,
             batch: 1000,
-            api_parallel: 16,
+            parallel: 16,
         }
     }
 }
@@ -313,59 +316,51 @@ fn row_matches(s: &ActiveSession, job: &DisconnectJob) -> bool {
             .map_or(true, |a| s.address.as_deref() == Some(a))
 }
 
-/// Finds and removes the sessions of `jobs` on one logged-in router: one pipelined
-/// print per job and table, then one multi-id remove per table. Per job: Ok(n) with
-/// the sessions now gone (0 = already gone), or the router's error.
+/// Finds and removes the sessions of `jobs` on one logged-in router: each active
+/// table printed once (a print per job would have the router scan its table once per
+/// job), then one multi-id remove per table. Per job: Ok(n) with the sessions now
+/// gone (0 = already gone), or the router's error.
 pub fn api_remove_jobs(client: &mut Client, jobs: &[&DisconnectJob]) -> Vec<Result<usize, String>> {
-    let mut cmds = Vec::with_capacity(jobs.len() * 2);
-    for job in jobs {
-        for table in SessionTable::ALL {
-            let mut cmd = Command::new(&format!("{}/print", table.path()))
-                .proplist(&[".id", table.user_key(), "address", "uptime"])
-                .query_eq(table.user_key(), &job.username);
-            if let Some(a) = &job.framed_ip {
-                cmd = cmd.query_eq("address", a);
-            }
-            cmds.push(cmd);
-        }
+    let all = |e: String| jobs.iter().map(|_| Err(e.clone())).collect();
+    let mut by_user: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (j, job) in jobs.iter().enumerate() {
+        by_user.entry(job.username.as_str()).or_default().push(j);
     }
-    let replies = match client.pipeline(&cmds) {
-        Ok(r) => r,
-        Err(e) => return jobs.iter().map(|_| Err(format!("find: {e}"))).collect(),
-    };
     // ids[job] = (table, id) of its sessions.
     let mut ids: Vec<Vec<(SessionTable, String)>> = vec![Vec::new(); jobs.len()];
-    for (k, reply) in replies.into_iter().enumerate() {
-        let (j, table) = (k / 2, SessionTable::ALL[k % 2]);
-        // A table the router lacks (no hotspot package) traps: nothing there.
-        let Ok(sentences) = reply else { continue };
-        for r in sentences.into_iter().filter(|r| r.kind == ReplyKind::Re) {
-            let row: HashMap<String, String> = r.attrs.into_iter().collect();
-            match ActiveSession::from_row(table, &row) {
-                Ok(s) if row_matches(&s, jobs[j]) => ids[j].push((table, s.id)),
-                Ok(_) => {}
-                Err(e) => log::debug!("disconnect: skipping {} row: {e}", table.path()),
+    for table in SessionTable::ALL {
+        let active = match routeros::list_active(client, table) {
+            Ok(a) => a,
+            // A table the router lacks (no hotspot package) traps: nothing there.
+            Err(routeros::Error::Trap { .. }) => continue,
+            Err(e) => return all(format!("print {}: {e}", table.path())),
+        };
+        for s in &active {
+            for &j in by_user.get(s.user.as_str()).into_iter().flatten() {
+                if row_matches(s, jobs[j]) {
+                    ids[j].push((table, s.id.clone()));
+                }
             }
         }
     }
     let mut failed: HashMap<String, String> = HashMap::new();
     for table in SessionTable::ALL {
-        let mut all: Vec<String> = ids
+        let mut mine: Vec<String> = ids
             .iter()
             .flatten()
             .filter(|(t, _)| *t == table)
             .map(|(_, id)| id.clone())
             .collect();
-        all.sort();
-        all.dedup();
-        if all.is_empty() {
+        mine.sort();
+        mine.dedup();
+        if mine.is_empty() {
             continue;
         }
-        match client.remove_many(table.path(), &all) {
+        match client.remove_many(table.path(), &mine) {
             Ok(report) => failed.extend(report.failed),
             Err(e) => {
                 let msg = format!("remove: {e}");
-                failed.extend(all.into_iter().map(|id| (id, msg.clone())));
+                failed.extend(mine.into_iter().map(|id| (id, msg.clone())));
             }
         }
     }
@@ -381,14 +376,25 @@ pub fn api_remove_jobs(client: &mut Client, jobs: &[&DisconnectJob]) -> Vec<Resu
 
 /// The background job that drains the disconnect queue.
 pub struct QueueWorker {
+    ctx: Context,
+    admin: Option<Admin>,
+}
+
+/// What the per-NAS threads of a run share.
+struct Context {
     cfg: WorkerConfig,
     secrets: ClientSecrets,
     stop: Arc<AtomicBool>,
-    admin: Option<Admin>,
-    dm: Option<DmClient>,
-    /// NASes that answered none of their probe requests in this run: later passes of
-    /// the same run send them nothing.
-    silent: HashSet<String>,
+}
+
+impl Context {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+fn lock(db: &Mutex<Admin>) -> std::sync::MutexGuard<'_, Admin> {
+    db.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl QueueWorker {
@@ -396,134 +402,141 @@ impl QueueWorker {
     /// current network wait.
     pub fn new(cfg: WorkerConfig, secrets: ClientSecrets, stop: Arc<AtomicBool>) -> Self {
         QueueWorker {
-            cfg,
-            secrets,
-            stop,
+            ctx: Context { cfg, secrets, stop },
             admin: None,
-            dm: None,
-            silent: HashSet::new(),
         }
     }
 
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    /// Passes until no full batch is due (or stopped).
+    /// Every NAS with due jobs, on its own thread (at most `parallel` at once), in
+    /// passes of `batch` jobs until none of its jobs is due (or stopped).
     pub fn run_at(&mut self, now: i64) -> Result<PassReport, String> {
-        let mut total = PassReport::default();
-        self.silent.clear();
-        loop {
-            let r = self.pass(now)?;
-            total.add(r);
-            if r.due < self.cfg.batch.max(1) || self.stopped() {
-                return Ok(total);
-            }
-        }
+        self.drain(now, usize::MAX)
     }
 
-    /// One pass: close stopped sessions' jobs, then up to `batch` due jobs.
+    /// One pass: close stopped sessions' jobs, then up to `batch` due jobs per NAS.
     pub fn pass(&mut self, now: i64) -> Result<PassReport, String> {
+        self.drain(now, 1)
+    }
+
+    fn drain(&mut self, now: i64, passes: usize) -> Result<PassReport, String> {
         let admin = match self.admin.take() {
             Some(a) => a,
-            None => Admin::open(&self.cfg.db).map_err(|e| e.to_string())?,
+            None => Admin::open(&self.ctx.cfg.db).map_err(|e| e.to_string())?,
         };
-        let r = self.pass_with(&admin, now);
-        self.admin = Some(admin);
+        // Each NAS's thread reads its jobs and marks them as soon as they are worked
+        // on: jobs of a NAS that answers are done while a silent one still waits.
+        let db = Mutex::new(admin);
+        let r = self.ctx.drain(&db, now, passes);
+        self.admin = Some(db.into_inner().unwrap_or_else(|e| e.into_inner()));
         r
     }
+}
 
-    fn pass_with(&mut self, admin: &Admin, now: i64) -> Result<PassReport, String> {
+impl Context {
+    fn drain(&self, db: &Mutex<Admin>, now: i64, passes: usize) -> Result<PassReport, String> {
         let mut report = PassReport {
-            closed_by_stop: admin
+            closed_by_stop: lock(db)
                 .queue_close_if_stopped(now)
                 .map_err(|e| e.to_string())?,
             ..Default::default()
         };
-        let jobs = admin
-            .queue_due(now, self.cfg.batch.max(1))
-            .map_err(|e| e.to_string())?;
-        report.due = jobs.len();
-        if jobs.is_empty() {
-            return Ok(report);
-        }
-        let mut nases: HashMap<String, Option<NasRow>> = HashMap::new();
-        for job in &jobs {
-            if !nases.contains_key(&job.nas_ip) {
-                let row = admin.nas_get(&job.nas_ip).map_err(|e| e.to_string())?;
-                nases.insert(job.nas_ip.clone(), row);
-            }
-        }
-        let nas_of = |ip: &str| nases.get(ip).and_then(Option::as_ref);
-
-        // RFC 5176 first, all due jobs at once.
-        let mut verdicts: Vec<DmVerdict> = Vec::with_capacity(jobs.len());
-        let mut to_send: Vec<(usize, coa::Job)> = Vec::new();
-        for (i, job) in jobs.iter().enumerate() {
-            let nas = nas_of(&job.nas_ip).map(|r| &r.config);
-            match dm_target(&job.nas_ip, nas, self.secrets.get(&job.nas_ip)) {
-                Ok((target, secret)) => {
-                    let req = disconnect_request(job);
-                    to_send.push((i, coa::Job::disconnect(target, secret.as_bytes(), &req)));
-                    verdicts.push(DmVerdict::Gone); // replaced below
-                }
-                Err(error) => verdicts.push(DmVerdict::Failed {
-                    error,
-                    error_cause: None,
-                }),
-            }
-        }
-        // A few requests per NAS first: a NAS that answers none of them (wrong port,
-        // NAT, down) is unreachable for this pass, and its other jobs go straight to
-        // the API instead of each waiting out the timeouts.
-        let mut per_nas: HashMap<&str, usize> = HashMap::new();
-        let (to_send, known_silent): (Vec<_>, Vec<_>) = to_send
-            .into_iter()
-            .partition(|(i, _)| !self.silent.contains(&jobs[*i].nas_ip));
-        let (probe, rest): (Vec<_>, Vec<_>) = to_send.into_iter().partition(|(i, _)| {
-            let n = per_nas.entry(jobs[*i].nas_ip.as_str()).or_default();
-            *n += 1;
-            *n <= DM_PROBE_PER_NAS
+        let nases = lock(db).queue_due_nases(now).map_err(|e| e.to_string())?;
+        let results = crate::parallel::map(&nases, self.cfg.parallel, |nas_ip| {
+            self.drain_nas(db, nas_ip, now, passes)
         });
-        let mut answering: HashSet<&str> = HashSet::new();
-        let sent = self.send_dms(probe.iter().map(|(_, j)| j.clone()).collect());
-        for ((i, _), (v, answered)) in probe.iter().zip(sent) {
-            if answered {
-                answering.insert(jobs[*i].nas_ip.as_str());
-            }
-            verdicts[*i] = v;
-        }
-        for (i, _) in &probe {
-            if !answering.contains(jobs[*i].nas_ip.as_str()) {
-                self.silent.insert(jobs[*i].nas_ip.clone());
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(r) => report.add(r),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        let (rest, mut skipped): (Vec<_>, Vec<_>) = rest
-            .into_iter()
-            .partition(|(i, _)| answering.contains(jobs[*i].nas_ip.as_str()));
-        skipped.extend(known_silent);
-        for (i, _) in skipped {
-            verdicts[i] = DmVerdict::Failed {
-                error: format!(
-                    "not sent: the NAS answered none of the first {DM_PROBE_PER_NAS} \
-                     Disconnect-Requests of this run"
-                ),
-                error_cause: None,
-            };
-        }
-        let sent = self.send_dms(rest.iter().map(|(_, j)| j.clone()).collect());
-        for ((i, _), (v, _)) in rest.iter().zip(sent) {
-            verdicts[*i] = v;
-        }
+        first_error.map_or(Ok(report), Err)
+    }
 
-        // The API fallback for the rest, one login per NAS, NASes in parallel.
-        let mut fallback: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, v) in verdicts.iter().enumerate() {
-            if let DmVerdict::Failed { .. } = v {
-                fallback.entry(jobs[i].nas_ip.as_str()).or_default().push(i);
+    fn drain_nas(
+        &self,
+        db: &Mutex<Admin>,
+        nas_ip: &str,
+        now: i64,
+        passes: usize,
+    ) -> Result<PassReport, String> {
+        let batch = self.cfg.batch.max(1);
+        let nas = lock(db).nas_get(nas_ip).map_err(|e| e.to_string())?;
+        let mut run = NasRun {
+            ctx: self,
+            nas_ip,
+            nas,
+            dm: None,
+            silent: false,
+            api_error: None,
+        };
+        let mut total = PassReport::default();
+        for _ in 0..passes {
+            if self.stopped() {
+                break;
+            }
+            let jobs = lock(db)
+                .queue_due_on(nas_ip, now, batch)
+                .map_err(|e| e.to_string())?;
+            if jobs.is_empty() {
+                break;
+            }
+            let (marks, r) = run.pass(&jobs);
+            lock(db)
+                .queue_mark_many(&marks, now)
+                .map_err(|e| e.to_string())?;
+            total.add(r);
+            if jobs.len() < batch {
+                break;
             }
         }
-        let api = api_fallback(&jobs, &fallback, &nases, self.cfg.api_parallel, &self.stop);
+        Ok(total)
+    }
+}
+
+/// One NAS during one run.
+struct NasRun<'a> {
+    ctx: &'a Context,
+    nas_ip: &'a str,
+    nas: Option<NasRow>,
+    dm: Option<DmClient>,
+    /// It answered none of its probe requests in this run: later passes send it none.
+    silent: bool,
+    /// Its API login failed in this run: later passes do not wait for it again.
+    api_error: Option<String>,
+}
+
+impl NasRun<'_> {
+    /// RFC 5176 for all `jobs`, the RouterOS API for those that failed; what to
+    /// record for each job.
+    fn pass(&mut self, jobs: &[DisconnectJob]) -> (Vec<(i64, JobOutcome)>, PassReport) {
+        let mut report = PassReport {
+            due: jobs.len(),
+            ..Default::default()
+        };
+        let config = self.nas.as_ref().map(|r| &r.config);
+        let verdicts = match dm_target(self.nas_ip, config, self.ctx.secrets.get(self.nas_ip)) {
+            Ok((target, secret)) => self.send_dms(jobs, target, &secret),
+            Err(error) => jobs
+                .iter()
+                .map(|_| DmVerdict::Failed {
+                    error: error.clone(),
+                    error_cause: None,
+                })
+                .collect(),
+        };
+        let fallback: Vec<usize> = (0..jobs.len())
+            .filter(|&i| matches!(verdicts[i], DmVerdict::Failed { .. }))
+            .collect();
+        let api: HashMap<usize, Result<usize, String>> = if fallback.is_empty() {
+            HashMap::new()
+        } else {
+            let mine: Vec<&DisconnectJob> = fallback.iter().map(|&i| &jobs[i]).collect();
+            fallback.iter().copied().zip(self.api(&mine)).collect()
+        };
 
         let mut marks = Vec::with_capacity(jobs.len());
         for (i, (job, verdict)) in jobs.iter().zip(&verdicts).enumerate() {
@@ -581,16 +594,49 @@ impl QueueWorker {
             };
             marks.push((job.id, outcome));
         }
-        admin
-            .queue_mark_many(&marks, now)
-            .map_err(|e| e.to_string())?;
-        Ok(report)
+        (marks, report)
+    }
+
+    /// The Disconnect-Requests of one pass. The first few go alone: a NAS that answers
+    /// none of them (wrong port, NAT, down) is taken as unreachable for the run, and
+    /// its other jobs go straight to the API instead of each waiting out the timeouts.
+    fn send_dms(
+        &mut self,
+        jobs: &[DisconnectJob],
+        target: SocketAddr,
+        secret: &str,
+    ) -> Vec<DmVerdict> {
+        let requests: Vec<coa::Job> = jobs
+            .iter()
+            .map(|j| coa::Job::disconnect(target, secret.as_bytes(), &disconnect_request(j)))
+            .collect();
+        let not_sent = || DmVerdict::Failed {
+            error: format!(
+                "not sent: the NAS answered none of the first {DM_PROBE_PER_NAS} \
+                 Disconnect-Requests of this run"
+            ),
+            error_cause: None,
+        };
+        if self.silent {
+            return jobs.iter().map(|_| not_sent()).collect();
+        }
+        let (probe, rest) = requests.split_at(DM_PROBE_PER_NAS.min(requests.len()));
+        let probed = self.send_rounds(probe.to_vec());
+        let answered = probed.iter().any(|(_, answered)| *answered);
+        let mut verdicts: Vec<DmVerdict> = probed.into_iter().map(|(v, _)| v).collect();
+        if answered {
+            verdicts.extend(self.send_rounds(rest.to_vec()).into_iter().map(|(v, _)| v));
+        } else {
+            self.silent = true;
+            verdicts.extend(rest.iter().map(|_| not_sent()));
+        }
+        verdicts
     }
 
     /// Sends the Disconnect-Requests in rounds (first attempt, then retransmissions of
     /// the silent ones), checking for a stop between rounds.
     /// Per job: the verdict, and whether the NAS answered at all (a verified reply).
-    fn send_dms(&mut self, jobs: Vec<coa::Job>) -> Vec<(DmVerdict, bool)> {
+    fn send_rounds(&mut self, jobs: Vec<coa::Job>) -> Vec<(DmVerdict, bool)> {
         let n = jobs.len();
         let mut results: Vec<Option<Result<DmOutcome, CoaError>>> = (0..n).map(|_| None).collect();
         if n == 0 {
@@ -599,7 +645,7 @@ impl QueueWorker {
         if self.dm.is_none() {
             let cfg = PipelineConfig {
                 window: 128,
-                timeout: self.cfg.dm_timeout,
+                timeout: self.ctx.cfg.dm_timeout,
                 retries: 0,
             };
             match DmClient::new(cfg) {
@@ -621,7 +667,7 @@ impl QueueWorker {
         let mut pending: Vec<usize> = (0..n).collect();
         let mut attempts = 0;
         let mut bad = vec![0u32; n];
-        while !pending.is_empty() && attempts <= self.cfg.dm_retries && !self.stopped() {
+        while !pending.is_empty() && attempts <= self.ctx.cfg.dm_retries && !self.ctx.stopped() {
             attempts += 1;
             let Some(client) = self.dm.as_mut() else {
                 break;
@@ -659,58 +705,33 @@ impl QueueWorker {
             })
             .collect()
     }
-}
 
-/// Per job index: the API result for the jobs in `by_nas`, NASes in parallel.
-fn api_fallback(
-    jobs: &[DisconnectJob],
-    by_nas: &HashMap<&str, Vec<usize>>,
-    nases: &HashMap<String, Option<NasRow>>,
-    parallel: usize,
-    stop: &AtomicBool,
-) -> HashMap<usize, Result<usize, String>> {
-    let work: Vec<(&str, &Vec<usize>)> = by_nas.iter().map(|(k, v)| (*k, v)).collect();
-    let results = std::sync::Mutex::new(HashMap::new());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = parallel.clamp(1, work.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some((nas_ip, idx)) = work.get(k) else {
-                    return;
-                };
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let mine: Vec<&DisconnectJob> = idx.iter().map(|&i| &jobs[i]).collect();
-                let nas = nases.get(*nas_ip).and_then(Option::as_ref);
-                let out = api_for_nas(nas_ip, nas, &mine);
-                let mut r = results.lock().unwrap_or_else(|e| e.into_inner());
-                r.extend(idx.iter().copied().zip(out));
-            });
+    /// The RouterOS API for `jobs`: one login, then [`api_remove_jobs`]. A login that
+    /// failed is not tried again in this run.
+    fn api(&mut self, jobs: &[&DisconnectJob]) -> Vec<Result<usize, String>> {
+        let all = |e: &str| jobs.iter().map(|_| Err(e.to_string())).collect();
+        if let Some(e) = &self.api_error {
+            return all(e);
         }
-    });
-    results.into_inner().unwrap_or_else(|e| e.into_inner())
-}
-
-fn api_for_nas(
-    nas_ip: &str,
-    nas: Option<&NasRow>,
-    jobs: &[&DisconnectJob],
-) -> Vec<Result<usize, String>> {
-    let all = |e: String| jobs.iter().map(|_| Err(e.clone())).collect();
-    let Some(nas) = nas else {
-        return all(format!(
-            "no network device (NAS) for {nas_ip}: add it with `rlm-rust nas add` and set its \
-             RouterOS API credentials"
-        ));
-    };
-    let mut client = match api_login(&nas.config) {
-        Ok(c) => c,
-        Err(e) => return all(e),
-    };
-    api_remove_jobs(&mut client, jobs)
+        if self.ctx.stopped() {
+            return all("not tried (stopping)");
+        }
+        let Some(nas) = &self.nas else {
+            return all(&format!(
+                "no network device (NAS) for {}: add it with `rlm-rust nas add` and set its \
+                 RouterOS API credentials",
+                self.nas_ip
+            ));
+        };
+        match api_login(&nas.config) {
+            Ok(mut client) => api_remove_jobs(&mut client, jobs),
+            Err(e) => {
+                let r = all(&e);
+                self.api_error = Some(e);
+                r
+            }
+        }
+    }
 }
 
 fn disconnect_request(job: &DisconnectJob) -> DisconnectRequest {

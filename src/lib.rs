@@ -21,6 +21,7 @@ pub mod instance;
 pub mod names;
 pub mod notify;
 pub mod outbox;
+pub mod parallel;
 pub mod periods;
 pub mod radius;
 pub mod routeros;

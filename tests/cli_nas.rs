@@ -199,7 +199,7 @@ fn queue_list_retry_purge() {
     let now = chrono::Utc::now().timestamp();
     let ids: Vec<i64> = {
         let admin = Admin::open(&db).unwrap();
-        for k in ["a", "b", "c", "d"] {
+        for k in ["a", "b", "c", "d", "e"] {
             assert!(admin.queue_enqueue(&job(k), now - 100).unwrap());
         }
         let ids: Vec<i64> = admin
@@ -221,6 +221,12 @@ fn queue_list_retry_purge() {
         admin
             .queue_mark(ids[3], &JobOutcome::Done(Method::Stop), now)
             .unwrap();
+        // Waiting out its backoff after a DM and API failure.
+        let dm_failed = JobOutcome::DmFailed {
+            error: "DM: timeout; API: login refused".into(),
+            error_cause: None,
+        };
+        admin.queue_mark(ids[4], &dm_failed, now - 50).unwrap();
         ids
     };
 
@@ -238,7 +244,7 @@ fn queue_list_retry_purge() {
 
     let v = json(&rlm(&db, &["--json", "queue", "list"]));
     let jobs = v["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 4);
+    assert_eq!(jobs.len(), 5);
     assert_eq!(jobs[0]["state"], "failed");
     assert_eq!(jobs[0]["attempts"], 1);
     assert_eq!(jobs[0]["error_cause"], 503);
@@ -251,14 +257,15 @@ fn queue_list_retry_purge() {
     // Retry one by id, then all failed; done jobs cannot be retried.
     stdout(&rlm(&db, &["queue", "retry", &ids[0].to_string()]));
     fails(&rlm(&db, &["queue", "retry", &ids[2].to_string()]), "done");
+    // --all-failed: the other failed job and the dm-failed one.
     let v = json(&rlm(&db, &["--json", "queue", "retry", "--all-failed"]));
-    assert_eq!(v["retried"], 1);
+    assert_eq!(v["retried"], 2);
     let v = json(&rlm(
         &db,
         &["--json", "queue", "list", "--state", "pending"],
     ));
     let pending = v["jobs"].as_array().unwrap();
-    assert_eq!(pending.len(), 2);
+    assert_eq!(pending.len(), 3);
     assert!(pending.iter().all(|j| j["attempts"] == 0));
     assert!(pending
         .iter()
@@ -274,7 +281,7 @@ fn queue_list_retry_purge() {
     assert_eq!(out, "purged 1 job(s)\n");
     let reader = rlm_rust::store::Reader::open(&db).unwrap();
     let left = reader.queue_list(None).unwrap();
-    assert_eq!(left.len(), 2);
+    assert_eq!(left.len(), 3);
     assert!(left.iter().all(|j| j.state == JobState::Pending));
 }
 

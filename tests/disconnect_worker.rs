@@ -11,7 +11,7 @@ use rlm_rust::bulk::{self, AutoBulk, BulkOptions};
 use rlm_rust::disconnect::{ClientSecrets, QueueWorker, WorkerConfig};
 use rlm_rust::radius::attrs;
 use rlm_rust::radius::double::{Answer, NasDouble};
-use rlm_rust::routeros::double::{DoubleConfig, RouterOsDouble};
+use rlm_rust::routeros::double::{DoubleConfig, Faults, RouterOsDouble};
 use rlm_rust::routeros::SessionTable;
 use rlm_rust::sessions::{AcctStatus, AcctUpdate};
 use rlm_rust::store::{Admin, JobState, Method, NasConfig, NewDisconnectJob, Store, StoreOptions};
@@ -515,4 +515,113 @@ fn a_silent_nas_is_probed_once_per_run_across_passes() {
     let r = w.run_at(NOW).unwrap();
     assert_eq!((r.due, r.done_api), (12, 12), "{r:?}");
     assert_eq!(silent.requests().len(), 4, "probed in the first pass only");
+}
+
+#[test]
+fn the_api_fallback_prints_each_table_once_per_nas_and_removes_with_multi_id_commands() {
+    let f = Fixture::new();
+    let r1 = routeros();
+    f.admin
+        .nas_upsert(&nas("192.0.2.93", None, Some((&r1, "secret"))), NOW)
+        .unwrap();
+    for i in 0..30 {
+        let user = format!("p{i}");
+        let table = if i % 5 == 0 {
+            SessionTable::Hotspot
+        } else {
+            SessionTable::Ppp
+        };
+        r1.add_session(table, &user, &format!("100.64.10.{i}"), "2d");
+        f.enqueue("192.0.2.93", &user, Some(&format!("100.64.10.{i}")));
+    }
+    r1.add_session(SessionTable::Ppp, "stays", "100.64.10.99", "2d");
+    let r = f.worker().pass(NOW).unwrap();
+    assert_eq!((r.due, r.done_api, r.retry), (30, 30, 0), "{r:?}");
+    let c = r1.counters();
+    assert_eq!(c.logins_ok, 1);
+    assert_eq!(
+        c.prints, 2,
+        "one print per table, not one per job and table"
+    );
+    assert_eq!(c.remove_commands, 2, "one multi-id remove per table");
+    assert_eq!(c.removed_ids, 30);
+    assert_eq!(r1.rows("/ppp/active").len(), 1);
+    assert_eq!(r1.rows("/ppp/active")[0]["name"], "stays");
+}
+
+#[test]
+fn a_nas_whose_api_never_answers_holds_up_no_other_nas() {
+    let f = Fixture::new();
+    // 192.0.2.94: no RFC 5176 answer, and an API that accepts the connection and then
+    // says nothing until its timeout. 192.0.2.95 ACKs.
+    let mute = RouterOsDouble::start_on(
+        bind("127.0.0.3"),
+        DoubleConfig {
+            faults: Faults {
+                silent: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ack = NasDouble::start(bind("127.0.0.4"), SECRET.as_bytes(), Answer::Ack).unwrap();
+    let mut slow = nas("192.0.2.94", None, Some((&mute, "secret")));
+    slow.api_timeout_ms = 3000;
+    f.admin.nas_upsert(&slow, NOW).unwrap();
+    f.admin
+        .nas_upsert(&nas("192.0.2.95", Some(&ack), None), NOW)
+        .unwrap();
+    f.enqueue("192.0.2.94", "stuck", None);
+    f.enqueue("192.0.2.95", "quick", None);
+    let mut w = f.worker();
+    std::thread::scope(|s| {
+        let run = s.spawn(move || w.run_at(NOW).unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while f.job("quick").state != JobState::Done {
+            assert!(std::time::Instant::now() < deadline, "quick never done");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Recorded while the other NAS's API is still being waited for.
+        assert_eq!(f.job("stuck").state, JobState::Pending);
+        let r = run.join().unwrap();
+        assert_eq!((r.due, r.done_dm, r.retry), (2, 1, 1), "{r:?}");
+    });
+    let stuck = f.job("stuck");
+    assert_eq!(stuck.state, JobState::DmFailed);
+    assert!(
+        stuck.last_error.as_deref().unwrap().contains("timed out"),
+        "{stuck:?}"
+    );
+}
+
+#[test]
+fn a_refused_api_login_is_tried_once_per_run() {
+    let f = Fixture::new();
+    let r1 = routeros();
+    f.admin
+        .nas_upsert(&nas("192.0.2.96", None, Some((&r1, "wrong"))), NOW)
+        .unwrap();
+    for i in 0..12 {
+        f.enqueue("192.0.2.96", &format!("r{i}"), None);
+    }
+    let cfg = WorkerConfig {
+        dm_timeout: Duration::from_millis(200),
+        dm_retries: 0,
+        batch: 5,
+        ..WorkerConfig::new(&f.db)
+    };
+    let mut w = QueueWorker::new(cfg, f.secrets.clone(), Arc::clone(&f.stop));
+    let r = w.run_at(NOW).unwrap();
+    assert_eq!((r.due, r.retry), (12, 12), "{r:?}");
+    assert_eq!(
+        r1.counters().logins_failed,
+        1,
+        "one login for the three passes"
+    );
+    assert!(f.admin.queue_list(None).unwrap().iter().all(|j| j
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("refused")));
 }

@@ -5,7 +5,10 @@
 //! 2. queue path, RFC 5176: the sessions' Interims queue 10,000 jobs through the store's
 //!    writer (group commit), then the worker sends the Disconnect-Requests (ACK);
 //! 3. queue path, API fallback: the NASes' RFC 5176 targets are silent, the worker
-//!    probes each, then removes the sessions over the RouterOS API.
+//!    probes each, then removes the sessions over the RouterOS API;
+//! 4. the same with one NAS whose RouterOS API accepts the connection and never
+//!    answers: how long the other NASes' jobs take, and when that NAS's jobs are given
+//!    back to the queue (its API timeout is the schema default, 5 s).
 //!
 //! `cargo run --release --bin rlm-rust-bench-disconnect [-- --nases 10 --sessions 10000 --latency-ms 20]`
 //! prints a markdown table.
@@ -22,7 +25,7 @@ use rlm_rust::radius::double::{Answer, NasDouble};
 use rlm_rust::routeros::double::{DoubleConfig, Faults, RouterOsDouble};
 use rlm_rust::routeros::SessionTable;
 use rlm_rust::sessions::{AcctStatus, AcctUpdate};
-use rlm_rust::store::{Admin, NasConfig, Store, StoreOptions, Synchronous};
+use rlm_rust::store::{Admin, JobState, NasConfig, Reader, Store, StoreOptions, Synchronous};
 
 const SECRET: &str = "bench-secret";
 
@@ -92,13 +95,15 @@ fn address(nas: usize, i: usize) -> String {
 }
 
 /// One RouterOS double per NAS with its share of last month's sessions (80 % PPP,
-/// 20 % Hotspot) and a few of this month that must stay.
-fn routers(a: &Args) -> Vec<RouterOsDouble> {
+/// 20 % Hotspot) and a few of this month that must stay. The first `silent` of them
+/// never answer.
+fn routers(a: &Args, silent: usize) -> Vec<RouterOsDouble> {
     (0..a.nases)
         .map(|k| {
             let bind: SocketAddr = format!("{}:0", ip(k)).parse().expect("address");
             let faults = Faults {
                 latency: a.latency,
+                silent: k < silent,
                 ..Default::default()
             };
             let r = RouterOsDouble::start_on(
@@ -130,14 +135,17 @@ fn routers(a: &Args) -> Vec<RouterOsDouble> {
         .collect()
 }
 
-fn nas_row(k: usize, r: &RouterOsDouble, dm: Option<SocketAddr>) -> NasConfig {
+/// A NAS row; a silent router keeps the schema's default API timeout (5 s).
+fn nas_row(k: usize, r: &RouterOsDouble, dm: Option<SocketAddr>, silent: bool) -> NasConfig {
     let mut n = NasConfig::new(ip(k));
     n.name = Some(format!("nas{k}"));
     n.api_host = Some(r.addr().ip().to_string());
     n.api_port = r.port();
     n.api_user = Some("admin".into());
     n.api_password = Some("secret".into());
-    n.api_timeout_ms = 10_000;
+    if !silent {
+        n.api_timeout_ms = 10_000;
+    }
     if let Some(dm) = dm {
         n.coa_host = Some(dm.ip().to_string());
         n.coa_port = dm.port();
@@ -153,9 +161,18 @@ fn left(routers: &[RouterOsDouble]) -> usize {
         .sum()
 }
 
+/// API commands the routers read (prints, removes; logins excluded).
+fn api_commands(routers: &[RouterOsDouble]) -> (u64, u64) {
+    routers.iter().fold((0, 0), |(p, r), d| {
+        let c = d.counters();
+        (p + c.prints, r + c.remove_commands)
+    })
+}
+
 struct Row {
     path: &'static str,
     work: String,
+    latency: String,
     secs: f64,
     result: String,
 }
@@ -163,12 +180,12 @@ struct Row {
 fn bench_bulk(a: &Args) -> Result<Row, String> {
     let dir = Scratch::new("bulk")?;
     let admin = Admin::open(dir.path().join("b.sqlite")).map_err(|e| e.to_string())?;
-    let routers = routers(a);
+    let routers = routers(a, 0);
     let now = periods::now();
     let nases: Vec<NasConfig> = routers
         .iter()
         .enumerate()
-        .map(|(k, r)| nas_row(k, r, None))
+        .map(|(k, r)| nas_row(k, r, None, false))
         .collect();
     for n in &nases {
         admin.nas_upsert(n, now).map_err(|e| e.to_string())?;
@@ -189,6 +206,7 @@ fn bench_bulk(a: &Args) -> Result<Row, String> {
     Ok(Row {
         path: "bulk (RouterOS API, NASes in parallel)",
         work: format!("{} NASes, {} sessions", a.nases, a.sessions),
+        latency: format!("API {} ms", a.latency.as_millis()),
         secs,
         result: format!(
             "{removed} removed in {commands} commands, {} kept, {errors} NAS errors",
@@ -243,7 +261,18 @@ fn queue_jobs(store: &Store, a: &Args) -> Result<Duration, String> {
     Ok(t0.elapsed())
 }
 
-fn bench_queue(a: &Args, answer: Answer) -> Result<(Row, Duration), String> {
+/// What the NASes of a queue bench do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// Disconnect-ACK for every request.
+    Ack,
+    /// RFC 5176 silent, RouterOS API answers.
+    ApiFallback,
+    /// As ApiFallback, but the first NAS's API never answers either.
+    OneApiSilent,
+}
+
+fn bench_queue(a: &Args, scenario: Scenario) -> Result<(Row, Duration), String> {
     let dir = Scratch::new("queue")?;
     let db = dir.path().join("q.sqlite");
     let store = Store::open(
@@ -256,18 +285,29 @@ fn bench_queue(a: &Args, answer: Answer) -> Result<(Row, Duration), String> {
     )
     .map_err(|e| e.to_string())?;
     let admin = Admin::open(&db).map_err(|e| e.to_string())?;
-    let routers = routers(a);
+    let silent_apis = usize::from(scenario == Scenario::OneApiSilent);
+    let routers = routers(a, silent_apis);
+    let answer = match scenario {
+        Scenario::Ack => Answer::Ack,
+        _ => Answer::Silent,
+    };
     let mut doubles = Vec::new();
     for (k, r) in routers.iter().enumerate() {
         let bind: SocketAddr = format!("{}:0", ip(k)).parse().expect("address");
         let d = NasDouble::start(bind, SECRET.as_bytes(), answer).map_err(|e| e.to_string())?;
         d.set_latency(a.latency);
         admin
-            .nas_upsert(&nas_row(k, r, Some(d.addr())), periods::now())
+            .nas_upsert(
+                &nas_row(k, r, Some(d.addr()), k < silent_apis),
+                periods::now(),
+            )
             .map_err(|e| e.to_string())?;
         doubles.push(d);
     }
     let enqueue = queue_jobs(&store, a)?;
+    let silent_jobs = (0..a.sessions)
+        .filter(|i| i % a.nases < silent_apis)
+        .count();
     let cfg = WorkerConfig {
         dm_timeout: Duration::from_secs(1),
         dm_retries: 0,
@@ -279,25 +319,65 @@ fn bench_queue(a: &Args, answer: Answer) -> Result<(Row, Duration), String> {
         ClientSecrets::default(),
         Arc::new(AtomicBool::new(false)),
     );
+    // When the answering NASes' jobs are all done, seen from another connection.
+    let others = a.sessions - silent_jobs;
+    let finished = AtomicBool::new(false);
     let t0 = Instant::now();
-    let r = worker.run_at(periods::now())?;
+    let (r, others_done) = std::thread::scope(|s| {
+        let watch = s.spawn(|| -> Option<Duration> {
+            let reader = Reader::open(&db).ok()?;
+            loop {
+                let done = reader.queue_list(Some(JobState::Done)).ok()?.len();
+                if done >= others {
+                    return Some(t0.elapsed());
+                }
+                if finished.load(std::sync::atomic::Ordering::SeqCst) {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let r = worker.run_at(periods::now());
+        finished.store(true, std::sync::atomic::Ordering::SeqCst);
+        (r, watch.join().ok().flatten())
+    });
+    let r = r?;
     let secs = t0.elapsed().as_secs_f64();
     let requests: usize = doubles.iter().map(|d| d.requests().len()).sum();
-    let (path, result) = match answer {
-        Answer::Ack => (
+    let (prints, removes) = api_commands(&routers);
+    let api = format!("{prints} prints, {removes} removes");
+    let dm_latency = format!("DM {} ms", a.latency.as_millis());
+    let (path, latency, result) = match scenario {
+        Scenario::Ack => (
             "queue: Disconnect-Request, ACK",
+            dm_latency,
             format!(
                 "{} done by DM ({requests} requests), {} retry",
                 r.done_dm, r.retry
             ),
         ),
-        _ => (
+        Scenario::ApiFallback => (
             "queue: DM silent, RouterOS API fallback",
+            format!("DM silent, API {} ms", a.latency.as_millis()),
             format!(
-                "{} done by API ({requests} DM probes), {} retry, {} sessions left",
+                "{} done by API ({requests} DM probes; {api}), {} retry, {} sessions left",
                 r.done_api,
                 r.retry,
                 left(&routers)
+            ),
+        ),
+        Scenario::OneApiSilent => (
+            "queue: DM silent, API fallback, 1 NAS's API silent too",
+            format!(
+                "DM silent, API {} ms; 1 NAS's API silent (5 s timeout)",
+                a.latency.as_millis()
+            ),
+            format!(
+                "the other NASes' {others} jobs done after {}; {} done by API, {} retry \
+                 ({api})",
+                others_done.map_or("-".to_string(), |d| format!("{:.2} s", d.as_secs_f64())),
+                r.done_api,
+                r.retry
             ),
         ),
     };
@@ -305,6 +385,7 @@ fn bench_queue(a: &Args, answer: Answer) -> Result<(Row, Duration), String> {
         Row {
             path,
             work: format!("{} jobs over {} NASes", r.due, a.nases),
+            latency,
             secs,
             result,
         },
@@ -322,9 +403,10 @@ fn main() {
     };
     let run = || -> Result<(Vec<Row>, Duration), String> {
         let bulk = bench_bulk(&a)?;
-        let (dm, enqueue) = bench_queue(&a, Answer::Ack)?;
-        let (api, _) = bench_queue(&a, Answer::Silent)?;
-        Ok((vec![bulk, dm, api], enqueue))
+        let (dm, enqueue) = bench_queue(&a, Scenario::Ack)?;
+        let (api, _) = bench_queue(&a, Scenario::ApiFallback)?;
+        let (one_silent, _) = bench_queue(&a, Scenario::OneApiSilent)?;
+        Ok((vec![bulk, dm, api, one_silent], enqueue))
     };
     match run() {
         Ok((rows, enqueue)) => {
@@ -334,10 +416,13 @@ fn main() {
                 a.sessions,
                 a.latency.as_millis()
             );
-            println!("| path | work | seconds | result |");
-            println!("| --- | --- | --- | --- |");
+            println!("| path | work | NAS latency | seconds | result |");
+            println!("| --- | --- | --- | --- | --- |");
             for r in rows {
-                println!("| {} | {} | {:.2} | {} |", r.path, r.work, r.secs, r.result);
+                println!(
+                    "| {} | {} | {} | {:.2} | {} |",
+                    r.path, r.work, r.latency, r.secs, r.result
+                );
             }
             println!(
                 "\nQueueing the {} jobs through the accounting path (32 threads, group \

@@ -126,7 +126,7 @@ pub enum QueueCommand {
             conflicts_with = "all_failed"
         )]
         id: Option<i64>,
-        /// Every failed job.
+        /// Every job whose last attempt failed (failed, dm-failed).
         #[arg(long)]
         all_failed: bool,
     },

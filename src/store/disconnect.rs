@@ -227,7 +227,7 @@ pub enum JobOutcome {
 pub enum RetryTarget {
     /// This job, unless it is done.
     Id(i64),
-    /// Every failed job.
+    /// Every job whose last attempt failed (failed, dm-failed).
     AllFailed,
 }
 
@@ -466,14 +466,44 @@ impl Admin {
 
     /// Pending and dm-failed jobs whose next attempt is due, oldest due first.
     pub fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<DisconnectJob>, StoreError> {
+        self.due(None, now, limit)
+    }
+
+    /// [`Admin::queue_due`] for the jobs of one NAS.
+    pub fn queue_due_on(
+        &self,
+        nas_ip: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DisconnectJob>, StoreError> {
+        self.due(Some(nas_ip), now, limit)
+    }
+
+    fn due(
+        &self,
+        nas_ip: Option<&str>,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<DisconnectJob>, StoreError> {
         let sql = format!(
             "SELECT {JOB_COLUMNS} FROM disconnect_queue \
              WHERE state IN ('pending', 'dm-failed') AND next_attempt_at <= ?1 \
+                 AND (?3 IS NULL OR nas_ip = ?3) \
              ORDER BY next_attempt_at, id LIMIT ?2"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![now, limit], job_row)?;
+        let rows = stmt.query_map(params![now, limit, nas_ip], job_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The NASes that have due jobs (see [`Admin::queue_due`]).
+    pub fn queue_due_nases(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT nas_ip FROM disconnect_queue \
+             WHERE state IN ('pending', 'dm-failed') AND next_attempt_at <= ?1 ORDER BY nas_ip",
+        )?;
+        let rows = stmt.query_map([now], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -546,9 +576,12 @@ impl Admin {
                 &format!("{SET} WHERE id = ?2 AND state <> 'done'"),
                 params![now, id],
             )?,
-            RetryTarget::AllFailed => self
-                .conn
-                .execute(&format!("{SET} WHERE state = 'failed'"), [now])?,
+            // dm-failed jobs wait out a backoff of up to an hour: the operator's
+            // "retry everything that failed" must cover them too.
+            RetryTarget::AllFailed => self.conn.execute(
+                &format!("{SET} WHERE state IN ('failed', 'dm-failed')"),
+                [now],
+            )?,
         };
         Ok(n)
     }

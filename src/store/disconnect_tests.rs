@@ -180,6 +180,31 @@ fn due_mark_and_backoff() {
 }
 
 #[test]
+fn due_per_nas() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    db.queue_enqueue(&job("127.0.0.3", "a"), 100).unwrap();
+    db.queue_enqueue(&job("127.0.0.2", "b"), 100).unwrap();
+    db.queue_enqueue(&job("127.0.0.2", "c"), 101).unwrap();
+    db.queue_enqueue(&job("127.0.0.4", "later"), 200).unwrap();
+    assert_eq!(db.queue_due_nases(150).unwrap(), ["127.0.0.2", "127.0.0.3"]);
+    let keys = |jobs: Vec<DisconnectJob>| -> Vec<String> {
+        jobs.into_iter().map(|j| j.session_key).collect()
+    };
+    assert_eq!(
+        keys(db.queue_due_on("127.0.0.2", 150, 10).unwrap()),
+        ["b", "c"]
+    );
+    assert_eq!(keys(db.queue_due_on("127.0.0.2", 150, 1).unwrap()), ["b"]);
+    assert!(db.queue_due_on("127.0.0.4", 150, 10).unwrap().is_empty());
+    let b = db.queue_due_on("127.0.0.2", 150, 1).unwrap()[0].id;
+    db.queue_mark(b, &JobOutcome::Done(Method::Dm), 150)
+        .unwrap();
+    assert_eq!(keys(db.queue_due_on("127.0.0.2", 150, 10).unwrap()), ["c"]);
+    assert_eq!(db.queue_due_nases(300).unwrap().len(), 3);
+}
+
+#[test]
 fn retry_and_purge() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir);
@@ -211,6 +236,61 @@ fn retry_and_purge() {
         .unwrap();
     assert_eq!(db.queue_purge(None).unwrap(), 1);
     assert_eq!(db.queue_list(None).unwrap().len(), 1);
+}
+
+#[test]
+fn retry_all_failed_takes_every_state_that_is_not_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    for k in ["failed", "dm-failed", "pending", "done"] {
+        db.queue_enqueue(&job("127.0.0.2", k), 100).unwrap();
+    }
+    let id = |key: &str| {
+        db.queue_list(None)
+            .unwrap()
+            .into_iter()
+            .find(|j| j.session_key == key)
+            .unwrap()
+            .id
+    };
+    let error = || "x".to_string();
+    db.queue_mark(
+        id("failed"),
+        &JobOutcome::Failed {
+            error: error(),
+            error_cause: None,
+        },
+        100,
+    )
+    .unwrap();
+    db.queue_mark(
+        id("dm-failed"),
+        &JobOutcome::DmFailed {
+            error: error(),
+            error_cause: None,
+        },
+        100,
+    )
+    .unwrap();
+    db.queue_mark(id("done"), &JobOutcome::Done(Method::Dm), 100)
+        .unwrap();
+    // Failed and dm-failed jobs are re-armed; pending and done ones are left alone.
+    assert_eq!(db.queue_retry(RetryTarget::AllFailed, 500).unwrap(), 2);
+    let jobs = db.queue_list(None).unwrap();
+    for j in &jobs {
+        let want = if j.session_key == "done" {
+            JobState::Done
+        } else {
+            JobState::Pending
+        };
+        assert_eq!(j.state, want, "{j:?}");
+    }
+    let rearmed: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.next_attempt_at == 500)
+        .map(|j| j.session_key.as_str())
+        .collect();
+    assert_eq!(rearmed, ["failed", "dm-failed"]);
 }
 
 #[test]
