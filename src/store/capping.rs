@@ -268,11 +268,11 @@ fn apply_decision(
     // A mark, once written, is what was recorded before its time: never rewritten.
     for m in &d.marks {
         conn.prepare_cached(
-            "INSERT OR IGNORE INTO usage_marks (Name::new(username), period_start, at, traffic, uptime) \
+            "INSERT OR IGNORE INTO usage_marks (username, period_start, at, traffic, uptime) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![
-            username,
+            Name::new(username),
             period_start,
             m.at,
             to_db(m.usage.traffic_bytes),
