@@ -488,9 +488,18 @@ mod tests {
         assert_eq!(c.bulk_disconnect_delay, 3600);
         type Case = (fn(&mut RawConfig), &'static str);
         let bad: [Case; 10] = [
-            (|r| r.max_session_rate = Some("fast".into()), "max_session_rate"),
-            (|r| r.max_session_rate = Some("10k".into()), "max_session_rate"),
-            (|r| r.max_session_rate = Some("5X".into()), "max_session_rate"),
+            (
+                |r| r.max_session_rate = Some("fast".into()),
+                "max_session_rate",
+            ),
+            (
+                |r| r.max_session_rate = Some("10k".into()),
+                "max_session_rate",
+            ),
+            (
+                |r| r.max_session_rate = Some("5X".into()),
+                "max_session_rate",
+            ),
             (
                 |r| r.disconnect_prior_month = Some("maybe".into()),
                 "disconnect_prior_month",

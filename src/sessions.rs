@@ -351,10 +351,22 @@ fn advanced(
     // Once asked, the NAS's answer holds for both counters.
     let mut asked: Option<bool> = None;
     let mut ask = || *asked.get_or_insert_with(&mut *wrap_ok);
-    let (mut din, mut input, rin, win) =
-        advance_counter(prev.input_octets, u.input_octets, narrow, dtime > 0, bound, &mut ask);
-    let (mut dout, mut output, rout, wout) =
-        advance_counter(prev.output_octets, u.output_octets, narrow, dtime > 0, bound, &mut ask);
+    let (mut din, mut input, rin, win) = advance_counter(
+        prev.input_octets,
+        u.input_octets,
+        narrow,
+        dtime > 0,
+        bound,
+        &mut ask,
+    );
+    let (mut dout, mut output, rout, wout) = advance_counter(
+        prev.output_octets,
+        u.output_octets,
+        narrow,
+        dtime > 0,
+        bound,
+        &mut ask,
+    );
     if din > bound || dout > bound {
         // Garbage or a NAS bug: count nothing and keep the baseline, so the next
         // sane update counts from where the session really was.
@@ -405,7 +417,10 @@ pub fn apply(
 ) -> Option<Applied> {
     let mut anomalies = Anomalies::default();
     let sane;
-    let u = if u.session_time.is_some_and(|t| u64::from(t) > MAX_SESSION_TIME_SECS) {
+    let u = if u
+        .session_time
+        .is_some_and(|t| u64::from(t) > MAX_SESSION_TIME_SECS)
+    {
         anomalies.refused_session_time = true;
         sane = AcctUpdate {
             session_time: None,
@@ -623,19 +638,22 @@ impl std::fmt::Display for Outcome {
             f.write_str("; started in an earlier month, disconnect queued")?;
         }
         let a = &self.anomalies;
-        for (on, what) in [
-            (a.input_wrapped, "input"),
-            (a.output_wrapped, "output"),
-        ] {
+        for (on, what) in [(a.input_wrapped, "input"), (a.output_wrapped, "output")] {
             if on {
-                write!(f, "; {what} counter wrapped at 4 GiB (no Gigawords): counted as new + 2^32 - old")?;
+                write!(
+                    f,
+                    "; {what} counter wrapped at 4 GiB (no Gigawords): counted as new + 2^32 - old"
+                )?;
             }
         }
         if a.refused_counters {
             f.write_str("; counters refused: more than the session could carry in the elapsed time (max_session_rate), baseline kept")?;
         }
         if a.refused_session_time {
-            write!(f, "; Acct-Session-Time beyond {MAX_SESSION_TIME_SECS} s ignored")?;
+            write!(
+                f,
+                "; Acct-Session-Time beyond {MAX_SESSION_TIME_SECS} s ignored"
+            )?;
         }
         Ok(())
     }
@@ -681,7 +699,8 @@ mod tests {
         let mut state: Option<Session> = None;
         let mut steps = Vec::new();
         for p in packets {
-            let a = apply(state.as_ref(), p, &Bounds::default(), &mut || true).expect("session packet");
+            let a =
+                apply(state.as_ref(), p, &Bounds::default(), &mut || true).expect("session packet");
             steps.push((a.kind, a.delta));
             if let Some(s) = a.state {
                 state = Some(s);
@@ -866,7 +885,6 @@ mod tests {
         let slow = Bounds {
             max_bytes_per_sec: 1_000_000,
         };
-        // (name, packets, bounds, counter_wrap, input deltas, wrapped flags)
         let wraps_twice = vec![
             upd(Start, 0, 0, None, T0),
             narrow(3 * g + g / 2, 60),
@@ -874,7 +892,16 @@ mod tests {
             narrow(3 * g, 180),
             narrow(g / 2, 240),
         ];
-        let cases: Vec<(&str, Vec<AcctUpdate>, Bounds, bool, Vec<u64>, Vec<bool>)> = vec![
+        // (name, packets, bounds, counter_wrap, input deltas, wrapped flags)
+        type Case = (
+            &'static str,
+            Vec<AcctUpdate>,
+            Bounds,
+            bool,
+            Vec<u64>,
+            Vec<bool>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "wraps twice, each counted once",
                 wraps_twice.clone(),
@@ -909,7 +936,11 @@ mod tests {
             ),
             (
                 "a wrap the NAS could not have carried in the time: not counted",
-                vec![upd(Start, 0, 0, None, T0), narrow(100_000_000, 100), narrow(10, 160)],
+                vec![
+                    upd(Start, 0, 0, None, T0),
+                    narrow(100_000_000, 100),
+                    narrow(10, 160),
+                ],
                 slow,
                 true,
                 vec![0, 100_000_000, 0],
@@ -922,7 +953,11 @@ mod tests {
             assert_eq!(got, want, "{name}");
             let wrapped: Vec<bool> = notes.iter().map(|n| n.input_wrapped).collect();
             assert_eq!(wrapped, want_wrapped, "{name}");
-            assert_eq!(s.input_octets, want.iter().sum::<u64>(), "{name}: baseline = counted");
+            assert_eq!(
+                s.input_octets,
+                want.iter().sum::<u64>(),
+                "{name}: baseline = counted"
+            );
         }
     }
 
@@ -951,17 +986,28 @@ mod tests {
         );
         assert_eq!(
             deltas,
-            [usage(0, 0, 0), usage(1000, 2000, 30), usage(0, 0, 0), usage(2000, 3000, 90)]
+            [
+                usage(0, 0, 0),
+                usage(1000, 2000, 30),
+                usage(0, 0, 0),
+                usage(2000, 3000, 90)
+            ]
         );
         assert!(notes[2].refused_counters && !notes[3].refused());
-        assert_eq!(usage(s.input_octets, s.output_octets, s.session_time), usage(3000, 5000, 120));
+        assert_eq!(
+            usage(s.input_octets, s.output_octets, s.session_time),
+            usage(3000, 5000, 120)
+        );
         // The bound follows the elapsed time: 1 MB/s for 30 s (+ 60 s slack) allows 90 MB.
         let slow = Bounds {
             max_bytes_per_sec: 1_000_000,
         };
         let at = |input| {
             run_with(
-                &[upd(Start, 0, 0, None, T0), upd(Interim, input, 0, Some(30), T0 + 30)],
+                &[
+                    upd(Start, 0, 0, None, T0),
+                    upd(Interim, input, 0, Some(30), T0 + 30),
+                ],
                 slow,
                 true,
             )
@@ -980,7 +1026,13 @@ mod tests {
             (Stop, Some(3600), T0 - 3600),
         ];
         for (status, time, want) in cases {
-            let a = apply(None, &upd(status, 1, 1, time, T0), &Bounds::default(), &mut || true).unwrap();
+            let a = apply(
+                None,
+                &upd(status, 1, 1, time, T0),
+                &Bounds::default(),
+                &mut || true,
+            )
+            .unwrap();
             let s = a.state.unwrap();
             assert_eq!(s.start_time, want, "{status:?}");
             assert_eq!(s.last_update, T0);
@@ -1028,7 +1080,13 @@ mod tests {
             let mut s = run(&[upd(Interim, 100, 10, Some(60), T0)]).1.unwrap();
             s.close_by_us(T0 + 10, reason);
             assert!(!s.is_open());
-            let a = apply(Some(&s), &upd(status, 150, 15, Some(120), T0 + 120), &Bounds::default(), &mut || true).unwrap();
+            let a = apply(
+                Some(&s),
+                &upd(status, 150, 15, Some(120), T0 + 120),
+                &Bounds::default(),
+                &mut || true,
+            )
+            .unwrap();
             assert_eq!((a.kind, a.delta), (kind, delta), "{reason} then {status:?}");
             let s2 = a.state.unwrap_or(s);
             assert_eq!(s2.is_open(), open, "{reason} then {status:?}");
@@ -1053,7 +1111,13 @@ mod tests {
     #[test]
     fn nas_packets_are_not_session_packets() {
         for (status, reason) in [(AccountingOn, "nas-reboot"), (AccountingOff, "nas-off")] {
-            assert!(apply(None, &upd(status, 0, 0, None, T0), &Bounds::default(), &mut || true).is_none());
+            assert!(apply(
+                None,
+                &upd(status, 0, 0, None, T0),
+                &Bounds::default(),
+                &mut || true
+            )
+            .is_none());
             assert_eq!(nas_close_reason(status), Some(reason));
         }
         assert_eq!(nas_close_reason(Interim), None);

@@ -35,7 +35,10 @@ fn an_implausible_acct_delay_time_is_ignored_not_clamped() {
         (before - 5..=now() + 5).contains(&start_time),
         "start {start_time}, now {before}"
     );
-    assert_eq!(jobs, 0, "no month-boundary disconnect for a session opened now");
+    assert_eq!(
+        jobs, 0,
+        "no month-boundary disconnect for a session opened now"
+    );
     wait_until("the log line", std::time::Duration::from_secs(5), || {
         server.log_text().contains("Acct-Delay-Time 4000000000")
     });
@@ -114,7 +117,15 @@ fn a_nas_without_gigawords_wraps_twice_and_no_usage_is_lost() {
     );
 
     // counter_wrap = off on that NAS: a backwards counter counts zero, as before.
-    server.cli_ok(&["nas", "add", "127.0.0.3", "--name", "old", "--counter-wrap", "off"]);
+    server.cli_ok(&[
+        "nas",
+        "add",
+        "127.0.0.3",
+        "--name",
+        "old",
+        "--counter-wrap",
+        "off",
+    ]);
     let mut off = Nas32 {
         nas: "127.0.0.3",
         session: "w2",
@@ -144,12 +155,27 @@ fn counters_at_their_maximum_never_make_a_user_unreadable() {
          NAS-IP-Address = {nas}, Acct-Input-Octets = {max}, Acct-Input-Gigawords = {max}, \
          Acct-Output-Octets = {max}, Acct-Output-Gigawords = {max}, Acct-Session-Time = {max}"
     );
-    assert!(server.acct(&huge).ok, "acknowledged (and refused in the log)");
+    assert!(
+        server.acct(&huge).ok,
+        "acknowledged (and refused in the log)"
+    );
     // Then real traffic, in that session and another.
     for (sid, t) in [("m1", 60), ("m2", 60), ("m2", 120)] {
-        let r = server.acct(&acct_attrs("Interim-Update", "max", sid, nas, 1000, 2000, t));
+        let r = server.acct(&acct_attrs(
+            "Interim-Update",
+            "max",
+            sid,
+            nas,
+            1000,
+            2000,
+            t,
+        ));
         assert!(r.ok);
-        assert!(server.acct(&huge.replace("\"m1\"", &format!("\"{sid}\""))).ok);
+        assert!(
+            server
+                .acct(&huge.replace("\"m1\"", &format!("\"{sid}\"")))
+                .ok
+        );
     }
     let u = server.cli_json(&["usage", "max"]);
     assert_eq!(u["months"][0]["input_octets"].as_u64(), Some(2000), "{u}");
@@ -174,7 +200,8 @@ use std::time::{Duration, Instant};
 fn send_all(server: &Server, packets: &[Vec<Attribute>], window: usize) -> usize {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(("127.0.0.1", server.acct_port)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     let (mut next, mut answered, mut in_flight) = (0usize, 0usize, 0usize);
     let mut last_progress = Instant::now();
     let mut buf = [0u8; 4096];
@@ -182,7 +209,8 @@ fn send_all(server: &Server, packets: &[Vec<Attribute>], window: usize) -> usize
         while in_flight < window && next < packets.len() {
             let mut p = Packet::new(Code::AccountingRequest, (next % 256) as u8);
             p.attributes = packets[next].clone();
-            sock.send(&p.encode_request(SECRET.as_bytes()).unwrap()).unwrap();
+            sock.send(&p.encode_request(SECRET.as_bytes()).unwrap())
+                .unwrap();
             next += 1;
             in_flight += 1;
         }
@@ -230,7 +258,12 @@ fn user_names_in_latin1_stay_distinct_users() {
     let mut packets = Vec::new();
     for (n, name) in names.iter().enumerate() {
         let sid = [b's', 0xff, b'0' + n as u8];
-        packets.push(vec![s(USER_NAME, name), i(STATUS, 1), s(SESSION_ID, &sid), nas.clone()]);
+        packets.push(vec![
+            s(USER_NAME, name),
+            i(STATUS, 1),
+            s(SESSION_ID, &sid),
+            nas.clone(),
+        ]);
         packets.push(vec![
             s(USER_NAME, name),
             i(STATUS, 3),
@@ -267,11 +300,18 @@ fn user_names_in_latin1_stay_distinct_users() {
         .arg(std::ffi::OsStr::from_bytes(b"m\xe4ller"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let u: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(u["months"][0]["input_octets"].as_u64(), Some(2000), "{u}");
     let table = server.cli_ok(&["sessions", "list"]);
-    assert!(table.contains("\"m\\xfcller\"") && table.contains("müller"), "{table}");
+    assert!(
+        table.contains("\"m\\xfcller\"") && table.contains("müller"),
+        "{table}"
+    );
 }
 
 /// xorshift64*: reproducible from the seed printed on failure.
@@ -351,24 +391,42 @@ fn thousands_of_random_signed_accounting_packets_keep_every_invariant() {
             p.retain(|a| a.typ != USER_NAME);
             if rng.below(2) == 0 {
                 let len = 1 + rng.below(12) as usize;
-                p.push(s(USER_NAME, &(0..len).map(|_| rng.next() as u8).collect::<Vec<_>>()));
+                p.push(s(
+                    USER_NAME,
+                    &(0..len).map(|_| rng.next() as u8).collect::<Vec<_>>(),
+                ));
             }
         }
         packets.push(p);
     }
     let answered = send_all(&server, &packets, 32);
-    assert!(answered > packets.len() / 2, "{answered} of {} answered", packets.len());
+    assert!(
+        answered > packets.len() / 2,
+        "{answered} of {} answered",
+        packets.len()
+    );
 
     // The server is alive and answers.
     assert_eq!(server.auth("user2", "pw", "").code(), Some("Access-Accept"));
     let db = server.sql();
-    let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(check, "ok");
     // Every counter an integer, never negative.
     for (table, cols) in [
-        ("sessions", ["input_octets", "output_octets", "session_time"]),
-        ("usage_month", ["input_octets", "output_octets", "session_time"]),
-        ("usage_day", ["input_octets", "output_octets", "session_time"]),
+        (
+            "sessions",
+            ["input_octets", "output_octets", "session_time"],
+        ),
+        (
+            "usage_month",
+            ["input_octets", "output_octets", "session_time"],
+        ),
+        (
+            "usage_day",
+            ["input_octets", "output_octets", "session_time"],
+        ),
     ] {
         for col in cols {
             let bad: i64 = db
@@ -451,7 +509,8 @@ fn authorize_all(server: &Server, requests: &[Vec<Attribute>]) -> usize {
         p.attributes = attrs.clone();
         p.set_user_password(b"pw", SECRET.as_bytes()).unwrap();
         p.add_message_authenticator();
-        sock.send(&p.encode_request(SECRET.as_bytes()).unwrap()).unwrap();
+        sock.send(&p.encode_request(SECRET.as_bytes()).unwrap())
+            .unwrap();
         if let Ok(len) = sock.recv(&mut buf) {
             if len >= 20 && buf[0] == 2 {
                 accepted += 1;

@@ -144,8 +144,9 @@ impl<'a> Request<'a> {
                 let (attr, vendor) = ((*(*vp).da).attr, (*(*vp).da).vendor);
                 match op {
                     Op::Set => sys::fr_pair_delete_by_num(head, attr, vendor, sys::TAG_ANY as i8),
-                    Op::Eq if !sys::fr_pair_find_by_num(*head, attr, vendor, sys::TAG_ANY as i8)
-                        .is_null() =>
+                    Op::Eq
+                        if !sys::fr_pair_find_by_num(*head, attr, vendor, sys::TAG_ANY as i8)
+                            .is_null() =>
                     {
                         // Already there: `=` keeps it; the new pair stays in ctx until
                         // the request is freed (never freed from Rust).

@@ -141,9 +141,7 @@ pub(crate) fn apply_batch(
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
         // A failed item is rolled back to its savepoint; the others stay.
-        let result = in_savepoint(&tx, &ITEM, || {
-            apply_one(&tx, headrooms, tz, rules, request)
-        });
+        let result = in_savepoint(&tx, &ITEM, || apply_one(&tx, headrooms, tz, rules, request));
         // Some errors (disk full, I/O) make SQLite roll back the whole transaction:
         // then the items before this one are gone too, so the batch has failed.
         if result.is_err() && tx.is_autocommit() {
