@@ -177,6 +177,8 @@ pub struct PassReport {
     pub closed_by_stop: usize,
     pub done_dm: usize,
     pub done_api: usize,
+    /// "No such session" from a NAS without API credentials: left unconfirmed.
+    pub unconfirmed: usize,
     /// Still queued after this pass (retried later with backoff).
     pub retry: usize,
 }
@@ -187,6 +189,7 @@ impl PassReport {
         self.closed_by_stop += o.closed_by_stop;
         self.done_dm += o.done_dm;
         self.done_api += o.done_api;
+        self.unconfirmed += o.unconfirmed;
         self.retry += o.retry;
     }
 }
@@ -196,8 +199,13 @@ impl PassReport {
 pub enum DmVerdict {
     /// Disconnect-ACK.
     Acked,
-    /// Disconnect-NAK 503: the NAS has no such session (it is gone already).
-    Gone,
+    /// Disconnect-NAK 503 (Session-Context-Not-Found) or without an Error-Cause: the
+    /// box that got the request has no such session. Not proof that it is gone: behind
+    /// NAT the request may have reached another box than the one holding it.
+    NotFound {
+        error: String,
+        error_cause: Option<u32>,
+    },
     /// Anything else; the API fallback is next.
     Failed {
         error: String,
@@ -205,19 +213,37 @@ pub enum DmVerdict {
     },
 }
 
+impl DmVerdict {
+    /// Whether the job goes on to the RouterOS API: after a failure always (without
+    /// credentials that says why in `last_error`), after "no such session" only to
+    /// check it on a NAS that has credentials.
+    pub fn needs_api(&self, nas_has_api: bool) -> bool {
+        match self {
+            DmVerdict::Acked => false,
+            DmVerdict::NotFound { .. } => nas_has_api,
+            DmVerdict::Failed { .. } => true,
+        }
+    }
+}
+
 /// Maps a Disconnect-Request's result to what happens to the job.
 pub fn dm_verdict(result: &Result<DmOutcome, CoaError>, attempts: u32) -> DmVerdict {
     match result {
         Ok(DmOutcome::Ack) => DmVerdict::Acked,
         Ok(DmOutcome::Nak {
-            error_cause: Some(SESSION_CONTEXT_NOT_FOUND),
-        }) => DmVerdict::Gone,
-        Ok(DmOutcome::Nak { error_cause }) => DmVerdict::Failed {
+            error_cause: error_cause @ (None | Some(SESSION_CONTEXT_NOT_FOUND)),
+        }) => DmVerdict::NotFound {
             error: match error_cause {
                 Some(c) => format!("Disconnect-NAK ({})", describe_error_cause(*c)),
                 None => "Disconnect-NAK (no Error-Cause)".to_string(),
             },
             error_cause: *error_cause,
+        },
+        Ok(DmOutcome::Nak {
+            error_cause: Some(c),
+        }) => DmVerdict::Failed {
+            error: format!("Disconnect-NAK ({})", describe_error_cause(*c)),
+            error_cause: Some(*c),
         },
         Err(CoaError::Timeout { bad_replies, .. }) => DmVerdict::Failed {
             error: if *bad_replies > 0 {
@@ -233,6 +259,36 @@ pub fn dm_verdict(result: &Result<DmOutcome, CoaError>, attempts: u32) -> DmVerd
         Err(e) => DmVerdict::Failed {
             error: format!("Disconnect-Request: {e}"),
             error_cause: None,
+        },
+    }
+}
+
+/// What to record for a job: its Disconnect-Request's verdict, then the RouterOS API's
+/// result if it went there (`api`: the sessions removed, 0 = not there either).
+pub fn job_outcome(verdict: &DmVerdict, api: Option<&Result<usize, String>>) -> JobOutcome {
+    let (DmVerdict::NotFound { error, error_cause } | DmVerdict::Failed { error, error_cause }) =
+        verdict
+    else {
+        return JobOutcome::Done(Method::Dm);
+    };
+    match (verdict, api) {
+        (_, Some(Ok(_))) => JobOutcome::Done(Method::Api),
+        (DmVerdict::NotFound { .. }, None) => JobOutcome::Unconfirmed {
+            error: format!(
+                "DM: {error}: not confirmed (no RouterOS API credentials to check); queued \
+                 again at the session's next Interim"
+            ),
+            error_cause: *error_cause,
+        },
+        (_, api) => JobOutcome::DmFailed {
+            error: format!(
+                "DM: {error}; API: {}",
+                match api {
+                    Some(Err(e)) => e.as_str(),
+                    _ => "not tried (stopping)",
+                }
+            ),
+            error_cause: *error_cause,
         },
     }
 }
@@ -514,8 +570,8 @@ struct NasRun<'a> {
 }
 
 impl NasRun<'_> {
-    /// RFC 5176 for all `jobs`, the RouterOS API for those that failed; what to
-    /// record for each job.
+    /// RFC 5176 for all `jobs`, the RouterOS API for those that failed or that the NAS
+    /// says it does not have; what to record for each job.
     fn pass(&mut self, jobs: &[DisconnectJob]) -> (Vec<(i64, JobOutcome)>, PassReport) {
         let mut report = PassReport {
             due: jobs.len(),
@@ -532,8 +588,12 @@ impl NasRun<'_> {
                 })
                 .collect(),
         };
+        let has_api = self
+            .nas
+            .as_ref()
+            .is_some_and(|r| crate::bulk::has_api(&r.config));
         let fallback: Vec<usize> = (0..jobs.len())
-            .filter(|&i| matches!(verdicts[i], DmVerdict::Failed { .. }))
+            .filter(|&i| verdicts[i].needs_api(has_api))
             .collect();
         let api: HashMap<usize, Result<usize, String>> = if fallback.is_empty() {
             HashMap::new()
@@ -544,58 +604,38 @@ impl NasRun<'_> {
 
         let mut marks = Vec::with_capacity(jobs.len());
         for (i, (job, verdict)) in jobs.iter().zip(&verdicts).enumerate() {
-            let outcome = match verdict {
-                DmVerdict::Acked | DmVerdict::Gone => {
+            let outcome = job_outcome(verdict, api.get(&i));
+            let who = format!("{:?} on {} ({})", job.username, job.nas_ip, job.reason);
+            match (&outcome, verdict, api.get(&i)) {
+                (JobOutcome::Done(Method::Dm), ..) => {
                     report.done_dm += 1;
+                    log::info!("disconnect: {who}: Disconnect-ACK");
+                }
+                (
+                    JobOutcome::Done(_),
+                    DmVerdict::NotFound { error, .. } | DmVerdict::Failed { error, .. },
+                    Some(Ok(n)),
+                ) => {
+                    report.done_api += 1;
                     log::info!(
-                        "disconnect: {:?} on {} ({}): {}",
-                        job.username,
-                        job.nas_ip,
-                        job.reason,
-                        if *verdict == DmVerdict::Acked {
-                            "Disconnect-ACK"
+                        "disconnect: {who}: {error}; RouterOS API: {}",
+                        if *n == 0 {
+                            "no such session (already gone)".to_string()
                         } else {
-                            "NAS has no such session (already gone)"
+                            format!("removed {n} session(s)")
                         }
                     );
-                    JobOutcome::Done(Method::Dm)
                 }
-                DmVerdict::Failed { error, error_cause } => match api.get(&i) {
-                    Some(Ok(n)) => {
-                        report.done_api += 1;
-                        log::info!(
-                            "disconnect: {:?} on {} ({}): {error}; RouterOS API: {}",
-                            job.username,
-                            job.nas_ip,
-                            job.reason,
-                            if *n == 0 {
-                                "no such session (already gone)".to_string()
-                            } else {
-                                format!("removed {n} session(s)")
-                            }
-                        );
-                        JobOutcome::Done(Method::Api)
-                    }
-                    api_err => {
-                        report.retry += 1;
-                        let api_err = match api_err {
-                            Some(Err(e)) => e.clone(),
-                            _ => "not tried (stopping)".to_string(),
-                        };
-                        let error = format!("DM: {error}; API: {api_err}");
-                        log::warn!(
-                            "disconnect: {:?} on {} ({}) not done, retried later: {error}",
-                            job.username,
-                            job.nas_ip,
-                            job.reason
-                        );
-                        JobOutcome::DmFailed {
-                            error,
-                            error_cause: *error_cause,
-                        }
-                    }
-                },
-            };
+                (JobOutcome::Unconfirmed { error, .. }, ..) => {
+                    report.unconfirmed += 1;
+                    log::warn!("disconnect: {who}: {error}");
+                }
+                (JobOutcome::DmFailed { error, .. }, ..) => {
+                    report.retry += 1;
+                    log::warn!("disconnect: {who} not done, retried later: {error}");
+                }
+                (other, ..) => log::error!("disconnect: {who}: unexpected outcome {other:?}"),
+            }
             marks.push((job.id, outcome));
         }
         (marks, report)
@@ -764,10 +804,12 @@ impl Job for QueueWorker {
             if r.due > 0 || r.closed_by_stop > 0 {
                 log::info!(
                     "disconnect queue: {} due: {} done by Disconnect-Request, {} by RouterOS \
-                     API, {} retried later; {} closed by their session's Stop",
+                     API, {} unconfirmed (queued again at their next Interim), {} retried \
+                     later; {} closed by their session's Stop",
                     r.due,
                     r.done_dm,
                     r.done_api,
+                    r.unconfirmed,
                     r.retry,
                     r.closed_by_stop
                 );

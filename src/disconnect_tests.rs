@@ -192,11 +192,15 @@ fn dm_verdict_table() {
     };
     let cases: Vec<(Result<DmOutcome, CoaError>, DmVerdict)> = vec![
         (Ok(DmOutcome::Ack), DmVerdict::Acked),
+        // "No such session" is not proof of a disconnect (NAT: another box got it).
         (
             Ok(DmOutcome::Nak {
                 error_cause: Some(503),
             }),
-            DmVerdict::Gone,
+            DmVerdict::NotFound {
+                error: format!("Disconnect-NAK ({})", describe_error_cause(503)),
+                error_cause: Some(503),
+            },
         ),
         (
             Ok(DmOutcome::Nak {
@@ -209,7 +213,7 @@ fn dm_verdict_table() {
         ),
         (
             Ok(DmOutcome::Nak { error_cause: None }),
-            DmVerdict::Failed {
+            DmVerdict::NotFound {
                 error: "Disconnect-NAK (no Error-Cause)".into(),
                 error_cause: None,
             },
@@ -228,6 +232,109 @@ fn dm_verdict_table() {
     match dm_verdict(&t(2), 3) {
         DmVerdict::Failed { error, .. } => assert!(error.contains("wrong secret"), "{error}"),
         v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn which_verdicts_go_to_the_api() {
+    let not_found = DmVerdict::NotFound {
+        error: "Disconnect-NAK (no Error-Cause)".into(),
+        error_cause: None,
+    };
+    let failed = DmVerdict::Failed {
+        error: "no Disconnect reply after 1 attempt(s)".into(),
+        error_cause: None,
+    };
+    // (verdict, NAS has API credentials, goes to the API)
+    let cases = [
+        (&DmVerdict::Acked, true, false),
+        (&DmVerdict::Acked, false, false),
+        (&not_found, true, true),
+        (&not_found, false, false),
+        (&failed, true, true),
+        // Without credentials the API step only says so, in last_error.
+        (&failed, false, true),
+    ];
+    for (v, has_api, want) in cases {
+        assert_eq!(v.needs_api(has_api), want, "{v:?} {has_api}");
+    }
+}
+
+#[test]
+fn job_outcome_table() {
+    let nak = |cause| DmVerdict::NotFound {
+        error: "Disconnect-NAK (503 Session-Context-Not-Found)".into(),
+        error_cause: cause,
+    };
+    let timeout = DmVerdict::Failed {
+        error: "no Disconnect reply after 3 attempt(s)".into(),
+        error_cause: None,
+    };
+    let removed: Result<usize, String> = Ok(1);
+    let not_there: Result<usize, String> = Ok(0);
+    let refused: Result<usize, String> = Err("login refused".into());
+    let dm_failed = |error: &str, error_cause| JobOutcome::DmFailed {
+        error: error.into(),
+        error_cause,
+    };
+    let cases: Vec<(DmVerdict, Option<&Result<usize, String>>, JobOutcome)> = vec![
+        (DmVerdict::Acked, None, JobOutcome::Done(Method::Dm)),
+        // NAK, then the API: removed there, or not there either: done by API.
+        (
+            nak(Some(503)),
+            Some(&removed),
+            JobOutcome::Done(Method::Api),
+        ),
+        (
+            nak(Some(503)),
+            Some(&not_there),
+            JobOutcome::Done(Method::Api),
+        ),
+        // NAK and no API to check: not confirmed.
+        (
+            nak(Some(503)),
+            None,
+            JobOutcome::Unconfirmed {
+                error: "DM: Disconnect-NAK (503 Session-Context-Not-Found): not confirmed (no \
+                        RouterOS API credentials to check); queued again at the session's \
+                        next Interim"
+                    .into(),
+                error_cause: Some(503),
+            },
+        ),
+        // NAK and the API failed: retried like any failure.
+        (
+            nak(None),
+            Some(&refused),
+            dm_failed(
+                "DM: Disconnect-NAK (503 Session-Context-Not-Found); API: login refused",
+                None,
+            ),
+        ),
+        (
+            timeout.clone(),
+            Some(&not_there),
+            JobOutcome::Done(Method::Api),
+        ),
+        (
+            timeout.clone(),
+            Some(&refused),
+            dm_failed(
+                "DM: no Disconnect reply after 3 attempt(s); API: login refused",
+                None,
+            ),
+        ),
+        (
+            timeout,
+            None,
+            dm_failed(
+                "DM: no Disconnect reply after 3 attempt(s); API: not tried (stopping)",
+                None,
+            ),
+        ),
+    ];
+    for (verdict, api, want) in cases {
+        assert_eq!(job_outcome(&verdict, api), want, "{verdict:?} {api:?}");
     }
 }
 
