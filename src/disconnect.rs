@@ -103,42 +103,79 @@ pub fn session_job(
     }
 }
 
-/// Shared secrets of RADIUS clients as the server knows them (clients.conf), learned
-/// from accounting requests, by NAS IP: the default secret for Disconnect-Requests
-/// when the `nas` row has none. Never logged.
+/// Looks a RADIUS client's secret up in the server's client list (clients.conf) by
+/// address: the server's own in the module, a fake in tests.
+pub type ClientLookup = Arc<dyn Fn(IpAddr) -> Option<String> + Send + Sync>;
+
+/// Shared secrets of RADIUS clients as the server knows them (clients.conf), by NAS IP:
+/// the default secret for Disconnect-Requests when the `nas` row has none. Learned from
+/// accounting requests (which also covers clients the server's global list lacks), and
+/// else looked up in the server's client list, so a job needs no request of its NAS
+/// since the last restart. Never logged.
 #[derive(Clone, Default)]
-pub struct ClientSecrets(Arc<RwLock<HashMap<String, String>>>);
+pub struct ClientSecrets {
+    learned: Arc<RwLock<HashMap<String, String>>>,
+    lookup: Option<ClientLookup>,
+}
 
 impl std::fmt::Debug for ClientSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.0.read().map(|m| m.len()).unwrap_or(0);
-        write!(f, "ClientSecrets({n} NASes)")
+        let n = self.learned.read().map(|m| m.len()).unwrap_or(0);
+        write!(
+            f,
+            "ClientSecrets({n} NASes learned, lookup {})",
+            if self.lookup.is_some() {
+                "set"
+            } else {
+                "unset"
+            }
+        )
     }
 }
 
 impl ClientSecrets {
+    /// Secrets learned from requests, else looked up with `lookup`.
+    pub fn with_lookup(lookup: ClientLookup) -> Self {
+        ClientSecrets {
+            lookup: Some(lookup),
+            ..Default::default()
+        }
+    }
+
     /// Remembers `secret` for `nas_ip`; cheap when nothing changed (read lock only).
     pub fn learn(&self, nas_ip: &str, secret: &str) {
         if nas_ip.is_empty() || secret.is_empty() {
             return;
         }
         let known = self
-            .0
+            .learned
             .read()
             .map(|m| m.get(nas_ip).is_some_and(|s| s == secret))
             .unwrap_or(false);
         if !known {
-            let mut m = self.0.write().unwrap_or_else(|e| e.into_inner());
+            let mut m = self.learned.write().unwrap_or_else(|e| e.into_inner());
             m.insert(nas_ip.to_string(), secret.to_string());
         }
     }
 
-    pub fn get(&self, nas_ip: &str) -> Option<String> {
-        self.0
+    /// The secret for a NAS whose Disconnect-Requests go to `target`: learned from its
+    /// requests, else the client list's entry for the NAS IP, else for the target (a
+    /// NAS behind NAT is a client under the address its packets come from, which is
+    /// where its requests go).
+    pub fn get(&self, nas_ip: &str, target: IpAddr) -> Option<String> {
+        let learned = self
+            .learned
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(nas_ip)
-            .cloned()
+            .cloned();
+        if learned.is_some() {
+            return learned;
+        }
+        let lookup = self.lookup.as_ref()?;
+        let nas = nas_ip.parse::<IpAddr>().ok();
+        nas.and_then(|ip| lookup(ip))
+            .or_else(|| (nas != Some(target)).then(|| lookup(target)).flatten())
     }
 }
 
@@ -295,30 +332,17 @@ pub fn job_outcome(verdict: &DmVerdict, api: Option<&Result<usize, String>>) -> 
 
 /// Where a Disconnect-Request for a job on this NAS goes, and with which secret:
 /// `coa_host` (else the NAS IP) and `coa_port` (3799 without a `nas` row); the row's
-/// secret, else the client secret learned from its requests.
+/// secret, else the RADIUS client's (see [`ClientSecrets::get`]).
 pub fn dm_target(
     nas_ip: &str,
     nas: Option<&NasConfig>,
-    learned_secret: Option<String>,
+    secrets: &ClientSecrets,
 ) -> Result<(SocketAddr, String), String> {
     let host = nas
         .and_then(|n| n.coa_host.as_deref())
         .filter(|h| !h.is_empty())
         .unwrap_or(nas_ip);
     let port = nas.map_or(3799, |n| n.coa_port);
-    let secret = nas
-        .and_then(|n| n.secret.clone())
-        .filter(|s| !s.is_empty())
-        .or(learned_secret)
-        .ok_or_else(|| match nas {
-            None => format!(
-                "no network device (NAS) for {nas_ip} and no client secret learned from its \
-                 requests: add it with `rlm-rust nas add`"
-            ),
-            Some(_) => {
-                format!("NAS {nas_ip} has no secret and none was learned from its requests yet")
-            }
-        })?;
     let addr = match host.parse::<IpAddr>() {
         Ok(ip) => SocketAddr::new(ip, port),
         Err(_) => (host, port)
@@ -327,6 +351,20 @@ pub fn dm_target(
             .next()
             .ok_or_else(|| format!("RFC 5176 target {host:?} has no address"))?,
     };
+    let secret = nas
+        .and_then(|n| n.secret.clone())
+        .filter(|s| !s.is_empty())
+        .or_else(|| secrets.get(nas_ip, addr.ip()))
+        .ok_or_else(|| match nas {
+            None => format!(
+                "no network device (NAS) for {nas_ip} and no RADIUS client for it in the \
+                 server's client list: add it with `rlm-rust nas add`"
+            ),
+            Some(_) => format!(
+                "NAS {nas_ip} has no secret and the server has no RADIUS client for it (nor \
+                 for {host}): set one with `rlm-rust nas set {nas_ip} --secret ...`"
+            ),
+        })?;
     Ok((addr, secret))
 }
 
@@ -578,7 +616,7 @@ impl NasRun<'_> {
             ..Default::default()
         };
         let config = self.nas.as_ref().map(|r| &r.config);
-        let verdicts = match dm_target(self.nas_ip, config, self.ctx.secrets.get(self.nas_ip)) {
+        let verdicts = match dm_target(self.nas_ip, config, &self.ctx.secrets) {
             Ok((target, secret)) => self.send_dms(jobs, target, &secret),
             Err(error) => jobs
                 .iter()

@@ -338,6 +338,22 @@ fn job_outcome_table() {
     }
 }
 
+/// A client list with 127.0.0.0/24 (secret "listed") and 198.51.100.7 ("nat-public"),
+/// and a record of what was looked up.
+fn fake_clients() -> (ClientSecrets, Arc<std::sync::Mutex<Vec<IpAddr>>>) {
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&asked);
+    let secrets = ClientSecrets::with_lookup(Arc::new(move |ip: IpAddr| {
+        log.lock().unwrap().push(ip);
+        match ip {
+            IpAddr::V4(v4) if v4.octets()[..3] == [127, 0, 0] => Some("listed".to_string()),
+            IpAddr::V4(v4) if v4.octets() == [198, 51, 100, 7] => Some("nat-public".into()),
+            _ => None,
+        }
+    }));
+    (secrets, asked)
+}
+
 #[test]
 fn dm_target_table() {
     let mut nat = NasConfig::new("192.0.2.1");
@@ -346,42 +362,72 @@ fn dm_target_table() {
     nat.secret = Some("row-secret".into());
     let mut plain = NasConfig::new("127.0.0.5");
     plain.secret = None;
-    let learned = || Some("learned".to_string());
+    let mut behind_nat = NasConfig::new("10.1.1.1");
+    behind_nat.coa_host = Some("198.51.100.7".into());
     let ok = |a: &str, s: &str| Ok((a.parse::<SocketAddr>().unwrap(), s.to_string()));
-    // The row's target and secret win over the learned secret.
+    let (clients, _) = fake_clients();
+    let (learned, asked) = fake_clients();
+    learned.learn("127.0.0.5", "learned");
+    learned.learn("127.0.0.6", "learned");
+    let none = ClientSecrets::default();
+    // The row's target and secret win over everything else.
     assert_eq!(
-        dm_target("192.0.2.1", Some(&nat), learned()),
+        dm_target("192.0.2.1", Some(&nat), &learned),
         ok("127.0.0.2:1700", "row-secret")
     );
-    // No secret on the row: the client's.
+    // No secret on the row: the one learned from its requests...
     assert_eq!(
-        dm_target("127.0.0.5", Some(&plain), learned()),
+        dm_target("127.0.0.5", Some(&plain), &learned),
         ok("127.0.0.5:3799", "learned")
+    );
+    // ...else the server's client list, by NAS IP (nothing learned since a restart).
+    assert_eq!(
+        dm_target("127.0.0.5", Some(&plain), &clients),
+        ok("127.0.0.5:3799", "listed")
+    );
+    // ...or by the address the requests go to, for a NAS behind NAT.
+    assert_eq!(
+        dm_target("10.1.1.1", Some(&behind_nat), &clients),
+        ok("198.51.100.7:3799", "nat-public")
     );
     // No row: the NAS IP, port 3799, the client's secret.
     assert_eq!(
-        dm_target("127.0.0.6", None, learned()),
+        dm_target("127.0.0.6", None, &learned),
         ok("127.0.0.6:3799", "learned")
     );
-    let e = dm_target("127.0.0.6", None, None).unwrap_err();
+    assert_eq!(
+        dm_target("127.0.0.7", None, &clients),
+        ok("127.0.0.7:3799", "listed")
+    );
+    assert!(
+        !asked
+            .lock()
+            .unwrap()
+            .contains(&"127.0.0.6".parse().unwrap()),
+        "a learned secret needs no lookup"
+    );
+    let e = dm_target("192.0.2.6", None, &clients).unwrap_err();
     assert!(e.contains("no network device"), "{e}");
-    let e = dm_target("127.0.0.5", Some(&plain), None).unwrap_err();
+    let e = dm_target("127.0.0.5", Some(&plain), &none).unwrap_err();
     assert!(e.contains("has no secret"), "{e}");
 }
 
 #[test]
 fn client_secrets_learn_and_replace() {
     let s = ClientSecrets::default();
-    assert_eq!(s.get("192.0.2.1"), None);
+    let any: IpAddr = "127.0.0.2".parse().unwrap();
+    assert_eq!(s.get("192.0.2.1", any), None);
     s.learn("192.0.2.1", "a");
     s.learn("192.0.2.1", "a");
-    assert_eq!(s.get("192.0.2.1").as_deref(), Some("a"));
+    assert_eq!(s.get("192.0.2.1", any).as_deref(), Some("a"));
     s.learn("192.0.2.1", "b");
-    assert_eq!(s.get("192.0.2.1").as_deref(), Some("b"));
+    assert_eq!(s.get("192.0.2.1", any).as_deref(), Some("b"));
     s.learn("", "x");
     s.learn("192.0.2.2", "");
-    assert_eq!(s.get("192.0.2.2"), None);
+    assert_eq!(s.get("192.0.2.2", any), None);
     assert!(!format!("{s:?}").contains('b'), "Debug hides secrets");
+    let (clients, _) = fake_clients();
+    assert!(!format!("{clients:?}").contains("listed"), "{clients:?}");
 }
 
 #[test]

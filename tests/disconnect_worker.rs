@@ -353,6 +353,36 @@ fn learned_client_secret_is_used_when_the_nas_row_has_none() {
 }
 
 #[test]
+fn the_servers_client_list_signs_the_request_when_nothing_was_learned() {
+    let f = Fixture::new();
+    let dm = NasDouble::start(bind("127.0.0.2"), b"from-clients-conf", Answer::Ack).unwrap();
+    let mut n = nas("192.0.2.41", Some(&dm), None);
+    n.secret = None;
+    f.admin.nas_upsert(&n, NOW).unwrap();
+    f.enqueue("192.0.2.41", "jill", None);
+    // Nothing learned (as after a restart): the lookup answers for the NAS IP.
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&asked);
+    let lookup = ClientSecrets::with_lookup(Arc::new(move |ip: std::net::IpAddr| {
+        log.lock().unwrap().push(ip.to_string());
+        (ip.to_string() == "192.0.2.41").then(|| "from-clients-conf".to_string())
+    }));
+    let cfg = WorkerConfig {
+        dm_timeout: Duration::from_millis(200),
+        dm_retries: 1,
+        ..WorkerConfig::new(&f.db)
+    };
+    let r = QueueWorker::new(cfg, lookup, Arc::clone(&f.stop))
+        .pass(NOW)
+        .unwrap();
+    assert_eq!(r.done_dm, 1, "{r:?}");
+    assert_eq!(f.job("jill").method, Some(Method::Dm));
+    assert_eq!(dm.requests().len(), 1);
+    assert_eq!(dm.bad_requests(), 0, "signed with the client list's secret");
+    assert_eq!(asked.lock().unwrap().as_slice(), ["192.0.2.41"]);
+}
+
+#[test]
 fn stopped_sessions_close_their_jobs_without_network() {
     let f = Fixture::new();
     let store = Store::open(&f.db, StoreOptions::default()).unwrap();

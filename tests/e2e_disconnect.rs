@@ -287,7 +287,8 @@ fn wrong_api_password_leaves_the_job_queued_with_the_reason() {
 }
 
 #[test]
-fn a_queued_job_survives_a_restart() {
+fn a_queued_job_survives_a_restart_and_is_signed_with_the_clients_conf_secret() {
+    // The NAS row has no secret; the double expects the clients.conf one.
     let dm = NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Ack).unwrap();
     // The worker's first run is an hour away: the job stays queued.
     let mut s = server("1h", &[]);
@@ -304,11 +305,16 @@ fn a_queued_job_survives_a_restart() {
         conf.replace("background_interval = 1h", "background_interval = 1s"),
     )
     .unwrap();
+    // No request from the NAS after the restart: the secret comes from the server's
+    // client list.
     s.restart(Some(after_boundary()));
-    // The secret comes from the NAS row now: nothing was learned since the restart.
-    s.cli_ok(&["nas", "set", "127.0.0.2", "--secret", SECRET]);
-    wait_job(&s, "frank", "job done after restart", done_by("dm"));
+    let j = wait_job(&s, "frank", "job done after restart", |j| {
+        j["state"] == "done" || j["attempts"] != 0
+    });
+    assert_eq!(j["method"], "dm", "{j}");
     assert_eq!(dm.requests().len(), 1);
+    assert_eq!(dm.bad_requests(), 0, "signed with the clients.conf secret");
+    assert!(!s.log_text().contains(SECRET), "the secret is never logged");
 }
 
 #[test]
