@@ -277,7 +277,9 @@ fn job_outcome_table() {
         error: error.into(),
         error_cause,
     };
-    let cases: Vec<(DmVerdict, Option<&Result<usize, String>>, JobOutcome)> = vec![
+    // (verdict, the API's result if it went there, what is recorded)
+    type Case<'a> = (DmVerdict, Option<&'a Result<usize, String>>, JobOutcome);
+    let cases: Vec<Case> = vec![
         (DmVerdict::Acked, None, JobOutcome::Done(Method::Dm)),
         // NAK, then the API: removed there, or not there either: done by API.
         (
