@@ -485,12 +485,6 @@ struct Context {
     stop: Arc<AtomicBool>,
 }
 
-impl Context {
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-}
-
 fn lock(db: &Mutex<Admin>) -> std::sync::MutexGuard<'_, Admin> {
     db.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -531,6 +525,10 @@ impl QueueWorker {
 }
 
 impl Context {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
     fn drain(&self, db: &Mutex<Admin>, now: i64, passes: usize) -> Result<PassReport, String> {
         let mut report = PassReport {
             closed_by_stop: lock(db)
