@@ -1,10 +1,13 @@
 /*
- * The C compiler's own view of the structures the Rust side reads, compiled with the
- * same headers and flags as the bindings. A unit test compares these with the offsets
- * bindgen produced, so a wrong define (e.g. a missing -DNDEBUG) fails a test.
+ * The C compiler's own view of the structures (and socket constants) the Rust side
+ * reads, compiled with the same headers and flags as the bindings. A unit test compares
+ * these with the offsets bindgen produced (and src/ffi's constants), so a wrong define
+ * (e.g. a missing -DNDEBUG) fails a test.
  * No function here calls into the server, so test binaries can link it.
  */
 #include <stddef.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <freeradius-devel/build.h>
 #include <freeradius-devel/radiusd.h>
 #include <freeradius-devel/modules.h>
@@ -19,7 +22,8 @@ size_t const rlm_rust_c_layout[] = {
 	sizeof(DICT_ATTR), L(DICT_ATTR, attr), L(DICT_ATTR, vendor), L(DICT_ATTR, type), L(DICT_ATTR, name),
 	sizeof(module_t), L(module_t, inst_size), L(module_t, config), L(module_t, methods),
 	sizeof(CONF_PARSER), L(CONF_PARSER, offset), L(CONF_PARSER, dflt),
-	sizeof(fr_ipaddr_t), L(fr_ipaddr_t, ipaddr),
+	sizeof(fr_ipaddr_t), L(fr_ipaddr_t, ipaddr), L(fr_ipaddr_t, prefix),
 	L(RADCLIENT, secret),
+	AF_INET, AF_INET6, IPPROTO_UDP,
 	0
 };

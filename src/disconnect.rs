@@ -103,42 +103,79 @@ pub fn session_job(
     }
 }
 
-/// Shared secrets of RADIUS clients as the server knows them (clients.conf), learned
-/// from accounting requests, by NAS IP: the default secret for Disconnect-Requests
-/// when the `nas` row has none. Never logged.
+/// Looks a RADIUS client's secret up in the server's client list (clients.conf) by
+/// address: the server's own in the module, a fake in tests.
+pub type ClientLookup = Arc<dyn Fn(IpAddr) -> Option<String> + Send + Sync>;
+
+/// Shared secrets of RADIUS clients as the server knows them (clients.conf), by NAS IP:
+/// the default secret for Disconnect-Requests when the `nas` row has none. Learned from
+/// accounting requests (which also covers clients the server's global list lacks), and
+/// else looked up in the server's client list, so a job needs no request of its NAS
+/// since the last restart. Never logged.
 #[derive(Clone, Default)]
-pub struct ClientSecrets(Arc<RwLock<HashMap<String, String>>>);
+pub struct ClientSecrets {
+    learned: Arc<RwLock<HashMap<String, String>>>,
+    lookup: Option<ClientLookup>,
+}
 
 impl std::fmt::Debug for ClientSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.0.read().map(|m| m.len()).unwrap_or(0);
-        write!(f, "ClientSecrets({n} NASes)")
+        let n = self.learned.read().map(|m| m.len()).unwrap_or(0);
+        write!(
+            f,
+            "ClientSecrets({n} NASes learned, lookup {})",
+            if self.lookup.is_some() {
+                "set"
+            } else {
+                "unset"
+            }
+        )
     }
 }
 
 impl ClientSecrets {
+    /// Secrets learned from requests, else looked up with `lookup`.
+    pub fn with_lookup(lookup: ClientLookup) -> Self {
+        ClientSecrets {
+            lookup: Some(lookup),
+            ..Default::default()
+        }
+    }
+
     /// Remembers `secret` for `nas_ip`; cheap when nothing changed (read lock only).
     pub fn learn(&self, nas_ip: &str, secret: &str) {
         if nas_ip.is_empty() || secret.is_empty() {
             return;
         }
         let known = self
-            .0
+            .learned
             .read()
             .map(|m| m.get(nas_ip).is_some_and(|s| s == secret))
             .unwrap_or(false);
         if !known {
-            let mut m = self.0.write().unwrap_or_else(|e| e.into_inner());
+            let mut m = self.learned.write().unwrap_or_else(|e| e.into_inner());
             m.insert(nas_ip.to_string(), secret.to_string());
         }
     }
 
-    pub fn get(&self, nas_ip: &str) -> Option<String> {
-        self.0
+    /// The secret for a NAS whose Disconnect-Requests go to `target`: learned from its
+    /// requests, else the client list's entry for the NAS IP, else for the target (a
+    /// NAS behind NAT is a client under the address its packets come from, which is
+    /// where its requests go).
+    pub fn get(&self, nas_ip: &str, target: IpAddr) -> Option<String> {
+        let learned = self
+            .learned
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(nas_ip)
-            .cloned()
+            .cloned();
+        if learned.is_some() {
+            return learned;
+        }
+        let lookup = self.lookup.as_ref()?;
+        let nas = nas_ip.parse::<IpAddr>().ok();
+        nas.and_then(|ip| lookup(ip))
+            .or_else(|| (nas != Some(target)).then(|| lookup(target)).flatten())
     }
 }
 
@@ -177,6 +214,8 @@ pub struct PassReport {
     pub closed_by_stop: usize,
     pub done_dm: usize,
     pub done_api: usize,
+    /// "No such session" from a NAS without API credentials: left unconfirmed.
+    pub unconfirmed: usize,
     /// Still queued after this pass (retried later with backoff).
     pub retry: usize,
 }
@@ -187,6 +226,7 @@ impl PassReport {
         self.closed_by_stop += o.closed_by_stop;
         self.done_dm += o.done_dm;
         self.done_api += o.done_api;
+        self.unconfirmed += o.unconfirmed;
         self.retry += o.retry;
     }
 }
@@ -196,8 +236,13 @@ impl PassReport {
 pub enum DmVerdict {
     /// Disconnect-ACK.
     Acked,
-    /// Disconnect-NAK 503: the NAS has no such session (it is gone already).
-    Gone,
+    /// Disconnect-NAK 503 (Session-Context-Not-Found) or without an Error-Cause: the
+    /// box that got the request has no such session. Not proof that it is gone: behind
+    /// NAT the request may have reached another box than the one holding it.
+    NotFound {
+        error: String,
+        error_cause: Option<u32>,
+    },
     /// Anything else; the API fallback is next.
     Failed {
         error: String,
@@ -205,19 +250,37 @@ pub enum DmVerdict {
     },
 }
 
+impl DmVerdict {
+    /// Whether the job goes on to the RouterOS API: after a failure always (without
+    /// credentials that says why in `last_error`), after "no such session" only to
+    /// check it on a NAS that has credentials.
+    pub fn needs_api(&self, nas_has_api: bool) -> bool {
+        match self {
+            DmVerdict::Acked => false,
+            DmVerdict::NotFound { .. } => nas_has_api,
+            DmVerdict::Failed { .. } => true,
+        }
+    }
+}
+
 /// Maps a Disconnect-Request's result to what happens to the job.
 pub fn dm_verdict(result: &Result<DmOutcome, CoaError>, attempts: u32) -> DmVerdict {
     match result {
         Ok(DmOutcome::Ack) => DmVerdict::Acked,
         Ok(DmOutcome::Nak {
-            error_cause: Some(SESSION_CONTEXT_NOT_FOUND),
-        }) => DmVerdict::Gone,
-        Ok(DmOutcome::Nak { error_cause }) => DmVerdict::Failed {
+            error_cause: error_cause @ (None | Some(SESSION_CONTEXT_NOT_FOUND)),
+        }) => DmVerdict::NotFound {
             error: match error_cause {
                 Some(c) => format!("Disconnect-NAK ({})", describe_error_cause(*c)),
                 None => "Disconnect-NAK (no Error-Cause)".to_string(),
             },
             error_cause: *error_cause,
+        },
+        Ok(DmOutcome::Nak {
+            error_cause: Some(c),
+        }) => DmVerdict::Failed {
+            error: format!("Disconnect-NAK ({})", describe_error_cause(*c)),
+            error_cause: Some(*c),
         },
         Err(CoaError::Timeout { bad_replies, .. }) => DmVerdict::Failed {
             error: if *bad_replies > 0 {
@@ -237,32 +300,49 @@ pub fn dm_verdict(result: &Result<DmOutcome, CoaError>, attempts: u32) -> DmVerd
     }
 }
 
+/// What to record for a job: its Disconnect-Request's verdict, then the RouterOS API's
+/// result if it went there (`api`: the sessions removed, 0 = not there either).
+pub fn job_outcome(verdict: &DmVerdict, api: Option<&Result<usize, String>>) -> JobOutcome {
+    let (DmVerdict::NotFound { error, error_cause } | DmVerdict::Failed { error, error_cause }) =
+        verdict
+    else {
+        return JobOutcome::Done(Method::Dm);
+    };
+    match (verdict, api) {
+        (_, Some(Ok(_))) => JobOutcome::Done(Method::Api),
+        (DmVerdict::NotFound { .. }, None) => JobOutcome::Unconfirmed {
+            error: format!(
+                "DM: {error}: not confirmed (no RouterOS API credentials to check); queued \
+                 again at the session's next Interim"
+            ),
+            error_cause: *error_cause,
+        },
+        (_, api) => JobOutcome::DmFailed {
+            error: format!(
+                "DM: {error}; API: {}",
+                match api {
+                    Some(Err(e)) => e.as_str(),
+                    _ => "not tried (stopping)",
+                }
+            ),
+            error_cause: *error_cause,
+        },
+    }
+}
+
 /// Where a Disconnect-Request for a job on this NAS goes, and with which secret:
 /// `coa_host` (else the NAS IP) and `coa_port` (3799 without a `nas` row); the row's
-/// secret, else the client secret learned from its requests.
+/// secret, else the RADIUS client's (see [`ClientSecrets::get`]).
 pub fn dm_target(
     nas_ip: &str,
     nas: Option<&NasConfig>,
-    learned_secret: Option<String>,
+    secrets: &ClientSecrets,
 ) -> Result<(SocketAddr, String), String> {
     let host = nas
         .and_then(|n| n.coa_host.as_deref())
         .filter(|h| !h.is_empty())
         .unwrap_or(nas_ip);
     let port = nas.map_or(3799, |n| n.coa_port);
-    let secret = nas
-        .and_then(|n| n.secret.clone())
-        .filter(|s| !s.is_empty())
-        .or(learned_secret)
-        .ok_or_else(|| match nas {
-            None => format!(
-                "no network device (NAS) for {nas_ip} and no client secret learned from its \
-                 requests: add it with `rlm-rust nas add`"
-            ),
-            Some(_) => {
-                format!("NAS {nas_ip} has no secret and none was learned from its requests yet")
-            }
-        })?;
     let addr = match host.parse::<IpAddr>() {
         Ok(ip) => SocketAddr::new(ip, port),
         Err(_) => (host, port)
@@ -271,6 +351,20 @@ pub fn dm_target(
             .next()
             .ok_or_else(|| format!("RFC 5176 target {host:?} has no address"))?,
     };
+    let secret = nas
+        .and_then(|n| n.secret.clone())
+        .filter(|s| !s.is_empty())
+        .or_else(|| secrets.get(nas_ip, addr.ip()))
+        .ok_or_else(|| match nas {
+            None => format!(
+                "no network device (NAS) for {nas_ip} and no RADIUS client for it in the \
+                 server's client list: add it with `rlm-rust nas add`"
+            ),
+            Some(_) => format!(
+                "NAS {nas_ip} has no secret and the server has no RADIUS client for it (nor \
+                 for {host}): set one with `rlm-rust nas set {nas_ip} --secret ...`"
+            ),
+        })?;
     Ok((addr, secret))
 }
 
@@ -387,12 +481,6 @@ struct Context {
     stop: Arc<AtomicBool>,
 }
 
-impl Context {
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-}
-
 fn lock(db: &Mutex<Admin>) -> std::sync::MutexGuard<'_, Admin> {
     db.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -433,6 +521,10 @@ impl QueueWorker {
 }
 
 impl Context {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
     fn drain(&self, db: &Mutex<Admin>, now: i64, passes: usize) -> Result<PassReport, String> {
         let mut report = PassReport {
             closed_by_stop: lock(db)
@@ -510,15 +602,15 @@ struct NasRun<'a> {
 }
 
 impl NasRun<'_> {
-    /// RFC 5176 for all `jobs`, the RouterOS API for those that failed; what to
-    /// record for each job.
+    /// RFC 5176 for all `jobs`, the RouterOS API for those that failed or that the NAS
+    /// says it does not have; what to record for each job.
     fn pass(&mut self, jobs: &[DisconnectJob]) -> (Vec<(i64, JobOutcome)>, PassReport) {
         let mut report = PassReport {
             due: jobs.len(),
             ..Default::default()
         };
         let config = self.nas.as_ref().map(|r| &r.config);
-        let verdicts = match dm_target(self.nas_ip, config, self.ctx.secrets.get(self.nas_ip)) {
+        let verdicts = match dm_target(self.nas_ip, config, &self.ctx.secrets) {
             Ok((target, secret)) => self.send_dms(jobs, target, &secret),
             Err(error) => jobs
                 .iter()
@@ -528,8 +620,12 @@ impl NasRun<'_> {
                 })
                 .collect(),
         };
+        let has_api = self
+            .nas
+            .as_ref()
+            .is_some_and(|r| crate::bulk::has_api(&r.config));
         let fallback: Vec<usize> = (0..jobs.len())
-            .filter(|&i| matches!(verdicts[i], DmVerdict::Failed { .. }))
+            .filter(|&i| verdicts[i].needs_api(has_api))
             .collect();
         let api: HashMap<usize, Result<usize, String>> = if fallback.is_empty() {
             HashMap::new()
@@ -540,58 +636,38 @@ impl NasRun<'_> {
 
         let mut marks = Vec::with_capacity(jobs.len());
         for (i, (job, verdict)) in jobs.iter().zip(&verdicts).enumerate() {
-            let outcome = match verdict {
-                DmVerdict::Acked | DmVerdict::Gone => {
+            let outcome = job_outcome(verdict, api.get(&i));
+            let who = format!("{:?} on {} ({})", job.username, job.nas_ip, job.reason);
+            match (&outcome, verdict, api.get(&i)) {
+                (JobOutcome::Done(Method::Dm), ..) => {
                     report.done_dm += 1;
+                    log::info!("disconnect: {who}: Disconnect-ACK");
+                }
+                (
+                    JobOutcome::Done(_),
+                    DmVerdict::NotFound { error, .. } | DmVerdict::Failed { error, .. },
+                    Some(Ok(n)),
+                ) => {
+                    report.done_api += 1;
                     log::info!(
-                        "disconnect: {:?} on {} ({}): {}",
-                        job.username,
-                        job.nas_ip,
-                        job.reason,
-                        if *verdict == DmVerdict::Acked {
-                            "Disconnect-ACK"
+                        "disconnect: {who}: {error}; RouterOS API: {}",
+                        if *n == 0 {
+                            "no such session (already gone)".to_string()
                         } else {
-                            "NAS has no such session (already gone)"
+                            format!("removed {n} session(s)")
                         }
                     );
-                    JobOutcome::Done(Method::Dm)
                 }
-                DmVerdict::Failed { error, error_cause } => match api.get(&i) {
-                    Some(Ok(n)) => {
-                        report.done_api += 1;
-                        log::info!(
-                            "disconnect: {:?} on {} ({}): {error}; RouterOS API: {}",
-                            job.username,
-                            job.nas_ip,
-                            job.reason,
-                            if *n == 0 {
-                                "no such session (already gone)".to_string()
-                            } else {
-                                format!("removed {n} session(s)")
-                            }
-                        );
-                        JobOutcome::Done(Method::Api)
-                    }
-                    api_err => {
-                        report.retry += 1;
-                        let api_err = match api_err {
-                            Some(Err(e)) => e.clone(),
-                            _ => "not tried (stopping)".to_string(),
-                        };
-                        let error = format!("DM: {error}; API: {api_err}");
-                        log::warn!(
-                            "disconnect: {:?} on {} ({}) not done, retried later: {error}",
-                            job.username,
-                            job.nas_ip,
-                            job.reason
-                        );
-                        JobOutcome::DmFailed {
-                            error,
-                            error_cause: *error_cause,
-                        }
-                    }
-                },
-            };
+                (JobOutcome::Unconfirmed { error, .. }, ..) => {
+                    report.unconfirmed += 1;
+                    log::warn!("disconnect: {who}: {error}");
+                }
+                (JobOutcome::DmFailed { error, .. }, ..) => {
+                    report.retry += 1;
+                    log::warn!("disconnect: {who} not done, retried later: {error}");
+                }
+                (other, ..) => log::error!("disconnect: {who}: unexpected outcome {other:?}"),
+            }
             marks.push((job.id, outcome));
         }
         (marks, report)
@@ -760,10 +836,12 @@ impl Job for QueueWorker {
             if r.due > 0 || r.closed_by_stop > 0 {
                 log::info!(
                     "disconnect queue: {} due: {} done by Disconnect-Request, {} by RouterOS \
-                     API, {} retried later; {} closed by their session's Stop",
+                     API, {} unconfirmed (queued again at their next Interim), {} retried \
+                     later; {} closed by their session's Stop",
                     r.due,
                     r.done_dm,
                     r.done_api,
+                    r.unconfirmed,
                     r.retry,
                     r.closed_by_stop
                 );

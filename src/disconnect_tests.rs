@@ -194,11 +194,15 @@ fn dm_verdict_table() {
     };
     let cases: Vec<(Result<DmOutcome, CoaError>, DmVerdict)> = vec![
         (Ok(DmOutcome::Ack), DmVerdict::Acked),
+        // "No such session" is not proof of a disconnect (NAT: another box got it).
         (
             Ok(DmOutcome::Nak {
                 error_cause: Some(503),
             }),
-            DmVerdict::Gone,
+            DmVerdict::NotFound {
+                error: format!("Disconnect-NAK ({})", describe_error_cause(503)),
+                error_cause: Some(503),
+            },
         ),
         (
             Ok(DmOutcome::Nak {
@@ -211,7 +215,7 @@ fn dm_verdict_table() {
         ),
         (
             Ok(DmOutcome::Nak { error_cause: None }),
-            DmVerdict::Failed {
+            DmVerdict::NotFound {
                 error: "Disconnect-NAK (no Error-Cause)".into(),
                 error_cause: None,
             },
@@ -234,6 +238,127 @@ fn dm_verdict_table() {
 }
 
 #[test]
+fn which_verdicts_go_to_the_api() {
+    let not_found = DmVerdict::NotFound {
+        error: "Disconnect-NAK (no Error-Cause)".into(),
+        error_cause: None,
+    };
+    let failed = DmVerdict::Failed {
+        error: "no Disconnect reply after 1 attempt(s)".into(),
+        error_cause: None,
+    };
+    // (verdict, NAS has API credentials, goes to the API)
+    let cases = [
+        (&DmVerdict::Acked, true, false),
+        (&DmVerdict::Acked, false, false),
+        (&not_found, true, true),
+        (&not_found, false, false),
+        (&failed, true, true),
+        // Without credentials the API step only says so, in last_error.
+        (&failed, false, true),
+    ];
+    for (v, has_api, want) in cases {
+        assert_eq!(v.needs_api(has_api), want, "{v:?} {has_api}");
+    }
+}
+
+#[test]
+fn job_outcome_table() {
+    let nak = |cause| DmVerdict::NotFound {
+        error: "Disconnect-NAK (503 Session-Context-Not-Found)".into(),
+        error_cause: cause,
+    };
+    let timeout = DmVerdict::Failed {
+        error: "no Disconnect reply after 3 attempt(s)".into(),
+        error_cause: None,
+    };
+    let removed: Result<usize, String> = Ok(1);
+    let not_there: Result<usize, String> = Ok(0);
+    let refused: Result<usize, String> = Err("login refused".into());
+    let dm_failed = |error: &str, error_cause| JobOutcome::DmFailed {
+        error: error.into(),
+        error_cause,
+    };
+    // (verdict, the API's result if it went there, what is recorded)
+    type Case<'a> = (DmVerdict, Option<&'a Result<usize, String>>, JobOutcome);
+    let cases: Vec<Case> = vec![
+        (DmVerdict::Acked, None, JobOutcome::Done(Method::Dm)),
+        // NAK, then the API: removed there, or not there either: done by API.
+        (
+            nak(Some(503)),
+            Some(&removed),
+            JobOutcome::Done(Method::Api),
+        ),
+        (
+            nak(Some(503)),
+            Some(&not_there),
+            JobOutcome::Done(Method::Api),
+        ),
+        // NAK and no API to check: not confirmed.
+        (
+            nak(Some(503)),
+            None,
+            JobOutcome::Unconfirmed {
+                error: "DM: Disconnect-NAK (503 Session-Context-Not-Found): not confirmed (no \
+                        RouterOS API credentials to check); queued again at the session's \
+                        next Interim"
+                    .into(),
+                error_cause: Some(503),
+            },
+        ),
+        // NAK and the API failed: retried like any failure.
+        (
+            nak(None),
+            Some(&refused),
+            dm_failed(
+                "DM: Disconnect-NAK (503 Session-Context-Not-Found); API: login refused",
+                None,
+            ),
+        ),
+        (
+            timeout.clone(),
+            Some(&not_there),
+            JobOutcome::Done(Method::Api),
+        ),
+        (
+            timeout.clone(),
+            Some(&refused),
+            dm_failed(
+                "DM: no Disconnect reply after 3 attempt(s); API: login refused",
+                None,
+            ),
+        ),
+        (
+            timeout,
+            None,
+            dm_failed(
+                "DM: no Disconnect reply after 3 attempt(s); API: not tried (stopping)",
+                None,
+            ),
+        ),
+    ];
+    for (verdict, api, want) in cases {
+        assert_eq!(job_outcome(&verdict, api), want, "{verdict:?} {api:?}");
+    }
+}
+
+/// A client list with 127.0.0.0/24 (secret "listed") and 198.51.100.7 ("nat-public"),
+/// and a record of what was looked up.
+fn fake_clients() -> (ClientSecrets, Arc<std::sync::Mutex<Vec<IpAddr>>>) {
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&asked);
+    let secrets = ClientSecrets::with_lookup(Arc::new(move |ip: IpAddr| {
+        log.lock().unwrap().push(ip);
+        match ip {
+            IpAddr::V4(v4) if v4.octets()[..3] == [127, 0, 0] => Some("listed".to_string()),
+            IpAddr::V4(v4) if v4.octets() == [198, 51, 100, 7] => Some("nat-public".into()),
+            _ => None,
+        }
+    }));
+    (secrets, asked)
+}
+
+#[test]
 fn dm_target_table() {
     let mut nat = NasConfig::new("192.0.2.1");
     nat.coa_host = Some("127.0.0.2".into());
@@ -241,42 +366,72 @@ fn dm_target_table() {
     nat.secret = Some("row-secret".into());
     let mut plain = NasConfig::new("127.0.0.5");
     plain.secret = None;
-    let learned = || Some("learned".to_string());
+    let mut behind_nat = NasConfig::new("10.1.1.1");
+    behind_nat.coa_host = Some("198.51.100.7".into());
     let ok = |a: &str, s: &str| Ok((a.parse::<SocketAddr>().unwrap(), s.to_string()));
-    // The row's target and secret win over the learned secret.
+    let (clients, _) = fake_clients();
+    let (learned, asked) = fake_clients();
+    learned.learn("127.0.0.5", "learned");
+    learned.learn("127.0.0.6", "learned");
+    let none = ClientSecrets::default();
+    // The row's target and secret win over everything else.
     assert_eq!(
-        dm_target("192.0.2.1", Some(&nat), learned()),
+        dm_target("192.0.2.1", Some(&nat), &learned),
         ok("127.0.0.2:1700", "row-secret")
     );
-    // No secret on the row: the client's.
+    // No secret on the row: the one learned from its requests...
     assert_eq!(
-        dm_target("127.0.0.5", Some(&plain), learned()),
+        dm_target("127.0.0.5", Some(&plain), &learned),
         ok("127.0.0.5:3799", "learned")
+    );
+    // ...else the server's client list, by NAS IP (nothing learned since a restart).
+    assert_eq!(
+        dm_target("127.0.0.5", Some(&plain), &clients),
+        ok("127.0.0.5:3799", "listed")
+    );
+    // ...or by the address the requests go to, for a NAS behind NAT.
+    assert_eq!(
+        dm_target("10.1.1.1", Some(&behind_nat), &clients),
+        ok("198.51.100.7:3799", "nat-public")
     );
     // No row: the NAS IP, port 3799, the client's secret.
     assert_eq!(
-        dm_target("127.0.0.6", None, learned()),
+        dm_target("127.0.0.6", None, &learned),
         ok("127.0.0.6:3799", "learned")
     );
-    let e = dm_target("127.0.0.6", None, None).unwrap_err();
+    assert_eq!(
+        dm_target("127.0.0.7", None, &clients),
+        ok("127.0.0.7:3799", "listed")
+    );
+    assert!(
+        !asked
+            .lock()
+            .unwrap()
+            .contains(&"127.0.0.6".parse().unwrap()),
+        "a learned secret needs no lookup"
+    );
+    let e = dm_target("192.0.2.6", None, &clients).unwrap_err();
     assert!(e.contains("no network device"), "{e}");
-    let e = dm_target("127.0.0.5", Some(&plain), None).unwrap_err();
+    let e = dm_target("127.0.0.5", Some(&plain), &none).unwrap_err();
     assert!(e.contains("has no secret"), "{e}");
 }
 
 #[test]
 fn client_secrets_learn_and_replace() {
     let s = ClientSecrets::default();
-    assert_eq!(s.get("192.0.2.1"), None);
+    let any: IpAddr = "127.0.0.2".parse().unwrap();
+    assert_eq!(s.get("192.0.2.1", any), None);
     s.learn("192.0.2.1", "a");
     s.learn("192.0.2.1", "a");
-    assert_eq!(s.get("192.0.2.1").as_deref(), Some("a"));
+    assert_eq!(s.get("192.0.2.1", any).as_deref(), Some("a"));
     s.learn("192.0.2.1", "b");
-    assert_eq!(s.get("192.0.2.1").as_deref(), Some("b"));
+    assert_eq!(s.get("192.0.2.1", any).as_deref(), Some("b"));
     s.learn("", "x");
     s.learn("192.0.2.2", "");
-    assert_eq!(s.get("192.0.2.2"), None);
+    assert_eq!(s.get("192.0.2.2", any), None);
     assert!(!format!("{s:?}").contains('b'), "Debug hides secrets");
+    let (clients, _) = fake_clients();
+    assert!(!format!("{clients:?}").contains("listed"), "{clients:?}");
 }
 
 #[test]

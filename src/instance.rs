@@ -7,7 +7,7 @@ use crate::background::{Background, Job};
 use crate::bulk::AutoBulk;
 use crate::capping::{AcctAction, RawLimits};
 use crate::config::Config;
-use crate::disconnect::{ClientSecrets, QueueWorker, WorkerConfig};
+use crate::disconnect::{ClientLookup, ClientSecrets, QueueWorker, WorkerConfig};
 use crate::enforcement::{Answer, Enforcer};
 use crate::periods;
 use crate::store::{Store, StoreOptions};
@@ -68,8 +68,13 @@ impl Job for StaleSessions {
 }
 
 impl Instance {
-    /// Opens the store and starts the background thread.
-    pub fn start(name: String, config: Config) -> Result<Self, String> {
+    /// Opens the store and starts the background thread. `client_secret` looks a RADIUS
+    /// client's secret up in the server's client list (for Disconnect-Requests).
+    pub fn start(
+        name: String,
+        config: Config,
+        client_secret: ClientLookup,
+    ) -> Result<Self, String> {
         let opts = StoreOptions {
             timezone: config.timezone,
             synchronous: config.synchronous,
@@ -97,7 +102,7 @@ impl Instance {
                 template,
             }));
         }
-        let secrets = ClientSecrets::default();
+        let secrets = ClientSecrets::with_lookup(client_secret);
         let stopping = Arc::new(AtomicBool::new(false));
         if config.bulk_disconnect {
             jobs.push(Box::new(AutoBulk::new(

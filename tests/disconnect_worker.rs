@@ -141,18 +141,106 @@ fn ack_finishes_the_job_by_dm_with_full_identification() {
     assert_eq!(f.worker().pass(NOW + 3600).unwrap().due, 0);
 }
 
+/// An Interim at `at` of `user`'s session that started a day before NOW (last month).
+fn interim(user: &str, at: i64) -> AcctUpdate {
+    AcctUpdate {
+        status: AcctStatus::Interim,
+        nas_ip: "192.0.2.11".into(),
+        session_id: format!("sess-{user}"),
+        unique_id: None,
+        username: user.into(),
+        input_octets: 1000,
+        output_octets: 1000,
+        gigawords: false,
+        session_time: Some(u32::try_from(at - (NOW - 86_400)).unwrap()),
+        framed_ip: Some("100.64.0.11".into()),
+        calling_station_id: None,
+        nas_port: None,
+        terminate_cause: None,
+        event_time: at,
+    }
+}
+
 #[test]
-fn nak_503_means_already_gone() {
+fn a_nak_from_a_nas_without_api_leaves_the_job_unconfirmed_until_the_next_interim() {
     let f = Fixture::new();
     let dm =
         NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Nak(Some(503))).unwrap();
     f.admin
         .nas_upsert(&nas("192.0.2.11", Some(&dm), None), NOW)
         .unwrap();
-    f.enqueue("192.0.2.11", "bob", None);
-    f.worker().pass(NOW).unwrap();
+    let store = Store::open(
+        &f.db,
+        StoreOptions {
+            month_boundary_disconnect: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(store.record(interim("bob", NOW)).unwrap().disconnect_queued);
+    let r = f.worker().pass(NOW).unwrap();
+    assert_eq!(
+        (r.due, r.done_dm, r.unconfirmed, r.retry),
+        (1, 0, 1, 0),
+        "{r:?}"
+    );
     let job = f.job("bob");
-    assert_eq!((job.state, job.method), (JobState::Done, Some(Method::Dm)));
+    assert_eq!((job.state, job.method), (JobState::Unconfirmed, None));
+    assert_eq!(job.error_cause, Some(503));
+    let err = job.last_error.unwrap();
+    assert!(err.contains("not confirmed"), "{err}");
+    // Not retried on its own...
+    assert_eq!(f.worker().pass(NOW + 7200).unwrap().due, 0);
+    assert_eq!(dm.requests().len(), 1);
+    // ...but the session's next Interim shows it is still up: due again, same job.
+    assert!(
+        store
+            .record(interim("bob", NOW + 300))
+            .unwrap()
+            .disconnect_queued
+    );
+    assert_eq!(f.job("bob").state, JobState::Pending);
+    let r = f.worker().pass(NOW + 300).unwrap();
+    assert_eq!(r.unconfirmed, 1, "{r:?}");
+    assert_eq!(dm.requests().len(), 2);
+    let job = f.job("bob");
+    assert_eq!((job.state, job.attempts), (JobState::Unconfirmed, 2));
+    assert_eq!(f.admin.queue_list(None).unwrap().len(), 1);
+}
+
+#[test]
+fn a_nak_is_checked_over_the_api_when_the_nas_has_credentials() {
+    let f = Fixture::new();
+    let no_cause =
+        NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Nak(None)).unwrap();
+    let r1 = routeros();
+    f.admin
+        .nas_upsert(
+            &nas("192.0.2.12", Some(&no_cause), Some((&r1, "secret"))),
+            NOW,
+        )
+        .unwrap();
+    // The NAT case: the NAK came from a box without the session; the router has it.
+    r1.add_session(SessionTable::Ppp, "olga", "100.64.0.12", "1d");
+    r1.add_session(SessionTable::Ppp, "other", "100.64.0.13", "1d");
+    f.enqueue("192.0.2.12", "olga", Some("100.64.0.12"));
+    f.enqueue("192.0.2.12", "pete", None); // not there either: gone
+    let r = f.worker().pass(NOW).unwrap();
+    assert_eq!((r.done_dm, r.done_api, r.unconfirmed), (0, 2, 0), "{r:?}");
+    for user in ["olga", "pete"] {
+        let j = f.job(user);
+        assert_eq!(
+            (j.state, j.method),
+            (JobState::Done, Some(Method::Api)),
+            "{j:?}"
+        );
+    }
+    let left: Vec<String> = r1
+        .rows("/ppp/active")
+        .into_iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(left, ["other"]);
 }
 
 #[test]
@@ -263,6 +351,36 @@ fn learned_client_secret_is_used_when_the_nas_row_has_none() {
     f.worker().pass(NOW).unwrap();
     assert_eq!(f.job("ivy").method, Some(Method::Dm));
     assert_eq!(dm.bad_requests(), 0);
+}
+
+#[test]
+fn the_servers_client_list_signs_the_request_when_nothing_was_learned() {
+    let f = Fixture::new();
+    let dm = NasDouble::start(bind("127.0.0.2"), b"from-clients-conf", Answer::Ack).unwrap();
+    let mut n = nas("192.0.2.41", Some(&dm), None);
+    n.secret = None;
+    f.admin.nas_upsert(&n, NOW).unwrap();
+    f.enqueue("192.0.2.41", "jill", None);
+    // Nothing learned (as after a restart): the lookup answers for the NAS IP.
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&asked);
+    let lookup = ClientSecrets::with_lookup(Arc::new(move |ip: std::net::IpAddr| {
+        log.lock().unwrap().push(ip.to_string());
+        (ip.to_string() == "192.0.2.41").then(|| "from-clients-conf".to_string())
+    }));
+    let cfg = WorkerConfig {
+        dm_timeout: Duration::from_millis(200),
+        dm_retries: 1,
+        ..WorkerConfig::new(&f.db)
+    };
+    let r = QueueWorker::new(cfg, lookup, Arc::clone(&f.stop))
+        .pass(NOW)
+        .unwrap();
+    assert_eq!(r.done_dm, 1, "{r:?}");
+    assert_eq!(f.job("jill").method, Some(Method::Dm));
+    assert_eq!(dm.requests().len(), 1);
+    assert_eq!(dm.bad_requests(), 0, "signed with the client list's secret");
+    assert_eq!(asked.lock().unwrap().as_slice(), ["192.0.2.41"]);
 }
 
 #[test]

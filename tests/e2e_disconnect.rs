@@ -206,6 +206,63 @@ fn nak_and_silence_fall_back_to_the_routeros_api() {
 }
 
 #[test]
+fn a_nak_without_api_is_unconfirmed_and_the_next_interim_queues_it_again() {
+    let dm =
+        NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Nak(Some(503))).unwrap();
+    let s = server("1s", &[]);
+    add_nas(&s, "127.0.0.2", dm.addr(), None);
+    interim(&s, "gwen", "127.0.0.2");
+    let j = wait_job(&s, "gwen", "an unconfirmed job", |j| {
+        j["state"] == "unconfirmed"
+    });
+    assert_eq!(j["attempts"], 1);
+    assert_eq!(j["error_cause"], 503);
+    assert!(j["method"].is_null(), "{j}");
+    let table = s.cli_ok(&["queue", "list", "--state", "unconfirmed"]);
+    assert!(
+        table.contains("gwen") && table.contains("next interim") && table.contains("not confirmed"),
+        "{table}"
+    );
+    // Not sent again by itself.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(dm.requests().len(), 1);
+    // The session is still up: its next Interim queues it again, and it is sent again.
+    interim(&s, "gwen", "127.0.0.2");
+    let j = wait_job(&s, "gwen", "a second attempt", |j| {
+        j["attempts"] == 2 && j["state"] == "unconfirmed"
+    });
+    assert_eq!(j["reason"], "month boundary");
+    assert_eq!(dm.requests().len(), 2);
+    assert_eq!(jobs(&s).len(), 1, "still one job for the session");
+    // An operator can re-arm it as well (attempts start again from 0).
+    let v = s.cli_json(&["queue", "retry", "--all-failed"]);
+    assert_eq!(v["retried"], 1);
+    wait_job(&s, "gwen", "a third request", |j| {
+        j["state"] == "unconfirmed" && dm.requests().len() == 3
+    });
+}
+
+#[test]
+fn a_nak_is_checked_over_the_routeros_api() {
+    // NAK without Error-Cause: the box that got it has no such session; the router does.
+    let dm = NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Nak(None)).unwrap();
+    let api = RouterOsDouble::start_on(bind("127.0.0.3"), DoubleConfig::default()).unwrap();
+    api.add_session(SessionTable::Ppp, "hugo", "100.64.0.10", "2h");
+    api.add_session(SessionTable::Ppp, "other", "100.64.0.11", "2h");
+    let s = server("1s", &[]);
+    add_nas(&s, "127.0.0.2", dm.addr(), Some((&api, "secret")));
+    interim(&s, "hugo", "127.0.0.2");
+    wait_job(&s, "hugo", "hugo done by API", done_by("api"));
+    let ppp: Vec<String> = api
+        .rows("/ppp/active")
+        .into_iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(ppp, ["other"]);
+    assert_eq!(dm.requests().len(), 1);
+}
+
+#[test]
 fn wrong_api_password_leaves_the_job_queued_with_the_reason() {
     // Nothing answers RFC 5176 at 127.0.0.6; the API refuses the password.
     let api = RouterOsDouble::start_on(bind("127.0.0.3"), DoubleConfig::default()).unwrap();
@@ -230,7 +287,8 @@ fn wrong_api_password_leaves_the_job_queued_with_the_reason() {
 }
 
 #[test]
-fn a_queued_job_survives_a_restart() {
+fn a_queued_job_survives_a_restart_and_is_signed_with_the_clients_conf_secret() {
+    // The NAS row has no secret; the double expects the clients.conf one.
     let dm = NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Ack).unwrap();
     // The worker's first run is an hour away: the job stays queued.
     let mut s = server("1h", &[]);
@@ -247,11 +305,16 @@ fn a_queued_job_survives_a_restart() {
         conf.replace("background_interval = 1h", "background_interval = 1s"),
     )
     .unwrap();
+    // No request from the NAS after the restart: the secret comes from the server's
+    // client list.
     s.restart(Some(after_boundary()));
-    // The secret comes from the NAS row now: nothing was learned since the restart.
-    s.cli_ok(&["nas", "set", "127.0.0.2", "--secret", SECRET]);
-    wait_job(&s, "frank", "job done after restart", done_by("dm"));
+    let j = wait_job(&s, "frank", "job done after restart", |j| {
+        j["state"] == "done" || j["attempts"] != 0
+    });
+    assert_eq!(j["method"], "dm", "{j}");
     assert_eq!(dm.requests().len(), 1);
+    assert_eq!(dm.bad_requests(), 0, "signed with the clients.conf secret");
+    assert!(!s.log_text().contains(SECRET), "the secret is never logged");
 }
 
 #[test]

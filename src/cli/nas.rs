@@ -113,7 +113,7 @@ pub struct NasOptions {
 pub enum QueueCommand {
     /// List disconnect jobs, oldest first.
     List {
-        /// Only jobs in this state (pending, dm-failed, done, failed).
+        /// Only jobs in this state (pending, dm-failed, unconfirmed, done, failed).
         #[arg(long, value_name = "S")]
         state: Option<JobState>,
     },
@@ -126,7 +126,7 @@ pub enum QueueCommand {
             conflicts_with = "all_failed"
         )]
         id: Option<i64>,
-        /// Every job whose last attempt failed (failed, dm-failed).
+        /// Every job whose last attempt failed (failed, dm-failed, unconfirmed).
         #[arg(long)]
         all_failed: bool,
     },
@@ -564,6 +564,7 @@ fn queue_table(jobs: &[DisconnectJob], tz: Tz) -> String {
             };
             let next = match j.state {
                 JobState::Pending | JobState::DmFailed => local_time(j.next_attempt_at, tz),
+                JobState::Unconfirmed => "next interim".into(),
                 _ => "-".into(),
             };
             let err = match (&j.last_error, j.error_cause) {

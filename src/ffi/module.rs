@@ -14,6 +14,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::mem::{offset_of, size_of};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::sync::Arc;
 
 /// The instance memory the server allocates (zeroed) and fills from CONF_PARSER.
 /// Strings are server-owned (talloc); only `state` is ours.
@@ -253,7 +254,7 @@ unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_vo
                 }
             };
         }
-        match Instance::start(name.clone(), config) {
+        match Instance::start(name.clone(), config, Arc::new(super::clients::secret_of)) {
             Ok(i) => {
                 data.state = Box::into_raw(Box::new(i));
                 0

@@ -3,6 +3,7 @@
 //! Everything here borrows server-owned (talloc) memory for the duration of one module
 //! callback; nothing is ever freed from Rust. New pairs are allocated by the server's
 //! own `fr_pair_make`, parented to the packet they belong to.
+use super::net::{AF_INET, AF_INET6};
 use super::sys;
 use crate::attrs::Attrs;
 use std::ffi::{CStr, CString};
@@ -193,20 +194,15 @@ fn ipaddr(a: &sys::fr_ipaddr_t) -> Option<IpAddr> {
     // SAFETY: the union member read matches the address family tag.
     unsafe {
         match a.af {
-            libc_af::INET => Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+            AF_INET => Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
                 a.ipaddr.ip4addr.s_addr,
             )))),
-            libc_af::INET6 => Some(IpAddr::V6(Ipv6Addr::from(
+            AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(
                 a.ipaddr.ip6addr.__in6_u.__u6_addr8,
             ))),
             _ => None,
         }
     }
-}
-
-mod libc_af {
-    pub const INET: i32 = 2;
-    pub const INET6: i32 = 10;
 }
 
 /// Iterator over a VALUE_PAIR list.

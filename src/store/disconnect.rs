@@ -1,4 +1,4 @@
-//! NAS registry, disconnect queue and bulk-run log (schema migration 0002).
+//! NAS registry, disconnect queue and bulk-run log (schema migrations 0002, 0007).
 //!
 //! These are background and operator paths, not the accounting hot path: they run
 //! on direct connections ([`Admin`] for writes, [`Reader`](super::Reader) for reads)
@@ -107,6 +107,10 @@ pub enum JobState {
     /// Given up; needs an operator (`queue retry`).
     #[serde(rename = "failed")]
     Failed,
+    /// The NAS answered "no such session" and could not be checked over its RouterOS
+    /// API: not confirmed gone. Not due; the session's next Interim queues it again.
+    #[serde(rename = "unconfirmed")]
+    Unconfirmed,
 }
 
 impl JobState {
@@ -116,6 +120,7 @@ impl JobState {
             JobState::DmFailed => "dm-failed",
             JobState::Done => "done",
             JobState::Failed => "failed",
+            JobState::Unconfirmed => "unconfirmed",
         }
     }
 }
@@ -128,8 +133,9 @@ impl std::str::FromStr for JobState {
             "dm-failed" => Ok(JobState::DmFailed),
             "done" => Ok(JobState::Done),
             "failed" => Ok(JobState::Failed),
+            "unconfirmed" => Ok(JobState::Unconfirmed),
             _ => Err(format!(
-                "state must be pending, dm-failed, done or failed, not {s:?}"
+                "state must be pending, dm-failed, unconfirmed, done or failed, not {s:?}"
             )),
         }
     }
@@ -220,6 +226,12 @@ pub enum JobOutcome {
         error: String,
         error_cause: Option<u32>,
     },
+    /// Not confirmed gone: state unconfirmed until the session's next Interim (or an
+    /// operator) queues it again.
+    Unconfirmed {
+        error: String,
+        error_cause: Option<u32>,
+    },
 }
 
 /// Which jobs [`Admin::queue_retry`] re-arms.
@@ -227,7 +239,7 @@ pub enum JobOutcome {
 pub enum RetryTarget {
     /// This job, unless it is done.
     Id(i64),
-    /// Every job whose last attempt failed (failed, dm-failed).
+    /// Every job whose last attempt failed (failed, dm-failed, unconfirmed).
     AllFailed,
 }
 
@@ -342,8 +354,10 @@ pub(crate) fn queue_list(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Queues a disconnect due now; false if the session already has a job. Also used
-/// by the writer thread, inside the transaction of the accounting update.
+/// Queues a disconnect due now; false if the session already has a job, unless that
+/// job is unconfirmed: an update of the session shows it is still up, so the job is
+/// due again. Also used by the writer thread, inside the transaction of the
+/// accounting update.
 pub(crate) fn enqueue(
     conn: &Connection,
     job: &NewDisconnectJob,
@@ -351,10 +365,13 @@ pub(crate) fn enqueue(
 ) -> Result<bool, StoreError> {
     let n = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO disconnect_queue (nas_ip, session_key, username, \
+            "INSERT INTO disconnect_queue (nas_ip, session_key, username, \
                  acct_session_id, framed_ip, session_start, reason, state, attempts, \
                  next_attempt_at, created, updated) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8, ?8)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8, ?8) \
+             ON CONFLICT (nas_ip, session_key) DO UPDATE SET state = 'pending', \
+                 next_attempt_at = excluded.next_attempt_at, updated = excluded.updated \
+             WHERE disconnect_queue.state = 'unconfirmed'",
         )?
         .execute(params![
             job.nas_ip,
@@ -518,10 +535,12 @@ impl Admin {
             )?,
             JobOutcome::Retry { error, error_cause }
             | JobOutcome::DmFailed { error, error_cause }
-            | JobOutcome::Failed { error, error_cause } => {
+            | JobOutcome::Failed { error, error_cause }
+            | JobOutcome::Unconfirmed { error, error_cause } => {
                 let state = match outcome {
                     JobOutcome::Retry { .. } => JobState::Pending,
                     JobOutcome::DmFailed { .. } => JobState::DmFailed,
+                    JobOutcome::Unconfirmed { .. } => JobState::Unconfirmed,
                     _ => JobState::Failed,
                 };
                 let attempts: Option<i64> = self
@@ -576,10 +595,10 @@ impl Admin {
                 &format!("{SET} WHERE id = ?2 AND state <> 'done'"),
                 params![now, id],
             )?,
-            // dm-failed jobs wait out a backoff of up to an hour: the operator's
-            // "retry everything that failed" must cover them too.
+            // dm-failed jobs wait out a backoff of up to an hour, unconfirmed ones the
+            // session's next Interim: "retry everything that failed" covers them too.
             RetryTarget::AllFailed => self.conn.execute(
-                &format!("{SET} WHERE state IN ('failed', 'dm-failed')"),
+                &format!("{SET} WHERE state IN ('failed', 'dm-failed', 'unconfirmed')"),
                 [now],
             )?,
         };
@@ -595,11 +614,13 @@ impl Admin {
         Ok(n)
     }
 
-    /// Finishes (method stop) active jobs whose session has been closed meanwhile.
+    /// Finishes (method stop) active and unconfirmed jobs whose session has been
+    /// closed meanwhile (a Stop confirms what a NAK could not).
     pub fn queue_close_if_stopped(&self, now: i64) -> Result<usize, StoreError> {
         let n = self.conn.execute(
             "UPDATE disconnect_queue SET state = 'done', method = 'stop', updated = ?1 \
-             WHERE state IN ('pending', 'dm-failed') AND EXISTS (SELECT 1 FROM sessions s \
+             WHERE state IN ('pending', 'dm-failed', 'unconfirmed') \
+                 AND EXISTS (SELECT 1 FROM sessions s \
                  WHERE s.nas_ip = disconnect_queue.nas_ip \
                  AND s.session_key = disconnect_queue.session_key \
                  AND s.stop_time IS NOT NULL)",

@@ -41,6 +41,7 @@ fn job_state_round_trips() {
         JobState::DmFailed,
         JobState::Done,
         JobState::Failed,
+        JobState::Unconfirmed,
     ] {
         assert_eq!(s.as_str().parse::<JobState>(), Ok(s));
     }
@@ -116,6 +117,96 @@ fn enqueue_is_once_per_session() {
     );
     assert_eq!(j.username, "user-s1");
     assert_eq!(j.framed_ip.as_deref(), Some("100.64.0.7"));
+}
+
+#[test]
+fn an_unconfirmed_job_is_armed_again_by_the_next_enqueue_of_its_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    assert!(db.queue_enqueue(&job("127.0.0.2", "s1"), 10).unwrap());
+    let id = db.queue_list(None).unwrap()[0].id;
+    let nak = JobOutcome::Unconfirmed {
+        error: "DM: Disconnect-NAK: not confirmed".into(),
+        error_cause: Some(503),
+    };
+    db.queue_mark(id, &nak, 20).unwrap();
+    let j = &db.queue_list(None).unwrap()[0];
+    assert_eq!((j.state, j.attempts), (JobState::Unconfirmed, 1));
+    assert!(
+        db.queue_due(10_000, 10).unwrap().is_empty(),
+        "not due by itself"
+    );
+    // The session's next Interim: due again at once, the same job.
+    assert!(db.queue_enqueue(&job("127.0.0.2", "s1"), 300).unwrap());
+    let all = db.queue_list(None).unwrap();
+    assert_eq!(all.len(), 1);
+    let j = &all[0];
+    assert_eq!(
+        (j.id, j.state, j.next_attempt_at, j.attempts, j.created),
+        (id, JobState::Pending, 300, 1, 10)
+    );
+    assert_eq!(
+        j.last_error.as_deref(),
+        Some("DM: Disconnect-NAK: not confirmed")
+    );
+    assert_eq!(db.queue_due(300, 10).unwrap().len(), 1);
+    // Pending, dm-failed and done jobs are left as they are.
+    assert!(!db.queue_enqueue(&job("127.0.0.2", "s1"), 400).unwrap());
+    let failed = JobOutcome::DmFailed {
+        error: "x".into(),
+        error_cause: None,
+    };
+    db.queue_mark(id, &failed, 400).unwrap();
+    assert!(!db.queue_enqueue(&job("127.0.0.2", "s1"), 410).unwrap());
+    assert_eq!(db.queue_list(None).unwrap()[0].next_attempt_at, 460);
+    db.queue_mark(id, &JobOutcome::Done(Method::Dm), 500)
+        .unwrap();
+    assert!(!db.queue_enqueue(&job("127.0.0.2", "s1"), 510).unwrap());
+    assert_eq!(db.queue_list(None).unwrap()[0].state, JobState::Done);
+}
+
+#[test]
+fn migration_8_keeps_the_queue_and_allows_unconfirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        // A store as a build before migration 8 left it (at 5), with a job in it.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &crate::store::schema::MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute(
+            "INSERT INTO disconnect_queue (nas_ip, session_key, username, acct_session_id, \
+                 session_start, reason, state, attempts, last_error, next_attempt_at, created, \
+                 updated) \
+             VALUES ('127.0.0.2', 'k', 'u', 'k', 1, 'month boundary', 'dm-failed', 2, 'e', 5, 3, 4)",
+            [],
+        )
+        .unwrap();
+        let e = conn.execute("UPDATE disconnect_queue SET state = 'unconfirmed'", []);
+        assert!(e.is_err(), "the old CHECK refuses the new state");
+    }
+    let db = Admin::open(&path).unwrap();
+    let jobs = db.queue_list(None).unwrap();
+    assert_eq!(jobs.len(), 1);
+    let j = &jobs[0];
+    assert_eq!(
+        (j.state, j.attempts, j.next_attempt_at, j.created, j.updated),
+        (JobState::DmFailed, 2, 5, 3, 4)
+    );
+    assert_eq!(db.queue_due(5, 10).unwrap().len(), 1);
+    let nak = JobOutcome::Unconfirmed {
+        error: "x".into(),
+        error_cause: None,
+    };
+    assert!(db.queue_mark(j.id, &nak, 6).unwrap());
+    assert_eq!(db.queue_list(Some(JobState::Unconfirmed)).unwrap().len(), 1);
+    // UNIQUE (nas_ip, session_key) survived: the session's next Interim re-arms the
+    // job instead of adding a second one.
+    assert!(db.queue_enqueue(&job("127.0.0.2", "k"), 8).unwrap());
+    let jobs = db.queue_list(None).unwrap();
+    assert_eq!((jobs.len(), jobs[0].state), (1, JobState::Pending));
 }
 
 #[test]
@@ -242,7 +333,7 @@ fn retry_and_purge() {
 fn retry_all_failed_takes_every_state_that_is_not_done() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir);
-    for k in ["failed", "dm-failed", "pending", "done"] {
+    for k in ["failed", "dm-failed", "unconfirmed", "pending", "done"] {
         db.queue_enqueue(&job("127.0.0.2", k), 100).unwrap();
     }
     let id = |key: &str| {
@@ -274,8 +365,18 @@ fn retry_all_failed_takes_every_state_that_is_not_done() {
     .unwrap();
     db.queue_mark(id("done"), &JobOutcome::Done(Method::Dm), 100)
         .unwrap();
-    // Failed and dm-failed jobs are re-armed; pending and done ones are left alone.
-    assert_eq!(db.queue_retry(RetryTarget::AllFailed, 500).unwrap(), 2);
+    db.queue_mark(
+        id("unconfirmed"),
+        &JobOutcome::Unconfirmed {
+            error: error(),
+            error_cause: Some(503),
+        },
+        100,
+    )
+    .unwrap();
+    // Failed, dm-failed and unconfirmed jobs are re-armed; pending and done ones are
+    // left alone.
+    assert_eq!(db.queue_retry(RetryTarget::AllFailed, 500).unwrap(), 3);
     let jobs = db.queue_list(None).unwrap();
     for j in &jobs {
         let want = if j.session_key == "done" {
@@ -290,7 +391,7 @@ fn retry_all_failed_takes_every_state_that_is_not_done() {
         .filter(|j| j.next_attempt_at == 500)
         .map(|j| j.session_key.as_str())
         .collect();
-    assert_eq!(rearmed, ["failed", "dm-failed"]);
+    assert_eq!(rearmed, ["failed", "dm-failed", "unconfirmed"]);
 }
 
 #[test]
@@ -329,6 +430,18 @@ fn close_if_stopped_uses_the_session_table() {
     for k in &keys {
         db.queue_enqueue(&job("127.0.0.2", k), 200).unwrap();
     }
+    // An unconfirmed job is confirmed by the Stop.
+    let gone = db
+        .queue_list(None)
+        .unwrap()
+        .into_iter()
+        .find(|j| j.session_key == "gone1")
+        .unwrap();
+    let nak = JobOutcome::Unconfirmed {
+        error: "x".into(),
+        error_cause: Some(503),
+    };
+    db.queue_mark(gone.id, &nak, 250).unwrap();
     assert_eq!(db.queue_close_if_stopped(300).unwrap(), 1);
     assert_eq!(db.queue_close_if_stopped(300).unwrap(), 0);
     let done = db.queue_list(Some(JobState::Done)).unwrap();

@@ -5,7 +5,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Migration N (1-based) is `MIGRATIONS[N - 1]`. Append only: never edit a shipped one.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_disconnect.sql"),
     include_str!("migrations/0003_capping.sql"),
@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_sessions_by_user.sql"),
     include_str!("migrations/0006_counter_wrap.sql"),
     include_str!("migrations/0007_usage_marks.sql"),
+    include_str!("migrations/0008_unconfirmed.sql"),
 ];
 
 /// The schema version this build writes and understands.
