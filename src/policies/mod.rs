@@ -1,0 +1,8 @@
+//! Product policies (HSNM-style): named sets of per-user rules (concurrency,
+//! devices, timeouts, quotas, schedule, rates, burst, address list, custom
+//! attributes) kept in the module's store and assigned to users; every field can
+//! also come from the request's control list (users, radcheck, LDAP, unlang), which
+//! wins per field. Pure: nothing here knows about C or SQL.
+pub mod fields;
+
+pub use fields::{Field, FieldDef, RawPolicy, ValueKind, FIELDS};
