@@ -153,7 +153,7 @@ pub const FIELDS: &[FieldDef] = &[
         "download + upload per month (0 = unlimited)",
     ),
     def(
-        Schedule,
+        Field::Schedule,
         "schedule",
         "Rust-Policy-Schedule",
         ValueKind::Schedule,
