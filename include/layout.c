@@ -23,7 +23,7 @@ size_t const rlm_rust_c_layout[] = {
 	sizeof(module_t), L(module_t, inst_size), L(module_t, config), L(module_t, methods),
 	sizeof(CONF_PARSER), L(CONF_PARSER, offset), L(CONF_PARSER, dflt),
 	sizeof(fr_ipaddr_t), L(fr_ipaddr_t, ipaddr), L(fr_ipaddr_t, prefix),
-	L(RADCLIENT, secret),
+	L(RADCLIENT, secret), L(REQUEST, simul_count),
 	AF_INET, AF_INET6, IPPROTO_UDP,
 	0
 };

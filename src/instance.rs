@@ -256,6 +256,28 @@ impl Instance {
         }
     }
 
+    /// `session`: the user's open sessions in the module's table (stale ones, silent
+    /// for `stale_after`, excluded) for the server's Simultaneous-Use check.
+    pub fn open_sessions(&self, username: Option<&str>, now: i64) -> (Rcode, Option<u64>) {
+        let Some(user) = username.filter(|u| !u.is_empty()) else {
+            return (Rcode::Noop, None);
+        };
+        let since = match self.config.stale_after {
+            0 => i64::MIN,
+            s => now.saturating_sub(i64::try_from(s).unwrap_or(i64::MAX)),
+        };
+        match self.store.open_sessions(user, since) {
+            Ok(n) => {
+                log::debug!("{user:?}: {n} open session(s) for Simultaneous-Use");
+                (Rcode::Ok, Some(n))
+            }
+            Err(e) => {
+                log::error!("cannot count the open sessions of {user:?}: {e}");
+                (Rcode::Fail, None)
+            }
+        }
+    }
+
     /// Enforces the user's limits: reject with Reply-Message, or the remaining
     /// allowance as reply attributes.
     pub fn post_auth(

@@ -541,3 +541,40 @@ fn hup_reloads_the_module_and_keeps_recording() {
     assert_eq!(session_row(&s, "hup-1").unwrap().1, 2048);
     assert!(!s.log_text().contains("panic"));
 }
+
+#[test]
+fn simultaneous_use_is_counted_from_the_module_session_table() {
+    let s = Server::start(Options {
+        users: "single\tCleartext-Password := \"pw\", Simultaneous-Use := 1\n\
+                double\tCleartext-Password := \"pw\", Simultaneous-Use := 2\n"
+            .into(),
+        ..Default::default()
+    });
+    let nas = "127.0.0.2";
+    assert_eq!(s.auth("single", "pw", "").code(), Some("Access-Accept"));
+    assert!(s.acct(&acct_attrs("Start", "single", "a", nas, 0, 0, 0)).ok);
+    let r = s.auth("single", "pw", "");
+    assert_eq!(
+        r.code(),
+        Some("Access-Reject"),
+        "one session open: {}",
+        r.output
+    );
+    // Another user's sessions do not count against this one.
+    assert!(
+        s.acct(&acct_attrs("Start", "double", "b1", nas, 0, 0, 0))
+            .ok
+    );
+    assert_eq!(s.auth("double", "pw", "").code(), Some("Access-Accept"));
+    assert!(
+        s.acct(&acct_attrs("Start", "double", "b2", nas, 0, 0, 0))
+            .ok
+    );
+    assert_eq!(s.auth("double", "pw", "").code(), Some("Access-Reject"));
+    // After the Stop, the user may log in again.
+    assert!(
+        s.acct(&acct_attrs("Stop", "single", "a", nas, 10, 10, 30))
+            .ok
+    );
+    assert_eq!(s.auth("single", "pw", "").code(), Some("Access-Accept"));
+}

@@ -3,12 +3,12 @@ use super::sys::*;
 use std::mem::{offset_of, size_of};
 
 extern "C" {
-    static rlm_rust_c_layout: [usize; 40];
+    static rlm_rust_c_layout: [usize; 41];
 }
 
 #[test]
 fn rust_and_c_agree_on_layouts() {
-    let rust: [usize; 40] = [
+    let rust: [usize; 41] = [
         size_of::<REQUEST>(),
         offset_of!(REQUEST, packet),
         offset_of!(REQUEST, reply),
@@ -45,6 +45,7 @@ fn rust_and_c_agree_on_layouts() {
         offset_of!(fr_ipaddr_t, ipaddr),
         offset_of!(fr_ipaddr_t, prefix),
         offset_of!(RADCLIENT, secret),
+        offset_of!(REQUEST, simul_count),
         super::net::AF_INET as usize,
         super::net::AF_INET6 as usize,
         super::net::IPPROTO_UDP as usize,
@@ -52,7 +53,7 @@ fn rust_and_c_agree_on_layouts() {
     ];
     // SAFETY: a constant array defined in include/layout.c.
     let c = unsafe { &rlm_rust_c_layout };
-    assert_eq!(c[39], 0, "layout.c and this test list different fields");
+    assert_eq!(c[40], 0, "layout.c and this test list different fields");
     assert_eq!(
         c, &rust,
         "bindgen and the C compiler disagree on a struct layout"

@@ -158,6 +158,7 @@ const fn methods() -> [sys::packetmethod; 10] {
     m[MOD_PREACCT as usize] = Some(mod_preacct);
     m[MOD_ACCOUNTING as usize] = Some(mod_accounting);
     m[MOD_POST_AUTH as usize] = Some(mod_post_auth);
+    m[MOD_SESSION as usize] = Some(mod_session);
     m
 }
 
@@ -389,6 +390,22 @@ unsafe extern "C" fn mod_post_auth(
             req.received_at(),
         );
         apply(req, answer)
+    })
+}
+
+/// `session { rust }`: the user's open sessions from the module's table, so the
+/// server's own Simultaneous-Use check works without rlm_sql.
+unsafe extern "C" fn mod_session(
+    inst: *mut c_void,
+    request: *mut sys::REQUEST,
+) -> sys::rlm_rcode_t {
+    call(inst, request, "session", |state, req| {
+        let user = req.list(List::Request).text(std_attr::USER_NAME, 0);
+        let (rcode, count) = state.open_sessions(user.as_deref(), req.received_at());
+        if let Some(n) = count {
+            req.set_simul_count(n);
+        }
+        rcode
     })
 }
 

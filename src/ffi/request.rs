@@ -52,6 +52,13 @@ impl<'a> Request<'a> {
         unsafe { (*self.raw).number }
     }
 
+    /// The user's current sessions, for the server's Simultaneous-Use check (what a
+    /// `session` section module reports).
+    pub fn set_simul_count(&mut self, sessions: u64) {
+        // SAFETY: the request is live for the callback; a plain int field.
+        unsafe { (*self.raw).simul_count = i32::try_from(sessions).unwrap_or(i32::MAX) }
+    }
+
     /// RADIUS code of the received packet (1 Access-Request, 4 Accounting-Request, ...).
     pub fn code(&self) -> u32 {
         self.packet().code

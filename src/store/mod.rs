@@ -551,6 +551,12 @@ impl Reader {
             .with(|c| capping::capping_inputs(c, tz, username, period))
     }
 
+    /// The user's open sessions that had an update at or after `since` (older ones
+    /// are stale: their NAS forgot to send Stop).
+    pub fn open_sessions(&self, username: &str, since: i64) -> Result<u64, StoreError> {
+        self.pool.with(|c| read::open_sessions(c, username, since))
+    }
+
     /// A user's open sessions, `month`'s usage, stored limits, capping-period usage
     /// and (when `with_topups` or the user has stored limits) topups, all from one
     /// read transaction.

@@ -230,6 +230,20 @@ fn usage_at(conn: &Connection, sql: &str, username: &str, key: &str) -> Result<U
     }
 }
 
+pub(crate) fn open_sessions(
+    conn: &Connection,
+    username: &str,
+    since: i64,
+) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM sessions WHERE username = ?1 AND stop_time IS NULL \
+             AND last_update >= ?2",
+        )?
+        .query_row(rusqlite::params![Name::new(username), since], |r| r.get(0))?;
+    Ok(from_db(n))
+}
+
 pub(crate) fn month_usage(
     conn: &Connection,
     username: &str,

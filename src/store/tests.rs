@@ -837,3 +837,29 @@ fn an_open_to_all_database_is_tightened_at_open_and_a_stricter_one_kept() {
         assert_eq!(file_mode(&p), 0o600, "{}", p.display());
     }
 }
+
+#[test]
+fn open_sessions_leave_out_stale_ones_and_other_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_in(&dir, UTC);
+    let t = 1_790_000_000;
+    for (user, sid, at) in [
+        ("ann", "a1", t - 7200),
+        ("ann", "a2", t - 60),
+        ("bob", "b1", t),
+    ] {
+        store
+            .record(upd(AcctStatus::Start, user, sid, 0, 0, None, at))
+            .unwrap();
+    }
+    store
+        .record(upd(AcctStatus::Start, "ann", "a3", 0, 0, None, t - 30))
+        .unwrap();
+    store
+        .record(upd(AcctStatus::Stop, "ann", "a3", 1, 1, Some(10), t - 20))
+        .unwrap();
+    // a1 silent for two hours: stale with stale_after = 1h, counted with none.
+    assert_eq!(store.open_sessions("ann", t - 3600).unwrap(), 1);
+    assert_eq!(store.open_sessions("ann", i64::MIN).unwrap(), 2);
+    assert_eq!(store.open_sessions("nobody", i64::MIN).unwrap(), 0);
+}
