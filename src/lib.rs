@@ -23,6 +23,7 @@ pub mod notify;
 pub mod outbox;
 pub mod parallel;
 pub mod periods;
+pub mod policies;
 pub mod radius;
 pub mod routeros;
 pub mod sessions;
