@@ -4,7 +4,10 @@
 //! also come from the request's control list (users, radcheck, LDAP, unlang), which
 //! wins per field. Pure: nothing here knows about C or SQL.
 pub mod fields;
+pub mod login;
+pub mod policy;
 pub mod rates;
 pub mod schedule;
 
 pub use fields::{Field, FieldDef, RawPolicy, ValueKind, FIELDS};
+pub use policy::{CustomAttr, Policy, PolicyError};
