@@ -158,7 +158,7 @@ pub fn decide(p: &Policy, f: &LoginFacts<'_>) -> LoginDecision {
     };
     let bound = |secs: u64, what: &str, g: &mut Grant| {
         let s = u32::try_from(secs).unwrap_or(u32::MAX);
-        if g.session_timeout.is_none_or(|t| s < t) {
+        if g.session_timeout.map_or(true, |t| s < t) {
             g.session_timeout = Some(s);
             g.notes.push(format!("Session-Timeout {s} s from {what}"));
         }
