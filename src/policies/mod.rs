@@ -4,5 +4,7 @@
 //! also come from the request's control list (users, radcheck, LDAP, unlang), which
 //! wins per field. Pure: nothing here knows about C or SQL.
 pub mod fields;
+pub mod validate;
 
 pub use fields::{Field, FieldDef, RawPolicy, ValueKind, FIELDS};
+pub use validate::validate_def;
