@@ -8,6 +8,8 @@ pub mod login;
 pub mod policy;
 pub mod rates;
 pub mod schedule;
+pub mod validate;
 
 pub use fields::{Field, FieldDef, RawPolicy, ValueKind, FIELDS};
 pub use policy::{CustomAttr, Policy, PolicyError};
+pub use validate::{parts, validate_def};

@@ -430,10 +430,10 @@ pub struct UserSnapshot {
 
 /// A read transaction through cached statements (rusqlite's transactions parse
 /// BEGIN / ROLLBACK anew each time, which shows on the login path). Ends on drop.
-struct ReadTx<'c>(&'c Connection);
+pub(crate) struct ReadTx<'c>(&'c Connection);
 
 impl<'c> ReadTx<'c> {
-    fn begin(conn: &'c Connection) -> Result<Self, StoreError> {
+    pub(crate) fn begin(conn: &'c Connection) -> Result<Self, StoreError> {
         conn.prepare_cached("BEGIN")?.execute([])?;
         Ok(ReadTx(conn))
     }

@@ -6,6 +6,7 @@
 mod capping;
 mod disconnect;
 mod perms;
+mod policies;
 mod read;
 mod schema;
 mod writer;
@@ -29,6 +30,7 @@ pub use disconnect::{
     backoff_secs, Admin, BulkRun, DisconnectJob, JobOutcome, JobState, Method, NasConfig, NasRow,
     NewDisconnectJob, RetryTarget,
 };
+pub use policies::{CustomAttrRow, DeviceRow, PolicyDef, PolicyStats, PolicyView};
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
 pub use schema::SCHEMA_VERSION;
 
@@ -414,6 +416,68 @@ impl Store {
         })? > 0)
     }
 
+    fn policy_op(&self, op: policies::Op) -> Result<policies::Done, StoreError> {
+        match self.submit(Request::Policy(op))? {
+            Reply::Policy(d) => Ok(d),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Inserts or replaces a policy with all its fields and custom attributes (one
+    /// savepoint; `created` is kept on replace). The definition must pass
+    /// [`crate::policies::validate_def`], else [`StoreError::Rejected`] and nothing
+    /// is written; field names are stored as their [`crate::policies::FieldDef`] name.
+    pub fn policy_put(&self, def: PolicyDef) -> Result<(), StoreError> {
+        crate::policies::validate_def(&def).map_err(StoreError::Rejected)?;
+        match self.policy_op(policies::Op::Put(Box::new(def), crate::periods::now()))? {
+            policies::Done::Put => Ok(()),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Deletes a policy and its fields and attributes; false when there was none.
+    /// Refused ([`StoreError::Rejected`], saying how many) while users have it.
+    pub fn policy_remove(&self, name: &str) -> Result<bool, StoreError> {
+        match self.policy_op(policies::Op::Remove(name.to_string()))? {
+            policies::Done::Flag(existed) => Ok(existed),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Assigns a policy to a user at `now` (None: unassigns) and forgets the user's
+    /// devices, also when it is the same policy again (a new purchase starts the
+    /// device count afresh). Returns the previous policy. An unknown policy is
+    /// [`StoreError::Rejected`].
+    pub fn policy_assign(
+        &self,
+        username: &str,
+        policy: Option<&str>,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        match self.policy_op(policies::Op::Assign {
+            username: username.to_string(),
+            policy: policy.map(str::to_string),
+            now,
+        })? {
+            policies::Done::Previous(p) => Ok(p),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// Records that `username` logged in from device `csid` (Calling-Station-Id) at
+    /// `now`; true when the device is new (a known one keeps its first_seen). For the
+    /// module, only when [`PolicyView::device_known`] was false.
+    pub fn record_device(&self, username: &str, csid: &str, now: i64) -> Result<bool, StoreError> {
+        match self.policy_op(policies::Op::RecordDevice {
+            username: username.to_string(),
+            csid: csid.to_string(),
+            now,
+        })? {
+            policies::Done::Flag(new) => Ok(new),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
     /// Stops the writer after it has finished the queued jobs. Idempotent; later
     /// writes fail with [`StoreError::Closed`]; reads keep working.
     pub fn shutdown(&self) {
@@ -575,6 +639,61 @@ impl Reader {
     /// Consumption rows of one topup, oldest period first.
     pub fn topup_consumption(&self, topup_id: u64) -> Result<Vec<ConsumptionRow>, StoreError> {
         self.pool.with(|c| capping::topup_consumption(c, topup_id))
+    }
+
+    /// The policy with this name.
+    pub fn policy_get(&self, name: &str) -> Result<Option<PolicyDef>, StoreError> {
+        self.pool.with(|c| policies::policy_get(c, name))
+    }
+
+    /// Every policy, by name (one read transaction).
+    pub fn policy_list(&self) -> Result<Vec<PolicyDef>, StoreError> {
+        self.pool.with(policies::policy_list)
+    }
+
+    /// Every policy's times and number of users, by name.
+    pub fn policy_stats(&self) -> Result<Vec<PolicyStats>, StoreError> {
+        self.pool.with(policies::policy_stats)
+    }
+
+    /// The user's policy and when it was assigned.
+    pub fn user_policy(&self, username: &str) -> Result<Option<(String, i64)>, StoreError> {
+        self.pool.with(|c| policies::current_policy(c, username))
+    }
+
+    /// Devices the user was seen on since the assignment, first seen first.
+    pub fn user_devices(&self, username: &str) -> Result<Vec<DeviceRow>, StoreError> {
+        self.pool.with(|c| policies::user_devices(c, username))
+    }
+
+    /// What a login needs of the user's policy, from one read transaction: the
+    /// assigned policy, the devices seen since (and whether `csid` is one), and the
+    /// open sessions whose last update is at or after `now - stale_after_secs`
+    /// (0: every open session). A user without a policy costs one indexed read and
+    /// gets zero counts; see [`Reader::login_counts`] for policy fields that come
+    /// only from the control list.
+    pub fn login_policy(
+        &self,
+        username: &str,
+        csid: Option<&str>,
+        now: i64,
+        stale_after_secs: u64,
+    ) -> Result<PolicyView, StoreError> {
+        self.pool
+            .with(|c| policies::login_view(c, username, csid, now, stale_after_secs, false))
+    }
+
+    /// [`Reader::login_policy`] with the counts read also when no policy is assigned
+    /// (the control list sets `Rust-Policy-Max-Devices` or `-Concurrent-Connections`).
+    pub fn login_counts(
+        &self,
+        username: &str,
+        csid: Option<&str>,
+        now: i64,
+        stale_after_secs: u64,
+    ) -> Result<PolicyView, StoreError> {
+        self.pool
+            .with(|c| policies::login_view(c, username, csid, now, stale_after_secs, true))
     }
 
     /// Unsent notifications due at `now`, oldest first, at most `limit`.

@@ -14,6 +14,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_counter_wrap.sql"),
     include_str!("migrations/0007_usage_marks.sql"),
     include_str!("migrations/0008_unconfirmed.sql"),
+    include_str!("migrations/0009_policies.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -32,6 +32,7 @@ pub(crate) enum Request {
         stale_after_secs: u64,
     },
     Capping(super::capping::Op),
+    Policy(super::policies::Op),
     /// Queue a disconnect job (one per session) at `now`.
     Enqueue(super::NewDisconnectJob, i64),
 }
@@ -42,6 +43,7 @@ pub(crate) enum Reply {
     RecordedCapped(Outcome, CapOutcome),
     StaleClosed(usize),
     Capping(super::capping::Done),
+    Policy(super::policies::Done),
     Enqueued(bool),
 }
 
@@ -276,6 +278,13 @@ fn apply_one(
                 headrooms.clear();
             }
             super::capping::apply(conn, tz, op).map(Reply::Capping)
+        }
+        Request::Policy(op) => {
+            if op.touches_limits() {
+                // Rare (CLI) writes; a policy's quotas may be capping inputs.
+                headrooms.clear();
+            }
+            super::policies::apply(conn, op).map(Reply::Policy)
         }
     }
 }

@@ -1,0 +1,441 @@
+//! Product policies: their definitions (fields and custom attributes), which user
+//! has which, and the devices each user was seen on since. Writes run on the writer
+//! (each op under the item's savepoint, so all-or-nothing); reads on the read pool.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::capping::ReadTx;
+use super::read::{from_db, name, Name};
+use super::StoreError;
+use crate::policies::fields;
+
+/// One custom check or reply attribute of a policy (`Attr op value`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct CustomAttrRow {
+    pub attribute: String,
+    pub op: String,
+    pub value: String,
+}
+
+/// A stored policy as written: field values are raw text, parsed by
+/// [`crate::policies`]; validated by [`crate::policies::validate_def`] before saving.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct PolicyDef {
+    pub name: String,
+    pub description: Option<String>,
+    /// (field name, value), in [`fields::FIELDS`] order when read back.
+    pub fields: Vec<(String, String)>,
+    pub check: Vec<CustomAttrRow>,
+    pub reply: Vec<CustomAttrRow>,
+}
+
+impl PolicyDef {
+    /// The value of a field by its name or attribute.
+    pub fn field(&self, name_or_attribute: &str) -> Option<&str> {
+        let def = fields::lookup(name_or_attribute)?;
+        self.fields
+            .iter()
+            .find(|(f, _)| f == def.name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The fields as a [`fields::RawPolicy`] (the lowest layer of a user's policy).
+    pub fn raw(&self) -> fields::RawPolicy {
+        let mut raw = fields::RawPolicy::new();
+        for (f, v) in &self.fields {
+            raw.insert(f, v);
+        }
+        raw
+    }
+}
+
+/// When a policy was written and how many users have it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyStats {
+    pub name: String,
+    pub created: i64,
+    pub updated: i64,
+    pub users: u64,
+}
+
+/// A device a user was seen on since the policy was assigned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceRow {
+    pub calling_station_id: String,
+    pub first_seen: i64,
+}
+
+/// What a login needs of a user's policy, from one read transaction
+/// ([`crate::store::Reader::login_policy`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyView {
+    /// The assigned policy (None: none assigned, or assigned but since removed by
+    /// hand: the store refuses removing an assigned one).
+    pub policy: Option<PolicyDef>,
+    pub assigned_at: Option<i64>,
+    /// Distinct devices (Calling-Station-Id) seen since the assignment.
+    pub devices: u64,
+    /// The login's Calling-Station-Id is among them.
+    pub device_known: bool,
+    /// Open sessions of the user, without those not updated for `stale_after_secs`.
+    pub open_sessions: u64,
+}
+
+/// A write on the policy tables, executed by the writer.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Put(Box<PolicyDef>, i64),
+    Remove(String),
+    Assign {
+        username: String,
+        policy: Option<String>,
+        now: i64,
+    },
+    RecordDevice {
+        username: String,
+        csid: String,
+        now: i64,
+    },
+}
+
+/// What an [`Op`] returns.
+#[derive(Debug)]
+pub(crate) enum Done {
+    Put,
+    /// Remove: whether the policy existed; RecordDevice: whether the device was new.
+    Flag(bool),
+    /// Assign: the user's previous policy.
+    Previous(Option<String>),
+}
+
+impl Op {
+    /// Whether the op may change what a capping decision reads (policy quotas may
+    /// become capping inputs): recording a device never does.
+    pub(crate) fn touches_limits(&self) -> bool {
+        !matches!(self, Op::RecordDevice { .. })
+    }
+}
+
+pub(crate) fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
+    match op {
+        Op::Put(def, now) => put(conn, def, *now).map(|()| Done::Put),
+        Op::Remove(name) => remove(conn, name).map(Done::Flag),
+        Op::Assign {
+            username,
+            policy,
+            now,
+        } => assign(conn, username, policy.as_deref(), *now).map(Done::Previous),
+        Op::RecordDevice {
+            username,
+            csid,
+            now,
+        } => {
+            let n = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO user_devices (username, calling_station_id, first_seen) \
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![Name::new(username), Name::new(csid), now])?;
+            Ok(Done::Flag(n > 0))
+        }
+    }
+}
+
+/// A policy name: shown in tables and given on the command line.
+pub(crate) fn check_name(name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.trim() != name || name.chars().any(char::is_control) {
+        return Err(StoreError::Rejected(format!(
+            "invalid policy name {name:?}: it must be non-empty, without control characters \
+             or leading/trailing spaces"
+        )));
+    }
+    Ok(())
+}
+
+fn put(conn: &Connection, def: &PolicyDef, now: i64) -> Result<(), StoreError> {
+    check_name(&def.name)?;
+    let mut canonical = Vec::with_capacity(def.fields.len());
+    for (f, v) in &def.fields {
+        let d = fields::lookup(f).ok_or_else(|| {
+            StoreError::Rejected(format!("unknown policy field {f:?} (value {v:?})"))
+        })?;
+        canonical.push((d.name, v));
+    }
+    conn.prepare_cached(
+        "INSERT INTO policies (name, description, created, updated) VALUES (?1, ?2, ?3, ?3) \
+         ON CONFLICT (name) DO UPDATE SET description = excluded.description, \
+           updated = excluded.updated",
+    )?
+    .execute(params![def.name, def.description, now])?;
+    // Replace everything else: the definition is whole.
+    delete_contents(conn, &def.name)?;
+    for (f, v) in canonical {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO policy_fields (policy, field, value) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![def.name, f, v])?;
+    }
+    for (list, rows) in [("check", &def.check), ("reply", &def.reply)] {
+        for (i, a) in rows.iter().enumerate() {
+            conn.prepare_cached(
+                "INSERT INTO policy_attrs (policy, list, position, attribute, op, value) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                def.name,
+                list,
+                i as i64,
+                a.attribute,
+                a.op,
+                a.value
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn delete_contents(conn: &Connection, policy: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM policy_fields WHERE policy = ?1")?
+        .execute([policy])?;
+    conn.prepare_cached("DELETE FROM policy_attrs WHERE policy = ?1")?
+        .execute([policy])?;
+    Ok(())
+}
+
+fn users_of(conn: &Connection, policy: &str) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM user_policies WHERE policy = ?1")?
+        .query_row([policy], |r| r.get(0))?;
+    Ok(from_db(n))
+}
+
+fn remove(conn: &Connection, policy: &str) -> Result<bool, StoreError> {
+    let users = users_of(conn, policy)?;
+    if users > 0 {
+        return Err(StoreError::Rejected(format!(
+            "policy {policy:?} is assigned to {users} user{}: unassign it first \
+             (rlm-rust user policy USER --unassign)",
+            if users == 1 { "" } else { "s" }
+        )));
+    }
+    delete_contents(conn, policy)?;
+    let n = conn
+        .prepare_cached("DELETE FROM policies WHERE name = ?1")?
+        .execute([policy])?;
+    Ok(n > 0)
+}
+
+fn assign(
+    conn: &Connection,
+    username: &str,
+    policy: Option<&str>,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let previous = current_policy(conn, username)?.map(|(p, _)| p);
+    match policy {
+        Some(p) => {
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM policies WHERE name = ?1")?
+                .query_row([p], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !exists {
+                return Err(StoreError::Rejected(format!("no policy named {p:?}")));
+            }
+            conn.prepare_cached(
+                "INSERT INTO user_policies (username, policy, assigned_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (username) DO UPDATE SET policy = excluded.policy, \
+                   assigned_at = excluded.assigned_at",
+            )?
+            .execute(params![Name::new(username), p, now])?;
+        }
+        None => {
+            conn.prepare_cached("DELETE FROM user_policies WHERE username = ?1")?
+                .execute([Name::new(username)])?;
+        }
+    }
+    // Devices count from the assignment (also of the same policy again: a new
+    // purchase), so the old ones go.
+    conn.prepare_cached("DELETE FROM user_devices WHERE username = ?1")?
+        .execute([Name::new(username)])?;
+    Ok(previous)
+}
+
+pub(crate) fn current_policy(
+    conn: &Connection,
+    username: &str,
+) -> Result<Option<(String, i64)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT policy, assigned_at FROM user_policies WHERE username = ?1")?
+        .query_row([Name::new(username)], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Where a field sorts: [`fields::FIELDS`] order, unknown names (outside edits) last.
+fn field_rank(name: &str) -> usize {
+    fields::FIELDS
+        .iter()
+        .position(|d| d.name == name)
+        .unwrap_or(usize::MAX)
+}
+
+pub(crate) fn policy_get(conn: &Connection, policy: &str) -> Result<Option<PolicyDef>, StoreError> {
+    let description: Option<Option<String>> = conn
+        .prepare_cached("SELECT description FROM policies WHERE name = ?1")?
+        .query_row([policy], |r| r.get(0))
+        .optional()?;
+    let Some(description) = description else {
+        return Ok(None);
+    };
+    let mut fields: Vec<(String, String)> = conn
+        .prepare_cached("SELECT field, value FROM policy_fields WHERE policy = ?1")?
+        .query_map([policy], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    fields.sort_by_key(|(f, _)| field_rank(f));
+    let mut def = PolicyDef {
+        name: policy.to_string(),
+        description,
+        fields,
+        check: Vec::new(),
+        reply: Vec::new(),
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT list, attribute, op, value FROM policy_attrs WHERE policy = ?1 \
+         ORDER BY list, position",
+    )?;
+    let rows = stmt.query_map([policy], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            CustomAttrRow {
+                attribute: r.get(1)?,
+                op: r.get(2)?,
+                value: r.get(3)?,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (list, attr) = row?;
+        match list.as_str() {
+            "check" => def.check.push(attr),
+            _ => def.reply.push(attr),
+        }
+    }
+    Ok(Some(def))
+}
+
+pub(crate) fn policy_list(conn: &Connection) -> Result<Vec<PolicyDef>, StoreError> {
+    let _tx = ReadTx::begin(conn)?;
+    let names: Vec<String> = conn
+        .prepare_cached("SELECT name FROM policies ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        // Removed between the two reads cannot happen inside one transaction.
+        out.extend(policy_get(conn, &n)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn policy_stats(conn: &Connection) -> Result<Vec<PolicyStats>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, created, updated, \
+           (SELECT COUNT(*) FROM user_policies u WHERE u.policy = policies.name) \
+         FROM policies ORDER BY name",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(PolicyStats {
+                name: r.get(0)?,
+                created: r.get(1)?,
+                updated: r.get(2)?,
+                users: from_db(r.get(3)?),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub(crate) fn user_devices(
+    conn: &Connection,
+    username: &str,
+) -> Result<Vec<DeviceRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT calling_station_id, first_seen FROM user_devices WHERE username = ?1 \
+         ORDER BY first_seen, calling_station_id",
+    )?;
+    let rows = stmt
+        .query_map([Name::new(username)], |r| {
+            Ok(DeviceRow {
+                calling_station_id: name(r, 0)?,
+                first_seen: r.get(1)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The counts of [`PolicyView`] (devices, device_known, open_sessions).
+fn counts(
+    conn: &Connection,
+    username: &str,
+    csid: Option<&str>,
+    now: i64,
+    stale_after_secs: u64,
+) -> Result<(u64, bool, u64), StoreError> {
+    // One range of the primary key gives both the count and whether csid is in it.
+    let (devices, known): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(MAX(calling_station_id = ?2), 0) FROM user_devices \
+             WHERE username = ?1",
+        )?
+        .query_row(params![Name::new(username), csid.map(Name::new)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let cutoff = if stale_after_secs == 0 {
+        i64::MIN
+    } else {
+        now.saturating_sub(i64::try_from(stale_after_secs).unwrap_or(i64::MAX))
+    };
+    let open: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM sessions \
+             WHERE username = ?1 AND stop_time IS NULL AND last_update >= ?2",
+        )?
+        .query_row(params![Name::new(username), cutoff], |r| r.get(0))?;
+    Ok((from_db(devices), known != 0, from_db(open)))
+}
+
+/// The login's reads, in one read transaction. Without an assigned policy, and
+/// unless `always_count`, that is the one lookup in user_policies.
+pub(crate) fn login_view(
+    conn: &Connection,
+    username: &str,
+    csid: Option<&str>,
+    now: i64,
+    stale_after_secs: u64,
+    always_count: bool,
+) -> Result<PolicyView, StoreError> {
+    let _tx = ReadTx::begin(conn)?;
+    let assigned = current_policy(conn, username)?;
+    if assigned.is_none() && !always_count {
+        return Ok(PolicyView::default());
+    }
+    let (policy, assigned_at) = match assigned {
+        Some((p, at)) => (policy_get(conn, &p)?, Some(at)),
+        None => (None, None),
+    };
+    let (devices, device_known, open_sessions) =
+        counts(conn, username, csid, now, stale_after_secs)?;
+    Ok(PolicyView {
+        policy,
+        assigned_at,
+        devices,
+        device_known,
+        open_sessions,
+    })
+}
+
+#[cfg(test)]
+#[path = "policies_tests.rs"]
+mod tests;
