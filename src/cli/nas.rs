@@ -107,6 +107,10 @@ pub struct NasOptions {
     /// that never sends Gigawords, as a wrap when plausible; `off`: never.
     #[arg(long, value_name = "auto|off", value_parser = ["auto", "off"])]
     pub counter_wrap: Option<String>,
+    /// The NAS's IANA time zone (policy schedules are read in its wall clock);
+    /// "" = the module's.
+    #[arg(long = "nas-timezone", value_name = "TZ")]
+    pub nas_timezone: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,6 +265,15 @@ fn apply(nas: &mut NasConfig, o: &NasOptions) -> Result<(), CliError> {
     if let Some(w) = &o.counter_wrap {
         nas.counter_wrap = w == "auto";
     }
+    match o.nas_timezone.as_deref().map(str::trim) {
+        None => {}
+        Some("") => nas.timezone = None,
+        Some(tz) => {
+            crate::config::parse_timezone(tz)
+                .map_err(|why| CliError::Input(format!("--nas-timezone {tz:?}: {why}")))?;
+            nas.timezone = Some(tz.to_string());
+        }
+    }
     if nas.coa_port == 0 || nas.api_port == 0 || nas.api_timeout_ms == 0 {
         return Err(CliError::Input(
             "ports and the API timeout must be greater than 0".into(),
@@ -386,6 +399,7 @@ struct NasJson<'a> {
     api_tls: bool,
     api_timeout_ms: u32,
     counter_wrap: &'static str,
+    timezone: Option<&'a str>,
     created: i64,
     created_local: Option<String>,
     updated: i64,
@@ -414,6 +428,7 @@ fn nas_json(rows: &[NasRow], tz: Tz) -> Result<String, CliError> {
                 api_tls: c.api_tls,
                 api_timeout_ms: c.api_timeout_ms,
                 counter_wrap: wrap_name(c),
+                timezone: c.timezone.as_deref(),
                 created: r.created,
                 created_local: rfc3339(r.created, tz),
                 updated: r.updated,

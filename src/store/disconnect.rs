@@ -34,6 +34,8 @@ pub struct NasConfig {
     /// `counter_wrap = auto`: a 32-bit counter (no Gigawords) that goes backwards
     /// while the session time goes forward is counted as a wrap when plausible.
     pub counter_wrap: bool,
+    /// IANA zone of the NAS (policy schedules); None: the module's.
+    pub timezone: Option<String>,
 }
 
 impl NasConfig {
@@ -53,6 +55,7 @@ impl NasConfig {
             api_tls: false,
             api_timeout_ms: 5000,
             counter_wrap: true,
+            timezone: None,
         }
     }
 
@@ -81,6 +84,7 @@ impl std::fmt::Debug for NasConfig {
             .field("api_tls", &self.api_tls)
             .field("api_timeout_ms", &self.api_timeout_ms)
             .field("counter_wrap", &self.counter_wrap)
+            .field("timezone", &self.timezone)
             .finish()
     }
 }
@@ -268,7 +272,7 @@ pub fn backoff_secs(previous_attempts: u32) -> i64 {
 }
 
 const NAS_COLUMNS: &str = "id, nas_ip, name, type, coa_host, coa_port, secret, api_host, \
-     api_port, api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap";
+     api_port, api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap, timezone";
 
 fn port(v: i64) -> u16 {
     u16::try_from(v).unwrap_or(0)
@@ -291,6 +295,7 @@ fn nas_row(r: &Row<'_>) -> rusqlite::Result<NasRow> {
             api_tls: r.get::<_, i64>(11)? != 0,
             api_timeout_ms: u32::try_from(r.get::<_, i64>(12)?).unwrap_or(5000),
             counter_wrap: r.get::<_, String>(15)? != "off",
+            timezone: r.get(16)?,
         },
         created: r.get(13)?,
         updated: r.get(14)?,
@@ -426,15 +431,15 @@ impl Admin {
     pub fn nas_upsert(&self, nas: &NasConfig, now: i64) -> Result<i64, StoreError> {
         let id = self.conn.query_row(
             "INSERT INTO nas (nas_ip, name, type, coa_host, coa_port, secret, api_host, api_port, \
-                 api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14) \
+                 api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap, timezone) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15) \
              ON CONFLICT (nas_ip) DO UPDATE SET name = excluded.name, type = excluded.type, \
                  coa_host = excluded.coa_host, coa_port = excluded.coa_port, \
                  secret = excluded.secret, api_host = excluded.api_host, \
                  api_port = excluded.api_port, api_user = excluded.api_user, \
                  api_password = excluded.api_password, api_tls = excluded.api_tls, \
                  api_timeout_ms = excluded.api_timeout_ms, updated = excluded.updated, \
-                 counter_wrap = excluded.counter_wrap \
+                 counter_wrap = excluded.counter_wrap, timezone = excluded.timezone \
              RETURNING id",
             params![
                 nas.nas_ip,
@@ -451,6 +456,7 @@ impl Admin {
                 nas.api_timeout_ms,
                 now,
                 if nas.counter_wrap { "auto" } else { "off" },
+                nas.timezone,
             ],
             |r| r.get(0),
         )?;
