@@ -47,8 +47,11 @@ pub const REMAINING_UPTIME_ATTR: &str = "Rust-Capping-Remaining-Uptime";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub rcode: Rcode,
+    /// Set (`:=`): every instance already in the reply is replaced.
     pub reply: Vec<(String, String)>,
     pub control: Vec<(&'static str, String)>,
+    /// (attribute, value, operator `=`, `:=` or `+=`): a policy's custom reply items.
+    pub extra: Vec<(String, String, String)>,
 }
 
 impl Answer {
@@ -58,6 +61,7 @@ impl Answer {
             rcode,
             reply: Vec::new(),
             control: Vec::new(),
+            extra: Vec::new(),
         }
     }
 }
@@ -467,6 +471,7 @@ impl Enforcer {
                     rcode,
                     reply,
                     control: Vec::new(),
+                    extra: Vec::new(),
                 }
             }
             Err(CheckError::Limits(e)) => {
@@ -475,6 +480,7 @@ impl Enforcer {
                     rcode: Rcode::Reject,
                     reply: vec![("Reply-Message".into(), INVALID_LIMITS_MESSAGE.into())],
                     control: Vec::new(),
+                    extra: Vec::new(),
                 }
             }
             Err(e) => {

@@ -9,6 +9,7 @@ use crate::capping::{AcctAction, RawLimits};
 use crate::config::Config;
 use crate::disconnect::{ClientLookup, ClientSecrets, QueueWorker, WorkerConfig};
 use crate::enforcement::{Answer, Enforcer};
+use crate::policy_enforcement::{Login, PolicyEnforcer, Verdict};
 use crate::periods;
 use crate::store::{Store, StoreOptions};
 use std::net::IpAddr;
@@ -35,6 +36,7 @@ pub struct Instance {
     pub config: Config,
     store: Store,
     enforcer: Enforcer,
+    policies: PolicyEnforcer,
     background: Option<Background>,
     /// Client secrets by NAS IP, for Disconnect-Requests to NASes without their own.
     secrets: ClientSecrets,
@@ -134,9 +136,11 @@ impl Instance {
             config.synchronous
         );
         let enforcer = Enforcer::new(config.capping.clone(), config.timezone, store.clone());
+        let policies = PolicyEnforcer::new(store.clone(), config.timezone, config.stale_after);
         Ok(Instance {
             name,
             config,
+            policies,
             store,
             enforcer,
             background: Some(background),
@@ -280,21 +284,61 @@ impl Instance {
 
     /// Enforces the user's limits: reject with Reply-Message, or the remaining
     /// allowance as reply attributes.
+    /// Then the user's policy: reject with why, or its reply attributes; the reply
+    /// ends with exactly one Session-Timeout, the smallest of the reply's own, the
+    /// capping allowance and the policy's bounds (timeout, schedule window, quotas).
     pub fn post_auth(
         &self,
         request: u32,
-        username: Option<&str>,
+        login: &Login<'_>,
         control: &RawLimits,
         existing_session_timeout: Option<u32>,
-        now: i64,
     ) -> Answer {
-        match username.filter(|u| !u.is_empty()) {
-            Some(user) => {
-                self.enforcer
-                    .post_auth(request, user, control, existing_session_timeout, now)
-            }
-            None => Answer::rcode(Rcode::Noop),
+        let user = login.user;
+        if user.is_empty() {
+            return Answer::rcode(Rcode::Noop);
         }
+        let mut a =
+            self.enforcer
+                .post_auth(request, user, control, existing_session_timeout, login.now);
+        if matches!(a.rcode, Rcode::Reject | Rcode::Fail) {
+            return a;
+        }
+        let grant = match self.policies.post_auth(login) {
+            Ok(Verdict::None) => return a,
+            Ok(Verdict::Reject(message)) => {
+                let mut r = Answer::rcode(Rcode::Reject);
+                r.reply.push(("Reply-Message".into(), message));
+                return r;
+            }
+            Ok(Verdict::Accept(g)) => g,
+            Err(e) => {
+                log::error!("policy check for {user:?} failed: {e}");
+                return Answer::rcode(Rcode::Fail);
+            }
+        };
+        let capping_st = a
+            .reply
+            .iter()
+            .find(|(n, _)| n == "Session-Timeout")
+            .and_then(|(_, v)| v.parse::<u32>().ok());
+        let st = [existing_session_timeout, capping_st, grant.session_timeout]
+            .into_iter()
+            .flatten()
+            .min();
+        a.reply.retain(|(n, _)| n != "Session-Timeout");
+        if let Some(st) = st {
+            a.reply.push(("Session-Timeout".into(), st.to_string()));
+        }
+        for (name, value, op) in grant.reply {
+            if op == ":=" {
+                a.reply.push((name, value));
+            } else {
+                a.extra.push((name, value, op));
+            }
+        }
+        a.rcode = Rcode::Updated;
+        a
     }
 
     /// `%{rust:KEY}`: a capping value of the request's user.

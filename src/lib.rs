@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod parallel;
 pub mod periods;
 pub mod policies;
+pub mod policy_enforcement;
 pub mod radius;
 pub mod routeros;
 pub mod sessions;

@@ -9,6 +9,8 @@ use crate::attrs::{std_attr, Attrs};
 use crate::capping::{lookup_attribute, RawLimits};
 use crate::config::{self, RawCapping, RawConfig};
 use crate::enforcement::Answer;
+use crate::policies::RawPolicy;
+use crate::policy_enforcement::Login;
 use crate::instance::{Instance, Rcode};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::mem::{offset_of, size_of};
@@ -353,6 +355,16 @@ fn apply(req: &mut Request<'_>, answer: Answer) -> Rcode {
             log::warn!("{e}");
         }
     }
+    for (name, value, op) in answer.extra {
+        let op = match op.as_str() {
+            "=" => Op::Eq,
+            "+=" => Op::Add,
+            _ => Op::Set,
+        };
+        if let Err(e) = req.add(List::Reply, &name, &value, op) {
+            log::warn!("{e}");
+        }
+    }
     answer.rcode
 }
 
@@ -377,24 +389,46 @@ unsafe extern "C" fn mod_post_auth(
     request: *mut sys::REQUEST,
 ) -> sys::rlm_rcode_t {
     call(inst, request, "post-auth", |state, req| {
-        let user = req.list(List::Request).text(std_attr::USER_NAME, 0);
+        let attrs = req.list(List::Request);
+        let user = attrs.text(std_attr::USER_NAME, 0).unwrap_or_default();
         let timeout = req
             .list(List::Reply)
             .min_integer(std_attr::SESSION_TIMEOUT, 0)
             .map(|t| u32::try_from(t).unwrap_or(u32::MAX));
-        let answer = state.post_auth(
-            req.number(),
-            user.as_deref(),
-            &control_limits(req),
-            timeout,
-            req.received_at(),
-        );
+        let csid = attrs.text(std_attr::CALLING_STATION_ID, 0);
+        let nas_ip = attrs
+            .ipv4(std_attr::NAS_IP_ADDRESS, 0)
+            .map(|ip| ip.to_string())
+            .or_else(|| req.src_ip().map(|ip| ip.to_string()));
+        let request_value = |name: &str| attrs.text_by_name(name);
+        let policy = control_policy(req);
+        let login = Login {
+            user: &user,
+            control: &policy,
+            calling_station_id: csid.as_deref(),
+            nas_ip,
+            now: req.received_at(),
+            request_value: &request_value,
+        };
+        let answer = state.post_auth(req.number(), &login, &control_limits(req), timeout);
         apply(req, answer)
     })
 }
 
-/// `session { rust }`: the user's open sessions from the module's table, so the
-/// server's own Simultaneous-Use check works without rlm_sql.
+/// Policy fields of the control list (`Rust-Policy-*`).
+fn control_policy(req: &Request<'_>) -> RawPolicy {
+    let mut raw = RawPolicy::new();
+    for p in req.pairs(List::Control) {
+        let name = p.name();
+        if name.starts_with("Rust-Policy-") {
+            if let Some(v) = p.as_text() {
+                raw.insert(name, &v);
+            }
+        }
+    }
+    raw
+}
+
 unsafe extern "C" fn mod_session(
     inst: *mut c_void,
     request: *mut sys::REQUEST,

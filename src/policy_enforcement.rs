@@ -1,0 +1,134 @@
+//! Product policies at the module's hooks: the user's policy (control list over the
+//! store, per field), the facts its rules need (open sessions, devices, today's and
+//! this month's usage, the NAS's kind and time zone), and the decision turned into
+//! what post-auth answers. The rules are in [`crate::policies`].
+
+use chrono_tz::Tz;
+
+use crate::periods;
+use crate::policies::login::{decide, Grant, LoginDecision, LoginFacts, NasKind};
+use crate::policies::{parts, Policy, RawPolicy};
+use crate::store::{Store, StoreError};
+
+/// Reply-Message for a user whose policy fields are invalid. Details go to the log.
+pub const INVALID_POLICY_MESSAGE: &str = "Account policy is misconfigured; contact support";
+
+/// One login as post-auth sees it.
+pub struct Login<'a> {
+    pub user: &'a str,
+    /// `Rust-Policy-*` attributes of the control list.
+    pub control: &'a RawPolicy,
+    pub calling_station_id: Option<&'a str>,
+    /// NAS-IP-Address, else the packet's source.
+    pub nas_ip: Option<String>,
+    pub now: i64,
+    pub request_value: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// What the policy says about a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// No policy for this user.
+    None,
+    Reject(String),
+    Accept(Grant),
+}
+
+pub struct PolicyEnforcer {
+    store: Store,
+    tz: Tz,
+    stale_after: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyCheckError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl PolicyEnforcer {
+    pub fn new(store: Store, tz: Tz, stale_after: u64) -> Self {
+        PolicyEnforcer {
+            store,
+            tz,
+            stale_after,
+        }
+    }
+
+    /// post-auth: decides for an authenticated user. A user without a policy in the
+    /// store or the control list costs one indexed read.
+    pub fn post_auth(&self, l: &Login<'_>) -> Result<Verdict, PolicyCheckError> {
+        let view = self
+            .store
+            .login_policy(l.user, l.calling_station_id, l.now, self.stale_after)?;
+        let (mut raw, check, reply) = match &view.policy {
+            Some(def) => parts(def),
+            None => (RawPolicy::new(), Vec::new(), Vec::new()),
+        };
+        if raw.is_empty() && l.control.is_empty() && check.is_empty() && reply.is_empty() {
+            return Ok(Verdict::None);
+        }
+        // The control list wins per field (users, radcheck, LDAP, unlang).
+        let mut merged = l.control.clone();
+        merged.fill_from(&raw);
+        raw = merged;
+        let policy = match Policy::parse(&raw, check, reply) {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!("{:?}: {e}; rejecting", l.user);
+                return Ok(Verdict::Reject(INVALID_POLICY_MESSAGE.to_string()));
+            }
+        };
+        let nas = match &l.nas_ip {
+            Some(ip) => self.store.nas_get(ip)?,
+            None => None,
+        };
+        let nas_tz = nas
+            .as_ref()
+            .and_then(|n| n.config.timezone.as_deref())
+            .and_then(|z| crate::config::parse_timezone(z).ok())
+            .unwrap_or(self.tz);
+        let quotas = policy.daily_time_secs.is_some()
+            || policy.daily_traffic_bytes.is_some()
+            || policy.monthly_time_secs.is_some()
+            || policy.monthly_traffic_bytes.is_some();
+        let (day, month) = if quotas {
+            (
+                self.store
+                    .day_usage(l.user, periods::local_day(l.now, self.tz))?,
+                self.store
+                    .month_usage(l.user, periods::local_month(l.now, self.tz))?,
+            )
+        } else {
+            Default::default()
+        };
+        let facts = LoginFacts {
+            now: l.now,
+            nas_tz,
+            nas_kind: NasKind::of(nas.as_ref().map(|n| n.config.nas_type.as_str())),
+            open_sessions: view.open_sessions,
+            devices: view.devices,
+            device_known: l.calling_station_id.map(|_| view.device_known),
+            day,
+            month,
+            request_value: l.request_value,
+        };
+        match decide(&policy, &facts) {
+            LoginDecision::Reject { message, why } => {
+                log::info!("{:?} rejected by policy: {message} ({why})", l.user);
+                Ok(Verdict::Reject(message.to_string()))
+            }
+            LoginDecision::Accept(g) => {
+                for n in &g.notes {
+                    log::debug!("{:?}: policy: {n}", l.user);
+                }
+                if let (true, Some(csid)) = (g.new_device, l.calling_station_id) {
+                    // Counted even if the login fails later in post-auth: the device
+                    // was used with the user's credentials.
+                    self.store.record_device(l.user, csid, l.now)?;
+                }
+                Ok(Verdict::Accept(g))
+            }
+        }
+    }
+}
