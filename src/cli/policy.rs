@@ -167,7 +167,13 @@ pub struct UserShowArgs {
 /// The new field values of `args`: named options first, then `--set`, by field
 /// name; a field given twice is an error.
 fn new_values(args: &DefArgs) -> Result<Vec<(&'static str, String)>, CliError> {
-    let mut out: Vec<(&'static str, String)> = args.fields.values.clone();
+    // Outer spaces are never meant (a quoted shell value); the rules see what is stored.
+    let mut out: Vec<(&'static str, String)> = args
+        .fields
+        .values
+        .iter()
+        .map(|(f, v)| (*f, v.trim().to_string()))
+        .collect();
     for s in &args.set {
         let Some((f, v)) = s.split_once('=') else {
             return Err(CliError::Input(format!(
@@ -187,7 +193,7 @@ fn new_values(args: &DefArgs) -> Result<Vec<(&'static str, String)>, CliError> {
                 d.name
             )));
         }
-        out.push((d.name, v.to_string()));
+        out.push((d.name, v.trim().to_string()));
     }
     Ok(out)
 }
