@@ -180,7 +180,7 @@ fn auto_attr(kind: Kind, what: &str) -> String {
 }
 
 /// Opens the store for writing; refuses to create a new database.
-fn open_writer(cli: &Cli, tz: Tz) -> Result<Store, CliError> {
+pub(super) fn open_writer(cli: &Cli, tz: Tz) -> Result<Store, CliError> {
     if !cli.db.exists() {
         return Err(CliError::NoDatabase {
             path: cli.db.clone(),
@@ -196,7 +196,7 @@ fn open_writer(cli: &Cli, tz: Tz) -> Result<Store, CliError> {
     })
 }
 
-fn json_out(value: &serde_json::Value) -> Result<String, CliError> {
+pub(super) fn json_out(value: &serde_json::Value) -> Result<String, CliError> {
     let mut out = serde_json::to_string_pretty(value)?;
     out.push('\n');
     Ok(out)

@@ -7,12 +7,13 @@
 //! stderr with exit code 1 (2 for usage errors, from clap). Read commands open the
 //! database read-only, so they are safe while the server runs. Write commands open it
 //! read-write: `nas add/set/remove` and `queue retry/purge` directly, `limits set`,
-//! `topup add`, ... through the store's writer.
+//! `topup add`, `policy add`, `user policy`, ... through the store's writer.
 
 mod bulk;
 mod capping;
 mod format;
 mod nas;
+mod policy;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -33,7 +34,7 @@ pub use crate::config::DEFAULT_DB;
 #[command(
     name = "rlm-rust",
     version,
-    about = "Inspect rlm_rust's sessions and usage; manage NASes, the disconnect queue, capping limits and topups"
+    about = "Inspect rlm_rust's sessions and usage; manage NASes, the disconnect queue, capping limits, topups and product policies"
 )]
 pub struct Cli {
     /// The module's SQLite database.
@@ -74,6 +75,13 @@ pub enum Command {
     /// Automatic topups.
     #[command(subcommand)]
     Autotopup(capping::AutotopupCommand),
+    /// Product policies: named sets of rules (concurrency, devices, timeouts, quotas,
+    /// schedule, rates, custom attributes) assigned to users.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// A user's policy: assign, unassign, show.
+    #[command(subcommand)]
+    User(policy::UserCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +200,8 @@ pub fn run(cli: &Cli) -> Result<String, CliError> {
         Command::Limits(args) => capping::run_limits(cli, args, tz),
         Command::Topup(cmd) => capping::run_topup(cli, cmd, tz),
         Command::Autotopup(cmd) => capping::run_autotopup(cli, cmd, tz),
+        Command::Policy(cmd) => policy::run_policy(cli, cmd, tz),
+        Command::User(cmd) => policy::run_user(cli, cmd, tz),
     }
 }
 
