@@ -67,6 +67,17 @@ impl Curve {
     }
 }
 
+impl Curve {
+    /// min-at-max is dashed: it runs along the grid's top and right lines.
+    fn dash(self) -> &'static str {
+        if self == Curve::MinAtMax {
+            " stroke-dasharray=\"8 4\""
+        } else {
+            ""
+        }
+    }
+}
+
 impl fmt::Display for Curve {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -203,10 +214,16 @@ pub fn svg(curves: &[Curve], width: u32, height: u32) -> String {
             py(f) + 4.0
         ));
     }
+    // Axes only on the left and bottom: a full frame would hide min-at-max, which runs
+    // along the top and right edges.
     s.push_str(&format!(
-        "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{pw:.1}\" height=\"{ph:.1}\" fill=\"none\" stroke=\"#333\"/>\n",
+        "<polyline fill=\"none\" stroke=\"#333\" points=\"{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}\"/>\n",
         px(0.0),
-        py(1.0)
+        py(1.0),
+        px(0.0),
+        py(0.0),
+        px(1.0),
+        py(0.0)
     ));
     s.push_str(&format!(
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">traffic (% of the maximum)</text>\n",
@@ -235,8 +252,9 @@ pub fn svg(curves: &[Curve], width: u32, height: u32) -> String {
             .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
             .collect();
         s.push_str(&format!(
-            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>\n",
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{} points=\"{}\"><title>{}</title></polyline>\n",
             c.colour(),
+            c.dash(),
             points.join(" "),
             c.name()
         ));
@@ -246,9 +264,10 @@ pub fn svg(curves: &[Curve], width: u32, height: u32) -> String {
     for (i, c) in curves.iter().enumerate() {
         let y = py(1.0) + 10.0 + 20.0 * i as f64;
         s.push_str(&format!(
-            "<line x1=\"{lx:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{}\" stroke-width=\"3\"/>\n",
+            "<line x1=\"{lx:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{}\" stroke-width=\"3\"{}/>\n",
             lx + 24.0,
-            c.colour()
+            c.colour(),
+            c.dash()
         ));
         s.push_str(&format!(
             "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
@@ -432,7 +451,9 @@ mod tests {
             !well_formed("<svg><g></svg>"),
             "the checker itself can fail"
         );
-        assert_eq!(out.matches("<polyline").count(), 6);
+        // Six curves plus the axes.
+        assert_eq!(out.matches("<polyline").count(), 7);
+        assert_eq!(out.matches("</polyline>").count(), 6);
         for c in Curve::ALL {
             assert_eq!(
                 out.matches(&format!(">{}</text>", c.name())).count(),
@@ -441,6 +462,6 @@ mod tests {
             );
         }
         assert_eq!(out, svg(&Curve::ALL, 800, 450), "deterministic");
-        assert_eq!(svg(&[Linear], 10, 10).matches("<polyline").count(), 1);
+        assert_eq!(svg(&[Linear], 10, 10).matches("</polyline>").count(), 1);
     }
 }
