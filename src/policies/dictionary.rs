@@ -1099,4 +1099,46 @@ ATTRIBUTE\tWISPr-Bandwidth-Max-Down\t8\tinteger\tWISPr
         let item = parse_item("Service-Type == Framed-User").unwrap();
         assert_eq!(d.check(&item, List::Check), Ok(()));
     }
+
+    #[test]
+    fn odd_input_does_not_panic() {
+        const WEIRD: &[&str] = &[
+            "",
+            " ",
+            "\0",
+            "é",
+            "ééé-ééé",
+            "mon é",
+            "-",
+            "--",
+            ":",
+            ":=",
+            "=",
+            "\"",
+            "'",
+            "\\",
+            "mon 0:00-",
+            "mon -00:00",
+            "mon 00:00--01:00",
+            "* 99999999999999999999:00-01:00",
+            "Attr = \"é\\",
+            "Ä := ö",
+            "1.",
+            ".",
+            "k",
+            "0x",
+            "🙂 = 🙂",
+            "a:=:=b",
+            "mon-",
+        ];
+        let d = dict();
+        for w in WEIRD {
+            if let Ok(item) = parse_item(w) {
+                let _ = d.check(&item, List::Reply);
+            }
+            let _ = Dictionary::default().parse_str(w, "t", Path::new("/nonexistent"));
+        }
+        // Unicode names are not attribute names.
+        assert!(parse_item("Ä := ö").is_err());
+    }
 }
