@@ -3,6 +3,8 @@
 //! attributes) kept in the module's store and assigned to users; every field can
 //! also come from the request's control list (users, radcheck, LDAP, unlang), which
 //! wins per field. Pure: nothing here knows about C or SQL.
+pub mod curves;
+pub mod dictionary;
 pub mod fields;
 pub mod login;
 pub mod policy;

@@ -12,7 +12,9 @@
 //!   instant after the gap (03:00 CEST);
 //! - an ambiguous local time (fall back) is the **earlier** instant, the first time the
 //!   clock reads it, unless that instant is already past (we are in the repeated hour),
-//!   then the later one: "the next time the wall clock shows it".
+//!   then the later one: "the next time the wall clock shows it";
+//! - a window wholly inside a gap does not open that night, and a window whose end moved
+//!   to the gap's end runs on if the next window is open at that instant.
 
 use std::fmt;
 use std::str::FromStr;
@@ -242,27 +244,59 @@ impl fmt::Display for Schedule {
 
 /// Open or closed at `now_unix`, windows read in the wall clock of `tz`.
 pub fn evaluate(s: &Schedule, now_unix: i64, tz: Tz) -> Verdict {
-    let Some(now) = DateTime::from_timestamp(now_unix, 0) else {
-        return Verdict::Closed { next_open: None };
-    };
-    // Not `naive_local()`: it panics at the edge of chrono's range.
-    let offset = tz.offset_from_utc_datetime(&now.naive_utc()).fix();
-    let Some(local) = now.naive_utc().checked_add_offset(offset) else {
+    let Some(local) = local_at(now_unix, tz) else {
         return Verdict::Closed { next_open: None };
     };
     match s.window_at(local) {
         Some(OpenWindow { end: None }) => Verdict::Open { seconds_left: None },
         Some(OpenWindow { end: Some(end) }) => {
-            let seconds_left =
-                resolve_local(tz, end, now_unix).map(|t| t.saturating_sub(now_unix).max(0) as u64);
+            let mut end_ts = resolve_local(tz, end, now_unix);
+            // An end moved to the end of a spring-forward gap can land inside the next
+            // window (00:00-02:30 and 02:45-03:15 both reach 03:00): the real window
+            // goes on. Bounded: each step moves the end forward.
+            for _ in 0..8 {
+                let Some(t) = end_ts else { break };
+                match local_at(t, tz).and_then(|l| s.window_at(l)) {
+                    Some(OpenWindow { end: None }) => return Verdict::Open { seconds_left: None },
+                    Some(OpenWindow { end: Some(e) }) => match resolve_local(tz, e, t) {
+                        Some(next) if next > t => end_ts = Some(next),
+                        _ => break,
+                    },
+                    None => break,
+                }
+            }
+            let seconds_left = end_ts.map(|t| t.saturating_sub(now_unix).max(0) as u64);
             Verdict::Open { seconds_left }
         }
-        None => Verdict::Closed {
-            next_open: s
-                .next_open_after(local)
-                .and_then(|t| resolve_local(tz, t, now_unix)),
-        },
+        None => {
+            // A window lying wholly in a spring-forward gap does not open that night:
+            // its start resolves to an instant after it; look for the next one then.
+            let mut from = local;
+            for _ in 0..16 {
+                let Some(start) = s.next_open_after(from) else {
+                    break;
+                };
+                let Some(ts) = resolve_local(tz, start, now_unix) else {
+                    break;
+                };
+                if local_at(ts, tz).and_then(|l| s.window_at(l)).is_some() {
+                    return Verdict::Closed {
+                        next_open: Some(ts),
+                    };
+                }
+                from = start;
+            }
+            Verdict::Closed { next_open: None }
+        }
     }
+}
+
+/// Wall-clock time of a unix time in `tz`. Not `naive_local()`: it panics at the edge
+/// of chrono's range.
+fn local_at(unix: i64, tz: Tz) -> Option<NaiveDateTime> {
+    let utc = DateTime::from_timestamp(unix, 0)?.naive_utc();
+    let offset = tz.offset_from_utc_datetime(&utc).fix();
+    utc.checked_add_offset(offset)
 }
 
 /// Unix time of a local wall-clock time in `tz`:
@@ -706,6 +740,13 @@ mod tests {
                 Some("2026-10-25T00:30:00Z"),
             ),
             ("none", Berlin, "2026-03-06 19:00", None),
+            // 02:10-02:40 lies wholly in the gap on 2026-03-29: next is Monday's 02:10 CEST.
+            (
+                "* 02:10-02:40",
+                Berlin,
+                "2026-03-29 01:00",
+                Some("2026-03-30T00:10:00Z"),
+            ),
         ];
         for (text, tz, now, want) in cases {
             let s = Schedule::parse(text).unwrap();
@@ -731,6 +772,86 @@ mod tests {
         ] {
             let _ = evaluate(&s, t, Berlin);
             let _ = evaluate(&Schedule::always(), t, New_York);
+        }
+    }
+
+    #[test]
+    fn odd_input_is_an_error_not_a_panic() {
+        const WEIRD: &[&str] = &[
+            "",
+            " ",
+            "\0",
+            "é",
+            "ééé-ééé",
+            "mon é",
+            "-",
+            "--",
+            ":",
+            ":=",
+            "=",
+            "\"",
+            "'",
+            "\\",
+            "mon 0:00-",
+            "mon -00:00",
+            "mon 00:00--01:00",
+            "* 99999999999999999999:00-01:00",
+            "Attr = \"é\\",
+            "Ä := ö",
+            "1.",
+            ".",
+            "k",
+            "0x",
+            "🙂 = 🙂",
+            "a:=:=b",
+            "mon-",
+        ];
+        for w in WEIRD {
+            assert!(Schedule::parse(w).is_err() || *w == "none", "{w:?}");
+        }
+    }
+
+    #[test]
+    fn verdicts_are_sane_across_dst_nights() {
+        // Windows that start and end inside the gap and the repeated hour.
+        let s = Schedule::parse("* 01:30-02:30,02:45-03:15; sat 23:00-02:15").unwrap();
+        let nights: &[(Tz, &str)] = &[
+            (Berlin, "2026-03-28T12:00:00Z"),
+            (Berlin, "2026-10-24T12:00:00Z"),
+            (New_York, "2026-03-07T12:00:00Z"),
+            (New_York, "2026-10-31T12:00:00Z"),
+        ];
+        for (tz, from) in nights {
+            let start = DateTime::parse_from_rfc3339(from).unwrap().timestamp();
+            for now in (start..start + 36 * 3600).step_by(300) {
+                match evaluate(&s, now, *tz) {
+                    Verdict::Open {
+                        seconds_left: Some(left),
+                    } => {
+                        assert!((1..=6 * 3600).contains(&left), "{tz} {now}: {left}");
+                        // Just before the end it is still open, at the end it is not.
+                        let end = now + left as i64;
+                        assert!(
+                            matches!(evaluate(&s, end - 1, *tz), Verdict::Open { .. }),
+                            "{tz} {now}"
+                        );
+                        assert!(
+                            matches!(evaluate(&s, end, *tz), Verdict::Closed { .. }),
+                            "{tz} {now} end {end}"
+                        );
+                    }
+                    Verdict::Closed {
+                        next_open: Some(next),
+                    } => {
+                        assert!(next > now && next - now <= 24 * 3600, "{tz} {now}: {next}");
+                        assert!(
+                            matches!(evaluate(&s, next, *tz), Verdict::Open { .. }),
+                            "{tz} {now} next {next}"
+                        );
+                    }
+                    other => panic!("{tz} {now}: {other:?}"),
+                }
+            }
         }
     }
 }
