@@ -326,3 +326,22 @@ mod tests {
         assert_eq!(user.get(Field::RateUp), Some("512k"));
     }
 }
+
+#[cfg(test)]
+mod dictionary_tests {
+    #[test]
+    fn dictionary_rust_defines_every_policy_attribute_as_a_string() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/freeradius-config/dictionary.rust");
+        let dict = std::fs::read_to_string(path).unwrap();
+        for d in super::FIELDS {
+            assert!(
+                dict.lines().any(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.len() >= 4 && f[0] == "ATTRIBUTE" && f[1] == d.attribute && f[3] == "string"
+                }),
+                "{} missing from dictionary.rust or not a string",
+                d.attribute
+            );
+        }
+    }
+}
