@@ -143,7 +143,7 @@ fn add_show_list_set_unset_remove() {
             "--reply",
             "Filter-Id := gold2",
             "--check",
-            "Called-Station-Id =~ ^hotspot",
+            "Called-Station-Id == hotspot-1",
             "--description",
             "",
         ],
@@ -198,7 +198,38 @@ fn bad_values_name_the_field() {
     }
     fails_with(
         &rlm(&db, &["policy", "add", "p", "--check", "Filter-Id gold"]),
-        "Attribute op value",
+        "Filter-Id",
+    );
+    // Checked against the freeRADIUS dictionaries: a misspelt attribute, a value
+    // of the wrong type.
+    fails_with(
+        &rlm(
+            &db,
+            &["policy", "add", "p", "--reply", "Filter-Idd := gold"],
+        ),
+        "Filter-Idd",
+    );
+    fails_with(
+        &rlm(
+            &db,
+            &["policy", "add", "p", "--reply", "Session-Timeout := soon"],
+        ),
+        "soon",
+    );
+    fails_with(
+        &rlm(
+            &db,
+            &[
+                "policy",
+                "add",
+                "p",
+                "--reply",
+                "Filter-Id := x",
+                "--dictionary",
+                "/nonexistent",
+            ],
+        ),
+        "--dictionary",
     );
     fails_with(&rlm(&db, &["policy", "add", " p"]), "invalid policy name");
     // Nothing was saved.

@@ -10,8 +10,9 @@ use super::capping::{json_out, open_writer};
 use super::format::{cell, local_time, rfc3339, table, Align};
 use super::{open_reader, Cli, CliError};
 use crate::periods;
+use crate::policies::dictionary::Dictionary;
 use crate::policies::fields::lookup;
-use crate::policies::validate::parse_custom_attr;
+use crate::policies::validate::{check_dictionary, parse_custom_attr};
 use crate::policies::{validate_def, ValueKind, FIELDS};
 use crate::store::{CustomAttrRow, PolicyDef, PolicyStats, Reader};
 
@@ -52,6 +53,10 @@ pub struct DefArgs {
     /// A custom reply attribute, e.g. 'Filter-Id := gold' (repeatable).
     #[arg(long, value_name = "'ATTR OP VALUE'")]
     pub reply: Vec<String>,
+    /// The freeRADIUS dictionary custom attributes are checked against (default: the
+    /// server's, /usr/share/freeradius/dictionary then /etc/freeradius/3.0/dictionary).
+    #[arg(long, value_name = "PATH")]
+    pub dictionary: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -257,7 +262,7 @@ pub fn run_policy(cli: &Cli, cmd: &PolicyCommand, tz: Tz) -> Result<String, CliE
                 reply: attrs(&a.def.reply)?,
             };
             sort_fields(&mut def);
-            validate_def(&def).map_err(CliError::Input)?;
+            validate(&def, &a.def)?;
             store.policy_put(def)?;
             show(cli, &store, &a.name, tz, "added ")
         }
@@ -290,7 +295,7 @@ pub fn run_policy(cli: &Cli, cmd: &PolicyCommand, tz: Tz) -> Result<String, CliE
             }
             def.check.extend(attrs(&a.def.check)?);
             def.reply.extend(attrs(&a.def.reply)?);
-            validate_def(&def).map_err(CliError::Input)?;
+            validate(&def, &a.def)?;
             store.policy_put(def)?;
             show(cli, &store, &a.name, tz, "changed ")
         }
@@ -305,6 +310,26 @@ pub fn run_policy(cli: &Cli, cmd: &PolicyCommand, tz: Tz) -> Result<String, CliE
             Ok(format!("removed policy {}\n", cell(&a.name)))
         }
     }
+}
+
+/// The definition's own rules, then its custom attributes against the freeRADIUS
+/// dictionaries (a misspelt attribute or a value of the wrong type is refused).
+fn validate(def: &PolicyDef, args: &DefArgs) -> Result<(), CliError> {
+    validate_def(def).map_err(CliError::Input)?;
+    if def.check.is_empty() && def.reply.is_empty() {
+        return Ok(());
+    }
+    let dict = match &args.dictionary {
+        Some(p) => Dictionary::load(p),
+        None => Dictionary::system(),
+    }
+    .map_err(|e| {
+        CliError::Input(format!(
+            "cannot read the freeRADIUS dictionary to check custom attributes: {e} \
+             (give one with --dictionary PATH)"
+        ))
+    })?;
+    check_dictionary(def, &dict).map_err(CliError::Input)
 }
 
 fn no_policy(name: &str) -> CliError {

@@ -158,11 +158,13 @@ pub enum Op {
     Le,       // <=
     Match,    // =~
     NotMatch, // !~
+    Present,  // =*
+    Absent,   // !*
 }
 
 impl Op {
     /// Longest first, so `:=` is not read as `:` + `=`.
-    const TABLE: [(&'static str, Op); 11] = [
+    const TABLE: [(&'static str, Op); 13] = [
         (":=", Op::Assign),
         ("+=", Op::Add),
         ("==", Op::Eq),
@@ -171,10 +173,16 @@ impl Op {
         ("<=", Op::Le),
         ("=~", Op::Match),
         ("!~", Op::NotMatch),
+        ("=*", Op::Present),
+        ("!*", Op::Absent),
         ("=", Op::Set),
         (">", Op::Gt),
         ("<", Op::Lt),
     ];
+
+    pub fn parse(s: &str) -> Option<Op> {
+        Op::TABLE.iter().find(|(t, _)| *t == s).map(|(_, o)| *o)
+    }
 
     pub fn as_str(self) -> &'static str {
         Op::TABLE
@@ -476,8 +484,9 @@ impl Dictionary {
                 op: item.op.as_str().to_string(),
             });
         }
-        // A regular expression is not a value of the attribute's type.
-        if matches!(item.op, Op::Match | Op::NotMatch) {
+        // A regular expression is not a value of the attribute's type; presence
+        // tests have none.
+        if matches!(item.op, Op::Match | Op::NotMatch | Op::Present | Op::Absent) {
             return Ok(());
         }
         if let AttrType::Structural(kind) = &def.kind {

@@ -1,17 +1,10 @@
 //! Checks on a stored policy definition before it is saved (CLI and store).
 
+use super::dictionary::{parse_item, CustomAttr as DictItem, Dictionary, List, Op};
 use super::fields::{lookup, RawPolicy, ValueKind};
-use super::login::CHECK_OPS;
+use super::login::{CHECK_OPS, REPLY_OPS};
 use super::policy::{CustomAttr, Policy};
 use crate::store::{CustomAttrRow, PolicyDef};
-
-/// Operators of check items (as in the users file and radcheck), longest first so
-/// a prefix match never reads `:=` as `=`.
-pub const CHECK_OPERATORS: &[&str] = &[
-    ":=", "==", "+=", "!=", ">=", "<=", "=~", "!~", "=*", "!*", ">", "<", "=",
-];
-/// Operators of reply items.
-pub const REPLY_OPERATORS: &[&str] = &[":=", "+=", "="];
 
 fn attribute_name_ok(a: &str) -> bool {
     !a.is_empty()
@@ -19,31 +12,42 @@ fn attribute_name_ok(a: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// `Attr op value` (spaces around the operator optional; a value in double quotes
-/// is taken without them) as a custom attribute row.
+/// `Attr op value` (spaces around the operator optional; a quoted value unquoted)
+/// as a custom attribute row.
 pub fn parse_custom_attr(s: &str) -> Result<CustomAttrRow, String> {
-    let t = s.trim();
-    let end = t
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-        .unwrap_or(t.len());
-    let (attribute, rest) = t.split_at(end);
-    let rest = rest.trim_start();
-    let Some(op) = CHECK_OPERATORS.iter().find(|op| rest.starts_with(**op)) else {
-        return Err(format!(
-            "custom attribute {s:?}: expected `Attribute op value` with op one of {}",
-            CHECK_OPERATORS.join(" ")
-        ));
-    };
-    let value = rest[op.len()..].trim();
-    let value = value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value);
+    let item = parse_item(s).map_err(|e| format!("custom attribute {s:?}: {e}"))?;
     Ok(CustomAttrRow {
-        attribute: attribute.to_string(),
-        op: op.to_string(),
-        value: value.to_string(),
+        attribute: item.name,
+        op: item.op.as_str().to_string(),
+        value: item.value,
     })
+}
+
+/// Every custom attribute known to the freeRADIUS dictionaries, with a value of
+/// its type and an operator its list allows (the CLI checks this before saving).
+pub fn check_dictionary(def: &PolicyDef, dict: &Dictionary) -> Result<(), String> {
+    for (list, rows, which) in [
+        (List::Check, &def.check, "check"),
+        (List::Reply, &def.reply, "reply"),
+    ] {
+        for r in rows {
+            let item = DictItem {
+                name: r.attribute.clone(),
+                op: Op::parse(&r.op).ok_or_else(|| {
+                    format!("{which} attribute {}: operator {:?}", r.attribute, r.op)
+                })?,
+                value: r.value.clone(),
+                quoted: false,
+            };
+            dict.check(&item, list).map_err(|e| {
+                format!(
+                    "{which} attribute `{} {} {:?}`: {e}",
+                    r.attribute, r.op, r.value
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn check_attr(list: &str, a: &CustomAttrRow, ops: &[&str]) -> Result<(), String> {
@@ -125,7 +129,7 @@ pub fn validate_def(def: &PolicyDef) -> Result<(), String> {
         check_attr("check", a, CHECK_OPS)?;
     }
     for a in &def.reply {
-        check_attr("reply", a, REPLY_OPERATORS)?;
+        check_attr("reply", a, REPLY_OPS)?;
     }
     let (raw, check, reply) = parts(def);
     Policy::parse(&raw, check, reply)
@@ -192,6 +196,41 @@ mod tests {
     }
 
     #[test]
+    fn custom_attributes_are_checked_against_the_dictionary() {
+        let mut dict = Dictionary::default();
+        dict.parse_str(
+            "ATTRIBUTE Filter-Id 11 string\nATTRIBUTE NAS-Port 5 integer\n\
+             ATTRIBUTE Framed-IP-Address 8 ipaddr\n",
+            "test",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let with = |check: &[&str], reply: &[&str]| {
+            let mut d = def(&[]);
+            d.check = check
+                .iter()
+                .map(|c| parse_custom_attr(c).unwrap())
+                .collect();
+            d.reply = reply
+                .iter()
+                .map(|c| parse_custom_attr(c).unwrap())
+                .collect();
+            check_dictionary(&d, &dict)
+        };
+        assert!(with(
+            &["NAS-Port < 100", "Filter-Id =* ANY"],
+            &["Filter-Id := gold"]
+        )
+        .is_ok());
+        let e = with(&[], &["Filter-Idd := gold"]).unwrap_err();
+        assert!(e.contains("Filter-Idd"), "{e}");
+        let e = with(&["NAS-Port == seven"], &[]).unwrap_err();
+        assert!(e.contains("NAS-Port") && e.contains("seven"), "{e}");
+        let e = with(&[], &["Framed-IP-Address := 10.0.0.300"]).unwrap_err();
+        assert!(e.contains("10.0.0.300"), "{e}");
+    }
+
+    #[test]
     fn custom_attributes_parse_and_check() {
         let a = parse_custom_attr("Reply-Message := \"hello world\"").unwrap();
         assert_eq!(
@@ -213,7 +252,6 @@ mod tests {
         d.check
             .push(parse_custom_attr("NAS-Port-Type == Ethernet").unwrap());
         assert!(validate_def(&d).is_ok());
-        d.check.push(parse_custom_attr("= x").unwrap());
-        assert!(validate_def(&d).is_err());
+        assert!(parse_custom_attr("= x").is_err(), "no attribute name");
     }
 }
