@@ -400,7 +400,7 @@ unsafe extern "C" fn mod_post_auth(
             .ipv4(std_attr::NAS_IP_ADDRESS, 0)
             .map(|ip| ip.to_string())
             .or_else(|| req.src_ip().map(|ip| ip.to_string()));
-        let request_value = |name: &str| attrs.text_by_name(name);
+        let request_value = |name: &str| attrs.server_text_by_name(name);
         let policy = control_policy(req);
         let login = Login {
             user: &user,

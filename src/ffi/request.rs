@@ -321,6 +321,22 @@ impl<'a> Pair<'a> {
         }
     }
 
+    /// The value as the server prints it: integers with a VALUE name by that name
+    /// (`Wireless-802.11`, not 19), strings unquoted. For comparing with what an
+    /// operator wrote.
+    pub fn server_text(&self) -> Option<String> {
+        let mut buf = vec![0u8; 1024];
+        // SAFETY: the buffer is writable for its length; the server NUL-terminates
+        // and truncates (returning the length it needed); quote 0 = no quoting.
+        let n = unsafe { sys::vp_prints_value(buf.as_mut_ptr().cast(), buf.len(), self.vp, 0) };
+        if n >= buf.len() {
+            // Longer than any check value: compare what the raw form says.
+            return self.as_text();
+        }
+        buf.truncate(n);
+        Some(crate::names::decode(&buf))
+    }
+
     /// The value as text, whatever its type (what an operator wrote in `users` or SQL).
     pub fn as_text(&self) -> Option<String> {
         if let Some(b) = self.as_bytes() {
@@ -345,6 +361,14 @@ impl ListView<'_> {
         self.request
             .pairs(self.list)
             .find(|p| p.attr() == attr && p.vendor() == vendor)
+    }
+
+    /// The first instance of the attribute called `name`, as the server prints it.
+    pub fn server_text_by_name(&self, name: &str) -> Option<String> {
+        self.request
+            .pairs(self.list)
+            .find(|p| p.name().eq_ignore_ascii_case(name))?
+            .server_text()
     }
 
     /// The smallest value of every instance of an integer attribute (a list from
