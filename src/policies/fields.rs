@@ -348,3 +348,19 @@ mod dictionary_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    #[test]
+    fn the_readme_documents_every_field() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        for d in super::FIELDS {
+            assert!(
+                readme.contains(&format!("| `{}` | `{}` |", d.name, d.attribute)),
+                "README's policy table lacks {}",
+                d.name
+            );
+        }
+    }
+}
