@@ -58,9 +58,14 @@ impl PolicyEnforcer {
     /// post-auth: decides for an authenticated user. A user without a policy in the
     /// store or the control list costs one indexed read.
     pub fn post_auth(&self, l: &Login<'_>) -> Result<Verdict, PolicyCheckError> {
-        let view =
+        // Control-list fields alone need the counts too (one read transaction).
+        let view = if l.control.is_empty() {
             self.store
-                .login_policy(l.user, l.calling_station_id, l.now, self.stale_after)?;
+                .login_policy(l.user, l.calling_station_id, l.now, self.stale_after)?
+        } else {
+            self.store
+                .login_counts(l.user, l.calling_station_id, l.now, self.stale_after)?
+        };
         let (mut raw, check, reply) = match &view.policy {
             Some(def) => parts(def),
             None => (RawPolicy::new(), Vec::new(), Vec::new()),

@@ -38,6 +38,7 @@ fn rejected_with(r: &Reply, message: &str) -> bool {
 fn a_policy_sets_the_reply_and_limits_sessions_and_devices() {
     let s = Server::start(Options {
         users: "pol\tCleartext-Password := \"pw\"\n\
+                solo\tCleartext-Password := \"pw\", Rust-Policy-Concurrent-Connections := \"1\"\n\
                 short\tCleartext-Password := \"pw\"\n\t\tSession-Timeout := 100\n\
                 mine\tCleartext-Password := \"pw\", Rust-Policy-Session-Timeout := \"10\"\n"
             .into(),
@@ -125,6 +126,16 @@ fn a_policy_sets_the_reply_and_limits_sessions_and_devices() {
     );
     assert!(s.acct(&acct_attrs("Stop", "pol", "p1", nas, 5, 5, 30)).ok);
     assert!(accepted(&login(&s, "pol", a)));
+
+    // The same from the control list alone, with no policy assigned.
+    assert!(accepted(&login(&s, "solo", a)));
+    assert!(s.acct(&acct_attrs("Start", "solo", "s1", nas, 0, 0, 0)).ok);
+    let r = login(&s, "solo", a);
+    assert!(
+        rejected_with(&r, "Too many concurrent connections"),
+        "{}",
+        r.output
+    );
 
     // Two devices: a second one is fine, a third is refused, the first still works.
     let b = ", Calling-Station-Id = \"02:00:00:00:00:0b\"";
