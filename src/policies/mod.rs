@@ -15,3 +15,35 @@ pub mod validate;
 pub use fields::{Field, FieldDef, RawPolicy, ValueKind, FIELDS};
 pub use policy::{CustomAttr, Policy, PolicyError};
 pub use validate::{parts, validate_def};
+
+/// Odd operator input every parser here must refuse or take without panicking.
+#[cfg(test)]
+pub(crate) const WEIRD_INPUT: &[&str] = &[
+    "",
+    " ",
+    "\0",
+    "é",
+    "ééé-ééé",
+    "mon é",
+    "-",
+    "--",
+    ":",
+    ":=",
+    "=",
+    "\"",
+    "'",
+    "\\",
+    "mon 0:00-",
+    "mon -00:00",
+    "mon 00:00--01:00",
+    "* 99999999999999999999:00-01:00",
+    "Attr = \"é\\",
+    "Ä := ö",
+    "1.",
+    ".",
+    "k",
+    "0x",
+    "🙂 = 🙂",
+    "a:=:=b",
+    "mon-",
+];
