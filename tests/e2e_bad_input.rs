@@ -477,7 +477,8 @@ fn thousands_of_random_signed_accounting_packets_keep_every_invariant() {
         let out = std::process::Command::new(target_dir().join("rlm-rust"))
             .arg("--db")
             .arg(&server.db)
-            .args(["--json", "usage"])
+            // `--`: a fuzzed name may start with `-`.
+            .args(["--json", "usage", "--"])
             .arg(std::ffi::OsStr::from_bytes(name))
             .output()
             .unwrap();
