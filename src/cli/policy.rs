@@ -91,6 +91,7 @@ fn value_name(kind: ValueKind) -> &'static str {
         ValueKind::Rate => "RATE",
         ValueKind::Schedule => "SCHEDULE",
         ValueKind::Text => "TEXT",
+        ValueKind::Choice(_) => "WORD",
     }
 }
 
