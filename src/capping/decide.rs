@@ -711,6 +711,9 @@ pub enum AcctAction {
     None,
     Disconnect { reason: String },
     Report { reason: String },
+    /// The user's policy throttles or redirects instead of disconnecting: a CoA is
+    /// queued (see `store::modulation`).
+    Change { reason: String },
 }
 
 /// Accounting: on Start / Interim-Update with the user exhausted (usage, including
