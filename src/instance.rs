@@ -114,6 +114,19 @@ impl Instance {
                 Arc::clone(&stopping),
             )));
         }
+        // Before the disconnect queue: a CoA that fails queues a disconnect, sent in the
+        // same tick.
+        jobs.push(Box::new(crate::rate_coa::RateCoa::new(
+            crate::rate_coa::RateCoaConfig {
+                db: config.db.clone(),
+                tz: config.timezone,
+                timeout: Duration::from_secs(config.dm_timeout),
+                retries: config.dm_retries,
+                batch: config.disconnect_batch,
+            },
+            secrets.clone(),
+            Arc::clone(&stopping),
+        )));
         // Always drained: capping queues jobs too, and jobs from before a restart remain.
         let worker = WorkerConfig {
             dm_timeout: Duration::from_secs(config.dm_timeout),

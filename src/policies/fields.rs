@@ -492,7 +492,10 @@ mod tests {
 mod dictionary_tests {
     #[test]
     fn dictionary_rust_defines_every_policy_attribute_as_a_string() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/freeradius-config/dictionary.rust");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/freeradius-config/dictionary.rust"
+        );
         let dict = std::fs::read_to_string(path).unwrap();
         for d in super::FIELDS {
             assert!(

@@ -595,7 +595,10 @@ mod tests {
             ("redirect-address-list", "expired"),
         ]);
         let g = grant(decide(&redirect, &over));
-        assert_eq!(attr(&g, "Mikrotik-Address-List").as_deref(), Some("expired"));
+        assert_eq!(
+            attr(&g, "Mikrotik-Address-List").as_deref(),
+            Some("expired")
+        );
         assert_eq!(attr(&g, "Mikrotik-Rate-Limit").as_deref(), Some("0/10M"));
         assert!(g.throttled);
         // A policy refusal still refuses an exhausted user.

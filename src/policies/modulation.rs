@@ -74,9 +74,10 @@ impl OnExhausted {
     pub fn attributes(&self) -> Option<(Option<String>, Option<String>)> {
         match self {
             OnExhausted::Disconnect => None,
-            OnExhausted::Throttle { down, up } => {
-                Some((Some(mikrotik_rate_limit(*down, *up, None, None, None)), None))
-            }
+            OnExhausted::Throttle { down, up } => Some((
+                Some(mikrotik_rate_limit(*down, *up, None, None, None)),
+                None,
+            )),
             OnExhausted::Redirect { address_list } => Some((None, Some(address_list.clone()))),
         }
     }
@@ -145,12 +146,13 @@ impl Modulation {
 
     /// Sums the hour buckets `(hour start, down, up)` that count.
     pub fn sum_hours(&self, rows: &[(i64, u64, u64)], tz: Tz) -> Traffic {
-        rows.iter()
-            .filter(|(h, _, _)| self.counts(*h, tz))
-            .fold(Traffic::default(), |t, (_, d, u)| Traffic {
+        rows.iter().filter(|(h, _, _)| self.counts(*h, tz)).fold(
+            Traffic::default(),
+            |t, (_, d, u)| Traffic {
                 down: t.down.saturating_add(*d),
                 up: t.up.saturating_add(*u),
-            })
+            },
+        )
     }
 
     /// (used, max) driving the download and the upload rate.
@@ -188,11 +190,7 @@ fn direction(curve: Curve, max: u64, min: u64, (used, max_traffic): (u64, u64)) 
     if max == 0 {
         return 0;
     }
-    curves::step(
-        curves::rate(curve, max, min, used, max_traffic),
-        min,
-        max,
-    )
+    curves::step(curves::rate(curve, max, min, used, max_traffic), min, max)
 }
 
 fn factor(rate: u64, max: u64) -> f64 {
@@ -276,10 +274,7 @@ mod tests {
     }
 
     fn total(bytes: u64) -> Traffic {
-        Traffic {
-            down: bytes,
-            up: 0,
-        }
+        Traffic { down: bytes, up: 0 }
     }
 
     #[test]
@@ -348,7 +343,10 @@ mod tests {
         // Inactive: the full rate, whatever the traffic; the NAS's zone decides.
         let p = with(
             "linear",
-            &[("modulation-activate", "8"), ("modulation-deactivate", "20")],
+            &[
+                ("modulation-activate", "8"),
+                ("modulation-deactivate", "20"),
+            ],
         );
         let full = rates(&p, total(1000 * MB), NOON - 5 * 3600, chrono_tz::UTC).unwrap();
         assert_eq!((full.down, full.modulated), (10_000_000, false), "07:00");

@@ -260,7 +260,13 @@ fn modulation(raw: &RawPolicy, p: &Policy) -> Result<Option<Modulation>, PolicyE
                 ))
             }
         },
-        None => return Err(error(Field::ModulationPeriod, "", "required with modulation")),
+        None => {
+            return Err(error(
+                Field::ModulationPeriod,
+                "",
+                "required with modulation",
+            ))
+        }
     };
     let traffic = match word(raw, Field::ModulationTraffic).as_deref() {
         Some("total") => TrafficKind::Total,
@@ -294,7 +300,10 @@ fn modulation(raw: &RawPolicy, p: &Policy) -> Result<Option<Modulation>, PolicyE
             ));
         }
     }
-    let rate = |f: Field| raw.get(f).and_then(|v| super::rates::parse_rate(v.trim()).ok());
+    let rate = |f: Field| {
+        raw.get(f)
+            .and_then(|v| super::rates::parse_rate(v.trim()).ok())
+    };
     let min = |f: Field, of: Option<u64>, rate_field: Field| -> Result<u64, PolicyError> {
         let Some(max) = of else { return Ok(0) };
         match rate(f) {
@@ -333,7 +342,10 @@ fn modulation(raw: &RawPolicy, p: &Policy) -> Result<Option<Modulation>, PolicyE
 
 fn on_exhausted(raw: &RawPolicy) -> Result<OnExhausted, PolicyError> {
     let given = |f: Field| raw.get(f).unwrap_or("");
-    let rate = |f: Field| raw.get(f).and_then(|v| super::rates::parse_rate(v.trim()).ok());
+    let rate = |f: Field| {
+        raw.get(f)
+            .and_then(|v| super::rates::parse_rate(v.trim()).ok())
+    };
     let what = word(raw, Field::OnExhausted);
     let stray = |fields: &[Field], why: &str| -> Result<(), PolicyError> {
         match fields.iter().find(|f| raw.get(**f).is_some()) {
@@ -349,7 +361,11 @@ fn on_exhausted(raw: &RawPolicy) -> Result<OnExhausted, PolicyError> {
             let mut r = [0u64; 2];
             for (i, f) in throttle.iter().enumerate() {
                 r[i] = rate(*f).filter(|&v| v > 0).ok_or_else(|| {
-                    error(*f, given(*f), "required (above 0) with on-exhausted throttle")
+                    error(
+                        *f,
+                        given(*f),
+                        "required (above 0) with on-exhausted throttle",
+                    )
                 })?;
             }
             Ok(OnExhausted::Throttle {
@@ -474,7 +490,10 @@ mod tests {
             (&[("modulation", "steep")], "modulation"),
             (&[("modulation", "linear")], "modulation"),
             (&[("modulation-hours", "3")], "modulation-hours"),
-            (&[("rate-down", "10M"), ("modulation", "linear")], "modulation-period"),
+            (
+                &[("rate-down", "10M"), ("modulation", "linear")],
+                "modulation-period",
+            ),
             (
                 &[
                     ("rate-down", "10M"),
@@ -572,7 +591,10 @@ mod tests {
                 ],
                 "redirect-address-list",
             ),
-            (&[("modulation-ignore-inactive", "maybe")], "modulation-ignore-inactive"),
+            (
+                &[("modulation-ignore-inactive", "maybe")],
+                "modulation-ignore-inactive",
+            ),
         ];
         for (pairs, field) in cases {
             let e = Policy::parse(&raw(pairs), vec![], vec![]).unwrap_err();

@@ -724,7 +724,11 @@ impl Reader {
 
     /// The user's hour buckets `(hour start, down, up)` from `since` on (kept only
     /// for users whose stored policy modulates).
-    pub fn hour_usage(&self, username: &str, since: i64) -> Result<Vec<(i64, u64, u64)>, StoreError> {
+    pub fn hour_usage(
+        &self,
+        username: &str,
+        since: i64,
+    ) -> Result<Vec<(i64, u64, u64)>, StoreError> {
         self.pool
             .with(|c| modulation::hour_usage(c, username, since))
     }

@@ -114,7 +114,13 @@ pub(crate) fn record_login_rate(
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (username, nas_ip) DO UPDATE SET \
          rate_limit = excluded.rate_limit, throttled = excluded.throttled, at = excluded.at",
     )?
-    .execute(params![Name::new(username), nas_ip, rate_limit, throttled, now])?;
+    .execute(params![
+        Name::new(username),
+        nas_ip,
+        rate_limit,
+        throttled,
+        now
+    ])?;
     Ok(())
 }
 
@@ -238,7 +244,8 @@ pub(crate) fn enqueue_coa(
 }
 
 pub(crate) fn coa_list(conn: &Connection) -> Result<Vec<CoaJob>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COA_COLUMNS} FROM coa_queue ORDER BY id"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {COA_COLUMNS} FROM coa_queue ORDER BY id"))?;
     let rows = stmt.query_map([], coa_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
