@@ -52,6 +52,9 @@ pub struct Answer {
     pub control: Vec<(&'static str, String)>,
     /// (attribute, value, operator `=`, `:=` or `+=`): a policy's custom reply items.
     pub extra: Vec<(String, String, String)>,
+    /// post-auth: rejected because the capping allowance is used up (a policy may
+    /// throttle or redirect instead).
+    pub exhausted: bool,
 }
 
 impl Answer {
@@ -62,6 +65,7 @@ impl Answer {
             reply: Vec::new(),
             control: Vec::new(),
             extra: Vec::new(),
+            exhausted: false,
         }
     }
 }
@@ -472,6 +476,7 @@ impl Enforcer {
                     reply,
                     control: Vec::new(),
                     extra: Vec::new(),
+                    exhausted: c.decision.is_exhausted(),
                 }
             }
             Err(CheckError::Limits(e)) => {
@@ -481,6 +486,7 @@ impl Enforcer {
                     reply: vec![("Reply-Message".into(), INVALID_LIMITS_MESSAGE.into())],
                     control: Vec::new(),
                     extra: Vec::new(),
+                    exhausted: false,
                 }
             }
             Err(e) => {

@@ -114,6 +114,19 @@ impl Instance {
                 Arc::clone(&stopping),
             )));
         }
+        // Before the disconnect queue: a CoA that fails queues a disconnect, sent in the
+        // same tick.
+        jobs.push(Box::new(crate::rate_coa::RateCoa::new(
+            crate::rate_coa::RateCoaConfig {
+                db: config.db.clone(),
+                tz: config.timezone,
+                timeout: Duration::from_secs(config.dm_timeout),
+                retries: config.dm_retries,
+                batch: config.disconnect_batch,
+            },
+            secrets.clone(),
+            Arc::clone(&stopping),
+        )));
         // Always drained: capping queues jobs too, and jobs from before a restart remain.
         let worker = WorkerConfig {
             dm_timeout: Duration::from_secs(config.dm_timeout),
@@ -211,6 +224,15 @@ impl Instance {
                         );
                     }
                     AcctAction::Disconnect { .. } => {}
+                    AcctAction::Change { reason } if outcome.coa_queued => {
+                        log::info!(
+                            "{:?} is over the limit ({reason}): session {} on {} is queued for a CoA",
+                            outcome.username,
+                            outcome.session_key,
+                            outcome.nas_ip
+                        );
+                    }
+                    AcctAction::Change { .. } => {}
                 }
                 Rcode::Ok
             }
@@ -301,10 +323,11 @@ impl Instance {
         let mut a =
             self.enforcer
                 .post_auth(request, user, control, existing_session_timeout, login.now);
-        if matches!(a.rcode, Rcode::Reject | Rcode::Fail) {
+        let exhausted = a.rcode == Rcode::Reject && a.exhausted;
+        if matches!(a.rcode, Rcode::Reject | Rcode::Fail) && !exhausted {
             return a;
         }
-        let grant = match self.policies.post_auth(login) {
+        let grant = match self.policies.post_auth(login, exhausted) {
             Ok(Verdict::None) => return a,
             Ok(Verdict::Reject(message)) => {
                 let mut r = Answer::rcode(Rcode::Reject);
@@ -326,6 +349,9 @@ impl Instance {
             .into_iter()
             .flatten()
             .min();
+        if exhausted {
+            log::info!("{user:?}: allowance used up, let in by the policy's on-exhausted");
+        }
         a.reply.retain(|(n, _)| n != "Session-Timeout");
         if let Some(st) = st {
             a.reply.push(("Session-Timeout".into(), st.to_string()));

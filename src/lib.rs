@@ -26,6 +26,7 @@ pub mod periods;
 pub mod policies;
 pub mod policy_enforcement;
 pub mod radius;
+pub mod rate_coa;
 pub mod routeros;
 pub mod sessions;
 pub mod store;

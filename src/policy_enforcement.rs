@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 
 use crate::periods;
 use crate::policies::login::{decide, Grant, LoginDecision, LoginFacts, NasKind};
+use crate::policies::modulation::{OnExhausted, Source, Traffic};
 use crate::policies::{parts, Policy, RawPolicy};
 use crate::store::{Store, StoreError};
 
@@ -56,8 +57,10 @@ impl PolicyEnforcer {
     }
 
     /// post-auth: decides for an authenticated user. A user without a policy in the
-    /// store or the control list costs one indexed read.
-    pub fn post_auth(&self, l: &Login<'_>) -> Result<Verdict, PolicyCheckError> {
+    /// store or the control list costs one indexed read. `exhausted`: capping
+    /// rejected the user as out of allowance; only a throttle or redirect policy
+    /// lets them in then (else [`Verdict::None`]: capping's reject stands).
+    pub fn post_auth(&self, l: &Login<'_>, exhausted: bool) -> Result<Verdict, PolicyCheckError> {
         // Control-list fields alone need the counts too (one read transaction).
         let view = if l.control.is_empty() {
             self.store
@@ -84,6 +87,9 @@ impl PolicyEnforcer {
                 return Ok(Verdict::Reject(INVALID_POLICY_MESSAGE.to_string()));
             }
         };
+        if exhausted && policy.on_exhausted == OnExhausted::Disconnect {
+            return Ok(Verdict::None);
+        }
         let nas = match &l.nas_ip {
             Some(ip) => self.store.nas_get(ip)?,
             None => None,
@@ -107,6 +113,23 @@ impl PolicyEnforcer {
         } else {
             Default::default()
         };
+        let traffic = match &policy.modulation {
+            None => Traffic::default(),
+            Some(m) => match m.source(l.now, periods::month_start(l.now, nas_tz)) {
+                Source::Month => {
+                    let u = self
+                        .store
+                        .month_usage(l.user, periods::local_month(l.now, self.tz))?;
+                    Traffic {
+                        down: u.output_octets,
+                        up: u.input_octets,
+                    }
+                }
+                Source::HoursSince(since) => {
+                    m.sum_hours(&self.store.hour_usage(l.user, since)?, nas_tz)
+                }
+            },
+        };
         let facts = LoginFacts {
             now: l.now,
             nas_tz,
@@ -117,6 +140,8 @@ impl PolicyEnforcer {
             day,
             month,
             request_value: l.request_value,
+            traffic,
+            exhausted,
         };
         match decide(&policy, &facts) {
             LoginDecision::Reject { message, why } => {
@@ -131,6 +156,18 @@ impl PolicyEnforcer {
                     // Counted even if the login fails later in post-auth: the device
                     // was used with the user's credentials.
                     self.store.record_device(l.user, csid, l.now)?;
+                }
+                if let (true, Some(nas_ip)) =
+                    (policy.modulation.is_some() || g.throttled, &l.nas_ip)
+                {
+                    // The background job's baseline for this login's session.
+                    self.store.record_login_rate(
+                        l.user,
+                        nas_ip,
+                        g.rate_limit.as_deref(),
+                        g.throttled,
+                        l.now,
+                    )?;
                 }
                 Ok(Verdict::Accept(g))
             }

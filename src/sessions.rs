@@ -529,6 +529,8 @@ pub struct Outcome {
     pub attributed: Option<Attribution>,
     /// A month-boundary disconnect job was queued by this update.
     pub disconnect_queued: bool,
+    /// An exhausted-user CoA (throttle / redirect) was queued by this update.
+    pub coa_queued: bool,
     pub anomalies: Anomalies,
 }
 
@@ -545,6 +547,7 @@ impl Outcome {
             regressed: Regressed::default(),
             attributed: None,
             disconnect_queued: false,
+            coa_queued: false,
             anomalies: Anomalies::default(),
         }
     }

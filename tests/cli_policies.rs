@@ -338,3 +338,133 @@ fn user_policy_assign_show_unassign_with_raw_bytes() {
     assert!(v["policy"].is_null() && v["assigned_at"].is_null());
     stdout(&rlm(&db, &["policy", "remove", "gold"]));
 }
+
+#[test]
+fn modulation_fields_and_the_curves_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = new_db(&dir);
+    let out = rlm(
+        &db,
+        &[
+            "policy",
+            "add",
+            "mod",
+            "--rate-down",
+            "10M",
+            "--rate-up",
+            "2M",
+            "--modulation",
+            "linear",
+            "--modulation-period",
+            "hours",
+            "--modulation-hours",
+            "24",
+            "--modulation-traffic",
+            "total",
+            "--modulation-max-total",
+            "1000",
+            "--modulation-min-down",
+            "1M",
+            "--modulation-min-up",
+            "200k",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rlm(&db, &["policy", "curves", "--policy", "mod"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (pct, rate) in [
+        ("0%", "2M/10M"),
+        ("25%", "1550k/7750k"),
+        ("50%", "1100k/5500k"),
+        ("75%", "650k/3250k"),
+        ("100%", "200k/1M"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(pct) && l.ends_with(rate)),
+            "{pct} {rate}:\n{text}"
+        );
+    }
+    let svg = dir.path().join("c.svg");
+    let out = rlm(&db, &["policy", "curves", "--svg", svg.to_str().unwrap()]);
+    assert!(out.status.success());
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        chart.starts_with("<svg") && chart.contains("min-at-max"),
+        "{chart}"
+    );
+    let out = rlm(&db, &["policy", "curves"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("medium") && text.contains("25%"), "{text}");
+    // Inconsistent sets are refused, naming the field.
+    let base = [
+        "policy",
+        "add",
+        "bad",
+        "--rate-down",
+        "10M",
+        "--modulation",
+        "low",
+        "--modulation-period",
+        "month",
+    ];
+    for (extra, field) in [
+        (
+            &[
+                "--modulation-traffic",
+                "separate",
+                "--modulation-max-down",
+                "5",
+                "--modulation-min-down",
+                "1M",
+            ][..],
+            "modulation-max-up",
+        ),
+        (
+            &[
+                "--modulation-traffic",
+                "total",
+                "--modulation-max-total",
+                "10",
+                "--modulation-min-down",
+                "20M",
+            ][..],
+            "modulation-min-down",
+        ),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = rlm(&db, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(field),
+            "{field}: {err}"
+        );
+    }
+    let out = rlm(
+        &db,
+        &[
+            "policy",
+            "add",
+            "t",
+            "--on-exhausted",
+            "throttle",
+            "--throttle-rate-down",
+            "1M",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("throttle-rate-up"),
+        "{err}"
+    );
+}

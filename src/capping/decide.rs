@@ -709,8 +709,17 @@ pub enum OverLimitPolicy {
 #[serde(rename_all = "kebab-case", tag = "action")]
 pub enum AcctAction {
     None,
-    Disconnect { reason: String },
-    Report { reason: String },
+    Disconnect {
+        reason: String,
+    },
+    Report {
+        reason: String,
+    },
+    /// The user's policy throttles or redirects instead of disconnecting: a CoA is
+    /// queued (see `store::modulation`).
+    Change {
+        reason: String,
+    },
 }
 
 /// Accounting: on Start / Interim-Update with the user exhausted (usage, including

@@ -28,6 +28,19 @@ pub enum PolicyCommand {
     Set(PolicySetArgs),
     /// Delete a policy (refused while users have it).
     Remove(PolicyName),
+    /// The rate modulation curves: a table of f(x) per curve, or with --policy the
+    /// policy's rates at 0/25/50/75/100 % of its maximum traffic; --svg FILE draws them.
+    Curves(CurvesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CurvesArgs {
+    /// Write an SVG chart of the six curves to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
+    /// The rates of this policy's modulation (as when active).
+    #[arg(long, value_name = "NAME")]
+    pub policy: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +109,7 @@ fn value_name(kind: ValueKind) -> &'static str {
         ValueKind::Rate => "RATE",
         ValueKind::Schedule => "SCHEDULE",
         ValueKind::Text => "TEXT",
+        ValueKind::Choice(_) => "WORD",
     }
 }
 
@@ -299,6 +313,7 @@ pub fn run_policy(cli: &Cli, cmd: &PolicyCommand, tz: Tz) -> Result<String, CliE
             store.policy_put(def)?;
             show(cli, &store, &a.name, tz, "changed ")
         }
+        PolicyCommand::Curves(a) => curves(cli, a),
         PolicyCommand::Remove(a) => {
             let store = open_writer(cli, tz)?;
             if !store.policy_remove(&a.name)? {
@@ -330,6 +345,125 @@ fn validate(def: &PolicyDef, args: &DefArgs) -> Result<(), CliError> {
         ))
     })?;
     check_dictionary(def, &dict).map_err(CliError::Input)
+}
+
+const PERCENTS: [u64; 5] = [0, 25, 50, 75, 100];
+
+fn curves(cli: &Cli, a: &CurvesArgs) -> Result<String, CliError> {
+    use crate::policies::curves::{self, Curve};
+    use crate::policies::modulation::{rates, Traffic, TrafficKind};
+    let mut out = String::new();
+    if let Some(path) = &a.svg {
+        std::fs::write(path, curves::svg(&Curve::ALL, 800, 450))
+            .map_err(|e| CliError::Input(format!("cannot write {}: {e}", path.display())))?;
+        out.push_str(&format!("wrote {}\n", path.display()));
+    }
+    let Some(name) = &a.policy else {
+        if a.svg.is_some() && !cli.json {
+            return Ok(out);
+        }
+        // f(x) in % of the span between minimum and maximum rate.
+        let f = |c: Curve, pct: u64| curves::rate(c, 10_000, 0, pct, 100) / 100;
+        if cli.json {
+            let list: Vec<_> = Curve::ALL
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "curve": c.name(),
+                        "percent_of_span": PERCENTS.iter().map(|p| f(*c, *p)).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            return json_out(&serde_json::json!({ "traffic_percent": PERCENTS, "curves": list }));
+        }
+        let mut headers = vec![("curve", Align::Left)];
+        let labels: Vec<String> = PERCENTS.iter().map(|p| format!("{p}%")).collect();
+        headers.extend(labels.iter().map(|l| (l.as_str(), Align::Right)));
+        let rows: Vec<Vec<String>> = Curve::ALL
+            .iter()
+            .map(|c| {
+                let mut r = vec![c.name().to_string()];
+                r.extend(PERCENTS.iter().map(|p| format!("{}%", f(*c, *p))));
+                r
+            })
+            .collect();
+        out.push_str("rate between minimum (0%) and maximum (100%), by traffic used:\n");
+        out.push_str(&table(&headers, &rows));
+        return Ok(out);
+    };
+    let reader = open_reader(cli)?;
+    let def = reader.policy_get(name)?.ok_or_else(|| no_policy(name))?;
+    let (raw, check, reply) = crate::policies::parts(&def);
+    let mut p = crate::policies::Policy::parse(&raw, check, reply)
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    let Some(m) = p.modulation.as_mut() else {
+        return Err(CliError::Input(format!(
+            "policy {name:?} does not modulate (set --modulation)"
+        )));
+    };
+    // The table shows the active rates, whatever the hour.
+    (m.activate, m.deactivate) = (0, 0);
+    let m = *m;
+    let mut rows = Vec::new();
+    let mut json_rows = Vec::new();
+    for pct in PERCENTS {
+        let of = |max: u64| max / 100 * pct + max % 100 * pct / 100;
+        let t = match m.traffic {
+            TrafficKind::Total => Traffic {
+                down: of(m.max_total),
+                up: 0,
+            },
+            TrafficKind::Separate => Traffic {
+                down: of(m.max_down),
+                up: of(m.max_up),
+            },
+            TrafficKind::Down => Traffic {
+                down: of(m.max_down),
+                up: 0,
+            },
+            TrafficKind::Up => Traffic {
+                down: 0,
+                up: of(m.max_up),
+            },
+        };
+        let r = rates(&p, t, 0, chrono_tz::UTC).expect("modulation needs a rate");
+        let mb = |b: u64| (b >> 20).to_string();
+        json_rows.push(serde_json::json!({
+            "traffic_percent": pct, "down_mb": t.down >> 20, "up_mb": t.up >> 20,
+            "rate_down": r.down, "rate_up": r.up, "mikrotik_rate_limit": r.mikrotik(),
+        }));
+        rows.push(vec![
+            format!("{pct}%"),
+            mb(t.down),
+            mb(t.up),
+            crate::policies::rates::format_rate(r.down),
+            crate::policies::rates::format_rate(r.up),
+            r.mikrotik(),
+        ]);
+    }
+    if cli.json {
+        return json_out(
+            &serde_json::json!({ "policy": name, "curve": m.curve.name(), "rates": json_rows }),
+        );
+    }
+    out.push_str(&format!(
+        "policy {}: curve {}, traffic {:?}\n",
+        cell(name),
+        m.curve,
+        m.traffic
+    ));
+    out.push_str(&table(
+        &[
+            ("traffic", Align::Right),
+            ("down MB", Align::Right),
+            ("up MB", Align::Right),
+            ("rate down", Align::Right),
+            ("rate up", Align::Right),
+            ("Mikrotik-Rate-Limit", Align::Left),
+        ],
+        &rows,
+    ));
+    Ok(out)
 }
 
 fn no_policy(name: &str) -> CliError {

@@ -17,7 +17,24 @@ pub enum ValueKind {
     Schedule,
     /// Free text (an address list name).
     Text,
+    /// One of the listed words (any case).
+    Choice(&'static [&'static str]),
 }
+
+/// `modulation`: off or a curve of [`super::curves::Curve`].
+pub const MODULATION_CHOICES: &[&str] = &[
+    "off",
+    "very-low",
+    "low",
+    "linear",
+    "medium",
+    "high",
+    "min-at-max",
+];
+pub const PERIOD_CHOICES: &[&str] = &["hours", "month"];
+pub const TRAFFIC_CHOICES: &[&str] = &["total", "separate", "down", "up"];
+pub const YES_NO: &[&str] = &["yes", "no"];
+pub const ON_EXHAUSTED_CHOICES: &[&str] = &["disconnect", "throttle", "redirect"];
 
 /// One policy field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -42,6 +59,22 @@ pub enum Field {
     BurstDownTime,
     BurstUpTime,
     AddressList,
+    Modulation,
+    ModulationActivate,
+    ModulationDeactivate,
+    ModulationPeriod,
+    ModulationHours,
+    ModulationTraffic,
+    ModulationMaxTotal,
+    ModulationMaxDown,
+    ModulationMaxUp,
+    ModulationMinDown,
+    ModulationMinUp,
+    ModulationIgnoreInactive,
+    OnExhausted,
+    ThrottleRateDown,
+    ThrottleRateUp,
+    RedirectAddressList,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -231,6 +264,134 @@ pub const FIELDS: &[FieldDef] = &[
         Text,
         "",
         "Mikrotik-Address-List for the user's address",
+    ),
+    def(
+        Modulation,
+        "modulation",
+        "Rust-Policy-Modulation",
+        Choice(MODULATION_CHOICES),
+        "",
+        "rate modulation by traffic: off, very-low, low, linear, medium, high, min-at-max",
+    ),
+    def(
+        ModulationActivate,
+        "modulation-activate",
+        "Rust-Policy-Modulation-Activate",
+        Count,
+        "h",
+        "hour (0-23, NAS time) modulation starts; equal to deactivate = always",
+    ),
+    def(
+        ModulationDeactivate,
+        "modulation-deactivate",
+        "Rust-Policy-Modulation-Deactivate",
+        Count,
+        "h",
+        "hour (0-23, NAS time) modulation ends",
+    ),
+    def(
+        ModulationPeriod,
+        "modulation-period",
+        "Rust-Policy-Modulation-Period",
+        Choice(PERIOD_CHOICES),
+        "",
+        "traffic counted over: hours (the last modulation-hours) or month (the current one)",
+    ),
+    def(
+        ModulationHours,
+        "modulation-hours",
+        "Rust-Policy-Modulation-Hours",
+        Count,
+        "h",
+        "hours of traffic counted with modulation-period hours",
+    ),
+    def(
+        ModulationTraffic,
+        "modulation-traffic",
+        "Rust-Policy-Modulation-Traffic",
+        Choice(TRAFFIC_CHOICES),
+        "",
+        "traffic that counts: total (down + up), separate (each its own), down, up",
+    ),
+    def(
+        ModulationMaxTotal,
+        "modulation-max-total",
+        "Rust-Policy-Modulation-Max-Total",
+        Count,
+        "MB",
+        "down + up traffic at which the minimum rates apply (traffic total)",
+    ),
+    def(
+        ModulationMaxDown,
+        "modulation-max-down",
+        "Rust-Policy-Modulation-Max-Down",
+        Count,
+        "MB",
+        "download traffic at which the minimum applies (traffic separate, down)",
+    ),
+    def(
+        ModulationMaxUp,
+        "modulation-max-up",
+        "Rust-Policy-Modulation-Max-Up",
+        Count,
+        "MB",
+        "upload traffic at which the minimum applies (traffic separate, up)",
+    ),
+    def(
+        ModulationMinDown,
+        "modulation-min-down",
+        "Rust-Policy-Modulation-Min-Down",
+        Rate,
+        "bit/s",
+        "lowest modulated download rate",
+    ),
+    def(
+        ModulationMinUp,
+        "modulation-min-up",
+        "Rust-Policy-Modulation-Min-Up",
+        Rate,
+        "bit/s",
+        "lowest modulated upload rate",
+    ),
+    def(
+        ModulationIgnoreInactive,
+        "modulation-ignore-inactive",
+        "Rust-Policy-Modulation-Ignore-Inactive",
+        Choice(YES_NO),
+        "",
+        "yes: traffic while modulation is inactive is not counted",
+    ),
+    def(
+        OnExhausted,
+        "on-exhausted",
+        "Rust-Policy-On-Exhausted",
+        Choice(ON_EXHAUSTED_CHOICES),
+        "",
+        "capping allowance used up: disconnect (default), throttle or redirect",
+    ),
+    def(
+        ThrottleRateDown,
+        "throttle-rate-down",
+        "Rust-Policy-Throttle-Rate-Down",
+        Rate,
+        "bit/s",
+        "download rate once exhausted (on-exhausted throttle)",
+    ),
+    def(
+        ThrottleRateUp,
+        "throttle-rate-up",
+        "Rust-Policy-Throttle-Rate-Up",
+        Rate,
+        "bit/s",
+        "upload rate once exhausted (on-exhausted throttle)",
+    ),
+    def(
+        RedirectAddressList,
+        "redirect-address-list",
+        "Rust-Policy-Redirect-Address-List",
+        Text,
+        "",
+        "Mikrotik-Address-List once exhausted (on-exhausted redirect)",
     ),
 ];
 

@@ -3,8 +3,9 @@
 
 use chrono_tz::Tz;
 
+use super::modulation::{self, OnExhausted, Rates, Traffic};
 use super::policy::{CustomAttr, Policy};
-use super::rates::{mikrotik_rate_limit, wispr};
+use super::rates::wispr;
 use super::schedule::{evaluate, Verdict};
 use crate::sessions::Usage;
 
@@ -46,6 +47,11 @@ pub struct LoginFacts<'a> {
     pub month: Usage,
     /// The request's value of an attribute, as text (for check attributes).
     pub request_value: &'a dyn Fn(&str) -> Option<String>,
+    /// Traffic in the modulation window (zero without modulation).
+    pub traffic: Traffic,
+    /// Capping says the allowance is used up and the policy throttles or redirects
+    /// (a `disconnect` policy never gets here: capping rejected).
+    pub exhausted: bool,
 }
 
 /// Reply-Messages of the refusals.
@@ -84,6 +90,10 @@ pub struct Grant {
     pub new_device: bool,
     /// For the debug line.
     pub notes: Vec<String>,
+    /// The Mikrotik-Rate-Limit worked out (also for WISPr NASes), if any.
+    pub rate_limit: Option<String>,
+    /// Let in at the throttle rate or with the redirect list (exhausted).
+    pub throttled: bool,
 }
 
 fn set(out: &mut Vec<(String, String, String)>, attr: &str, value: String) {
@@ -224,16 +234,35 @@ pub fn decide(p: &Policy, f: &LoginFacts<'_>) -> LoginDecision {
         }
         set(&mut g.reply, "Acct-Interim-Interval", sent.to_string());
     }
-    if p.rate_down.is_some() || p.rate_up.is_some() {
-        let (down, up) = (p.rate_down.unwrap_or(0), p.rate_up.unwrap_or(0));
+    let exhausted = if f.exhausted {
+        &p.on_exhausted
+    } else {
+        &OnExhausted::Disconnect
+    };
+    g.throttled = !matches!(exhausted, OnExhausted::Disconnect);
+    let rates = match exhausted {
+        OnExhausted::Throttle { down, up } => Some(Rates {
+            down: *down,
+            up: *up,
+            burst: None,
+            modulated: false,
+        }),
+        _ => modulation::rates(p, f.traffic, f.now, f.nas_tz),
+    };
+    if let Some(r) = rates {
+        if r.modulated {
+            g.notes.push(format!(
+                "modulated rate {} (traffic {} down, {} up)",
+                r.mikrotik(),
+                f.traffic.down,
+                f.traffic.up
+            ));
+        }
+        g.rate_limit = Some(r.mikrotik());
         match f.nas_kind {
-            NasKind::Mikrotik => set(
-                &mut g.reply,
-                "Mikrotik-Rate-Limit",
-                mikrotik_rate_limit(down, up, p.burst.as_ref(), None, None),
-            ),
+            NasKind::Mikrotik => set(&mut g.reply, "Mikrotik-Rate-Limit", r.mikrotik()),
             NasKind::Other => {
-                for (attr, v) in wispr(down, up) {
+                for (attr, v) in wispr(r.down, r.up) {
                     if v != "0" {
                         set(&mut g.reply, attr, v);
                     }
@@ -241,7 +270,11 @@ pub fn decide(p: &Policy, f: &LoginFacts<'_>) -> LoginDecision {
             }
         }
     }
-    if let (Some(list), NasKind::Mikrotik) = (&p.address_list, f.nas_kind) {
+    let list = match exhausted {
+        OnExhausted::Redirect { address_list } => Some(address_list),
+        _ => p.address_list.as_ref(),
+    };
+    if let (Some(list), NasKind::Mikrotik) = (list, f.nas_kind) {
         set(&mut g.reply, "Mikrotik-Address-List", list.clone());
     }
     for r in &p.reply {
@@ -282,6 +315,8 @@ mod tests {
             day: Usage::default(),
             month: Usage::default(),
             request_value: &no_attrs,
+            traffic: Traffic::default(),
+            exhausted: false,
         }
     }
 
@@ -497,6 +532,82 @@ mod tests {
             messages::CHECK,
             "absent attribute"
         );
+    }
+
+    #[test]
+    fn modulated_rate_at_login() {
+        let p = policy(&[
+            ("rate-down", "10M"),
+            ("rate-up", "2M"),
+            ("modulation", "linear"),
+            ("modulation-period", "hours"),
+            ("modulation-hours", "24"),
+            ("modulation-traffic", "total"),
+            ("modulation-max-total", "100"),
+            ("modulation-min-down", "1M"),
+            ("modulation-min-up", "200k"),
+        ]);
+        let f = |mb: u64| LoginFacts {
+            traffic: Traffic {
+                down: mb << 20,
+                up: 0,
+            },
+            ..facts()
+        };
+        let g = grant(decide(&p, &f(0)));
+        assert_eq!(attr(&g, "Mikrotik-Rate-Limit").as_deref(), Some("2M/10M"));
+        let g = grant(decide(&p, &f(50)));
+        assert_eq!(
+            attr(&g, "Mikrotik-Rate-Limit").as_deref(),
+            Some("1100k/5500k")
+        );
+        assert_eq!(g.rate_limit.as_deref(), Some("1100k/5500k"));
+        let g = grant(decide(&p, &f(100)));
+        assert_eq!(attr(&g, "Mikrotik-Rate-Limit").as_deref(), Some("200k/1M"));
+        assert!(!g.throttled);
+    }
+
+    #[test]
+    fn exhausted_throttle_and_redirect() {
+        let throttle = policy(&[
+            ("rate-down", "10M"),
+            ("rate-up", "2M"),
+            ("address-list", "vip"),
+            ("on-exhausted", "throttle"),
+            ("throttle-rate-down", "256k"),
+            ("throttle-rate-up", "64k"),
+        ]);
+        let over = LoginFacts {
+            exhausted: true,
+            ..facts()
+        };
+        let g = grant(decide(&throttle, &over));
+        assert_eq!(attr(&g, "Mikrotik-Rate-Limit").as_deref(), Some("64k/256k"));
+        assert_eq!(attr(&g, "Mikrotik-Address-List").as_deref(), Some("vip"));
+        assert!(g.throttled);
+        let g = grant(decide(&throttle, &facts()));
+        assert_eq!(attr(&g, "Mikrotik-Rate-Limit").as_deref(), Some("2M/10M"));
+        assert!(!g.throttled);
+        let redirect = policy(&[
+            ("rate-down", "10M"),
+            ("address-list", "vip"),
+            ("on-exhausted", "redirect"),
+            ("redirect-address-list", "expired"),
+        ]);
+        let g = grant(decide(&redirect, &over));
+        assert_eq!(
+            attr(&g, "Mikrotik-Address-List").as_deref(),
+            Some("expired")
+        );
+        assert_eq!(attr(&g, "Mikrotik-Rate-Limit").as_deref(), Some("0/10M"));
+        assert!(g.throttled);
+        // A policy refusal still refuses an exhausted user.
+        let closed = policy(&[
+            ("schedule", "sun 00:00-01:00"),
+            ("on-exhausted", "redirect"),
+            ("redirect-address-list", "expired"),
+        ]);
+        assert_eq!(refusal(decide(&closed, &over)), messages::SCHEDULE);
     }
 
     #[test]

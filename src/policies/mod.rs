@@ -7,6 +7,7 @@ pub mod curves;
 pub mod dictionary;
 pub mod fields;
 pub mod login;
+pub mod modulation;
 pub mod policy;
 pub mod rates;
 pub mod schedule;

@@ -1,7 +1,9 @@
 //! The typed policy: raw field values (control list over the store, per field)
 //! parsed and checked once, with errors that name the field and the value.
 
+use super::curves::Curve;
 use super::fields::{def_of, Field, RawPolicy, ValueKind};
+use super::modulation::{Modulation, OnExhausted, Period, TrafficKind};
 use super::rates::{burst_from, parse_rate, Burst};
 use super::schedule::Schedule;
 
@@ -37,6 +39,9 @@ pub struct Policy {
     pub rate_up: Option<u64>,
     pub burst: Option<Burst>,
     pub address_list: Option<String>,
+    /// Rate modulation by traffic (None: off).
+    pub modulation: Option<Modulation>,
+    pub on_exhausted: OnExhausted,
     pub check: Vec<CustomAttr>,
     pub reply: Vec<CustomAttr>,
 }
@@ -74,6 +79,12 @@ pub fn check_value(field: Field, value: &str) -> Result<(), PolicyError> {
             .map_err(|e| error(field, value, e.to_string())),
         ValueKind::Text if v.is_empty() => Err(error(field, value, "must not be empty")),
         ValueKind::Text => Ok(()),
+        ValueKind::Choice(words) if words.iter().any(|w| w.eq_ignore_ascii_case(v)) => Ok(()),
+        ValueKind::Choice(words) => Err(error(
+            field,
+            value,
+            format!("must be one of {}", words.join(", ")),
+        )),
     }
 }
 
@@ -129,9 +140,14 @@ impl Policy {
             rate_up: rate(Field::RateUp).filter(|&r| r > 0),
             burst,
             address_list: raw.get(Field::AddressList).map(|v| v.trim().to_string()),
+            modulation: None,
+            on_exhausted: OnExhausted::Disconnect,
             check,
             reply,
         };
+        let mut p = p;
+        p.modulation = modulation(raw, &p)?;
+        p.on_exhausted = on_exhausted(raw)?;
         if p.max_devices > 0 && p.concurrent > p.max_devices {
             return Err(error(
                 Field::ConcurrentConnections,
@@ -157,6 +173,225 @@ impl Policy {
             ));
         }
         Ok(p)
+    }
+}
+
+fn word(raw: &RawPolicy, f: Field) -> Option<String> {
+    raw.get(f).map(|v| v.trim().to_ascii_lowercase())
+}
+
+const MODULATION_FIELDS: &[Field] = &[
+    Field::ModulationActivate,
+    Field::ModulationDeactivate,
+    Field::ModulationPeriod,
+    Field::ModulationHours,
+    Field::ModulationTraffic,
+    Field::ModulationMaxTotal,
+    Field::ModulationMaxDown,
+    Field::ModulationMaxUp,
+    Field::ModulationMinDown,
+    Field::ModulationMinUp,
+    Field::ModulationIgnoreInactive,
+];
+
+/// Longest `modulation-hours`: hour buckets are kept for 32 days.
+pub const MAX_MODULATION_HOURS: u64 = 31 * 24;
+
+/// The modulation fields, checked together (kinds are checked already).
+fn modulation(raw: &RawPolicy, p: &Policy) -> Result<Option<Modulation>, PolicyError> {
+    let given = |f: Field| raw.get(f).unwrap_or("");
+    let Some(curve) = word(raw, Field::Modulation) else {
+        // The details without the switch are a mistake, not a silent no-op.
+        if let Some(f) = MODULATION_FIELDS.iter().find(|f| raw.get(**f).is_some()) {
+            return Err(error(*f, given(*f), "set without modulation"));
+        }
+        return Ok(None);
+    };
+    if curve == "off" {
+        return Ok(None);
+    }
+    let curve: Curve = curve
+        .parse()
+        .map_err(|e: super::curves::CurveError| error(Field::Modulation, &curve, e.to_string()))?;
+    if p.rate_down.is_none() && p.rate_up.is_none() {
+        return Err(error(
+            Field::Modulation,
+            given(Field::Modulation),
+            "modulation needs rate-down or rate-up",
+        ));
+    }
+    let count = |f: Field| raw.get(f).and_then(|v| v.trim().parse::<u64>().ok());
+    let hour = |f: Field| -> Result<u8, PolicyError> {
+        match count(f) {
+            None => Ok(0),
+            Some(h) if h <= 23 => Ok(h as u8),
+            Some(_) => Err(error(f, given(f), "an hour 0..23")),
+        }
+    };
+    let (activate, deactivate) = (
+        hour(Field::ModulationActivate)?,
+        hour(Field::ModulationDeactivate)?,
+    );
+    let period = match word(raw, Field::ModulationPeriod).as_deref() {
+        Some("month") => {
+            if raw.get(Field::ModulationHours).is_some() {
+                return Err(error(
+                    Field::ModulationHours,
+                    given(Field::ModulationHours),
+                    "only with modulation-period hours",
+                ));
+            }
+            Period::Month
+        }
+        Some(_) => match count(Field::ModulationHours) {
+            Some(n @ 1..=MAX_MODULATION_HOURS) => Period::Hours(n as u32),
+            Some(_) => {
+                return Err(error(
+                    Field::ModulationHours,
+                    given(Field::ModulationHours),
+                    format!("must be 1..{MAX_MODULATION_HOURS}"),
+                ))
+            }
+            None => {
+                return Err(error(
+                    Field::ModulationHours,
+                    "",
+                    "required with modulation-period hours",
+                ))
+            }
+        },
+        None => {
+            return Err(error(
+                Field::ModulationPeriod,
+                "",
+                "required with modulation",
+            ))
+        }
+    };
+    let traffic = match word(raw, Field::ModulationTraffic).as_deref() {
+        Some("total") => TrafficKind::Total,
+        Some("separate") => TrafficKind::Separate,
+        Some("down") => TrafficKind::Down,
+        Some("up") => TrafficKind::Up,
+        _ => {
+            return Err(error(
+                Field::ModulationTraffic,
+                given(Field::ModulationTraffic),
+                "required with modulation",
+            ))
+        }
+    };
+    let mb = |f: Field| count(f).unwrap_or(0).saturating_mul(1 << 20);
+    let needed: &[Field] = match traffic {
+        TrafficKind::Total => &[Field::ModulationMaxTotal],
+        TrafficKind::Separate => &[Field::ModulationMaxDown, Field::ModulationMaxUp],
+        TrafficKind::Down => &[Field::ModulationMaxDown],
+        TrafficKind::Up => &[Field::ModulationMaxUp],
+    };
+    for f in needed {
+        if mb(*f) == 0 {
+            return Err(error(
+                *f,
+                given(*f),
+                format!(
+                    "a maximum above 0 is required with modulation-traffic {}",
+                    given(Field::ModulationTraffic).trim()
+                ),
+            ));
+        }
+    }
+    let rate = |f: Field| {
+        raw.get(f)
+            .and_then(|v| super::rates::parse_rate(v.trim()).ok())
+    };
+    let min = |f: Field, of: Option<u64>, rate_field: Field| -> Result<u64, PolicyError> {
+        let Some(max) = of else { return Ok(0) };
+        match rate(f) {
+            // A zero Mikrotik rate means unlimited: never the minimum.
+            None | Some(0) => Err(error(
+                f,
+                given(f),
+                format!("required (above 0) with {}", def_of(rate_field).name),
+            )),
+            Some(m) if m > max => Err(error(
+                f,
+                given(f),
+                format!(
+                    "above {} ({})",
+                    def_of(rate_field).name,
+                    super::rates::format_rate(max)
+                ),
+            )),
+            Some(m) => Ok(m),
+        }
+    };
+    Ok(Some(Modulation {
+        curve,
+        activate,
+        deactivate,
+        period,
+        traffic,
+        max_total: mb(Field::ModulationMaxTotal),
+        max_down: mb(Field::ModulationMaxDown),
+        max_up: mb(Field::ModulationMaxUp),
+        min_down: min(Field::ModulationMinDown, p.rate_down, Field::RateDown)?,
+        min_up: min(Field::ModulationMinUp, p.rate_up, Field::RateUp)?,
+        ignore_inactive: word(raw, Field::ModulationIgnoreInactive).as_deref() == Some("yes"),
+    }))
+}
+
+fn on_exhausted(raw: &RawPolicy) -> Result<OnExhausted, PolicyError> {
+    let given = |f: Field| raw.get(f).unwrap_or("");
+    let rate = |f: Field| {
+        raw.get(f)
+            .and_then(|v| super::rates::parse_rate(v.trim()).ok())
+    };
+    let what = word(raw, Field::OnExhausted);
+    let stray = |fields: &[Field], why: &str| -> Result<(), PolicyError> {
+        match fields.iter().find(|f| raw.get(**f).is_some()) {
+            Some(f) => Err(error(*f, given(*f), why.to_string())),
+            None => Ok(()),
+        }
+    };
+    let throttle = [Field::ThrottleRateDown, Field::ThrottleRateUp];
+    let redirect = [Field::RedirectAddressList];
+    match what.as_deref() {
+        Some("throttle") => {
+            stray(&redirect, "only with on-exhausted redirect")?;
+            let mut r = [0u64; 2];
+            for (i, f) in throttle.iter().enumerate() {
+                r[i] = rate(*f).filter(|&v| v > 0).ok_or_else(|| {
+                    error(
+                        *f,
+                        given(*f),
+                        "required (above 0) with on-exhausted throttle",
+                    )
+                })?;
+            }
+            Ok(OnExhausted::Throttle {
+                down: r[0],
+                up: r[1],
+            })
+        }
+        Some("redirect") => {
+            stray(&throttle, "only with on-exhausted throttle")?;
+            let list = raw
+                .get(Field::RedirectAddressList)
+                .map(|v| v.trim().to_string())
+                .ok_or_else(|| {
+                    error(
+                        Field::RedirectAddressList,
+                        "",
+                        "required with on-exhausted redirect",
+                    )
+                })?;
+            Ok(OnExhausted::Redirect { address_list: list })
+        }
+        _ => {
+            stray(&throttle, "only with on-exhausted throttle")?;
+            stray(&redirect, "only with on-exhausted redirect")?;
+            Ok(OnExhausted::Disconnect)
+        }
     }
 }
 
@@ -252,6 +487,114 @@ mod tests {
                 "burst-down-limit",
             ),
             (&[("session-timeout", "99999999")], "session-timeout"),
+            (&[("modulation", "steep")], "modulation"),
+            (&[("modulation", "linear")], "modulation"),
+            (&[("modulation-hours", "3")], "modulation-hours"),
+            (
+                &[("rate-down", "10M"), ("modulation", "linear")],
+                "modulation-period",
+            ),
+            (
+                &[
+                    ("rate-down", "10M"),
+                    ("modulation", "linear"),
+                    ("modulation-period", "hours"),
+                ],
+                "modulation-hours",
+            ),
+            (
+                &[
+                    ("rate-down", "10M"),
+                    ("modulation", "linear"),
+                    ("modulation-period", "weeks"),
+                ],
+                "modulation-period",
+            ),
+            (
+                &[
+                    ("rate-down", "10M"),
+                    ("modulation", "linear"),
+                    ("modulation-period", "month"),
+                ],
+                "modulation-traffic",
+            ),
+            (
+                &[
+                    ("rate-down", "10M"),
+                    ("modulation", "linear"),
+                    ("modulation-period", "month"),
+                    ("modulation-traffic", "separate"),
+                    ("modulation-max-down", "100"),
+                ],
+                "modulation-max-up",
+            ),
+            (
+                &[
+                    ("rate-down", "10M"),
+                    ("modulation", "linear"),
+                    ("modulation-period", "month"),
+                    ("modulation-traffic", "total"),
+                    ("modulation-max-total", "0"),
+                ],
+                "modulation-max-total",
+            ),
+            (
+                &[
+                    ("rate-down", "10M"),
+                    ("modulation", "linear"),
+                    ("modulation-period", "month"),
+                    ("modulation-traffic", "down"),
+                    ("modulation-max-down", "100"),
+                ],
+                "modulation-min-down",
+            ),
+            (
+                &[
+                    ("rate-down", "10M"),
+                    ("modulation", "linear"),
+                    ("modulation-period", "month"),
+                    ("modulation-traffic", "down"),
+                    ("modulation-max-down", "100"),
+                    ("modulation-min-down", "20M"),
+                ],
+                "modulation-min-down",
+            ),
+            (
+                &[
+                    ("rate-down", "10M"),
+                    ("modulation", "linear"),
+                    ("modulation-activate", "24"),
+                ],
+                "modulation-activate",
+            ),
+            (
+                &[
+                    ("rate-down", "10M"),
+                    ("modulation", "linear"),
+                    ("modulation-period", "month"),
+                    ("modulation-hours", "5"),
+                ],
+                "modulation-hours",
+            ),
+            (&[("on-exhausted", "throttle")], "throttle-rate-down"),
+            (
+                &[("on-exhausted", "throttle"), ("throttle-rate-down", "1M")],
+                "throttle-rate-up",
+            ),
+            (&[("on-exhausted", "redirect")], "redirect-address-list"),
+            (&[("on-exhausted", "cut")], "on-exhausted"),
+            (&[("throttle-rate-down", "1M")], "throttle-rate-down"),
+            (
+                &[
+                    ("on-exhausted", "disconnect"),
+                    ("redirect-address-list", "x"),
+                ],
+                "redirect-address-list",
+            ),
+            (
+                &[("modulation-ignore-inactive", "maybe")],
+                "modulation-ignore-inactive",
+            ),
         ];
         for (pairs, field) in cases {
             let e = Policy::parse(&raw(pairs), vec![], vec![]).unwrap_err();

@@ -638,6 +638,74 @@ impl Admin {
         Ok(n)
     }
 
+    /// Queues a CoA (see [`super::modulation::enqueue_coa`]).
+    pub fn coa_enqueue(
+        &self,
+        job: &super::NewCoaJob,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        super::modulation::enqueue_coa(&self.conn, job, reason, now)
+    }
+
+    /// Pending CoA jobs, oldest first.
+    pub fn coa_pending(&self, limit: usize) -> Result<Vec<super::CoaJob>, StoreError> {
+        super::modulation::coa_pending(&self.conn, limit)
+    }
+
+    /// Records CoA outcomes (and their fallback disconnects) in one transaction.
+    pub fn coa_mark_many(
+        &self,
+        outcomes: &[(i64, super::CoaOutcome)],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        for (id, o) in outcomes {
+            super::modulation::coa_mark(&self.conn, *id, o, now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn coa_list(&self) -> Result<Vec<super::CoaJob>, StoreError> {
+        super::modulation::coa_list(&self.conn)
+    }
+
+    /// Whether the session is still open.
+    pub fn session_open(&self, nas_ip: &str, session_key: &str) -> Result<bool, StoreError> {
+        super::modulation::session_open(&self.conn, nas_ip, session_key)
+    }
+
+    /// Open sessions of modulated users (see [`super::Reader::modulated_sessions`]).
+    pub fn modulated_sessions(&self) -> Result<Vec<super::ModulatedSession>, StoreError> {
+        super::modulation::modulated_sessions(&self.conn)
+    }
+
+    pub fn hour_usage(
+        &self,
+        username: &str,
+        since: i64,
+    ) -> Result<Vec<(i64, u64, u64)>, StoreError> {
+        super::modulation::hour_usage(&self.conn, username, since)
+    }
+
+    pub fn month_usage(
+        &self,
+        username: &str,
+        month: chrono::NaiveDate,
+    ) -> Result<crate::sessions::Usage, StoreError> {
+        super::read::month_usage(&self.conn, username, month)
+    }
+
+    pub fn policy_get(&self, name: &str) -> Result<Option<super::PolicyDef>, StoreError> {
+        super::policies::policy_get(&self.conn, name)
+    }
+
+    /// Deletes hour buckets older than `before`.
+    pub fn purge_hours(&self, before: i64) -> Result<usize, StoreError> {
+        super::modulation::purge_hours(&self.conn, before)
+    }
+
     /// Logs a bulk run; returns its id.
     pub fn bulk_run_record(&self, run: &BulkRun) -> Result<i64, StoreError> {
         self.conn.execute(

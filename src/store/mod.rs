@@ -5,6 +5,7 @@
 
 mod capping;
 mod disconnect;
+mod modulation;
 mod perms;
 mod policies;
 mod read;
@@ -30,6 +31,7 @@ pub use disconnect::{
     backoff_secs, Admin, BulkRun, DisconnectJob, JobOutcome, JobState, Method, NasConfig, NasRow,
     NewDisconnectJob, RetryTarget,
 };
+pub use modulation::{CoaJob, CoaOutcome, CoaPurpose, ModulatedSession, NewCoaJob};
 pub use policies::{CustomAttrRow, DeviceRow, PolicyDef, PolicyStats, PolicyView};
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
 pub use schema::SCHEMA_VERSION;
@@ -233,6 +235,7 @@ impl Store {
         let writer = Writer {
             conn,
             headrooms: writer::Headrooms::new(HEADROOM_USERS),
+            hourly: Default::default(),
             tz: opts.timezone,
             rules: writer::Rules {
                 month_boundary: opts.month_boundary_disconnect,
@@ -478,6 +481,29 @@ impl Store {
         }
     }
 
+    /// Remembers the Mikrotik-Rate-Limit a modulated (or throttled) login of
+    /// `username` on `nas_ip` was given: the background job's baseline for its
+    /// sessions until it sends one of its own.
+    pub fn record_login_rate(
+        &self,
+        username: &str,
+        nas_ip: &str,
+        rate_limit: Option<&str>,
+        throttled: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        match self.policy_op(policies::Op::LoginRate {
+            username: username.to_string(),
+            nas_ip: nas_ip.to_string(),
+            rate_limit: rate_limit.map(str::to_string),
+            throttled,
+            now,
+        })? {
+            policies::Done::Put => Ok(()),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
     /// Stops the writer after it has finished the queued jobs. Idempotent; later
     /// writes fail with [`StoreError::Closed`]; reads keep working.
     pub fn shutdown(&self) {
@@ -694,6 +720,28 @@ impl Reader {
     ) -> Result<PolicyView, StoreError> {
         self.pool
             .with(|c| policies::login_view(c, username, csid, now, stale_after_secs, true))
+    }
+
+    /// The user's hour buckets `(hour start, down, up)` from `since` on (kept only
+    /// for users whose stored policy modulates).
+    pub fn hour_usage(
+        &self,
+        username: &str,
+        since: i64,
+    ) -> Result<Vec<(i64, u64, u64)>, StoreError> {
+        self.pool
+            .with(|c| modulation::hour_usage(c, username, since))
+    }
+
+    /// Open sessions of users whose stored policy modulates, with the rate each was
+    /// last given.
+    pub fn modulated_sessions(&self) -> Result<Vec<ModulatedSession>, StoreError> {
+        self.pool.with(modulation::modulated_sessions)
+    }
+
+    /// Every CoA job, oldest first.
+    pub fn coa_list(&self) -> Result<Vec<CoaJob>, StoreError> {
+        self.pool.with(modulation::coa_list)
     }
 
     /// Unsent notifications due at `now`, oldest first, at most `limit`.

@@ -96,6 +96,14 @@ pub(crate) enum Op {
         csid: String,
         now: i64,
     },
+    /// What a modulated or throttled login was given.
+    LoginRate {
+        username: String,
+        nas_ip: String,
+        rate_limit: Option<String>,
+        throttled: bool,
+        now: i64,
+    },
 }
 
 /// What an [`Op`] returns.
@@ -112,7 +120,12 @@ impl Op {
     /// Whether the op may change what a capping decision reads (policy quotas may
     /// become capping inputs): recording a device never does.
     pub(crate) fn touches_limits(&self) -> bool {
-        !matches!(self, Op::RecordDevice { .. })
+        !matches!(self, Op::RecordDevice { .. } | Op::LoginRate { .. })
+    }
+
+    /// Whether the op may change which users modulate (the writer's hourly set).
+    pub(crate) fn touches_modulation(&self) -> bool {
+        matches!(self, Op::Put(..) | Op::Remove(_) | Op::Assign { .. })
     }
 }
 
@@ -138,6 +151,21 @@ pub(crate) fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
                 .execute(params![Name::new(username), Name::new(csid), now])?;
             Ok(Done::Flag(n > 0))
         }
+        Op::LoginRate {
+            username,
+            nas_ip,
+            rate_limit,
+            throttled,
+            now,
+        } => super::modulation::record_login_rate(
+            conn,
+            username,
+            nas_ip,
+            rate_limit.as_deref(),
+            *throttled,
+            *now,
+        )
+        .map(|()| Done::Put),
     }
 }
 

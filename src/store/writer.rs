@@ -71,6 +71,7 @@ pub(crate) struct Rules {
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
     pub(crate) headrooms: Headrooms,
+    pub(crate) hourly: super::modulation::HourlyUsers,
     pub(crate) tz: Tz,
     pub(crate) rules: Rules,
     pub(crate) max_batch: usize,
@@ -92,6 +93,7 @@ impl Writer {
             let results = apply_batch(
                 &mut self.conn,
                 &mut self.headrooms,
+                &mut self.hourly,
                 self.tz,
                 &self.rules,
                 &requests,
@@ -117,6 +119,7 @@ impl Writer {
 pub(crate) fn apply_batch(
     conn: &mut Connection,
     headrooms: &mut Headrooms,
+    hourly: &mut super::modulation::HourlyUsers,
     tz: Tz,
     rules: &Rules,
     requests: &[&Request],
@@ -140,10 +143,13 @@ pub(crate) fn apply_batch(
     };
     // Holding the write lock: nobody else can commit until we do.
     headrooms.sync(&tx);
+    hourly.sync(&tx);
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
         // A failed item is rolled back to its savepoint; the others stay.
-        let result = in_savepoint(&tx, &ITEM, || apply_one(&tx, headrooms, tz, rules, request));
+        let result = in_savepoint(&tx, &ITEM, || {
+            apply_one(&tx, headrooms, hourly, tz, rules, request)
+        });
         // Some errors (disk full, I/O) make SQLite roll back the whole transaction:
         // then the items before this one are gone too, so the batch has failed.
         if result.is_err() && tx.is_autocommit() {
@@ -217,18 +223,19 @@ pub(crate) const CAPPING: Savepoint = Savepoint {
 fn apply_one(
     conn: &Connection,
     headrooms: &mut Headrooms,
+    hourly: &mut super::modulation::HourlyUsers,
     tz: Tz,
     rules: &Rules,
     request: &Request,
 ) -> Result<Reply, StoreError> {
     match request {
         Request::Record(u) => {
-            let (outcome, _) = record(conn, tz, rules, u)?;
+            let (outcome, _) = record(conn, tz, rules, hourly, u)?;
             headrooms.spend(&outcome);
             Ok(Reply::Recorded(outcome))
         }
         Request::RecordCapped(u, c) => {
-            let (mut outcome, session) = record(conn, tz, rules, u)?;
+            let (mut outcome, session) = record(conn, tz, rules, hourly, u)?;
             if headrooms.spend(&outcome) && headrooms.covers(&outcome.username, c) {
                 return Ok(Reply::RecordedCapped(outcome, CapOutcome::Within));
             }
@@ -236,7 +243,11 @@ fn apply_one(
             if let Some((period, left)) = room {
                 headrooms.learn(&outcome.username, c, period, left);
             }
-            if let CapOutcome::Decided(_, _, AcctAction::Disconnect { reason }) = &cap {
+            let mut cap = cap;
+            if let CapOutcome::Decided(_, _, action @ AcctAction::Disconnect { .. }) = &mut cap {
+                let AcctAction::Disconnect { reason } = action.clone() else {
+                    unreachable!("matched above")
+                };
                 // Beside the month-boundary job, in the same commit; one job per session.
                 let start = session.as_ref().map_or_else(
                     || u.event_time - i64::from(u.session_time.unwrap_or(0)),
@@ -248,10 +259,36 @@ fn apply_one(
                     start,
                     format!("over limit: {reason}"),
                 );
-                // A failed insert is undone by SQLite alone; the record stands.
-                match super::disconnect::enqueue(conn, &job, u.event_time) {
-                    Ok(queued) => outcome.disconnect_queued |= queued,
-                    Err(e) => log::error!("cannot queue the disconnect of {:?}: {e}", job.username),
+                // The user's stored policy may say throttle or redirect instead: then a
+                // CoA is queued for the background thread (once per session).
+                let change = super::modulation::exhausted_change(conn, &job.username);
+                match change {
+                    Some((kind, rate_limit, address_list)) => {
+                        let coa = super::modulation::NewCoaJob {
+                            session: job,
+                            purpose: super::modulation::CoaPurpose::Exhausted,
+                            rate_limit,
+                            address_list,
+                        };
+                        let why = format!("over limit: {reason}; {kind}");
+                        match super::modulation::enqueue_coa(conn, &coa, &why, u.event_time) {
+                            Ok(queued) => outcome.coa_queued |= queued,
+                            Err(e) => log::error!(
+                                "cannot queue the CoA of {:?}: {e}",
+                                coa.session.username
+                            ),
+                        }
+                        *action = AcctAction::Change {
+                            reason: format!("{reason}; {kind}"),
+                        };
+                    }
+                    // A failed insert is undone by SQLite alone; the record stands.
+                    None => match super::disconnect::enqueue(conn, &job, u.event_time) {
+                        Ok(queued) => outcome.disconnect_queued |= queued,
+                        Err(e) => {
+                            log::error!("cannot queue the disconnect of {:?}: {e}", job.username)
+                        }
+                    },
                 }
             }
             Ok(Reply::RecordedCapped(outcome, cap))
@@ -280,6 +317,9 @@ fn apply_one(
             super::capping::apply(conn, tz, op).map(Reply::Capping)
         }
         Request::Policy(op) => {
+            if op.touches_modulation() {
+                hourly.invalidate();
+            }
             if op.touches_limits() {
                 // Rare (CLI) writes; a policy's quotas may be capping inputs.
                 headrooms.clear();
@@ -295,6 +335,7 @@ fn record(
     conn: &Connection,
     tz: Tz,
     rules: &Rules,
+    hourly: &super::modulation::HourlyUsers,
     u: &AcctUpdate,
 ) -> Result<(Outcome, Option<Session>), StoreError> {
     sessions::validate(u).map_err(|why| StoreError::Invalid(why.to_string()))?;
@@ -331,6 +372,15 @@ fn record(
             month: periods::local_month(u.event_time, tz),
         };
         add_usage(conn, &outcome.username, attributed, applied.delta)?;
+        // Only modulated users: everyone else's update writes nothing more.
+        if hourly.contains(&outcome.username) {
+            super::modulation::add_hour_usage(
+                conn,
+                &outcome.username,
+                u.event_time,
+                applied.delta,
+            )?;
+        }
         outcome.delta = applied.delta;
         outcome.attributed = Some(attributed);
     }
