@@ -465,3 +465,20 @@ mod tests {
         assert_eq!(svg(&[Linear], 10, 10).matches("</polyline>").count(), 1);
     }
 }
+
+#[cfg(test)]
+mod docs_tests {
+    #[test]
+    fn the_chart_in_docs_is_the_one_the_code_draws() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/modulation-curves.svg");
+        let drawn = super::svg(&super::Curve::ALL, 800, 450);
+        if std::env::var_os("RLM_RUST_REGENERATE_DOCS").is_some() {
+            std::fs::write(path, &drawn).unwrap();
+        }
+        let stored = std::fs::read_to_string(path).unwrap();
+        assert!(
+            stored == drawn,
+            "docs/modulation-curves.svg is stale: RLM_RUST_REGENERATE_DOCS=1 cargo test --lib docs_tests"
+        );
+    }
+}
