@@ -5,8 +5,10 @@
 
 use chrono_tz::Tz;
 
+use crate::login_memory::LoginMemory;
 use crate::periods;
 use crate::policies::login::{decide, Grant, LoginDecision, LoginFacts, NasKind};
+use crate::policies::quota::quota_part;
 use crate::policies::{parts, Policy, RawPolicy};
 use crate::store::{Store, StoreError};
 
@@ -38,6 +40,8 @@ pub struct PolicyEnforcer {
     store: Store,
     tz: Tz,
     stale_after: u64,
+    /// Quota fields of the control list at the user's last login, for accounting.
+    seen: LoginMemory<RawPolicy>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,12 +56,21 @@ impl PolicyEnforcer {
             store,
             tz,
             stale_after,
+            seen: LoginMemory::default(),
         }
+    }
+
+    /// accounting: the quota fields of the control list for the user's update (the
+    /// request's, else those of the user's last login); the writer takes the stored
+    /// policy's for the rest.
+    pub fn acct_quota_control(&self, user: &str, control: &RawPolicy) -> RawPolicy {
+        self.seen.control_part(user, &quota_part(control), false)
     }
 
     /// post-auth: decides for an authenticated user. A user without a policy in the
     /// store or the control list costs one indexed read.
     pub fn post_auth(&self, l: &Login<'_>) -> Result<Verdict, PolicyCheckError> {
+        self.seen.control_part(l.user, &quota_part(l.control), true);
         let view =
             self.store
                 .login_policy(l.user, l.calling_station_id, l.now, self.stale_after)?;

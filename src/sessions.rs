@@ -527,8 +527,12 @@ pub struct Outcome {
     pub regressed: Regressed,
     /// Set when `delta` is not zero.
     pub attributed: Option<Attribution>,
-    /// A month-boundary disconnect job was queued by this update.
+    /// A disconnect job was queued by this update (month boundary, capping or a
+    /// policy quota).
     pub disconnect_queued: bool,
+    /// The policy quota this Start / Interim brought the user to (its session is
+    /// queued for disconnection).
+    pub quota_reached: Option<crate::policies::Reached>,
     pub anomalies: Anomalies,
 }
 
@@ -545,6 +549,7 @@ impl Outcome {
             regressed: Regressed::default(),
             attributed: None,
             disconnect_queued: false,
+            quota_reached: None,
             anomalies: Anomalies::default(),
         }
     }

@@ -233,6 +233,7 @@ impl Store {
         let writer = Writer {
             conn,
             headrooms: writer::Headrooms::new(HEADROOM_USERS),
+            quotas: policies::QuotaCache::new(HEADROOM_USERS),
             tz: opts.timezone,
             rules: writer::Rules {
                 month_boundary: opts.month_boundary_disconnect,

@@ -2,12 +2,16 @@
 //! has which, and the devices each user was seen on since. Writes run on the writer
 //! (each op under the item's savepoint, so all-or-nothing); reads on the read pool.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::capping::ReadTx;
 use super::read::{from_db, name, Name};
 use super::StoreError;
-use crate::policies::fields;
+use crate::periods;
+use crate::policies::{fields, Quotas, RawPolicy, Reached};
+use crate::sessions::Usage;
 
 /// One custom check or reply attribute of a policy (`Attr op value`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
@@ -439,3 +443,160 @@ pub(crate) fn login_view(
 #[cfg(test)]
 #[path = "policies_tests.rs"]
 mod tests;
+
+/// Whether any stored policy sets a quota field (none: accounting never looks a
+/// user's policy up).
+fn any_quota_policy(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM policy_fields \
+             WHERE field IN ('daily-time', 'monthly-time', 'daily-traffic', 'monthly-traffic'))",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// The quota fields of the user's assigned policy (empty: none, or no quota in it).
+fn stored_quota_fields(conn: &Connection, username: &str) -> Result<RawPolicy, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.field, f.value FROM user_policies u JOIN policy_fields f ON f.policy = u.policy \
+         WHERE u.username = ?1 \
+           AND f.field IN ('daily-time', 'monthly-time', 'daily-traffic', 'monthly-traffic')",
+    )?;
+    let mut raw = RawPolicy::new();
+    let rows = stmt.query_map([Name::new(username)], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (f, v) = row?;
+        raw.insert(&f, &v);
+    }
+    Ok(raw)
+}
+
+/// The quota part of a user's stored policy, as the writer keeps it.
+struct StoredQuotas {
+    raw: RawPolicy,
+    /// `raw` parsed (None: a stored value is invalid; logins refuse such a user).
+    parsed: Option<Quotas>,
+}
+
+/// What the writer knows of users' stored policy quotas, so that an accounting
+/// update of a user without any costs no read: whether any policy has a quota at
+/// all, and per user (once looked up) the quota fields of their policy. Dropped
+/// whenever the store may have changed otherwise: a commit by another connection
+/// (the CLI assigning or editing a policy; seen through `PRAGMA data_version`), a
+/// policy write through the writer, or a failed batch.
+pub(crate) struct QuotaCache {
+    any: Option<bool>,
+    by_user: HashMap<String, StoredQuotas>,
+    data_version: Option<i64>,
+    /// Most users kept; beyond it all are dropped and looked up again.
+    capacity: usize,
+}
+
+impl QuotaCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        QuotaCache {
+            any: None,
+            by_user: HashMap::new(),
+            data_version: None,
+            capacity,
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.any = None;
+        self.by_user.clear();
+    }
+
+    /// Drops everything if the store's `data_version` moved since the last call.
+    pub(crate) fn sync(&mut self, version: Option<i64>) {
+        if version.is_none() || version != self.data_version {
+            self.clear();
+        }
+        self.data_version = version;
+    }
+
+    fn stored(&mut self, conn: &Connection, username: &str) -> Result<&StoredQuotas, StoreError> {
+        static NONE: StoredQuotas = StoredQuotas {
+            raw: RawPolicy::EMPTY,
+            parsed: None,
+        };
+        let any = match self.any {
+            Some(a) => a,
+            None => *self.any.insert(any_quota_policy(conn)?),
+        };
+        if !any {
+            return Ok(&NONE);
+        }
+        if !self.by_user.contains_key(username) {
+            let raw = stored_quota_fields(conn, username)?;
+            let parsed = Quotas::from_raw(&raw).ok();
+            if self.by_user.len() >= self.capacity {
+                self.by_user.clear();
+            }
+            self.by_user
+                .insert(username.to_string(), StoredQuotas { raw, parsed });
+        }
+        Ok(&self.by_user[username])
+    }
+}
+
+/// After a Start / Interim was recorded, in the writer's transaction: the user's
+/// quotas (the control list's quota fields over the stored policy's, per field)
+/// against the usage of the update's day and month (the rows just updated; the
+/// event's day and month in `tz` when it added nothing), and the quota reached, if
+/// any. Reads nothing for a user without quotas once the cache knows the user.
+pub(crate) fn quota_after_record(
+    conn: &Connection,
+    tz: chrono_tz::Tz,
+    cache: &mut QuotaCache,
+    outcome: &crate::sessions::Outcome,
+    event_time: i64,
+    control: &RawPolicy,
+) -> Result<Option<Reached>, StoreError> {
+    use crate::sessions::AcctStatus;
+    if !matches!(outcome.status, AcctStatus::Start | AcctStatus::Interim) {
+        return Ok(None);
+    }
+    let stored = cache.stored(conn, &outcome.username)?;
+    let quotas = if control.is_empty() {
+        match stored.parsed {
+            Some(q) => q,
+            None if stored.raw.is_empty() => return Ok(None),
+            None => {
+                return Err(StoreError::Rejected(
+                    "the user's policy has an invalid quota".into(),
+                ))
+            }
+        }
+    } else {
+        let mut merged = control.clone();
+        merged.fill_from(&stored.raw);
+        Quotas::from_raw(&merged).map_err(|e| StoreError::Rejected(e.to_string()))?
+    };
+    if quotas.is_unlimited() {
+        return Ok(None);
+    }
+    let (day, month) = match outcome.attributed {
+        Some(a) => (a.day, a.month),
+        None => (
+            periods::local_day(event_time, tz),
+            periods::local_month(event_time, tz),
+        ),
+    };
+    let user = outcome.username.as_str();
+    let daily = quotas.daily_time_secs.is_some() || quotas.daily_traffic_bytes.is_some();
+    let monthly = quotas.monthly_time_secs.is_some() || quotas.monthly_traffic_bytes.is_some();
+    let day_usage = if daily {
+        super::read::day_usage(conn, user, day)?
+    } else {
+        Usage::default()
+    };
+    let month_usage = if monthly {
+        super::read::month_usage(conn, user, month)?
+    } else {
+        Usage::default()
+    };
+    Ok(quotas.reached(&day_usage, &month_usage))
+}

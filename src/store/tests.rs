@@ -332,6 +332,7 @@ fn a_bad_item_fails_alone_within_its_batch() {
     let results = writer::apply_batch(
         &mut conn,
         &mut writer::Headrooms::new(16),
+        &mut policies::QuotaCache::new(16),
         UTC,
         &writer::Rules::default(),
         &refs,

@@ -17,6 +17,7 @@ use chrono_tz::Tz;
 use rusqlite::{named_params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::capping::{cap_usage, AcctCapping, CapOutcome};
+use super::policies::QuotaCache;
 use super::read::{session_row, to_db, Name, SESSION_COLUMNS};
 use super::StoreError;
 use crate::capping::{AcctAction, Headroom, Period, RawLimits};
@@ -71,6 +72,7 @@ pub(crate) struct Rules {
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
     pub(crate) headrooms: Headrooms,
+    pub(crate) quotas: QuotaCache,
     pub(crate) tz: Tz,
     pub(crate) rules: Rules,
     pub(crate) max_batch: usize,
@@ -92,6 +94,7 @@ impl Writer {
             let results = apply_batch(
                 &mut self.conn,
                 &mut self.headrooms,
+                &mut self.quotas,
                 self.tz,
                 &self.rules,
                 &requests,
@@ -117,13 +120,15 @@ impl Writer {
 pub(crate) fn apply_batch(
     conn: &mut Connection,
     headrooms: &mut Headrooms,
+    quotas: &mut QuotaCache,
     tz: Tz,
     rules: &Rules,
     requests: &[&Request],
 ) -> Vec<Result<Reply, StoreError>> {
-    let all_failed = |headrooms: &mut Headrooms, why: String| {
-        // Headrooms learnt in this batch may rest on what was just rolled back.
+    let all_failed = |headrooms: &mut Headrooms, quotas: &mut QuotaCache, why: String| {
+        // What was learnt in this batch may rest on what was just rolled back.
         headrooms.clear();
+        quotas.clear();
         requests
             .iter()
             .map(|_| Err(StoreError::Batch(why.clone())))
@@ -134,16 +139,21 @@ pub(crate) fn apply_batch(
         Err(e) => {
             return all_failed(
                 headrooms,
+                quotas,
                 format!("could not begin the write transaction: {e}"),
             )
         }
     };
     // Holding the write lock: nobody else can commit until we do.
-    headrooms.sync(&tx);
+    let version = data_version(&tx);
+    headrooms.sync(version);
+    quotas.sync(version);
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
         // A failed item is rolled back to its savepoint; the others stay.
-        let result = in_savepoint(&tx, &ITEM, || apply_one(&tx, headrooms, tz, rules, request));
+        let result = in_savepoint(&tx, &ITEM, || {
+            apply_one(&tx, headrooms, quotas, tz, rules, request)
+        });
         // Some errors (disk full, I/O) make SQLite roll back the whole transaction:
         // then the items before this one are gone too, so the batch has failed.
         if result.is_err() && tx.is_autocommit() {
@@ -151,7 +161,7 @@ pub(crate) fn apply_batch(
                 Err(e) => format!("the transaction was rolled back by SQLite: {e}"),
                 Ok(_) => String::new(),
             };
-            return all_failed(headrooms, why);
+            return all_failed(headrooms, quotas, why);
         }
         results.push(result);
     }
@@ -159,6 +169,7 @@ pub(crate) fn apply_batch(
         Ok(()) => results,
         Err(e) => all_failed(
             headrooms,
+            quotas,
             format!("commit failed, nothing of this batch was saved: {e}"),
         ),
     }
@@ -217,6 +228,7 @@ pub(crate) const CAPPING: Savepoint = Savepoint {
 fn apply_one(
     conn: &Connection,
     headrooms: &mut Headrooms,
+    quotas: &mut QuotaCache,
     tz: Tz,
     rules: &Rules,
     request: &Request,
@@ -229,29 +241,40 @@ fn apply_one(
         }
         Request::RecordCapped(u, c) => {
             let (mut outcome, session) = record(conn, tz, rules, u)?;
-            if headrooms.spend(&outcome) && headrooms.covers(&outcome.username, c) {
-                return Ok(Reply::RecordedCapped(outcome, CapOutcome::Within));
-            }
-            let (cap, room) = super::capping::decide_after_record(conn, tz, &outcome, u.status, c);
-            if let Some((period, left)) = room {
-                headrooms.learn(&outcome.username, c, period, left);
-            }
-            if let CapOutcome::Decided(_, _, AcctAction::Disconnect { reason }) = &cap {
-                // Beside the month-boundary job, in the same commit; one job per session.
-                let start = session.as_ref().map_or_else(
-                    || u.event_time - i64::from(u.session_time.unwrap_or(0)),
-                    |s| s.start_time,
-                );
-                let job = crate::disconnect::session_job(
-                    u,
-                    session.as_ref(),
-                    start,
-                    format!("over limit: {reason}"),
-                );
-                // A failed insert is undone by SQLite alone; the record stands.
-                match super::disconnect::enqueue(conn, &job, u.event_time) {
-                    Ok(queued) => outcome.disconnect_queued |= queued,
-                    Err(e) => log::error!("cannot queue the disconnect of {:?}: {e}", job.username),
+            let cap = if headrooms.spend(&outcome) && headrooms.covers(&outcome.username, c) {
+                CapOutcome::Within
+            } else {
+                let (cap, room) =
+                    super::capping::decide_after_record(conn, tz, &outcome, u.status, c);
+                if let Some((period, left)) = room {
+                    headrooms.learn(&outcome.username, c, period, left);
+                }
+                if let CapOutcome::Decided(_, _, AcctAction::Disconnect { reason }) = &cap {
+                    let reason = format!("over limit: {reason}");
+                    disconnect_session(conn, u, session.as_ref(), &mut outcome, reason);
+                }
+                cap
+            };
+            // A session already on its way out needs no quota check.
+            if !outcome.disconnect_queued {
+                match super::policies::quota_after_record(
+                    conn,
+                    tz,
+                    quotas,
+                    &outcome,
+                    u.event_time,
+                    &c.quota_control,
+                ) {
+                    Ok(Some(reached)) => {
+                        let reason = format!("policy quota: {reached}");
+                        disconnect_session(conn, u, session.as_ref(), &mut outcome, reason);
+                        outcome.quota_reached = Some(reached);
+                    }
+                    Ok(None) => {}
+                    // The record stands; logins refuse a user whose quotas are invalid.
+                    Err(e) => {
+                        log::error!("policy quota check of {:?} failed: {e}", outcome.username)
+                    }
                 }
             }
             Ok(Reply::RecordedCapped(outcome, cap))
@@ -281,11 +304,33 @@ fn apply_one(
         }
         Request::Policy(op) => {
             if op.touches_limits() {
-                // Rare (CLI) writes; a policy's quotas may be capping inputs.
+                // Rare (CLI) writes; they may change a user's quotas.
                 headrooms.clear();
+                quotas.clear();
             }
             super::policies::apply(conn, op).map(Reply::Policy)
         }
+    }
+}
+
+/// Queues the disconnection of the update's session, in the update's commit (one
+/// job per session: a session with a job keeps it).
+fn disconnect_session(
+    conn: &Connection,
+    u: &AcctUpdate,
+    session: Option<&Session>,
+    outcome: &mut Outcome,
+    reason: String,
+) {
+    let start = session.map_or_else(
+        || u.event_time - i64::from(u.session_time.unwrap_or(0)),
+        |s| s.start_time,
+    );
+    let job = crate::disconnect::session_job(u, session, start, reason);
+    // A failed insert is undone by SQLite alone; the record stands.
+    match super::disconnect::enqueue(conn, &job, u.event_time) {
+        Ok(queued) => outcome.disconnect_queued |= queued,
+        Err(e) => log::error!("cannot queue the disconnect of {:?}: {e}", job.username),
     }
 }
 
@@ -507,6 +552,13 @@ fn add_usage(
     Ok(())
 }
 
+/// `PRAGMA data_version`: changes when another connection commits (None: unknown).
+fn data_version(conn: &Connection) -> Option<i64> {
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .ok()
+}
+
 /// What the writer knows of each capped user from the last capping decision that
 /// wrote nothing: its [`Headroom`], counted down by every update since. While an
 /// update stays within it, under the same control-list limits and in the same
@@ -545,11 +597,7 @@ impl Headrooms {
     }
 
     /// Drops everything if another connection committed since the last call.
-    fn sync(&mut self, conn: &Connection) {
-        let version = conn
-            .prepare_cached("PRAGMA data_version")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-            .ok();
+    fn sync(&mut self, version: Option<i64>) {
         if version.is_none() || version != self.data_version {
             self.by_user.clear();
         }
