@@ -256,11 +256,6 @@ pub struct RawPolicy {
 }
 
 impl RawPolicy {
-    /// No values (usable in a `static`).
-    pub const EMPTY: RawPolicy = RawPolicy {
-        values: BTreeMap::new(),
-    };
-
     pub fn new() -> Self {
         Self::default()
     }

@@ -150,6 +150,54 @@ impl Quotas {
     }
 }
 
+/// What is left of the quotas before one is reached: the least time and the least
+/// traffic left of the day's and the month's. Updates attributed to the same day and
+/// month count down both; while something is left of every quota, none is reached
+/// and nothing needs to be read again (see [`Quotas::room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Room {
+    /// None: no time (or traffic) quota.
+    pub time_secs: Option<u64>,
+    pub traffic_bytes: Option<u64>,
+}
+
+impl Room {
+    /// Counts an update's usage down; false when that reaches a quota (or may: then
+    /// the caller decides on the stored usage).
+    pub fn take(&mut self, delta: &Usage) -> bool {
+        let left =
+            |room: Option<u64>, used: u64| room.map(|r| r.checked_sub(used).filter(|&l| l > 0));
+        match (
+            left(self.time_secs, delta.session_time),
+            left(self.traffic_bytes, delta.total_octets()),
+        ) {
+            (Some(None), _) | (_, Some(None)) => false,
+            (t, b) => {
+                self.time_secs = t.flatten();
+                self.traffic_bytes = b.flatten();
+                true
+            }
+        }
+    }
+}
+
+impl Quotas {
+    /// What is left of every quota given the usage (see [`Room`]).
+    pub fn room(&self, day: &Usage, month: &Usage) -> Room {
+        let least = |time: bool| {
+            self.each(day, month)
+                .into_iter()
+                .filter(|(q, _, _)| q.is_time() == time)
+                .filter_map(|(_, limit, used)| limit.map(|l| l.saturating_sub(used)))
+                .min()
+        };
+        Room {
+            time_secs: least(true),
+            traffic_bytes: least(false),
+        }
+    }
+}
+
 /// Only the quota fields of `raw` (what accounting needs of a control list).
 pub fn quota_part(raw: &RawPolicy) -> RawPolicy {
     let mut only = RawPolicy::new();
@@ -265,6 +313,43 @@ mod tests {
             ])),
             raw(&[("daily-time", "5")])
         );
+    }
+
+    #[test]
+    fn room_counts_down_until_a_quota_is_reached() {
+        let q = Quotas::from_raw(&raw(&[
+            ("daily-traffic", "10"),
+            ("monthly-traffic", "15"),
+            ("daily-time", "60"),
+        ]))
+        .unwrap();
+        let mut room = q.room(&usage(4 * MB, 600), &usage(12 * MB, 600));
+        // The month's 3 MB is less than the day's 6 MB.
+        assert_eq!(
+            room,
+            Room {
+                time_secs: Some(3000),
+                traffic_bytes: Some(3 * MB)
+            }
+        );
+        // (update, still within)
+        let steps = [
+            (usage(MB, 60), true),
+            (usage(MB - 1, 60), true),
+            (usage(MB, 2879), true),
+            (usage(1, 0), false), // 1 byte (and 1 s) left before it: reached
+        ];
+        for (delta, within) in steps {
+            assert_eq!(room.take(&delta), within, "{delta:?} {room:?}");
+        }
+        let mut time = q.room(&usage(0, 3590), &usage(0, 0));
+        assert!(!time.take(&usage(0, 10)), "exactly used up is reached");
+        // No quota of a kind: that kind never runs out.
+        let mut only_time = Quotas::from_raw(&raw(&[("monthly-time", "1")]))
+            .unwrap()
+            .room(&usage(0, 0), &usage(0, 0));
+        assert!(only_time.take(&usage(u64::MAX, 59)));
+        assert!(!only_time.take(&usage(0, 1)));
     }
 
     #[test]

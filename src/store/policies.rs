@@ -4,12 +4,15 @@
 
 use std::collections::HashMap;
 
+use chrono::NaiveDate;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::capping::ReadTx;
 use super::read::{from_db, name, Name};
 use super::StoreError;
 use crate::periods;
+use crate::policies::quota::Room;
 use crate::policies::{fields, Quotas, RawPolicy, Reached};
 use crate::sessions::Usage;
 
@@ -478,14 +481,19 @@ struct StoredQuotas {
     raw: RawPolicy,
     /// `raw` parsed (None: a stored value is invalid; logins refuse such a user).
     parsed: Option<Quotas>,
+    /// What was left at the last check, under which control values and in which
+    /// day and month.
+    room: Option<(RawPolicy, NaiveDate, NaiveDate, Room)>,
 }
 
-/// What the writer knows of users' stored policy quotas, so that an accounting
-/// update of a user without any costs no read: whether any policy has a quota at
-/// all, and per user (once looked up) the quota fields of their policy. Dropped
-/// whenever the store may have changed otherwise: a commit by another connection
-/// (the CLI assigning or editing a policy; seen through `PRAGMA data_version`), a
-/// policy write through the writer, or a failed batch.
+/// What the writer knows of users' policy quotas, so that an accounting update
+/// costs no read for a user without any, nor for one far from them: whether any
+/// policy has a quota at all, and per user (once looked up) the quota fields of their
+/// policy and the [`Room`] left at the last check, counted down by every update since
+/// (as the capping headrooms are). Dropped whenever the store may have changed
+/// otherwise: a commit by another connection (the CLI assigning or editing a policy;
+/// seen through `PRAGMA data_version`), a policy write through the writer, or a
+/// failed batch.
 pub(crate) struct QuotaCache {
     any: Option<bool>,
     by_user: HashMap<String, StoredQuotas>,
@@ -517,28 +525,41 @@ impl QuotaCache {
         self.data_version = version;
     }
 
-    fn stored(&mut self, conn: &Connection, username: &str) -> Result<&StoredQuotas, StoreError> {
-        static NONE: StoredQuotas = StoredQuotas {
-            raw: RawPolicy::EMPTY,
-            parsed: None,
-        };
+    /// The user's entry; None when no stored policy has a quota and the control
+    /// list has none either (nothing to check, nothing kept).
+    fn entry(
+        &mut self,
+        conn: &Connection,
+        username: &str,
+        control: &RawPolicy,
+    ) -> Result<Option<&mut StoredQuotas>, StoreError> {
         let any = match self.any {
             Some(a) => a,
             None => *self.any.insert(any_quota_policy(conn)?),
         };
-        if !any {
-            return Ok(&NONE);
+        if !any && control.is_empty() {
+            return Ok(None);
         }
         if !self.by_user.contains_key(username) {
-            let raw = stored_quota_fields(conn, username)?;
+            let raw = if any {
+                stored_quota_fields(conn, username)?
+            } else {
+                RawPolicy::new()
+            };
             let parsed = Quotas::from_raw(&raw).ok();
             if self.by_user.len() >= self.capacity {
                 self.by_user.clear();
             }
-            self.by_user
-                .insert(username.to_string(), StoredQuotas { raw, parsed });
+            self.by_user.insert(
+                username.to_string(),
+                StoredQuotas {
+                    raw,
+                    parsed,
+                    room: None,
+                },
+            );
         }
-        Ok(&self.by_user[username])
+        Ok(self.by_user.get_mut(username))
     }
 }
 
@@ -546,7 +567,8 @@ impl QuotaCache {
 /// quotas (the control list's quota fields over the stored policy's, per field)
 /// against the usage of the update's day and month (the rows just updated; the
 /// event's day and month in `tz` when it added nothing), and the quota reached, if
-/// any. Reads nothing for a user without quotas once the cache knows the user.
+/// any. Reads nothing for a user without quotas once the cache knows the user, nor
+/// while the update stays within the room left at the user's last check.
 pub(crate) fn quota_after_record(
     conn: &Connection,
     tz: chrono_tz::Tz,
@@ -559,11 +581,14 @@ pub(crate) fn quota_after_record(
     if !matches!(outcome.status, AcctStatus::Start | AcctStatus::Interim) {
         return Ok(None);
     }
-    let stored = cache.stored(conn, &outcome.username)?;
+    let user = outcome.username.as_str();
+    let Some(entry) = cache.entry(conn, user, control)? else {
+        return Ok(None);
+    };
     let quotas = if control.is_empty() {
-        match stored.parsed {
+        match entry.parsed {
             Some(q) => q,
-            None if stored.raw.is_empty() => return Ok(None),
+            None if entry.raw.is_empty() => return Ok(None),
             None => {
                 return Err(StoreError::Rejected(
                     "the user's policy has an invalid quota".into(),
@@ -572,20 +597,26 @@ pub(crate) fn quota_after_record(
         }
     } else {
         let mut merged = control.clone();
-        merged.fill_from(&stored.raw);
+        merged.fill_from(&entry.raw);
         Quotas::from_raw(&merged).map_err(|e| StoreError::Rejected(e.to_string()))?
     };
     if quotas.is_unlimited() {
         return Ok(None);
     }
-    let (day, month) = match outcome.attributed {
-        Some(a) => (a.day, a.month),
+    let (day, month, delta) = match outcome.attributed {
+        Some(a) => (a.day, a.month, outcome.delta),
         None => (
             periods::local_day(event_time, tz),
             periods::local_month(event_time, tz),
+            Usage::default(),
         ),
     };
-    let user = outcome.username.as_str();
+    if let Some((c, d, m, room)) = &mut entry.room {
+        if (&*c, *d, *m) == (control, day, month) && room.take(&delta) {
+            return Ok(None);
+        }
+    }
+    entry.room = None;
     let daily = quotas.daily_time_secs.is_some() || quotas.daily_traffic_bytes.is_some();
     let monthly = quotas.monthly_time_secs.is_some() || quotas.monthly_traffic_bytes.is_some();
     let day_usage = if daily {
@@ -598,5 +629,10 @@ pub(crate) fn quota_after_record(
     } else {
         Usage::default()
     };
-    Ok(quotas.reached(&day_usage, &month_usage))
+    let reached = quotas.reached(&day_usage, &month_usage);
+    if reached.is_none() {
+        let room = quotas.room(&day_usage, &month_usage);
+        entry.room = Some((control.clone(), day, month, room));
+    }
+    Ok(reached)
 }

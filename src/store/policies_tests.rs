@@ -537,4 +537,43 @@ fn users_without_quotas_cost_no_read_once_known() {
         "no read for a known user"
     );
     assert!(check(&mut cache, "new").is_err(), "a new user is looked up");
+    conn.execute_batch(
+        "ALTER TABLE gone RENAME TO user_policies; \
+         INSERT INTO user_policies VALUES ('q', 'q', 0); \
+         INSERT INTO usage_day VALUES ('q', '2026-11-30', 0, 8388608, 60)",
+    )
+    .unwrap();
+    // A quota user: read once, then not while updates stay within the 2 MiB left.
+    let spending = |bytes: u64| {
+        let mut o = outcome("q");
+        o.delta = crate::sessions::Usage {
+            input_octets: bytes,
+            ..Default::default()
+        };
+        o.attributed = Some(crate::sessions::Attribution {
+            day: crate::periods::local_day(NOON, chrono_tz::UTC),
+            month: crate::periods::local_month(NOON, chrono_tz::UTC),
+        });
+        o
+    };
+    let mut cache = QuotaCache::new(16);
+    let check = |cache: &mut QuotaCache, o| {
+        quota_after_record(&conn, chrono_tz::UTC, cache, &o, NOON, &none)
+    };
+    assert_eq!(check(&mut cache, spending(0)).unwrap(), None);
+    conn.execute_batch("ALTER TABLE usage_day RENAME TO gone")
+        .unwrap();
+    assert_eq!(
+        check(&mut cache, spending(MIB)).unwrap(),
+        None,
+        "within: no read"
+    );
+    assert!(
+        check(&mut cache, spending(MIB)).is_err(),
+        "at the quota: read"
+    );
+    conn.execute_batch("ALTER TABLE gone RENAME TO usage_day")
+        .unwrap();
+    // The usage rows are the caller's (the writer's update): 8 MiB stored here.
+    assert_eq!(check(&mut cache, spending(MIB)).unwrap(), None);
 }
