@@ -8,9 +8,9 @@ use chrono_tz::Tz;
 use crate::login_memory::LoginMemory;
 use crate::periods;
 use crate::policies::login::{decide, Grant, LoginDecision, LoginFacts, NasKind};
-use crate::policies::quota::quota_part;
+use crate::policies::quota::{quota_part, QUOTA_FIELDS};
 use crate::policies::{parts, Policy, RawPolicy};
-use crate::store::{Store, StoreError};
+use crate::store::{LoginQuery, Store, StoreError};
 
 /// Reply-Message for a user whose policy fields are invalid. Details go to the log.
 pub const INVALID_POLICY_MESSAGE: &str = "Account policy is misconfigured; contact support";
@@ -71,9 +71,19 @@ impl PolicyEnforcer {
     /// store or the control list costs one indexed read.
     pub fn post_auth(&self, l: &Login<'_>) -> Result<Verdict, PolicyCheckError> {
         self.seen.control_part(l.user, &quota_part(l.control), true);
-        let view =
-            self.store
-                .login_policy(l.user, l.calling_station_id, l.now, self.stale_after)?;
+        let control_quotas = QUOTA_FIELDS.iter().any(|f| l.control.get(*f).is_some());
+        let view = self.store.login(&LoginQuery {
+            username: l.user,
+            csid: l.calling_station_id,
+            now: l.now,
+            stale_after_secs: self.stale_after,
+            // Control-list fields (max devices, concurrency) need the counts too.
+            always_count: !l.control.is_empty(),
+            nas_ip: l.nas_ip.as_deref(),
+            day: periods::local_day(l.now, self.tz),
+            month: periods::local_month(l.now, self.tz),
+            control_quotas,
+        })?;
         let (mut raw, check, reply) = match &view.policy {
             Some(def) => parts(def),
             None => (RawPolicy::new(), Vec::new(), Vec::new()),
@@ -92,29 +102,12 @@ impl PolicyEnforcer {
                 return Ok(Verdict::Reject(INVALID_POLICY_MESSAGE.to_string()));
             }
         };
-        let nas = match &l.nas_ip {
-            Some(ip) => self.store.nas_get(ip)?,
-            None => None,
-        };
+        let nas = view.nas;
         let nas_tz = nas
             .as_ref()
             .and_then(|n| n.config.timezone.as_deref())
             .and_then(|z| crate::config::parse_timezone(z).ok())
             .unwrap_or(self.tz);
-        let quotas = policy.daily_time_secs.is_some()
-            || policy.daily_traffic_bytes.is_some()
-            || policy.monthly_time_secs.is_some()
-            || policy.monthly_traffic_bytes.is_some();
-        let (day, month) = if quotas {
-            (
-                self.store
-                    .day_usage(l.user, periods::local_day(l.now, self.tz))?,
-                self.store
-                    .month_usage(l.user, periods::local_month(l.now, self.tz))?,
-            )
-        } else {
-            Default::default()
-        };
         let facts = LoginFacts {
             now: l.now,
             nas_tz,
@@ -122,8 +115,8 @@ impl PolicyEnforcer {
             open_sessions: view.open_sessions,
             devices: view.devices,
             device_known: l.calling_station_id.map(|_| view.device_known),
-            day,
-            month,
+            day: view.day,
+            month: view.month,
             request_value: l.request_value,
         };
         match decide(&policy, &facts) {

@@ -30,7 +30,7 @@ pub use disconnect::{
     backoff_secs, Admin, BulkRun, DisconnectJob, JobOutcome, JobState, Method, NasConfig, NasRow,
     NewDisconnectJob, RetryTarget,
 };
-pub use policies::{CustomAttrRow, DeviceRow, PolicyDef, PolicyStats, PolicyView};
+pub use policies::{CustomAttrRow, DeviceRow, LoginQuery, PolicyDef, PolicyStats, PolicyView};
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
 pub use schema::SCHEMA_VERSION;
 
@@ -680,8 +680,41 @@ impl Reader {
         now: i64,
         stale_after_secs: u64,
     ) -> Result<PolicyView, StoreError> {
-        self.pool
-            .with(|c| policies::login_view(c, username, csid, now, stale_after_secs, false))
+        self.login(&Self::counts_query(
+            username,
+            csid,
+            now,
+            stale_after_secs,
+            false,
+        ))
+    }
+
+    fn counts_query<'a>(
+        username: &'a str,
+        csid: Option<&'a str>,
+        now: i64,
+        stale_after_secs: u64,
+        always_count: bool,
+    ) -> LoginQuery<'a> {
+        let epoch = NaiveDate::default();
+        LoginQuery {
+            username,
+            csid,
+            now,
+            stale_after_secs,
+            always_count,
+            nas_ip: None,
+            day: epoch,
+            month: epoch,
+            control_quotas: false,
+        }
+    }
+
+    /// Everything a login's policy decision reads, from one read transaction: the
+    /// policy and counts of [`Reader::login_policy`], the NAS row and, when the
+    /// policy or the control list has a quota, the day's and month's usage.
+    pub fn login(&self, q: &LoginQuery<'_>) -> Result<PolicyView, StoreError> {
+        self.pool.with(|c| policies::login_view(c, q))
     }
 
     /// [`Reader::login_policy`] with the counts read also when no policy is assigned
@@ -693,8 +726,13 @@ impl Reader {
         now: i64,
         stale_after_secs: u64,
     ) -> Result<PolicyView, StoreError> {
-        self.pool
-            .with(|c| policies::login_view(c, username, csid, now, stale_after_secs, true))
+        self.login(&Self::counts_query(
+            username,
+            csid,
+            now,
+            stale_after_secs,
+            true,
+        ))
     }
 
     /// Unsent notifications due at `now`, oldest first, at most `limit`.

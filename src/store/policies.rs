@@ -12,7 +12,7 @@ use super::capping::ReadTx;
 use super::read::{from_db, name, Name};
 use super::StoreError;
 use crate::periods;
-use crate::policies::quota::Room;
+use crate::policies::quota::{self, Room};
 use crate::policies::{fields, Quotas, RawPolicy, Reached};
 use crate::sessions::Usage;
 
@@ -86,6 +86,33 @@ pub struct PolicyView {
     pub device_known: bool,
     /// Open sessions of the user, without those not updated for `stale_after_secs`.
     pub open_sessions: u64,
+    /// The NAS row of [`LoginQuery::nas_ip`] (read with a policy only).
+    pub nas: Option<super::NasRow>,
+    /// Usage on [`LoginQuery::day`] and in [`LoginQuery::month`] (read when the
+    /// stored policy or the control list has a quota; zero otherwise).
+    pub day: Usage,
+    pub month: Usage,
+}
+
+/// What a login asks of the store about its user, answered from one read
+/// transaction by [`crate::store::Reader::login`].
+#[derive(Debug, Clone)]
+pub struct LoginQuery<'a> {
+    pub username: &'a str,
+    pub csid: Option<&'a str>,
+    pub now: i64,
+    /// Open sessions not updated for this long are not counted (0: all are).
+    pub stale_after_secs: u64,
+    /// Read the counts, NAS and usage without an assigned policy too (the control
+    /// list sets policy fields).
+    pub always_count: bool,
+    pub nas_ip: Option<&'a str>,
+    /// Today and this month in the module's time zone.
+    pub day: NaiveDate,
+    pub month: NaiveDate,
+    /// The control list sets a quota field (usage is read even if the stored
+    /// policy has none).
+    pub control_quotas: bool,
 }
 
 /// A write on the policy tables, executed by the writer.
@@ -413,19 +440,14 @@ fn counts(
     Ok((from_db(devices), known != 0, from_db(open)))
 }
 
-/// The login's reads, in one read transaction. Without an assigned policy, and
-/// unless `always_count`, that is the one lookup in user_policies.
-pub(crate) fn login_view(
-    conn: &Connection,
-    username: &str,
-    csid: Option<&str>,
-    now: i64,
-    stale_after_secs: u64,
-    always_count: bool,
-) -> Result<PolicyView, StoreError> {
+/// The login's reads, in one read transaction (one WAL snapshot, one BEGIN): the
+/// policy, the counts, the NAS row and the day's and month's usage. Without an
+/// assigned policy, and unless `always_count`, that is the one lookup in
+/// user_policies.
+pub(crate) fn login_view(conn: &Connection, q: &LoginQuery<'_>) -> Result<PolicyView, StoreError> {
     let _tx = ReadTx::begin(conn)?;
-    let assigned = current_policy(conn, username)?;
-    if assigned.is_none() && !always_count {
+    let assigned = current_policy(conn, q.username)?;
+    if assigned.is_none() && !q.always_count {
         return Ok(PolicyView::default());
     }
     let (policy, assigned_at) = match assigned {
@@ -433,13 +455,43 @@ pub(crate) fn login_view(
         None => (None, None),
     };
     let (devices, device_known, open_sessions) =
-        counts(conn, username, csid, now, stale_after_secs)?;
+        counts(conn, q.username, q.csid, q.now, q.stale_after_secs)?;
+    let nas = match q.nas_ip {
+        Some(ip) => {
+            let sql = format!(
+                "SELECT {} FROM nas WHERE nas_ip = ?1",
+                super::disconnect::NAS_COLUMNS
+            );
+            conn.prepare_cached(&sql)?
+                .query_row([ip], super::disconnect::nas_row)
+                .optional()?
+        }
+        None => None,
+    };
+    let stored_quotas = policy.as_ref().is_some_and(|p| {
+        p.fields.iter().any(|(f, _)| {
+            quota::QUOTA_FIELDS
+                .iter()
+                .any(|q| fields::def_of(*q).name == f)
+        })
+    });
+    let (day, month) = if stored_quotas || q.control_quotas {
+        (
+            super::read::day_usage(conn, q.username, q.day)?,
+            super::read::month_usage(conn, q.username, q.month)?,
+        )
+    } else {
+        Default::default()
+    };
     Ok(PolicyView {
         policy,
         assigned_at,
         devices,
         device_known,
         open_sessions,
+        nas,
+        day,
+        month,
     })
 }
 

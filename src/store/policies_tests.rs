@@ -242,6 +242,62 @@ fn login_policy_counts_open_sessions_and_devices() {
     assert_eq!((v.policy, v.open_sessions), (None, 1));
 }
 
+#[test]
+fn one_login_read_has_the_nas_row_and_the_usage_a_quota_needs() {
+    use crate::store::{Admin, LoginQuery, NasConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut nas = NasConfig::new("127.0.0.9");
+    nas.nas_type = "other".into();
+    nas.timezone = Some("Europe/Rome".into());
+    Admin::open(store.path())
+        .unwrap()
+        .nas_upsert(&nas, NOW)
+        .unwrap();
+    store
+        .record(upd(AcctStatus::Interim, "q", "s", 100, 200, Some(30), NOW))
+        .unwrap();
+    store
+        .record(upd(AcctStatus::Interim, "c", "s2", 1, 2, Some(3), NOW))
+        .unwrap();
+    let day = crate::periods::local_day(NOW, chrono_tz::UTC);
+    let month = crate::periods::local_month(NOW, chrono_tz::UTC);
+    let query = |user, control_quotas, always_count| LoginQuery {
+        username: user,
+        csid: None,
+        now: NOW,
+        stale_after_secs: 0,
+        always_count,
+        nas_ip: Some("127.0.0.9"),
+        day,
+        month,
+        control_quotas,
+    };
+    // No policy: nothing but the assignment lookup.
+    assert_eq!(
+        store.login(&query("q", false, false)).unwrap(),
+        PolicyView::default()
+    );
+    quota_policy(&store, "quota", &[("daily-traffic", "10")]);
+    quota_policy(&store, "plain", &[("rate-down", "1M")]);
+    store.policy_assign("q", Some("quota"), NOW).unwrap();
+    store.policy_assign("p", Some("plain"), NOW).unwrap();
+    let v = store.login(&query("q", false, false)).unwrap();
+    let row = v.nas.expect("the NAS row");
+    assert_eq!(
+        (row.config.nas_type.as_str(), row.config.timezone.as_deref()),
+        ("other", Some("Europe/Rome"))
+    );
+    assert_eq!((v.day.total_octets(), v.month.session_time), (300, 30));
+    // A policy without quotas: the usage is not read.
+    let v = store.login(&query("p", false, false)).unwrap();
+    assert!(v.nas.is_some() && v.day.is_zero() && v.month.is_zero());
+    // Control-list fields only (no assignment): counts, NAS and, with a quota, usage.
+    let v = store.login(&query("c", true, true)).unwrap();
+    assert!(v.policy.is_none() && v.nas.is_some());
+    assert_eq!((v.day.total_octets(), v.open_sessions), (3, 1));
+}
+
 /// The login's reads are lookups in primary keys and sessions_by_user.
 #[test]
 fn login_reads_use_indexes() {
@@ -286,6 +342,13 @@ fn login_reads_use_indexes() {
         (
             "SELECT COUNT(*) FROM user_policies WHERE policy = ?1",
             "INDEX user_policies_by_policy (policy=?)",
+        ),
+        // The login's NAS row, and accounting's quota lookup.
+        ("SELECT type FROM nas WHERE nas_ip = ?1", "nas_ip=?"),
+        (
+            "SELECT f.field, f.value FROM user_policies u JOIN policy_fields f \
+             ON f.policy = u.policy WHERE u.username = ?1 AND f.field IN ('daily-time', 'daily-traffic')",
+            "USING PRIMARY KEY (username=?)",
         ),
     ];
     for (sql, want) in cases {
