@@ -3,14 +3,16 @@
 //! this month's usage, the NAS's kind and time zone), and the decision turned into
 //! what post-auth answers. The rules are in [`crate::policies`].
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use chrono_tz::Tz;
 
 use crate::login_memory::LoginMemory;
-use crate::periods;
 use crate::policies::login::{decide, Grant, LoginDecision, LoginFacts, NasKind};
 use crate::policies::quota::{quota_part, QUOTA_FIELDS};
-use crate::policies::{parts, Policy, RawPolicy};
-use crate::store::{LoginQuery, Store, StoreError};
+use crate::policies::{parts, Policy, PolicyError, RawPolicy};
+use crate::store::{LoginQuery, PolicyDef, Store, StoreError};
 
 /// Reply-Message for a user whose policy fields are invalid. Details go to the log.
 pub const INVALID_POLICY_MESSAGE: &str = "Account policy is misconfigured; contact support";
@@ -42,7 +44,13 @@ pub struct PolicyEnforcer {
     stale_after: u64,
     /// Quota fields of the control list at the user's last login, for accounting.
     seen: LoginMemory<RawPolicy>,
+    /// Stored policies as last read, parsed (by name): parsing every login's policy
+    /// (schedule, rates, custom attributes) costs more than its reads.
+    parsed: Mutex<HashMap<String, (PolicyDef, Arc<Policy>)>>,
 }
+
+/// Most parsed policies kept (there are a few in practice; beyond, start over).
+const PARSED_POLICIES: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyCheckError {
@@ -57,7 +65,26 @@ impl PolicyEnforcer {
             tz,
             stale_after,
             seen: LoginMemory::default(),
+            parsed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A stored definition parsed, from the cache when it is the same as last time
+    /// (compared whole: an edit by the CLI shows at the next login).
+    fn parsed(&self, def: &PolicyDef) -> Result<Arc<Policy>, PolicyError> {
+        let mut cache = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((d, p)) = cache.get(&def.name) {
+            if d == def {
+                return Ok(Arc::clone(p));
+            }
+        }
+        let (raw, check, reply) = parts(def);
+        let p = Arc::new(Policy::parse(&raw, check, reply)?);
+        if cache.len() >= PARSED_POLICIES {
+            cache.clear();
+        }
+        cache.insert(def.name.clone(), (def.clone(), Arc::clone(&p)));
+        Ok(p)
     }
 
     /// accounting: the quota fields of the control list for the user's update (the
@@ -80,22 +107,35 @@ impl PolicyEnforcer {
             // Control-list fields (max devices, concurrency) need the counts too.
             always_count: !l.control.is_empty(),
             nas_ip: l.nas_ip.as_deref(),
-            day: periods::local_day(l.now, self.tz),
-            month: periods::local_month(l.now, self.tz),
+            tz: self.tz,
             control_quotas,
         })?;
-        let (mut raw, check, reply) = match &view.policy {
-            Some(def) => parts(def),
-            None => (RawPolicy::new(), Vec::new(), Vec::new()),
+        let parsed = match &view.policy {
+            Some(def)
+                if l.control.is_empty()
+                    && def.fields.is_empty()
+                    && def.check.is_empty()
+                    && def.reply.is_empty() =>
+            {
+                return Ok(Verdict::None)
+            }
+            // The stored policy alone: parsed once per definition.
+            Some(def) if l.control.is_empty() => self.parsed(def),
+            def => {
+                let (raw, check, reply) = match def {
+                    Some(def) => parts(def),
+                    None => (RawPolicy::new(), Vec::new(), Vec::new()),
+                };
+                if raw.is_empty() && l.control.is_empty() && check.is_empty() && reply.is_empty() {
+                    return Ok(Verdict::None);
+                }
+                // The control list wins per field (users, radcheck, LDAP, unlang).
+                let mut merged = l.control.clone();
+                merged.fill_from(&raw);
+                Policy::parse(&merged, check, reply).map(Arc::new)
+            }
         };
-        if raw.is_empty() && l.control.is_empty() && check.is_empty() && reply.is_empty() {
-            return Ok(Verdict::None);
-        }
-        // The control list wins per field (users, radcheck, LDAP, unlang).
-        let mut merged = l.control.clone();
-        merged.fill_from(&raw);
-        raw = merged;
-        let policy = match Policy::parse(&raw, check, reply) {
+        let policy = match parsed {
             Ok(p) => p,
             Err(e) => {
                 log::error!("{:?}: {e}; rejecting", l.user);
@@ -136,5 +176,87 @@ impl PolicyEnforcer {
                 Ok(Verdict::Accept(g))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    fn no_attrs(_: &str) -> Option<String> {
+        None
+    }
+
+    fn login<'a>(user: &'a str, control: &'a RawPolicy, now: i64) -> Login<'a> {
+        Login {
+            user,
+            control,
+            calling_station_id: None,
+            nas_ip: None,
+            now,
+            request_value: &no_attrs,
+        }
+    }
+
+    fn rate(v: Verdict) -> Option<String> {
+        match v {
+            Verdict::Accept(g) => g
+                .reply
+                .into_iter()
+                .find(|r| r.0 == "Mikrotik-Rate-Limit")
+                .map(|r| r.1),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_edited_policy_is_seen_at_the_next_login_and_the_control_list_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db"), StoreOptions::default()).unwrap();
+        let put = |down: &str| {
+            store
+                .policy_put(PolicyDef {
+                    name: "p".into(),
+                    fields: vec![("rate-down".into(), down.into())],
+                    ..PolicyDef::default()
+                })
+                .unwrap()
+        };
+        put("1M");
+        store.policy_assign("u", Some("p"), 0).unwrap();
+        let e = PolicyEnforcer::new(store.clone(), chrono_tz::UTC, 0);
+        let none = RawPolicy::new();
+        let now = 1_796_040_000;
+        assert_eq!(
+            rate(e.post_auth(&login("u", &none, now)).unwrap()).as_deref(),
+            Some("0/1M")
+        );
+        assert_eq!(
+            rate(e.post_auth(&login("u", &none, now)).unwrap()).as_deref(),
+            Some("0/1M")
+        );
+        put("2M");
+        assert_eq!(
+            rate(e.post_auth(&login("u", &none, now)).unwrap()).as_deref(),
+            Some("0/2M")
+        );
+        let mut control = RawPolicy::new();
+        control.insert("Rust-Policy-Rate-Down", "5M");
+        assert_eq!(
+            rate(e.post_auth(&login("u", &control, now)).unwrap()).as_deref(),
+            Some("0/5M")
+        );
+        // A bad value written around the CLI rejects (and is not cached as good).
+        rusqlite::Connection::open(dir.path().join("db"))
+            .unwrap()
+            .execute("UPDATE policy_fields SET value = 'fast'", [])
+            .unwrap();
+        assert_eq!(
+            e.post_auth(&login("u", &none, now)).unwrap(),
+            Verdict::Reject(INVALID_POLICY_MESSAGE.into())
+        );
+        // No policy at all: nothing to say.
+        assert_eq!(e.post_auth(&login("x", &none, now)).unwrap(), Verdict::None);
     }
 }

@@ -696,7 +696,6 @@ impl Reader {
         stale_after_secs: u64,
         always_count: bool,
     ) -> LoginQuery<'a> {
-        let epoch = NaiveDate::default();
         LoginQuery {
             username,
             csid,
@@ -704,8 +703,7 @@ impl Reader {
             stale_after_secs,
             always_count,
             nas_ip: None,
-            day: epoch,
-            month: epoch,
+            tz: chrono_tz::UTC,
             control_quotas: false,
         }
     }

@@ -88,8 +88,8 @@ pub struct PolicyView {
     pub open_sessions: u64,
     /// The NAS row of [`LoginQuery::nas_ip`] (read with a policy only).
     pub nas: Option<super::NasRow>,
-    /// Usage on [`LoginQuery::day`] and in [`LoginQuery::month`] (read when the
-    /// stored policy or the control list has a quota; zero otherwise).
+    /// Usage today and this month ([`LoginQuery::tz`]; read when the stored policy
+    /// or the control list has a quota, zero otherwise).
     pub day: Usage,
     pub month: Usage,
 }
@@ -107,9 +107,8 @@ pub struct LoginQuery<'a> {
     /// list sets policy fields).
     pub always_count: bool,
     pub nas_ip: Option<&'a str>,
-    /// Today and this month in the module's time zone.
-    pub day: NaiveDate,
-    pub month: NaiveDate,
+    /// The module's time zone: usage of `now`'s day and month in it.
+    pub tz: chrono_tz::Tz,
     /// The control list sets a quota field (usage is read even if the stored
     /// policy has none).
     pub control_quotas: bool,
@@ -325,7 +324,7 @@ pub(crate) fn policy_get(conn: &Connection, policy: &str) -> Result<Option<Polic
         .prepare_cached("SELECT field, value FROM policy_fields WHERE policy = ?1")?
         .query_map([policy], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    fields.sort_by_key(|(f, _)| field_rank(f));
+    fields.sort_by_cached_key(|(f, _)| field_rank(f));
     let mut def = PolicyDef {
         name: policy.to_string(),
         description,
@@ -477,8 +476,8 @@ pub(crate) fn login_view(conn: &Connection, q: &LoginQuery<'_>) -> Result<Policy
     });
     let (day, month) = if stored_quotas || q.control_quotas {
         (
-            super::read::day_usage(conn, q.username, q.day)?,
-            super::read::month_usage(conn, q.username, q.month)?,
+            super::read::day_usage(conn, q.username, periods::local_day(q.now, q.tz))?,
+            super::read::month_usage(conn, q.username, periods::local_month(q.now, q.tz))?,
         )
     } else {
         Default::default()

@@ -260,8 +260,6 @@ fn one_login_read_has_the_nas_row_and_the_usage_a_quota_needs() {
     store
         .record(upd(AcctStatus::Interim, "c", "s2", 1, 2, Some(3), NOW))
         .unwrap();
-    let day = crate::periods::local_day(NOW, chrono_tz::UTC);
-    let month = crate::periods::local_month(NOW, chrono_tz::UTC);
     let query = |user, control_quotas, always_count| LoginQuery {
         username: user,
         csid: None,
@@ -269,8 +267,7 @@ fn one_login_read_has_the_nas_row_and_the_usage_a_quota_needs() {
         stale_after_secs: 0,
         always_count,
         nas_ip: Some("127.0.0.9"),
-        day,
-        month,
+        tz: chrono_tz::UTC,
         control_quotas,
     };
     // No policy: nothing but the assignment lookup.
