@@ -321,24 +321,6 @@ impl<'a> Pair<'a> {
         }
     }
 
-    /// The dictionary's name of an integer value (`Ethernet` for NAS-Port-Type 15),
-    /// as unlang prints it; None when it has none.
-    pub fn value_name(&self) -> Option<String> {
-        use sys::PW_TYPE::*;
-        if !matches!(self.ty(), PW_TYPE_INTEGER | PW_TYPE_BYTE | PW_TYPE_SHORT) {
-            return None;
-        }
-        let v = i32::try_from(self.as_u32()?).ok()?;
-        // SAFETY: a dictionary lookup; entries live as long as the server.
-        let dv = unsafe { sys::dict_valbyattr(self.attr(), self.vendor(), v) };
-        if dv.is_null() {
-            return None;
-        }
-        // SAFETY: `name` is a NUL-terminated flexible array member of the DICT_VALUE.
-        let name = unsafe { CStr::from_ptr((*dv).name.as_ptr()) };
-        name.to_str().ok().map(str::to_string)
-    }
-
     /// The value as text, whatever its type (what an operator wrote in `users` or SQL).
     pub fn as_text(&self) -> Option<String> {
         if let Some(b) = self.as_bytes() {
@@ -386,13 +368,10 @@ impl Attrs for ListView<'_> {
     fn ipv4(&self, attr: u32, vendor: u32) -> Option<Ipv4Addr> {
         self.find(attr, vendor)?.as_ipv4()
     }
-    /// Named integer values by their name, as unlang prints them (policy checks
-    /// are written `NAS-Port-Type == Wireless-802.11`).
     fn text_by_name(&self, name: &str) -> Option<String> {
-        let p = self
-            .request
+        self.request
             .pairs(self.list)
-            .find(|p| p.name().eq_ignore_ascii_case(name))?;
-        p.value_name().or_else(|| p.as_text())
+            .find(|p| p.name().eq_ignore_ascii_case(name))?
+            .as_text()
     }
 }
