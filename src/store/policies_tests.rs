@@ -637,3 +637,59 @@ fn users_without_quotas_cost_no_read_once_known() {
     // The usage rows are the caller's (the writer's update): 8 MiB stored here.
     assert_eq!(check(&mut cache, spending(MIB)).unwrap(), None);
 }
+
+/// `cargo test --release --lib quota_path_cost -- --ignored --nocapture`: accounting
+/// updates per second through the writer, users without a policy vs with quotas.
+#[test]
+#[ignore]
+fn quota_path_cost() {
+    use std::time::Instant;
+    for with_quotas in [false, true, false, true, false, true, false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            synchronous: crate::store::Synchronous::Normal,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path().join("rlm.sqlite"), opts).unwrap();
+        if with_quotas {
+            quota_policy(
+                &store,
+                "q",
+                &[("daily-traffic", "10000000"), ("monthly-time", "44640")],
+            );
+            for u in 0..1000 {
+                store
+                    .policy_assign(&format!("u{u}"), Some("q"), NOON)
+                    .unwrap();
+            }
+        }
+        let n = 40_000u64;
+        let threads = 8;
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for th in 0..threads {
+                let store = &store;
+                s.spawn(move || {
+                    for i in (th..n).step_by(threads as usize) {
+                        let u = i % 1000;
+                        let tick = i / 1000 + 1;
+                        let up = upd(
+                            AcctStatus::Interim,
+                            &format!("u{u}"),
+                            &format!("s{u}"),
+                            tick * MIB,
+                            tick * MIB,
+                            Some(tick as u32 * 60),
+                            NOON + tick as i64,
+                        );
+                        store
+                            .record_capped(up, acct(&[], NOON + tick as i64))
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!("quotas {with_quotas}: {:.0} updates/s", n as f64 / secs);
+    }
+}
