@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use crate::login_memory::LoginMemory;
 use crate::policies::login::{decide, Grant, LoginDecision, LoginFacts, NasKind};
 use crate::policies::quota::{quota_part, QUOTA_FIELDS};
-use crate::policies::{parts, Policy, PolicyError, RawPolicy};
+use crate::policies::{parts, Policy, PolicyError, Quotas, RawPolicy};
 use crate::store::{LoginQuery, PolicyDef, Store, StoreError};
 
 /// Reply-Message for a user whose policy fields are invalid. Details go to the log.
@@ -44,9 +44,23 @@ pub struct PolicyEnforcer {
     stale_after: u64,
     /// Quota fields of the control list at the user's last login, for accounting.
     seen: LoginMemory<RawPolicy>,
-    /// Stored policies as last read, parsed (by name): parsing every login's policy
-    /// (schedule, rates, custom attributes) costs more than its reads.
-    parsed: Mutex<HashMap<String, (PolicyDef, Arc<Policy>)>>,
+    /// Stored policies parsed, at one store revision: a login then reads one number
+    /// instead of the definition, and parses nothing (schedule, rates, attributes).
+    parsed: Mutex<Parsed>,
+}
+
+#[derive(Default)]
+struct Parsed {
+    /// The store's policy revision these were read at.
+    revision: i64,
+    by_name: HashMap<String, Arc<Stored>>,
+}
+
+/// One stored policy as read, and parsed.
+struct Stored {
+    def: PolicyDef,
+    policy: Result<Arc<Policy>, PolicyError>,
+    has_quotas: bool,
 }
 
 /// Most parsed policies kept (there are a few in practice; beyond, start over).
@@ -65,26 +79,34 @@ impl PolicyEnforcer {
             tz,
             stale_after,
             seen: LoginMemory::default(),
-            parsed: Mutex::new(HashMap::new()),
+            parsed: Mutex::default(),
         }
     }
 
-    /// A stored definition parsed, from the cache when it is the same as last time
-    /// (compared whole: an edit by the CLI shows at the next login).
-    fn parsed(&self, def: &PolicyDef) -> Result<Arc<Policy>, PolicyError> {
-        let mut cache = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((d, p)) = cache.get(&def.name) {
-            if d == def {
-                return Ok(Arc::clone(p));
-            }
+    /// The policy `name` parsed at store revision `rev`, if kept.
+    fn cached(&self, rev: i64, name: &str) -> Option<Arc<Stored>> {
+        let c = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        (c.revision == rev).then(|| c.by_name.get(name).cloned())?
+    }
+
+    /// Parses a definition read at revision `rev` and keeps it (a newer revision
+    /// drops everything kept before).
+    fn keep(&self, rev: i64, def: PolicyDef) -> Arc<Stored> {
+        let (raw, check, reply) = parts(&def);
+        let policy = Policy::parse(&raw, check, reply).map(Arc::new);
+        let has_quotas = policy.as_ref().is_ok_and(|p| !Quotas::of(p).is_unlimited());
+        let s = Arc::new(Stored {
+            def,
+            policy,
+            has_quotas,
+        });
+        let mut c = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        if c.revision != rev || c.by_name.len() >= PARSED_POLICIES {
+            c.by_name.clear();
+            c.revision = rev;
         }
-        let (raw, check, reply) = parts(def);
-        let p = Arc::new(Policy::parse(&raw, check, reply)?);
-        if cache.len() >= PARSED_POLICIES {
-            cache.clear();
-        }
-        cache.insert(def.name.clone(), (def.clone(), Arc::clone(&p)));
-        Ok(p)
+        c.by_name.insert(s.def.name.clone(), Arc::clone(&s));
+        s
     }
 
     /// accounting: the quota fields of the control list for the user's update (the
@@ -109,26 +131,34 @@ impl PolicyEnforcer {
             nas_ip: l.nas_ip.as_deref(),
             tz: self.tz,
             control_quotas,
+            parsed: &|name, rev| self.cached(rev, name).map(|s| s.has_quotas),
         })?;
-        let parsed = match &view.policy {
-            Some(def)
-                if l.control.is_empty()
-                    && def.fields.is_empty()
-                    && def.check.is_empty()
-                    && def.reply.is_empty() =>
-            {
-                return Ok(Verdict::None)
-            }
-            // The stored policy alone: parsed once per definition.
-            Some(def) if l.control.is_empty() => self.parsed(def),
-            def => {
-                let (raw, check, reply) = match def {
-                    Some(def) => parts(def),
+        let stored = match (&view.policy, &view.policy_name) {
+            (Some(def), _) => Some(self.keep(view.revision, def.clone())),
+            (None, Some(name)) => match self.cached(view.revision, name) {
+                Some(s) => Some(s),
+                // Another login met a newer revision in between: read it now.
+                None => self
+                    .store
+                    .policy_get(name)?
+                    .map(|def| self.keep(view.revision, def)),
+            },
+            (None, None) => None,
+        };
+        let empty = stored.as_ref().is_none_or(|s| {
+            s.def.fields.is_empty() && s.def.check.is_empty() && s.def.reply.is_empty()
+        });
+        if empty && l.control.is_empty() {
+            return Ok(Verdict::None);
+        }
+        let parsed = match stored {
+            // The stored policy alone: parsed once per revision.
+            Some(s) if l.control.is_empty() => s.policy.clone(),
+            s => {
+                let (raw, check, reply) = match &s {
+                    Some(s) => parts(&s.def),
                     None => (RawPolicy::new(), Vec::new(), Vec::new()),
                 };
-                if raw.is_empty() && l.control.is_empty() && check.is_empty() && reply.is_empty() {
-                    return Ok(Verdict::None);
-                }
                 // The control list wins per field (users, radcheck, LDAP, unlang).
                 let mut merged = l.control.clone();
                 merged.fill_from(&raw);

@@ -30,7 +30,9 @@ pub use disconnect::{
     backoff_secs, Admin, BulkRun, DisconnectJob, JobOutcome, JobState, Method, NasConfig, NasRow,
     NewDisconnectJob, RetryTarget,
 };
-pub use policies::{CustomAttrRow, DeviceRow, LoginQuery, PolicyDef, PolicyStats, PolicyView};
+pub use policies::{
+    CustomAttrRow, DeviceRow, LoginQuery, ParsedAt, PolicyDef, PolicyStats, PolicyView,
+};
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
 pub use schema::SCHEMA_VERSION;
 
@@ -705,6 +707,7 @@ impl Reader {
             nas_ip: None,
             tz: chrono_tz::UTC,
             control_quotas: false,
+            parsed: &|_, _| None,
         }
     }
 

@@ -77,8 +77,13 @@ pub struct DeviceRow {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PolicyView {
     /// The assigned policy (None: none assigned, or assigned but since removed by
-    /// hand: the store refuses removing an assigned one).
+    /// hand: the store refuses removing an assigned one, or not read because the
+    /// caller has it parsed at this revision: see [`LoginQuery::parsed`]).
     pub policy: Option<PolicyDef>,
+    /// The assigned policy's name.
+    pub policy_name: Option<String>,
+    /// The store's policy revision (bumped by every change to any definition).
+    pub revision: i64,
     pub assigned_at: Option<i64>,
     /// Distinct devices (Calling-Station-Id) seen since the assignment.
     pub devices: u64,
@@ -94,9 +99,13 @@ pub struct PolicyView {
     pub month: Usage,
 }
 
+/// Whether the caller has policy `name` parsed at store revision `rev`: Some(it has
+/// a quota) when it does (its definition is not read), None when not.
+pub type ParsedAt<'a> = &'a dyn Fn(&str, i64) -> Option<bool>;
+
 /// What a login asks of the store about its user, answered from one read
 /// transaction by [`crate::store::Reader::login`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoginQuery<'a> {
     pub username: &'a str,
     pub csid: Option<&'a str>,
@@ -112,6 +121,7 @@ pub struct LoginQuery<'a> {
     /// The control list sets a quota field (usage is read even if the stored
     /// policy has none).
     pub control_quotas: bool,
+    pub parsed: ParsedAt<'a>,
 }
 
 /// A write on the policy tables, executed by the writer.
@@ -445,13 +455,29 @@ fn counts(
 /// user_policies.
 pub(crate) fn login_view(conn: &Connection, q: &LoginQuery<'_>) -> Result<PolicyView, StoreError> {
     let _tx = ReadTx::begin(conn)?;
-    let assigned = current_policy(conn, q.username)?;
+    let assigned: Option<(String, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT u.policy, u.assigned_at, r.n FROM user_policies u, policy_revision r \
+             WHERE u.username = ?1",
+        )?
+        .query_row([Name::new(q.username)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
     if assigned.is_none() && !q.always_count {
         return Ok(PolicyView::default());
     }
-    let (policy, assigned_at) = match assigned {
-        Some((p, at)) => (policy_get(conn, &p)?, Some(at)),
-        None => (None, None),
+    let mut known_quotas = None;
+    let (policy, policy_name, assigned_at, revision) = match assigned {
+        Some((p, at, rev)) => {
+            known_quotas = (q.parsed)(&p, rev);
+            let def = match known_quotas {
+                Some(_) => None,
+                None => policy_get(conn, &p)?,
+            };
+            (def, Some(p), Some(at), rev)
+        }
+        None => (None, None, None, 0),
     };
     let (devices, device_known, open_sessions) =
         counts(conn, q.username, q.csid, q.now, q.stale_after_secs)?;
@@ -467,11 +493,13 @@ pub(crate) fn login_view(conn: &Connection, q: &LoginQuery<'_>) -> Result<Policy
         }
         None => None,
     };
-    let stored_quotas = policy.as_ref().is_some_and(|p| {
-        p.fields.iter().any(|(f, _)| {
-            quota::QUOTA_FIELDS
-                .iter()
-                .any(|q| fields::def_of(*q).name == f)
+    let stored_quotas = known_quotas.unwrap_or_else(|| {
+        policy.as_ref().is_some_and(|p| {
+            p.fields.iter().any(|(f, _)| {
+                quota::QUOTA_FIELDS
+                    .iter()
+                    .any(|q| fields::def_of(*q).name == f)
+            })
         })
     });
     let (day, month) = if stored_quotas || q.control_quotas {
@@ -484,6 +512,8 @@ pub(crate) fn login_view(conn: &Connection, q: &LoginQuery<'_>) -> Result<Policy
     };
     Ok(PolicyView {
         policy,
+        policy_name,
+        revision,
         assigned_at,
         devices,
         device_known,

@@ -269,6 +269,7 @@ fn one_login_read_has_the_nas_row_and_the_usage_a_quota_needs() {
         nas_ip: Some("127.0.0.9"),
         tz: chrono_tz::UTC,
         control_quotas,
+        parsed: &|_, _| None,
     };
     // No policy: nothing but the assignment lookup.
     assert_eq!(
