@@ -145,7 +145,7 @@ impl PolicyEnforcer {
             },
             (None, None) => None,
         };
-        let empty = stored.as_ref().is_none_or(|s| {
+        let empty = stored.as_ref().map_or(true, |s| {
             s.def.fields.is_empty() && s.def.check.is_empty() && s.def.reply.is_empty()
         });
         if empty && l.control.is_empty() {
