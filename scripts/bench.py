@@ -860,9 +860,12 @@ def main(argv):
            "configs": {}}
     res["args"]["sections"] = sorted(args.sections)
     t0 = time.time()
-    for c in CONFIGS:
-        if c in args.sections:
-            res["configs"][c] = bench_config(c, workdir, args)
+    # Workload by workload, each configuration in turn: configurations compared side by
+    # side run minutes apart at most, not a whole section apart, on a shared machine.
+    for w in ("acct", "auth", "login"):
+        for c in CONFIGS:
+            if c in args.sections:
+                res["configs"].setdefault(c, {}).update(bench_config(c, workdir, args, workloads=(w,)))
     if "rust" in res["configs"]:
         # The CLI must read back what the harness wrote for the module.
         s = Server("cli-check", "rust", workdir, args)
