@@ -7,6 +7,7 @@
 //! Used for capping limits and for policy quotas.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// A set of control-list values (capping limits, policy fields).
@@ -30,12 +31,16 @@ impl ControlValues for crate::policies::RawPolicy {
 /// without any: nothing to remember costs no memory).
 pub struct LoginMemory<T> {
     seen: Mutex<HashMap<String, T>>,
+    /// Users remembered, kept under the lock: while 0, requests without control
+    /// values take no lock (most installations keep limits and policies in the store).
+    users: AtomicUsize,
 }
 
 impl<T: ControlValues> Default for LoginMemory<T> {
     fn default() -> Self {
         LoginMemory {
             seen: Mutex::new(HashMap::new()),
+            users: AtomicUsize::new(0),
         }
     }
 }
@@ -45,24 +50,31 @@ impl<T: ControlValues> LoginMemory<T> {
     /// login, those remembered from the user's last login. `login`: remember the
     /// request's set (also an empty one: forgets the old).
     pub fn control_part(&self, user: &str, control: &T, login: bool) -> T {
+        if !control.is_empty() && !login {
+            return control.clone();
+        }
+        // Nothing to remember or forget, nothing to recall.
+        if control.is_empty() && self.users.load(Ordering::Acquire) == 0 {
+            return T::default();
+        }
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if login {
+        let out = if login {
             if control.is_empty() {
                 seen.remove(user);
             } else if seen.get(user) != Some(control) {
                 seen.insert(user.to_string(), control.clone());
             }
             control.clone()
-        } else if control.is_empty() {
-            seen.get(user).cloned().unwrap_or_default()
         } else {
-            control.clone()
-        }
+            seen.get(user).cloned().unwrap_or_default()
+        };
+        self.users.store(seen.len(), Ordering::Release);
+        out
     }
 
     /// Users remembered (for tests and stats).
     pub fn len(&self) -> usize {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.users.load(Ordering::Acquire)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -3,8 +3,9 @@
 //! this month's usage, the NAS's kind and time zone), and the decision turned into
 //! what post-auth answers. The rules are in [`crate::policies`].
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use chrono_tz::Tz;
 
@@ -46,7 +47,7 @@ pub struct PolicyEnforcer {
     seen: LoginMemory<RawPolicy>,
     /// Stored policies parsed, at one store revision: a login then reads one number
     /// instead of the definition, and parses nothing (schedule, rates, attributes).
-    parsed: Mutex<Parsed>,
+    parsed: RwLock<Parsed>,
 }
 
 #[derive(Default)]
@@ -79,13 +80,13 @@ impl PolicyEnforcer {
             tz,
             stale_after,
             seen: LoginMemory::default(),
-            parsed: Mutex::default(),
+            parsed: RwLock::default(),
         }
     }
 
     /// The policy `name` parsed at store revision `rev`, if kept.
     fn cached(&self, rev: i64, name: &str) -> Option<Arc<Stored>> {
-        let c = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.parsed.read().unwrap_or_else(|p| p.into_inner());
         (c.revision == rev).then(|| c.by_name.get(name).cloned())?
     }
 
@@ -100,7 +101,7 @@ impl PolicyEnforcer {
             policy,
             has_quotas,
         });
-        let mut c = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = self.parsed.write().unwrap_or_else(|p| p.into_inner());
         if c.revision != rev || c.by_name.len() >= PARSED_POLICIES {
             c.by_name.clear();
             c.revision = rev;
@@ -121,6 +122,8 @@ impl PolicyEnforcer {
     pub fn post_auth(&self, l: &Login<'_>) -> Result<Verdict, PolicyCheckError> {
         self.seen.control_part(l.user, &quota_part(l.control), true);
         let control_quotas = QUOTA_FIELDS.iter().any(|f| l.control.get(*f).is_some());
+        // The kept policy the store was told about, so it is looked up once.
+        let hit: RefCell<Option<Arc<Stored>>> = RefCell::new(None);
         let view = self.store.login(&LoginQuery {
             username: l.user,
             csid: l.calling_station_id,
@@ -131,11 +134,16 @@ impl PolicyEnforcer {
             nas_ip: l.nas_ip.as_deref(),
             tz: self.tz,
             control_quotas,
-            parsed: &|name, rev| self.cached(rev, name).map(|s| s.has_quotas),
+            parsed: &|name, rev| {
+                let s = self.cached(rev, name);
+                let has_quotas = s.as_ref().map(|s| s.has_quotas);
+                *hit.borrow_mut() = s;
+                has_quotas
+            },
         })?;
         let stored = match (&view.policy, &view.policy_name) {
             (Some(def), _) => Some(self.keep(view.revision, def.clone())),
-            (None, Some(name)) => match self.cached(view.revision, name) {
+            (None, Some(name)) => match hit.take().or_else(|| self.cached(view.revision, name)) {
                 Some(s) => Some(s),
                 // Another login met a newer revision in between: read it now.
                 None => self
