@@ -26,6 +26,7 @@ use crate::capping::{
 };
 use crate::config::Capping;
 use crate::instance::Rcode;
+use crate::login_memory::LoginMemory;
 use crate::periods;
 use crate::sessions::AcctStatus;
 use crate::store::{
@@ -163,7 +164,7 @@ pub struct Enforcer {
     /// `cfg.eval` without building explanations (debug logging off).
     quiet: EvalOptions,
     /// Control-list limits seen at the user's last login, for accounting.
-    seen: Mutex<HashMap<String, RawLimits>>,
+    seen: LoginMemory<RawLimits>,
     /// authorize's decision per request in flight, for its post-auth: one set of
     /// reads per login instead of two.
     pending: Mutex<PendingMap>,
@@ -230,7 +231,7 @@ impl Enforcer {
             tz,
             store,
             quiet,
-            seen: Mutex::new(HashMap::new()),
+            seen: LoginMemory::default(),
             pending: Mutex::new(PendingMap::new(Instant::now())),
         }
     }
@@ -252,19 +253,7 @@ impl Enforcer {
     /// has none and this is not a login, those remembered from the last login.
     /// `remember`: this is a login; remember its set for accounting.
     fn control_part(&self, user: &str, control: &RawLimits, remember: bool) -> RawLimits {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if remember {
-            if control.is_empty() {
-                seen.remove(user);
-            } else if seen.get(user) != Some(control) {
-                seen.insert(user.to_string(), control.clone());
-            }
-            control.clone()
-        } else if control.is_empty() {
-            seen.get(user).cloned().unwrap_or_default()
-        } else {
-            control.clone()
-        }
+        self.seen.control_part(user, control, remember)
     }
 
     fn merge(&self, user: &str, raw: RawLimits, stored: &[LimitRow]) -> Result<Limits, LimitError> {
@@ -516,6 +505,8 @@ impl Enforcer {
             opts: self.opts().clone(),
             over_limit: self.cfg.over_limit,
             now,
+            // Set by the caller (the policy's part).
+            quota_control: Default::default(),
         })
     }
 

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::disconnect::{ClientLookup, ClientSecrets, QueueWorker, WorkerConfig};
 use crate::enforcement::{Answer, Enforcer};
 use crate::periods;
+use crate::policies::RawPolicy;
 use crate::policy_enforcement::{Login, PolicyEnforcer, Verdict};
 use crate::store::{Store, StoreOptions};
 use std::net::IpAddr;
@@ -170,6 +171,7 @@ impl Instance {
         &self,
         attrs: &impl Attrs,
         control: &RawLimits,
+        control_policy: &RawPolicy,
         src_ip: Option<IpAddr>,
         received_at: i64,
     ) -> Rcode {
@@ -187,9 +189,15 @@ impl Instance {
                 return Rcode::Invalid;
             }
         };
-        let capping =
-            self.enforcer
-                .acct_capping(&update.username, update.status, control, received_at);
+        let capping = self
+            .enforcer
+            .acct_capping(&update.username, update.status, control, received_at)
+            .map(|mut c| {
+                c.quota_control = self
+                    .policies
+                    .acct_quota_control(&update.username, control_policy);
+                c
+            });
         let recorded = match capping {
             Some(c) => self
                 .store
@@ -203,6 +211,14 @@ impl Instance {
                     log::warn!("{outcome}");
                 } else {
                     log::debug!("{outcome}");
+                }
+                if let Some(r) = &outcome.quota_reached {
+                    log::info!(
+                        "{:?} reached a policy quota ({r}): session {} on {} is queued for disconnection",
+                        outcome.username,
+                        outcome.session_key,
+                        outcome.nas_ip
+                    );
                 }
                 let action = cap.map_or(AcctAction::None, |c| {
                     self.enforcer.acct_action(&outcome.username, c)

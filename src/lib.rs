@@ -18,6 +18,7 @@ pub mod disconnect;
 pub mod enforcement;
 pub mod ffi;
 pub mod instance;
+pub mod login_memory;
 pub mod names;
 pub mod notify;
 pub mod outbox;

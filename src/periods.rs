@@ -96,12 +96,21 @@ pub fn next_month_start(t: i64, tz: Tz) -> i64 {
 
 /// Storage key of a day: `YYYY-MM-DD`.
 pub fn day_key(day: NaiveDate) -> String {
-    day.format("%Y-%m-%d").to_string()
+    use chrono::Datelike;
+    // Without strftime's parsing: every accounting update and login formats keys.
+    match day.year() {
+        0..=9999 => format!("{:04}-{:02}-{:02}", day.year(), day.month(), day.day()),
+        _ => day.format("%Y-%m-%d").to_string(),
+    }
 }
 
 /// Storage key of a month: `YYYY-MM`.
 pub fn month_key(month: NaiveDate) -> String {
-    month.format("%Y-%m").to_string()
+    use chrono::Datelike;
+    match month.year() {
+        0..=9999 => format!("{:04}-{:02}", month.year(), month.month()),
+        _ => month.format("%Y-%m").to_string(),
+    }
 }
 
 /// Parses a `YYYY-MM` month key into the first day of that month.
@@ -301,5 +310,13 @@ mod tests {
         }
         assert_eq!(month_key(date("2026-11-21")), "2026-11");
         assert_eq!(day_key(date("2026-01-02")), "2026-01-02");
+        // The same as strftime's, at the edges too.
+        for d in ["0001-01-01", "0999-12-31", "9999-12-31"] {
+            assert_eq!(day_key(date(d)), d);
+            assert_eq!(month_key(date(d)), &d[..7]);
+        }
+        let far = NaiveDate::from_ymd_opt(12345, 6, 7).unwrap();
+        assert_eq!(day_key(far), far.format("%Y-%m-%d").to_string());
+        assert_eq!(month_key(far), far.format("%Y-%m").to_string());
     }
 }

@@ -281,6 +281,7 @@ fn capping(now: i64) -> AcctCapping {
         opts: EvalOptions::default(),
         over_limit: OverLimitPolicy::Disconnect,
         now,
+        quota_control: Default::default(),
     }
 }
 

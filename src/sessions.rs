@@ -527,10 +527,14 @@ pub struct Outcome {
     pub regressed: Regressed,
     /// Set when `delta` is not zero.
     pub attributed: Option<Attribution>,
-    /// A month-boundary disconnect job was queued by this update.
+    /// A disconnect job was queued by this update (month boundary, capping or a
+    /// policy quota).
     pub disconnect_queued: bool,
     /// An exhausted-user CoA (throttle / redirect) was queued by this update.
     pub coa_queued: bool,
+    /// The policy quota this Start / Interim brought the user to (its session is
+    /// queued for disconnection).
+    pub quota_reached: Option<crate::policies::Reached>,
     pub anomalies: Anomalies,
 }
 
@@ -548,6 +552,7 @@ impl Outcome {
             attributed: None,
             disconnect_queued: false,
             coa_queued: false,
+            quota_reached: None,
             anomalies: Anomalies::default(),
         }
     }

@@ -490,6 +490,7 @@ unsafe extern "C" fn mod_accounting(
         let rcode = state.accounting(
             &req.list(List::Request),
             &control_limits(req),
+            &control_policy(req),
             req.src_ip(),
             req.received_at(),
         );

@@ -5,6 +5,7 @@ use chrono_tz::Tz;
 
 use super::modulation::{self, OnExhausted, Rates, Traffic};
 use super::policy::{CustomAttr, Policy};
+use super::quota::{Quota, Quotas};
 use super::rates::wispr;
 use super::schedule::{evaluate, Verdict};
 use crate::sessions::Usage;
@@ -64,6 +65,16 @@ pub mod messages {
     pub const DAILY_TRAFFIC: &str = "Daily traffic limit reached";
     pub const MONTHLY_TRAFFIC: &str = "Monthly traffic limit reached";
     pub const CHECK: &str = "Login not allowed for this connection";
+
+    /// The refusal of a reached quota (also the reason of its disconnect).
+    pub fn of(q: super::Quota) -> &'static str {
+        match q {
+            super::Quota::DailyTime => DAILY_TIME,
+            super::Quota::MonthlyTime => MONTHLY_TIME,
+            super::Quota::DailyTraffic => DAILY_TRAFFIC,
+            super::Quota::MonthlyTraffic => MONTHLY_TRAFFIC,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,10 +139,6 @@ pub const CHECK_OPS: &[&str] = &["==", "!=", "<", "<=", ">", ">=", "=*", "!*"];
 /// The operators a reply attribute may use.
 pub const REPLY_OPS: &[&str] = &["=", ":=", "+="];
 
-fn remaining(limit: Option<u64>, used: u64) -> Option<u64> {
-    limit.map(|l| l.saturating_sub(used))
-}
-
 pub fn decide(p: &Policy, f: &LoginFacts<'_>) -> LoginDecision {
     let reject = |message, why: String| LoginDecision::Reject { message, why };
     if p.concurrent > 0 && f.open_sessions >= u64::from(p.concurrent) {
@@ -187,38 +194,12 @@ pub fn decide(p: &Policy, f: &LoginFacts<'_>) -> LoginDecision {
             Verdict::Open { seconds_left: None } => {}
         }
     }
-    let quotas = [
-        (
-            p.daily_time_secs,
-            f.day.session_time,
-            messages::DAILY_TIME,
-            true,
-        ),
-        (
-            p.monthly_time_secs,
-            f.month.session_time,
-            messages::MONTHLY_TIME,
-            true,
-        ),
-        (
-            p.daily_traffic_bytes,
-            f.day.total_octets(),
-            messages::DAILY_TRAFFIC,
-            false,
-        ),
-        (
-            p.monthly_traffic_bytes,
-            f.month.total_octets(),
-            messages::MONTHLY_TRAFFIC,
-            false,
-        ),
-    ];
-    for (limit, used, message, is_time) in quotas {
-        match remaining(limit, used) {
-            Some(0) => return reject(message, format!("{used} used of {}", limit.unwrap_or(0))),
-            Some(left) if is_time => bound(left, message, &mut g),
-            _ => {}
-        }
+    let quotas = Quotas::of(p);
+    if let Some(r) = quotas.reached(&f.day, &f.month) {
+        return reject(messages::of(r.quota), r.to_string());
+    }
+    if let Some((quota, left)) = quotas.time_left(&f.day, &f.month) {
+        bound(left, &format!("the {} quota", quota.label()), &mut g);
     }
     if let Some(t) = p.session_timeout_secs {
         bound(u64::from(t), "the policy's session-timeout", &mut g);

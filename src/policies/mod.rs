@@ -9,12 +9,14 @@ pub mod fields;
 pub mod login;
 pub mod modulation;
 pub mod policy;
+pub mod quota;
 pub mod rates;
 pub mod schedule;
 pub mod validate;
 
 pub use fields::{Field, FieldDef, RawPolicy, ValueKind, FIELDS};
 pub use policy::{CustomAttr, Policy, PolicyError};
+pub use quota::{Quota, Quotas, Reached};
 pub use validate::{parts, validate_def};
 
 /// Odd operator input every parser here must refuse or take without panicking.

@@ -74,6 +74,9 @@ pub struct AcctCapping {
     /// or only report.
     pub over_limit: OverLimitPolicy,
     pub now: i64,
+    /// Quota fields of the user's policy from the control list (or remembered from
+    /// the login); the stored policy's fill the rest (see [`crate::policies::quota`]).
+    pub quota_control: crate::policies::RawPolicy,
 }
 
 /// What the capping part of an accounting update came to. The record itself is

@@ -24,6 +24,7 @@ fn acct_capping(control: &[(&str, &str)], now: i64) -> AcctCapping {
         opts: EvalOptions::default(),
         over_limit: crate::capping::OverLimitPolicy::Disconnect,
         now,
+        quota_control: Default::default(),
     }
 }
 

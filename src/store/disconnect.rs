@@ -271,14 +271,14 @@ pub fn backoff_secs(previous_attempts: u32) -> i64 {
     (BASE << previous_attempts).min(CAP)
 }
 
-const NAS_COLUMNS: &str = "id, nas_ip, name, type, coa_host, coa_port, secret, api_host, \
+pub(crate) const NAS_COLUMNS: &str = "id, nas_ip, name, type, coa_host, coa_port, secret, api_host, \
      api_port, api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap, timezone";
 
 fn port(v: i64) -> u16 {
     u16::try_from(v).unwrap_or(0)
 }
 
-fn nas_row(r: &Row<'_>) -> rusqlite::Result<NasRow> {
+pub(crate) fn nas_row(r: &Row<'_>) -> rusqlite::Result<NasRow> {
     Ok(NasRow {
         id: r.get(0)?,
         config: NasConfig {

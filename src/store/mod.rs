@@ -32,7 +32,9 @@ pub use disconnect::{
     NewDisconnectJob, RetryTarget,
 };
 pub use modulation::{CoaJob, CoaOutcome, CoaPurpose, ModulatedSession, NewCoaJob};
-pub use policies::{CustomAttrRow, DeviceRow, PolicyDef, PolicyStats, PolicyView};
+pub use policies::{
+    CustomAttrRow, DeviceRow, LoginQuery, ParsedAt, PolicyDef, PolicyStats, PolicyView,
+};
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
 pub use schema::SCHEMA_VERSION;
 
@@ -236,6 +238,7 @@ impl Store {
             conn,
             headrooms: writer::Headrooms::new(HEADROOM_USERS),
             hourly: Default::default(),
+            quotas: policies::QuotaCache::new(HEADROOM_USERS),
             tz: opts.timezone,
             rules: writer::Rules {
                 month_boundary: opts.month_boundary_disconnect,
@@ -705,8 +708,40 @@ impl Reader {
         now: i64,
         stale_after_secs: u64,
     ) -> Result<PolicyView, StoreError> {
-        self.pool
-            .with(|c| policies::login_view(c, username, csid, now, stale_after_secs, false))
+        self.login(&Self::counts_query(
+            username,
+            csid,
+            now,
+            stale_after_secs,
+            false,
+        ))
+    }
+
+    fn counts_query<'a>(
+        username: &'a str,
+        csid: Option<&'a str>,
+        now: i64,
+        stale_after_secs: u64,
+        always_count: bool,
+    ) -> LoginQuery<'a> {
+        LoginQuery {
+            username,
+            csid,
+            now,
+            stale_after_secs,
+            always_count,
+            nas_ip: None,
+            tz: chrono_tz::UTC,
+            control_quotas: false,
+            parsed: &|_, _| None,
+        }
+    }
+
+    /// Everything a login's policy decision reads, from one read transaction: the
+    /// policy and counts of [`Reader::login_policy`], the NAS row and, when the
+    /// policy or the control list has a quota, the day's and month's usage.
+    pub fn login(&self, q: &LoginQuery<'_>) -> Result<PolicyView, StoreError> {
+        self.pool.with(|c| policies::login_view(c, q))
     }
 
     /// [`Reader::login_policy`] with the counts read also when no policy is assigned
@@ -718,8 +753,13 @@ impl Reader {
         now: i64,
         stale_after_secs: u64,
     ) -> Result<PolicyView, StoreError> {
-        self.pool
-            .with(|c| policies::login_view(c, username, csid, now, stale_after_secs, true))
+        self.login(&Self::counts_query(
+            username,
+            csid,
+            now,
+            stale_after_secs,
+            true,
+        ))
     }
 
     /// The user's hour buckets `(hour start, down, up)` from `since` on (kept only

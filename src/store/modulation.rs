@@ -32,11 +32,8 @@ impl HourlyUsers {
     }
 
     /// At the start of a batch (holding the write lock).
-    pub(crate) fn sync(&mut self, conn: &Connection) {
-        let version = conn
-            .prepare_cached("PRAGMA data_version")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-            .ok();
+    /// `version`: the batch's `PRAGMA data_version` (read once for every cache).
+    pub(crate) fn sync(&mut self, conn: &Connection, version: Option<i64>) {
         if self.loaded && !self.dirty && version.is_some() && version == self.data_version {
             return;
         }

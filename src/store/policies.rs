@@ -2,12 +2,19 @@
 //! has which, and the devices each user was seen on since. Writes run on the writer
 //! (each op under the item's savepoint, so all-or-nothing); reads on the read pool.
 
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::capping::ReadTx;
 use super::read::{from_db, name, Name};
 use super::StoreError;
-use crate::policies::fields;
+use crate::periods;
+use crate::policies::quota::{self, Room};
+use crate::policies::{fields, Quotas, RawPolicy, Reached};
+use crate::sessions::Usage;
 
 /// One custom check or reply attribute of a policy (`Attr op value`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
@@ -70,8 +77,13 @@ pub struct DeviceRow {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PolicyView {
     /// The assigned policy (None: none assigned, or assigned but since removed by
-    /// hand: the store refuses removing an assigned one).
+    /// hand: the store refuses removing an assigned one, or not read because the
+    /// caller has it parsed at this revision: see [`LoginQuery::parsed`]).
     pub policy: Option<PolicyDef>,
+    /// The assigned policy's name.
+    pub policy_name: Option<String>,
+    /// The store's policy revision (bumped by every change to any definition).
+    pub revision: i64,
     pub assigned_at: Option<i64>,
     /// Distinct devices (Calling-Station-Id) seen since the assignment.
     pub devices: u64,
@@ -79,6 +91,37 @@ pub struct PolicyView {
     pub device_known: bool,
     /// Open sessions of the user, without those not updated for `stale_after_secs`.
     pub open_sessions: u64,
+    /// The NAS row of [`LoginQuery::nas_ip`] (read with a policy only).
+    pub nas: Option<super::NasRow>,
+    /// Usage today and this month ([`LoginQuery::tz`]; read when the stored policy
+    /// or the control list has a quota, zero otherwise).
+    pub day: Usage,
+    pub month: Usage,
+}
+
+/// Whether the caller has policy `name` parsed at store revision `rev`: Some(it has
+/// a quota) when it does (its definition is not read), None when not.
+pub type ParsedAt<'a> = &'a dyn Fn(&str, i64) -> Option<bool>;
+
+/// What a login asks of the store about its user, answered from one read
+/// transaction by [`crate::store::Reader::login`].
+#[derive(Clone)]
+pub struct LoginQuery<'a> {
+    pub username: &'a str,
+    pub csid: Option<&'a str>,
+    pub now: i64,
+    /// Open sessions not updated for this long are not counted (0: all are).
+    pub stale_after_secs: u64,
+    /// Read the counts, NAS and usage without an assigned policy too (the control
+    /// list sets policy fields).
+    pub always_count: bool,
+    pub nas_ip: Option<&'a str>,
+    /// The module's time zone: usage of `now`'s day and month in it.
+    pub tz: chrono_tz::Tz,
+    /// The control list sets a quota field (usage is read even if the stored
+    /// policy has none).
+    pub control_quotas: bool,
+    pub parsed: ParsedAt<'a>,
 }
 
 /// A write on the policy tables, executed by the writer.
@@ -319,7 +362,7 @@ pub(crate) fn policy_get(conn: &Connection, policy: &str) -> Result<Option<Polic
         .prepare_cached("SELECT field, value FROM policy_fields WHERE policy = ?1")?
         .query_map([policy], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    fields.sort_by_key(|(f, _)| field_rank(f));
+    fields.sort_by_cached_key(|(f, _)| field_rank(f));
     let mut def = PolicyDef {
         name: policy.to_string(),
         description,
@@ -434,36 +477,271 @@ fn counts(
     Ok((from_db(devices), known != 0, from_db(open)))
 }
 
-/// The login's reads, in one read transaction. Without an assigned policy, and
-/// unless `always_count`, that is the one lookup in user_policies.
-pub(crate) fn login_view(
-    conn: &Connection,
-    username: &str,
-    csid: Option<&str>,
-    now: i64,
-    stale_after_secs: u64,
-    always_count: bool,
-) -> Result<PolicyView, StoreError> {
+/// The login's reads, in one read transaction (one WAL snapshot, one BEGIN): the
+/// policy, the counts, the NAS row and the day's and month's usage. Without an
+/// assigned policy, and unless `always_count`, that is the one lookup in
+/// user_policies.
+pub(crate) fn login_view(conn: &Connection, q: &LoginQuery<'_>) -> Result<PolicyView, StoreError> {
     let _tx = ReadTx::begin(conn)?;
-    let assigned = current_policy(conn, username)?;
-    if assigned.is_none() && !always_count {
+    let assigned: Option<(String, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT u.policy, u.assigned_at, r.n FROM user_policies u, policy_revision r \
+             WHERE u.username = ?1",
+        )?
+        .query_row([Name::new(q.username)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    if assigned.is_none() && !q.always_count {
         return Ok(PolicyView::default());
     }
-    let (policy, assigned_at) = match assigned {
-        Some((p, at)) => (policy_get(conn, &p)?, Some(at)),
-        None => (None, None),
+    let mut known_quotas = None;
+    let (policy, policy_name, assigned_at, revision) = match assigned {
+        Some((p, at, rev)) => {
+            known_quotas = (q.parsed)(&p, rev);
+            let def = match known_quotas {
+                Some(_) => None,
+                None => policy_get(conn, &p)?,
+            };
+            (def, Some(p), Some(at), rev)
+        }
+        None => (None, None, None, 0),
     };
     let (devices, device_known, open_sessions) =
-        counts(conn, username, csid, now, stale_after_secs)?;
+        counts(conn, q.username, q.csid, q.now, q.stale_after_secs)?;
+    let nas = match q.nas_ip {
+        Some(ip) => {
+            let sql = format!(
+                "SELECT {} FROM nas WHERE nas_ip = ?1",
+                super::disconnect::NAS_COLUMNS
+            );
+            conn.prepare_cached(&sql)?
+                .query_row([ip], super::disconnect::nas_row)
+                .optional()?
+        }
+        None => None,
+    };
+    let stored_quotas = known_quotas.unwrap_or_else(|| {
+        policy.as_ref().is_some_and(|p| {
+            p.fields.iter().any(|(f, _)| {
+                quota::QUOTA_FIELDS
+                    .iter()
+                    .any(|q| fields::def_of(*q).name == f)
+            })
+        })
+    });
+    let (day, month) = if stored_quotas || q.control_quotas {
+        (
+            super::read::day_usage(conn, q.username, periods::local_day(q.now, q.tz))?,
+            super::read::month_usage(conn, q.username, periods::local_month(q.now, q.tz))?,
+        )
+    } else {
+        Default::default()
+    };
     Ok(PolicyView {
         policy,
+        policy_name,
+        revision,
         assigned_at,
         devices,
         device_known,
         open_sessions,
+        nas,
+        day,
+        month,
     })
 }
 
 #[cfg(test)]
 #[path = "policies_tests.rs"]
 mod tests;
+
+/// Whether any stored policy sets a quota field (none: accounting never looks a
+/// user's policy up).
+fn any_quota_policy(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM policy_fields \
+             WHERE field IN ('daily-time', 'monthly-time', 'daily-traffic', 'monthly-traffic'))",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// The quota fields of the user's assigned policy (empty: none, or no quota in it).
+fn stored_quota_fields(conn: &Connection, username: &str) -> Result<RawPolicy, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.field, f.value FROM user_policies u JOIN policy_fields f ON f.policy = u.policy \
+         WHERE u.username = ?1 \
+           AND f.field IN ('daily-time', 'monthly-time', 'daily-traffic', 'monthly-traffic')",
+    )?;
+    let mut raw = RawPolicy::new();
+    let rows = stmt.query_map([Name::new(username)], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (f, v) = row?;
+        raw.insert(&f, &v);
+    }
+    Ok(raw)
+}
+
+/// The quota part of a user's stored policy, as the writer keeps it.
+struct StoredQuotas {
+    raw: RawPolicy,
+    /// `raw` parsed (None: a stored value is invalid; logins refuse such a user).
+    parsed: Option<Quotas>,
+    /// What was left at the last check, under which control values and in which
+    /// day and month.
+    room: Option<(RawPolicy, NaiveDate, NaiveDate, Room)>,
+}
+
+/// What the writer knows of users' policy quotas, so that an accounting update
+/// costs no read for a user without any, nor for one far from them: whether any
+/// policy has a quota at all, and per user (once looked up) the quota fields of their
+/// policy and the [`Room`] left at the last check, counted down by every update since
+/// (as the capping headrooms are). Dropped whenever the store may have changed
+/// otherwise: a commit by another connection (the CLI assigning or editing a policy;
+/// seen through `PRAGMA data_version`), a policy write through the writer, or a
+/// failed batch.
+pub(crate) struct QuotaCache {
+    any: Option<bool>,
+    by_user: HashMap<String, StoredQuotas>,
+    data_version: Option<i64>,
+    /// Most users kept; beyond it all are dropped and looked up again.
+    capacity: usize,
+}
+
+impl QuotaCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        QuotaCache {
+            any: None,
+            by_user: HashMap::new(),
+            data_version: None,
+            capacity,
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.any = None;
+        self.by_user.clear();
+    }
+
+    /// Drops everything if the store's `data_version` moved since the last call.
+    pub(crate) fn sync(&mut self, version: Option<i64>) {
+        if version.is_none() || version != self.data_version {
+            self.clear();
+        }
+        self.data_version = version;
+    }
+
+    /// The user's entry; None when no stored policy has a quota and the control
+    /// list has none either (nothing to check, nothing kept).
+    fn entry(
+        &mut self,
+        conn: &Connection,
+        username: &str,
+        control: &RawPolicy,
+    ) -> Result<Option<&mut StoredQuotas>, StoreError> {
+        let any = match self.any {
+            Some(a) => a,
+            None => *self.any.insert(any_quota_policy(conn)?),
+        };
+        if !any && control.is_empty() {
+            return Ok(None);
+        }
+        if !self.by_user.contains_key(username) {
+            let raw = if any {
+                stored_quota_fields(conn, username)?
+            } else {
+                RawPolicy::new()
+            };
+            let parsed = Quotas::from_raw(&raw).ok();
+            if self.by_user.len() >= self.capacity {
+                self.by_user.clear();
+            }
+            self.by_user.insert(
+                username.to_string(),
+                StoredQuotas {
+                    raw,
+                    parsed,
+                    room: None,
+                },
+            );
+        }
+        Ok(self.by_user.get_mut(username))
+    }
+}
+
+/// After a Start / Interim was recorded, in the writer's transaction: the user's
+/// quotas (the control list's quota fields over the stored policy's, per field)
+/// against the usage of the update's day and month (the rows just updated; the
+/// event's day and month in `tz` when it added nothing), and the quota reached, if
+/// any. Reads nothing for a user without quotas once the cache knows the user, nor
+/// while the update stays within the room left at the user's last check.
+pub(crate) fn quota_after_record(
+    conn: &Connection,
+    tz: chrono_tz::Tz,
+    cache: &mut QuotaCache,
+    outcome: &crate::sessions::Outcome,
+    event_time: i64,
+    control: &RawPolicy,
+) -> Result<Option<Reached>, StoreError> {
+    use crate::sessions::AcctStatus;
+    if !matches!(outcome.status, AcctStatus::Start | AcctStatus::Interim) {
+        return Ok(None);
+    }
+    let user = outcome.username.as_str();
+    let Some(entry) = cache.entry(conn, user, control)? else {
+        return Ok(None);
+    };
+    let quotas = if control.is_empty() {
+        match entry.parsed {
+            Some(q) => q,
+            None if entry.raw.is_empty() => return Ok(None),
+            None => {
+                return Err(StoreError::Rejected(
+                    "the user's policy has an invalid quota".into(),
+                ))
+            }
+        }
+    } else {
+        let mut merged = control.clone();
+        merged.fill_from(&entry.raw);
+        Quotas::from_raw(&merged).map_err(|e| StoreError::Rejected(e.to_string()))?
+    };
+    if quotas.is_unlimited() {
+        return Ok(None);
+    }
+    let (day, month, delta) = match outcome.attributed {
+        Some(a) => (a.day, a.month, outcome.delta),
+        None => (
+            periods::local_day(event_time, tz),
+            periods::local_month(event_time, tz),
+            Usage::default(),
+        ),
+    };
+    if let Some((c, d, m, room)) = &mut entry.room {
+        if (&*c, *d, *m) == (control, day, month) && room.take(&delta) {
+            return Ok(None);
+        }
+    }
+    entry.room = None;
+    let daily = quotas.daily_time_secs.is_some() || quotas.daily_traffic_bytes.is_some();
+    let monthly = quotas.monthly_time_secs.is_some() || quotas.monthly_traffic_bytes.is_some();
+    let day_usage = if daily {
+        super::read::day_usage(conn, user, day)?
+    } else {
+        Usage::default()
+    };
+    let month_usage = if monthly {
+        super::read::month_usage(conn, user, month)?
+    } else {
+        Usage::default()
+    };
+    let reached = quotas.reached(&day_usage, &month_usage);
+    if reached.is_none() {
+        let room = quotas.room(&day_usage, &month_usage);
+        entry.room = Some((control.clone(), day, month, room));
+    }
+    Ok(reached)
+}

@@ -242,6 +242,60 @@ fn login_policy_counts_open_sessions_and_devices() {
     assert_eq!((v.policy, v.open_sessions), (None, 1));
 }
 
+#[test]
+fn one_login_read_has_the_nas_row_and_the_usage_a_quota_needs() {
+    use crate::store::{Admin, LoginQuery, NasConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut nas = NasConfig::new("127.0.0.9");
+    nas.nas_type = "other".into();
+    nas.timezone = Some("Europe/Rome".into());
+    Admin::open(store.path())
+        .unwrap()
+        .nas_upsert(&nas, NOW)
+        .unwrap();
+    store
+        .record(upd(AcctStatus::Interim, "q", "s", 100, 200, Some(30), NOW))
+        .unwrap();
+    store
+        .record(upd(AcctStatus::Interim, "c", "s2", 1, 2, Some(3), NOW))
+        .unwrap();
+    let query = |user, control_quotas, always_count| LoginQuery {
+        username: user,
+        csid: None,
+        now: NOW,
+        stale_after_secs: 0,
+        always_count,
+        nas_ip: Some("127.0.0.9"),
+        tz: chrono_tz::UTC,
+        control_quotas,
+        parsed: &|_, _| None,
+    };
+    // No policy: nothing but the assignment lookup.
+    assert_eq!(
+        store.login(&query("q", false, false)).unwrap(),
+        PolicyView::default()
+    );
+    quota_policy(&store, "quota", &[("daily-traffic", "10")]);
+    quota_policy(&store, "plain", &[("rate-down", "1M")]);
+    store.policy_assign("q", Some("quota"), NOW).unwrap();
+    store.policy_assign("p", Some("plain"), NOW).unwrap();
+    let v = store.login(&query("q", false, false)).unwrap();
+    let row = v.nas.expect("the NAS row");
+    assert_eq!(
+        (row.config.nas_type.as_str(), row.config.timezone.as_deref()),
+        ("other", Some("Europe/Rome"))
+    );
+    assert_eq!((v.day.total_octets(), v.month.session_time), (300, 30));
+    // A policy without quotas: the usage is not read.
+    let v = store.login(&query("p", false, false)).unwrap();
+    assert!(v.nas.is_some() && v.day.is_zero() && v.month.is_zero());
+    // Control-list fields only (no assignment): counts, NAS and, with a quota, usage.
+    let v = store.login(&query("c", true, true)).unwrap();
+    assert!(v.policy.is_none() && v.nas.is_some());
+    assert_eq!((v.day.total_octets(), v.open_sessions), (3, 1));
+}
+
 /// The login's reads are lookups in primary keys and sessions_by_user.
 #[test]
 fn login_reads_use_indexes() {
@@ -287,9 +341,356 @@ fn login_reads_use_indexes() {
             "SELECT COUNT(*) FROM user_policies WHERE policy = ?1",
             "INDEX user_policies_by_policy (policy=?)",
         ),
+        // The login's NAS row, and accounting's quota lookup.
+        ("SELECT type FROM nas WHERE nas_ip = ?1", "nas_ip=?"),
+        (
+            "SELECT f.field, f.value FROM user_policies u JOIN policy_fields f \
+             ON f.policy = u.policy WHERE u.username = ?1 AND f.field IN ('daily-time', 'daily-traffic')",
+            "USING PRIMARY KEY (username=?)",
+        ),
     ];
     for (sql, want) in cases {
         let p = plan(sql);
         assert!(p.contains(want) && !p.contains("SCAN"), "{sql}: {p}");
+    }
+}
+
+// ---------------------------------------------------------------- quotas in accounting
+
+const MIB: u64 = 1 << 20;
+/// Monday 2026-11-30 12:00 UTC.
+const NOON: i64 = 1_796_040_000;
+
+fn acct(quota_control: &[(&str, &str)], now: i64) -> crate::store::AcctCapping {
+    let mut quota = crate::policies::RawPolicy::new();
+    for (k, v) in quota_control {
+        quota.insert(k, v);
+    }
+    crate::store::AcctCapping {
+        control: Default::default(),
+        caveat_captrafzero: false,
+        period: crate::capping::PeriodKind::Month,
+        opts: Default::default(),
+        over_limit: crate::capping::OverLimitPolicy::Disconnect,
+        now,
+        quota_control: quota,
+    }
+}
+
+fn quota_policy(store: &Store, name: &str, fields: &[(&str, &str)]) {
+    store
+        .policy_put(PolicyDef {
+            name: name.into(),
+            fields: fields
+                .iter()
+                .map(|(f, v)| (f.to_string(), v.to_string()))
+                .collect(),
+            ..PolicyDef::default()
+        })
+        .unwrap();
+}
+
+/// Records an update; the quota reached, if any.
+#[allow(clippy::too_many_arguments)]
+fn interim(
+    store: &Store,
+    status: AcctStatus,
+    user: &str,
+    sid: &str,
+    octets: u64,
+    secs: u32,
+    at: i64,
+    control: &[(&str, &str)],
+) -> Option<crate::policies::Reached> {
+    let u = upd(
+        status,
+        user,
+        sid,
+        octets / 2,
+        octets - octets / 2,
+        Some(secs),
+        at,
+    );
+    let (o, _) = store.record_capped(u, acct(control, at)).unwrap();
+    if o.quota_reached.is_some() {
+        assert!(o.disconnect_queued || !store.queue_list(None).unwrap().is_empty());
+    }
+    o.quota_reached
+}
+
+fn jobs_of(store: &Store, user: &str) -> Vec<crate::store::DisconnectJob> {
+    store
+        .queue_list(None)
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.username == user)
+        .collect()
+}
+
+#[test]
+fn an_interim_reaching_a_daily_quota_queues_one_disconnect_per_session() {
+    use crate::policies::Quota;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    quota_policy(&store, "q", &[("daily-traffic", "10")]);
+    store.policy_assign("u", Some("q"), NOON).unwrap();
+    let i = AcctStatus::Interim;
+    assert_eq!(
+        interim(&store, AcctStatus::Start, "u", "s1", 0, 0, NOON, &[]),
+        None
+    );
+    assert_eq!(
+        interim(&store, i, "u", "s1", 6 * MIB, 60, NOON + 60, &[]),
+        None
+    );
+    assert!(jobs_of(&store, "u").is_empty());
+    // 10 MiB exactly: reached.
+    let r = interim(&store, i, "u", "s1", 10 * MIB, 120, NOON + 120, &[]).unwrap();
+    assert_eq!(
+        (r.quota, r.used, r.limit),
+        (Quota::DailyTraffic, 10 * MIB, 10 * MIB)
+    );
+    let jobs = jobs_of(&store, "u");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].reason,
+        "policy quota: daily traffic 10485760 bytes used of 10485760 bytes"
+    );
+    assert_eq!(jobs[0].acct_session_id, "s1");
+    // More interims of the session: still the one job.
+    interim(&store, i, "u", "s1", 11 * MIB, 180, NOON + 180, &[]);
+    assert_eq!(jobs_of(&store, "u").len(), 1);
+    // A second session of the same user over the quota: its own job.
+    assert!(interim(&store, i, "u", "s2", MIB, 60, NOON + 200, &[]).is_some());
+    assert_eq!(jobs_of(&store, "u").len(), 2);
+    // A Stop is never disconnected.
+    assert_eq!(
+        interim(
+            &store,
+            AcctStatus::Stop,
+            "u",
+            "s3",
+            MIB,
+            60,
+            NOON + 300,
+            &[]
+        ),
+        None
+    );
+    // The next day (UTC, the store's zone) starts from zero.
+    let tomorrow = NOON + 86_400;
+    assert_eq!(
+        interim(&store, i, "u", "s4", 9 * MIB, 60, tomorrow, &[]),
+        None
+    );
+    assert_eq!(jobs_of(&store, "u").len(), 2);
+}
+
+#[test]
+fn monthly_and_time_quotas_and_the_control_list_over_the_store() {
+    use crate::policies::Quota;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let i = AcctStatus::Interim;
+    // No policy, quota from the control list only (remembered from the login).
+    let r = interim(
+        &store,
+        i,
+        "c",
+        "s1",
+        0,
+        3600,
+        NOON,
+        &[("Rust-Policy-Daily-Time", "60")],
+    );
+    assert_eq!(r.map(|r| r.quota), Some(Quota::DailyTime));
+    // Monthly traffic over several days of the month.
+    quota_policy(
+        &store,
+        "m",
+        &[("monthly-traffic", "20"), ("daily-time", "600")],
+    );
+    store.policy_assign("m", Some("m"), NOON).unwrap();
+    assert_eq!(
+        interim(&store, i, "m", "a", 15 * MIB, 60, NOON - 5 * 86_400, &[]),
+        None
+    );
+    let r = interim(&store, i, "m", "b", 5 * MIB, 60, NOON, &[]).unwrap();
+    assert_eq!((r.quota, r.used), (Quota::MonthlyTraffic, 20 * MIB));
+    // The control list wins per field: 0 = unlimited, the store's daily time stays.
+    store.policy_assign("o", Some("m"), NOON).unwrap();
+    let unlimited = [("monthly-traffic", "0")];
+    assert_eq!(
+        interim(&store, i, "o", "a", 30 * MIB, 60, NOON, &unlimited),
+        None
+    );
+    let r = interim(&store, i, "o", "b", 0, 36_000, NOON, &unlimited).unwrap();
+    assert_eq!(r.quota, Quota::DailyTime);
+    // An invalid control value: no decision, the record stands.
+    let (o, _) = store
+        .record_capped(
+            upd(i, "bad", "s", 1, 1, Some(1), NOON),
+            acct(&[("daily-traffic", "lots")], NOON),
+        )
+        .unwrap();
+    assert!(o.quota_reached.is_none() && !o.delta.is_zero());
+}
+
+#[test]
+fn policy_changes_reach_the_writer_whoever_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let i = AcctStatus::Interim;
+    quota_policy(&store, "big", &[("daily-traffic", "1000")]);
+    store.policy_assign("u", Some("big"), NOON).unwrap();
+    assert_eq!(interim(&store, i, "u", "s", 20 * MIB, 60, NOON, &[]), None);
+    // Through the writer: a smaller quota.
+    quota_policy(&store, "big", &[("daily-traffic", "10")]);
+    assert!(interim(&store, i, "u", "s", 21 * MIB, 60, NOON + 1, &[]).is_some());
+    // Another connection (the CLI): a user the writer knew without a policy.
+    assert_eq!(interim(&store, i, "v", "sv", 20 * MIB, 60, NOON, &[]), None);
+    let other = Connection::open(dir.path().join("rlm.sqlite")).unwrap();
+    other
+        .execute(
+            "INSERT INTO user_policies (username, policy, assigned_at) VALUES ('v', 'big', 0)",
+            [],
+        )
+        .unwrap();
+    assert!(interim(&store, i, "v", "sv", 21 * MIB, 60, NOON + 1, &[]).is_some());
+}
+
+#[test]
+fn users_without_quotas_cost_no_read_once_known() {
+    use super::{quota_after_record, QuotaCache};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rlm.sqlite");
+    drop(open(&dir));
+    let conn = Connection::open(&path).unwrap();
+    let outcome = |user: &str| {
+        let u = upd(AcctStatus::Interim, user, "s", 1, 1, Some(1), NOON);
+        crate::sessions::Outcome::new(crate::sessions::OutcomeKind::Updated, &u)
+    };
+    let none = crate::policies::RawPolicy::new();
+    let check = |cache: &mut QuotaCache, user: &str| {
+        quota_after_record(&conn, chrono_tz::UTC, cache, &outcome(user), NOON, &none)
+    };
+    // No policy has a quota: one read for everybody, then none.
+    let mut cache = QuotaCache::new(16);
+    assert_eq!(check(&mut cache, "a").unwrap(), None);
+    conn.execute_batch("ALTER TABLE policy_fields RENAME TO gone")
+        .unwrap();
+    assert_eq!(check(&mut cache, "b").unwrap(), None, "no read");
+    conn.execute_batch("ALTER TABLE gone RENAME TO policy_fields")
+        .unwrap();
+    // Some policy has one: one read per user, then none for that user.
+    conn.execute_batch(
+        "INSERT INTO policies VALUES ('q', NULL, 0, 0); \
+         INSERT INTO policy_fields VALUES ('q', 'daily-traffic', '10')",
+    )
+    .unwrap();
+    cache.clear();
+    assert_eq!(check(&mut cache, "a").unwrap(), None);
+    conn.execute_batch("ALTER TABLE user_policies RENAME TO gone")
+        .unwrap();
+    assert_eq!(
+        check(&mut cache, "a").unwrap(),
+        None,
+        "no read for a known user"
+    );
+    assert!(check(&mut cache, "new").is_err(), "a new user is looked up");
+    conn.execute_batch(
+        "ALTER TABLE gone RENAME TO user_policies; \
+         INSERT INTO user_policies VALUES ('q', 'q', 0); \
+         INSERT INTO usage_day VALUES ('q', '2026-11-30', 0, 8388608, 60)",
+    )
+    .unwrap();
+    // A quota user: read once, then not while updates stay within the 2 MiB left.
+    let spending = |bytes: u64| {
+        let mut o = outcome("q");
+        o.delta = crate::sessions::Usage {
+            input_octets: bytes,
+            ..Default::default()
+        };
+        o.attributed = Some(crate::sessions::Attribution {
+            day: crate::periods::local_day(NOON, chrono_tz::UTC),
+            month: crate::periods::local_month(NOON, chrono_tz::UTC),
+        });
+        o
+    };
+    let mut cache = QuotaCache::new(16);
+    let check = |cache: &mut QuotaCache, o| {
+        quota_after_record(&conn, chrono_tz::UTC, cache, &o, NOON, &none)
+    };
+    assert_eq!(check(&mut cache, spending(0)).unwrap(), None);
+    conn.execute_batch("ALTER TABLE usage_day RENAME TO gone")
+        .unwrap();
+    assert_eq!(
+        check(&mut cache, spending(MIB)).unwrap(),
+        None,
+        "within: no read"
+    );
+    assert!(
+        check(&mut cache, spending(MIB)).is_err(),
+        "at the quota: read"
+    );
+    conn.execute_batch("ALTER TABLE gone RENAME TO usage_day")
+        .unwrap();
+    // The usage rows are the caller's (the writer's update): 8 MiB stored here.
+    assert_eq!(check(&mut cache, spending(MIB)).unwrap(), None);
+}
+
+/// `cargo test --release --lib quota_path_cost -- --ignored --nocapture`: accounting
+/// updates per second through the writer, users without a policy vs with quotas.
+#[test]
+#[ignore]
+fn quota_path_cost() {
+    use std::time::Instant;
+    for with_quotas in [false, true, false, true, false, true, false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            synchronous: crate::store::Synchronous::Normal,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path().join("rlm.sqlite"), opts).unwrap();
+        if with_quotas {
+            quota_policy(
+                &store,
+                "q",
+                &[("daily-traffic", "10000000"), ("monthly-time", "44640")],
+            );
+            for u in 0..1000 {
+                store
+                    .policy_assign(&format!("u{u}"), Some("q"), NOON)
+                    .unwrap();
+            }
+        }
+        let n = 40_000u64;
+        let threads = 8;
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for th in 0..threads {
+                let store = &store;
+                s.spawn(move || {
+                    for i in (th..n).step_by(threads as usize) {
+                        let u = i % 1000;
+                        let tick = i / 1000 + 1;
+                        let up = upd(
+                            AcctStatus::Interim,
+                            &format!("u{u}"),
+                            &format!("s{u}"),
+                            tick * MIB,
+                            tick * MIB,
+                            Some(tick as u32 * 60),
+                            NOON + tick as i64,
+                        );
+                        store
+                            .record_capped(up, acct(&[], NOON + tick as i64))
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!("quotas {with_quotas}: {:.0} updates/s", n as f64 / secs);
     }
 }

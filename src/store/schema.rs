@@ -17,6 +17,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_policies.sql"),
     include_str!("migrations/0010_nas_timezone.sql"),
     include_str!("migrations/0011_modulation.sql"),
+    include_str!("migrations/0012_policy_revision.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -333,6 +333,7 @@ fn a_bad_item_fails_alone_within_its_batch() {
         &mut conn,
         &mut writer::Headrooms::new(16),
         &mut Default::default(),
+        &mut policies::QuotaCache::new(16),
         UTC,
         &writer::Rules::default(),
         &refs,

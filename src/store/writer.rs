@@ -17,6 +17,7 @@ use chrono_tz::Tz;
 use rusqlite::{named_params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::capping::{cap_usage, AcctCapping, CapOutcome};
+use super::policies::QuotaCache;
 use super::read::{session_row, to_db, Name, SESSION_COLUMNS};
 use super::StoreError;
 use crate::capping::{AcctAction, Headroom, Period, RawLimits};
@@ -72,6 +73,7 @@ pub(crate) struct Writer {
     pub(crate) conn: Connection,
     pub(crate) headrooms: Headrooms,
     pub(crate) hourly: super::modulation::HourlyUsers,
+    pub(crate) quotas: QuotaCache,
     pub(crate) tz: Tz,
     pub(crate) rules: Rules,
     pub(crate) max_batch: usize,
@@ -94,6 +96,7 @@ impl Writer {
                 &mut self.conn,
                 &mut self.headrooms,
                 &mut self.hourly,
+                &mut self.quotas,
                 self.tz,
                 &self.rules,
                 &requests,
@@ -120,13 +123,15 @@ pub(crate) fn apply_batch(
     conn: &mut Connection,
     headrooms: &mut Headrooms,
     hourly: &mut super::modulation::HourlyUsers,
+    quotas: &mut QuotaCache,
     tz: Tz,
     rules: &Rules,
     requests: &[&Request],
 ) -> Vec<Result<Reply, StoreError>> {
-    let all_failed = |headrooms: &mut Headrooms, why: String| {
-        // Headrooms learnt in this batch may rest on what was just rolled back.
+    let all_failed = |headrooms: &mut Headrooms, quotas: &mut QuotaCache, why: String| {
+        // What was learnt in this batch may rest on what was just rolled back.
         headrooms.clear();
+        quotas.clear();
         requests
             .iter()
             .map(|_| Err(StoreError::Batch(why.clone())))
@@ -137,18 +142,21 @@ pub(crate) fn apply_batch(
         Err(e) => {
             return all_failed(
                 headrooms,
+                quotas,
                 format!("could not begin the write transaction: {e}"),
             )
         }
     };
     // Holding the write lock: nobody else can commit until we do.
-    headrooms.sync(&tx);
-    hourly.sync(&tx);
+    let version = data_version(&tx);
+    headrooms.sync(version);
+    quotas.sync(version);
+    hourly.sync(&tx, version);
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
         // A failed item is rolled back to its savepoint; the others stay.
         let result = in_savepoint(&tx, &ITEM, || {
-            apply_one(&tx, headrooms, hourly, tz, rules, request)
+            apply_one(&tx, headrooms, hourly, quotas, tz, rules, request)
         });
         // Some errors (disk full, I/O) make SQLite roll back the whole transaction:
         // then the items before this one are gone too, so the batch has failed.
@@ -157,7 +165,7 @@ pub(crate) fn apply_batch(
                 Err(e) => format!("the transaction was rolled back by SQLite: {e}"),
                 Ok(_) => String::new(),
             };
-            return all_failed(headrooms, why);
+            return all_failed(headrooms, quotas, why);
         }
         results.push(result);
     }
@@ -165,6 +173,7 @@ pub(crate) fn apply_batch(
         Ok(()) => results,
         Err(e) => all_failed(
             headrooms,
+            quotas,
             format!("commit failed, nothing of this batch was saved: {e}"),
         ),
     }
@@ -224,6 +233,7 @@ fn apply_one(
     conn: &Connection,
     headrooms: &mut Headrooms,
     hourly: &mut super::modulation::HourlyUsers,
+    quotas: &mut QuotaCache,
     tz: Tz,
     rules: &Rules,
     request: &Request,
@@ -236,59 +246,76 @@ fn apply_one(
         }
         Request::RecordCapped(u, c) => {
             let (mut outcome, session) = record(conn, tz, rules, hourly, u)?;
-            if headrooms.spend(&outcome) && headrooms.covers(&outcome.username, c) {
-                return Ok(Reply::RecordedCapped(outcome, CapOutcome::Within));
-            }
-            let (cap, room) = super::capping::decide_after_record(conn, tz, &outcome, u.status, c);
-            if let Some((period, left)) = room {
-                headrooms.learn(&outcome.username, c, period, left);
-            }
-            let mut cap = cap;
-            if let CapOutcome::Decided(_, _, action @ AcctAction::Disconnect { .. }) = &mut cap {
-                let AcctAction::Disconnect { reason } = action.clone() else {
-                    unreachable!("matched above")
-                };
-                // Beside the month-boundary job, in the same commit; one job per session.
-                let start = session.as_ref().map_or_else(
-                    || u.event_time - i64::from(u.session_time.unwrap_or(0)),
-                    |s| s.start_time,
-                );
-                let job = crate::disconnect::session_job(
-                    u,
-                    session.as_ref(),
-                    start,
-                    format!("over limit: {reason}"),
-                );
-                // The user's stored policy may say throttle or redirect instead: then a
-                // CoA is queued for the background thread (once per session).
-                let change = super::modulation::exhausted_change(conn, &job.username);
-                match change {
-                    Some((kind, rate_limit, address_list)) => {
-                        let coa = super::modulation::NewCoaJob {
-                            session: job,
-                            purpose: super::modulation::CoaPurpose::Exhausted,
-                            rate_limit,
-                            address_list,
-                        };
-                        let why = format!("over limit: {reason}; {kind}");
-                        match super::modulation::enqueue_coa(conn, &coa, &why, u.event_time) {
-                            Ok(queued) => outcome.coa_queued |= queued,
-                            Err(e) => log::error!(
-                                "cannot queue the CoA of {:?}: {e}",
-                                coa.session.username
-                            ),
+            let cap = if headrooms.spend(&outcome) && headrooms.covers(&outcome.username, c) {
+                CapOutcome::Within
+            } else {
+                let (mut cap, room) =
+                    super::capping::decide_after_record(conn, tz, &outcome, u.status, c);
+                if let Some((period, left)) = room {
+                    headrooms.learn(&outcome.username, c, period, left);
+                }
+                if let CapOutcome::Decided(_, _, action @ AcctAction::Disconnect { .. }) = &mut cap
+                {
+                    let AcctAction::Disconnect { reason } = action.clone() else {
+                        unreachable!("matched above")
+                    };
+                    // The user's stored policy may say throttle or redirect instead: then
+                    // a CoA is queued for the background thread (once per session).
+                    match super::modulation::exhausted_change(conn, &outcome.username) {
+                        Some((kind, rate_limit, address_list)) => {
+                            let coa = super::modulation::NewCoaJob {
+                                session: session_job_of(
+                                    u,
+                                    session.as_ref(),
+                                    format!("over limit: {reason}"),
+                                ),
+                                purpose: super::modulation::CoaPurpose::Exhausted,
+                                rate_limit,
+                                address_list,
+                            };
+                            let why = format!("over limit: {reason}; {kind}");
+                            match super::modulation::enqueue_coa(conn, &coa, &why, u.event_time) {
+                                Ok(queued) => outcome.coa_queued |= queued,
+                                Err(e) => log::error!(
+                                    "cannot queue the CoA of {:?}: {e}",
+                                    coa.session.username
+                                ),
+                            }
+                            *action = AcctAction::Change {
+                                reason: format!("{reason}; {kind}"),
+                            };
                         }
-                        *action = AcctAction::Change {
-                            reason: format!("{reason}; {kind}"),
-                        };
+                        None => disconnect_session(
+                            conn,
+                            u,
+                            session.as_ref(),
+                            &mut outcome,
+                            format!("over limit: {reason}"),
+                        ),
                     }
-                    // A failed insert is undone by SQLite alone; the record stands.
-                    None => match super::disconnect::enqueue(conn, &job, u.event_time) {
-                        Ok(queued) => outcome.disconnect_queued |= queued,
-                        Err(e) => {
-                            log::error!("cannot queue the disconnect of {:?}: {e}", job.username)
-                        }
-                    },
+                }
+                cap
+            };
+            // A session already on its way out (or being throttled) needs no quota check.
+            if !outcome.disconnect_queued && !outcome.coa_queued {
+                match super::policies::quota_after_record(
+                    conn,
+                    tz,
+                    quotas,
+                    &outcome,
+                    u.event_time,
+                    &c.quota_control,
+                ) {
+                    Ok(Some(reached)) => {
+                        let reason = format!("policy quota: {reached}");
+                        disconnect_session(conn, u, session.as_ref(), &mut outcome, reason);
+                        outcome.quota_reached = Some(reached);
+                    }
+                    Ok(None) => {}
+                    // The record stands; logins refuse a user whose quotas are invalid.
+                    Err(e) => {
+                        log::error!("policy quota check of {:?} failed: {e}", outcome.username)
+                    }
                 }
             }
             Ok(Reply::RecordedCapped(outcome, cap))
@@ -321,11 +348,42 @@ fn apply_one(
                 hourly.invalidate();
             }
             if op.touches_limits() {
-                // Rare (CLI) writes; a policy's quotas may be capping inputs.
+                // Rare (CLI) writes; they may change a user's quotas.
                 headrooms.clear();
+                quotas.clear();
             }
             super::policies::apply(conn, op).map(Reply::Policy)
         }
+    }
+}
+
+/// Queues the disconnection of the update's session, in the update's commit (one
+/// job per session: a session with a job keeps it).
+/// The disconnect queue's (or CoA queue's) job for the update's session.
+fn session_job_of(
+    u: &AcctUpdate,
+    session: Option<&Session>,
+    reason: String,
+) -> crate::store::NewDisconnectJob {
+    let start = session.map_or_else(
+        || u.event_time - i64::from(u.session_time.unwrap_or(0)),
+        |s| s.start_time,
+    );
+    crate::disconnect::session_job(u, session, start, reason)
+}
+
+fn disconnect_session(
+    conn: &Connection,
+    u: &AcctUpdate,
+    session: Option<&Session>,
+    outcome: &mut Outcome,
+    reason: String,
+) {
+    let job = session_job_of(u, session, reason);
+    // A failed insert is undone by SQLite alone; the record stands.
+    match super::disconnect::enqueue(conn, &job, u.event_time) {
+        Ok(queued) => outcome.disconnect_queued |= queued,
+        Err(e) => log::error!("cannot queue the disconnect of {:?}: {e}", job.username),
     }
 }
 
@@ -557,6 +615,13 @@ fn add_usage(
     Ok(())
 }
 
+/// `PRAGMA data_version`: changes when another connection commits (None: unknown).
+fn data_version(conn: &Connection) -> Option<i64> {
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .ok()
+}
+
 /// What the writer knows of each capped user from the last capping decision that
 /// wrote nothing: its [`Headroom`], counted down by every update since. While an
 /// update stays within it, under the same control-list limits and in the same
@@ -595,11 +660,7 @@ impl Headrooms {
     }
 
     /// Drops everything if another connection committed since the last call.
-    fn sync(&mut self, conn: &Connection) {
-        let version = conn
-            .prepare_cached("PRAGMA data_version")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-            .ok();
+    fn sync(&mut self, version: Option<i64>) {
         if version.is_none() || version != self.data_version {
             self.by_user.clear();
         }
