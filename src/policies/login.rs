@@ -150,7 +150,8 @@ pub fn decide(p: &Policy, f: &LoginFacts<'_>) -> LoginDecision {
             ),
         );
     }
-    let new_device = f.device_known == Some(false);
+    // Devices are only counted for a policy that limits them (a write per new one).
+    let new_device = p.max_devices > 0 && f.device_known == Some(false);
     if p.max_devices > 0 && new_device && f.devices >= u64::from(p.max_devices) {
         return reject(
             messages::DEVICES,
@@ -332,6 +333,12 @@ mod tests {
             (1, 1, Some(false), None),
             (0, 5, None, None),
         ];
+        let unlimited = policy(&[("concurrent-connections", "2")]);
+        let f = LoginFacts {
+            device_known: Some(false),
+            ..facts()
+        };
+        assert!(!grant(decide(&unlimited, &f)).new_device, "no count without max-devices");
         for (open, devices, known, want) in cases {
             let f = LoginFacts {
                 open_sessions: open,
