@@ -338,7 +338,10 @@ mod tests {
             device_known: Some(false),
             ..facts()
         };
-        assert!(!grant(decide(&unlimited, &f)).new_device, "no count without max-devices");
+        assert!(
+            !grant(decide(&unlimited, &f)).new_device,
+            "no count without max-devices"
+        );
         for (open, devices, known, want) in cases {
             let f = LoginFacts {
                 open_sessions: open,

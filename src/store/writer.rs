@@ -254,11 +254,13 @@ fn apply_one(
                 if let Some((period, left)) = room {
                     headrooms.learn(&outcome.username, c, period, left);
                 }
-                if let CapOutcome::Decided(_, _, action @ AcctAction::Disconnect { .. }) = &mut cap
-                {
-                    let AcctAction::Disconnect { reason } = action.clone() else {
-                        unreachable!("matched above")
-                    };
+                let over = match &cap {
+                    CapOutcome::Decided(_, _, AcctAction::Disconnect { reason }) => {
+                        Some(reason.clone())
+                    }
+                    _ => None,
+                };
+                if let (Some(reason), CapOutcome::Decided(_, _, action)) = (over, &mut cap) {
                     // The user's stored policy may say throttle or redirect instead: then
                     // a CoA is queued for the background thread (once per session).
                     match super::modulation::exhausted_change(conn, &outcome.username) {
