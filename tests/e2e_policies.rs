@@ -293,3 +293,81 @@ fn schedules_in_the_nas_time_zone_checks_and_quotas() {
         s.log_text().contains("policy field 'rate-down' = \"fast\"")
     });
 }
+
+#[test]
+fn a_latin1_user_keeps_the_policy_across_a_restart_and_many_logins_at_once() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut s = Server::start(Options {
+        users: "DEFAULT\tCleartext-Password := \"pw\"\n\t\tAcct-Interim-Interval := 60\n".into(),
+        ..Default::default()
+    });
+    s.cli_ok(&[
+        "policy",
+        "add",
+        "p",
+        "--interim-interval",
+        "600",
+        "--max-devices",
+        "1",
+        "--concurrent-connections",
+        "1",
+    ]);
+    let out = std::process::Command::new(common::target_dir().join("rlm-rust"))
+        .arg("--db")
+        .arg(&s.db)
+        .args(["user", "policy"])
+        .arg(std::ffi::OsStr::from_bytes(b"m\xfcller"))
+        .arg("p")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // radclient writes the Latin-1 byte as an octal escape in a string.
+    let latin1 = |s: &Server, extra: &str| {
+        s.radclient(
+            "auth",
+            &format!(
+                "User-Name = \"m\\374ller\", User-Password = \"pw\", NAS-IP-Address = 127.0.0.2{extra}"
+            ),
+        )
+    };
+    let r = latin1(&s, ", Calling-Station-Id = \"aa\"");
+    assert!(accepted(&r), "{}", r.output);
+    // The policy's interval replaces the users file's.
+    assert_eq!(one(&r, "Acct-Interim-Interval").as_deref(), Some("600"));
+    // The UTF-8 "müller" is another user, without the policy.
+    let r = s.auth(
+        "müller",
+        "pw",
+        ", NAS-IP-Address = 127.0.0.2, Calling-Station-Id = \"bb\"",
+    );
+    assert_eq!(
+        one(&r, "Acct-Interim-Interval").as_deref(),
+        Some("60"),
+        "{}",
+        r.output
+    );
+    s.restart(None);
+    // After the restart the device seen before still counts: a second one is refused,
+    // the first is let in, by many logins at once.
+    let r = latin1(&s, ", Calling-Station-Id = \"bb\"");
+    assert!(
+        rejected_with(&r, "Too many devices for this account"),
+        "{}",
+        r.output
+    );
+    let replies: Vec<Reply> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| sc.spawn(|| latin1(&s, ", Calling-Station-Id = \"aa\"")))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        replies.iter().all(accepted),
+        "{:?}",
+        replies.iter().map(|r| r.code()).collect::<Vec<_>>()
+    );
+}
