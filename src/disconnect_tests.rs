@@ -366,7 +366,7 @@ fn dm_target_table() {
     nat.secret = Some("row-secret".into());
     let mut plain = NasConfig::new("127.0.0.5");
     plain.secret = None;
-    let mut behind_nat = NasConfig::new("10.1.1.1");
+    let mut behind_nat = NasConfig::new("192.0.2.9");
     behind_nat.coa_host = Some("198.51.100.7".into());
     let ok = |a: &str, s: &str| Ok((a.parse::<SocketAddr>().unwrap(), s.to_string()));
     let (clients, _) = fake_clients();
@@ -391,7 +391,7 @@ fn dm_target_table() {
     );
     // ...or by the address the requests go to, for a NAS behind NAT.
     assert_eq!(
-        dm_target("10.1.1.1", Some(&behind_nat), &clients),
+        dm_target("192.0.2.9", Some(&behind_nat), &clients),
         ok("198.51.100.7:3799", "nat-public")
     );
     // No row: the NAS IP, port 3799, the client's secret.

@@ -304,11 +304,7 @@ impl Instance {
         let Some(user) = username.filter(|u| !u.is_empty()) else {
             return (Rcode::Noop, None);
         };
-        let since = match self.config.stale_after {
-            0 => i64::MIN,
-            s => now.saturating_sub(i64::try_from(s).unwrap_or(i64::MAX)),
-        };
-        match self.store.open_sessions(user, since) {
+        match self.store.open_sessions(user, now, self.config.stale_after) {
             Ok(n) => {
                 log::debug!("{user:?}: {n} open session(s) for Simultaneous-Use");
                 (Rcode::Ok, Some(n))

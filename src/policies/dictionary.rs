@@ -945,9 +945,9 @@ ATTRIBUTE\tWISPr-Bandwidth-Max-Down\t8\tinteger\tWISPr
             ),
             ("Framed-IPv6-Address = 2001:db8::1", List::Reply, Ok(())),
             (
-                "Framed-IPv6-Address = 10.0.0.1",
+                "Framed-IPv6-Address = 192.0.2.1",
                 List::Reply,
-                bad_value("Framed-IPv6-Address", "ipv6addr", "10.0.0.1"),
+                bad_value("Framed-IPv6-Address", "ipv6addr", "192.0.2.1"),
             ),
             ("Framed-IPv6-Prefix = 2001:db8::/64", List::Reply, Ok(())),
             (
@@ -955,11 +955,11 @@ ATTRIBUTE\tWISPr-Bandwidth-Max-Down\t8\tinteger\tWISPr
                 List::Reply,
                 bad_value("Framed-IPv6-Prefix", "ipv6prefix", "2001:db8::/129"),
             ),
-            ("Some-Prefix = 10.0.0.0/8", List::Reply, Ok(())),
+            ("Some-Prefix = 192.0.2.0/24", List::Reply, Ok(())),
             (
-                "Some-Prefix = 10.0.0.0/",
+                "Some-Prefix = 192.0.2.0/",
                 List::Reply,
-                bad_value("Some-Prefix", "ipv4prefix", "10.0.0.0/"),
+                bad_value("Some-Prefix", "ipv4prefix", "192.0.2.0/"),
             ),
             (
                 "Framed-Interface-Id = 0011:2233:4455:6677",

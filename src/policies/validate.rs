@@ -226,8 +226,8 @@ mod tests {
         assert!(e.contains("Filter-Idd"), "{e}");
         let e = with(&["NAS-Port == seven"], &[]).unwrap_err();
         assert!(e.contains("NAS-Port") && e.contains("seven"), "{e}");
-        let e = with(&[], &["Framed-IP-Address := 10.0.0.300"]).unwrap_err();
-        assert!(e.contains("10.0.0.300"), "{e}");
+        let e = with(&[], &["Framed-IP-Address := 192.0.2.300"]).unwrap_err();
+        assert!(e.contains("192.0.2.300"), "{e}");
     }
 
     #[test]

@@ -644,9 +644,15 @@ impl Reader {
             .with(|c| capping::capping_inputs(c, tz, username, period))
     }
 
-    /// The user's open sessions that had an update at or after `since` (older ones
-    /// are stale: their NAS forgot to send Stop).
-    pub fn open_sessions(&self, username: &str, since: i64) -> Result<u64, StoreError> {
+    /// The user's open sessions, without those silent for `stale_after_secs` (their
+    /// NAS forgot to send Stop; 0: every open session).
+    pub fn open_sessions(
+        &self,
+        username: &str,
+        now: i64,
+        stale_after_secs: u64,
+    ) -> Result<u64, StoreError> {
+        let since = read::stale_cutoff(now, stale_after_secs);
         self.pool.with(|c| read::open_sessions(c, username, since))
     }
 

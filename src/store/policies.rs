@@ -463,18 +463,12 @@ fn counts(
         .query_row(params![Name::new(username), csid.map(Name::new)], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
-    let cutoff = if stale_after_secs == 0 {
-        i64::MIN
-    } else {
-        now.saturating_sub(i64::try_from(stale_after_secs).unwrap_or(i64::MAX))
-    };
-    let open: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM sessions \
-             WHERE username = ?1 AND stop_time IS NULL AND last_update >= ?2",
-        )?
-        .query_row(params![Name::new(username), cutoff], |r| r.get(0))?;
-    Ok((from_db(devices), known != 0, from_db(open)))
+    let open = super::read::open_sessions(
+        conn,
+        username,
+        super::read::stale_cutoff(now, stale_after_secs),
+    )?;
+    Ok((from_db(devices), known != 0, open))
 }
 
 /// The login's reads, in one read transaction (one WAL snapshot, one BEGIN): the

@@ -230,6 +230,16 @@ fn usage_at(conn: &Connection, sql: &str, username: &str, key: &str) -> Result<U
     }
 }
 
+/// The oldest last update of a session that is not stale (`stale_after_secs` 0:
+/// none is).
+pub(crate) fn stale_cutoff(now: i64, stale_after_secs: u64) -> i64 {
+    match stale_after_secs {
+        0 => i64::MIN,
+        s => now.saturating_sub(i64::try_from(s).unwrap_or(i64::MAX)),
+    }
+}
+
+/// Open sessions of `username` updated at or after `since` (see [`stale_cutoff`]).
 pub(crate) fn open_sessions(
     conn: &Connection,
     username: &str,
