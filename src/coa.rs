@@ -119,6 +119,27 @@ impl Job {
 }
 
 /// Session identification attributes for a Disconnect-Request.
+/// The attributes that identify a session to its NAS in a CoA-Request: User-Name,
+/// Acct-Session-Id, Framed-IP-Address and NAS-IP-Address (those known).
+pub fn session_identity(
+    username: &str,
+    acct_session_id: &str,
+    framed_ip: Option<&str>,
+    nas_ip: &str,
+) -> Vec<Attribute> {
+    let mut v = vec![Attribute::string(attrs::USER_NAME, username)];
+    if !acct_session_id.is_empty() {
+        v.push(Attribute::string(attrs::ACCT_SESSION_ID, acct_session_id));
+    }
+    if let Some(ip) = framed_ip.and_then(|a| a.parse().ok()) {
+        v.push(Attribute::ipv4(attrs::FRAMED_IP_ADDRESS, ip));
+    }
+    if let Ok(ip) = nas_ip.parse() {
+        v.push(Attribute::ipv4(attrs::NAS_IP_ADDRESS, ip));
+    }
+    v
+}
+
 pub fn disconnect_attributes(req: &DisconnectRequest) -> Vec<Attribute> {
     let mut v = vec![Attribute::string(attrs::USER_NAME, &req.user_name)];
     if let Some(id) = &req.acct_session_id {

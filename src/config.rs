@@ -24,6 +24,49 @@ pub struct RawConfig {
     pub bulk_disconnect_delay: Option<String>,
     pub max_session_rate: Option<String>,
     pub capping: RawCapping,
+    pub hooks: RawHooks,
+}
+
+/// The `hooks { ... }` subsection as written: a command per event name
+/// ([`HOOK_OPTIONS`]), `all` for every event without its own, `timeout`, `retries`.
+#[derive(Debug, Default, Clone)]
+pub struct RawHooks {
+    pub all: Option<String>,
+    pub timeout: Option<String>,
+    pub retries: Option<String>,
+    /// Indexed like [`HOOK_OPTIONS`].
+    pub events: [Option<String>; 11],
+}
+
+/// The per-event options of `hooks { ... }`, in [`crate::states::Event::ALL`] order.
+pub const HOOK_OPTIONS: [(&str, &str); 11] = [
+    ("user_add", "hooks.user_add"),
+    ("user_del", "hooks.user_del"),
+    ("user_auth", "hooks.user_auth"),
+    ("user_disconnect", "hooks.user_disconnect"),
+    ("user_redirect", "hooks.user_redirect"),
+    ("user_redirect_cancel", "hooks.user_redirect_cancel"),
+    ("own_disabled", "hooks.own_disabled"),
+    ("own_disabled_cancel", "hooks.own_disabled_cancel"),
+    ("user_rate_set", "hooks.user_rate_set"),
+    ("service_activated", "hooks.service_activated"),
+    ("service_deactivated", "hooks.service_deactivated"),
+];
+
+/// Operator hooks: argv per event name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    pub commands: std::collections::BTreeMap<String, Vec<String>>,
+    /// A run taking longer is killed and counts as a failure.
+    pub timeout_secs: u64,
+    /// Failed runs are retried this many times (with backoff), then given up.
+    pub retries: u32,
+}
+
+impl Hooks {
+    pub fn command(&self, event: &str) -> Option<&[String]> {
+        self.commands.get(event).map(Vec::as_slice)
+    }
 }
 
 /// The `capping { ... }` subsection as written.
@@ -66,6 +109,7 @@ pub struct Config {
     /// Most bit/s one session can carry per direction: a delta beyond it (for the
     /// time elapsed) is refused as implausible.
     pub max_session_rate: u64,
+    pub hooks: Hooks,
 }
 
 /// Capping settings (`capping { ... }`).
@@ -218,6 +262,58 @@ pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
             None => DEFAULT_MAX_SESSION_RATE,
             Some(v) => parse_rate(v).map_err(|r| err("max_session_rate", v, r))?,
         },
+        hooks: parse_hooks(&raw.hooks)?,
+    })
+}
+
+/// An absolute command line, split on whitespace (no shell).
+fn command_line(option: &'static str, c: &str) -> Result<Vec<String>, ConfigError> {
+    let argv: Vec<String> = c.split_whitespace().map(str::to_string).collect();
+    match argv.first() {
+        Some(p) if p.starts_with('/') => Ok(argv),
+        _ => Err(err(
+            option,
+            c,
+            "must start with an absolute path (the server's PATH is not searched)",
+        )),
+    }
+}
+
+fn parse_hooks(raw: &RawHooks) -> Result<Hooks, ConfigError> {
+    let set = |v: &Option<String>| v.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(str::to_string);
+    let all = match set(&raw.all) {
+        Some(c) => Some(command_line("hooks.all", &c)?),
+        None => None,
+    };
+    let mut commands = std::collections::BTreeMap::new();
+    for ((event, option), v) in HOOK_OPTIONS.iter().zip(&raw.events) {
+        let argv = match set(v) {
+            Some(c) => Some(command_line(option, &c)?),
+            None => all.clone(),
+        };
+        if let Some(argv) = argv {
+            commands.insert(event.to_string(), argv);
+        }
+    }
+    let timeout_secs = match raw.timeout.as_deref() {
+        None => 10,
+        Some(v) => match parse_duration(v) {
+            Ok(n) if (1..=600).contains(&n) => n,
+            Ok(_) => return Err(err("hooks.timeout", v, "must be from 1s to 600s")),
+            Err(r) => return Err(err("hooks.timeout", v, r)),
+        },
+    };
+    let retries = match raw.retries.as_deref() {
+        None => 5,
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(n) if n <= 20 => n,
+            _ => return Err(err("hooks.retries", v, "must be a whole number from 0 to 20")),
+        },
+    };
+    Ok(Hooks {
+        commands,
+        timeout_secs,
+        retries,
     })
 }
 
@@ -297,17 +393,7 @@ fn parse_capping(raw: &RawCapping) -> Result<Capping, ConfigError> {
     )?;
     let notify_command = match raw.notify_command.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(c) => {
-            let argv: Vec<String> = c.split_whitespace().map(str::to_string).collect();
-            if !argv[0].starts_with('/') {
-                return Err(err(
-                    "capping.notify_command",
-                    c,
-                    "must start with an absolute path (the server's PATH is not searched)",
-                ));
-            }
-            Some(argv)
-        }
+        Some(c) => Some(command_line("capping.notify_command", c)?),
     };
     let notify_template = match raw.notify_template.as_deref().map(str::trim) {
         None | Some("") => d.notify_template,
@@ -427,6 +513,38 @@ pub fn check_db_path(db: &std::path::Path) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hooks_per_event_and_for_all() {
+        let d = parse(&RawConfig::default()).unwrap();
+        assert!(d.hooks.commands.is_empty());
+        assert_eq!((d.hooks.timeout_secs, d.hooks.retries), (10, 5));
+        let mut raw = RawConfig::default();
+        raw.hooks.all = Some("/usr/local/bin/all-events --x".into());
+        raw.hooks.events[4] = Some("/usr/local/bin/redirect".into());
+        raw.hooks.timeout = Some("30".into());
+        raw.hooks.retries = Some("0".into());
+        let h = parse(&raw).unwrap().hooks;
+        assert_eq!(h.command("user_redirect").unwrap(), ["/usr/local/bin/redirect"]);
+        assert_eq!(h.command("user_add").unwrap(), ["/usr/local/bin/all-events", "--x"]);
+        assert_eq!(h.commands.len(), 11);
+        assert_eq!((h.timeout_secs, h.retries), (30, 0));
+        for (i, option) in [(6usize, "hooks.own_disabled")] {
+            let mut raw = RawConfig::default();
+            raw.hooks.events[i] = Some("relative/cmd".into());
+            assert_eq!(parse(&raw).unwrap_err().option, option);
+        }
+        let mut raw = RawConfig::default();
+        raw.hooks.timeout = Some("0".into());
+        assert_eq!(parse(&raw).unwrap_err().option, "hooks.timeout");
+        let mut raw = RawConfig::default();
+        raw.hooks.retries = Some("many".into());
+        assert_eq!(parse(&raw).unwrap_err().option, "hooks.retries");
+        for ((event, option), e) in HOOK_OPTIONS.iter().zip(crate::states::Event::ALL) {
+            assert_eq!(*event, e.as_str());
+            assert_eq!(*option, format!("hooks.{event}"));
+        }
+    }
+
     use super::*;
 
     #[test]

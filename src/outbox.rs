@@ -3,9 +3,7 @@
 //! (for example `/usr/sbin/sendmail -t`). Exit status 0 marks it sent; anything else
 //! (or a timeout) is retried with backoff, so a mail server outage loses nothing.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::background::Job;
 use crate::notify::{Template, Vars};
@@ -36,49 +34,21 @@ pub fn render(template: &Template, row: &OutboxRow) -> Result<String, String> {
 
 /// Runs `argv` with `input` on stdin; Ok when it exits 0 within `timeout`.
 pub fn deliver(argv: &[String], input: &str, timeout: Duration) -> Result<(), String> {
-    let (prog, args) = argv.split_first().ok_or("no delivery command")?;
-    let mut child = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {prog}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A command that exits without reading gives EPIPE; its status decides.
-        let _ = stdin.write_all(input.as_bytes());
+    let prog = argv.first().map_or("", String::as_str);
+    let f = crate::command::run(argv, &[], input.as_bytes(), timeout)?;
+    if f.success() {
+        return Ok(());
     }
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                let err = err.trim();
-                return Err(if err.is_empty() {
-                    format!("{prog} exited with {status}")
-                } else {
-                    format!(
-                        "{prog} exited with {status}: {}",
-                        err.chars().take(200).collect::<String>()
-                    )
-                });
-            }
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{prog} did not finish within {}s",
-                    timeout.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("waiting for {prog}: {e}")),
-        }
-    }
+    let status = f.code.map_or_else(|| "a signal".to_string(), |c| format!("exit status: {c}"));
+    let out = f.output.trim();
+    Err(if out.is_empty() {
+        format!("{prog} exited with {status}")
+    } else {
+        format!(
+            "{prog} exited with {status}: {}",
+            out.chars().take(200).collect::<String>()
+        )
+    })
 }
 
 impl Job for Outbox {

@@ -82,19 +82,12 @@ pub fn baseline(s: &ModulatedSession) -> Option<&str> {
 
 /// The CoA attributes for a job: session identification and the change.
 pub fn coa_attributes(j: &CoaJob) -> Vec<Attribute> {
-    let mut v = vec![Attribute::string(attrs::USER_NAME, &j.username)];
-    if !j.acct_session_id.is_empty() {
-        v.push(Attribute::string(
-            attrs::ACCT_SESSION_ID,
-            &j.acct_session_id,
-        ));
-    }
-    if let Some(ip) = j.framed_ip.as_deref().and_then(|a| a.parse().ok()) {
-        v.push(Attribute::ipv4(attrs::FRAMED_IP_ADDRESS, ip));
-    }
-    if let Ok(ip) = j.nas_ip.parse() {
-        v.push(Attribute::ipv4(attrs::NAS_IP_ADDRESS, ip));
-    }
+    let mut v = coa::session_identity(
+        &j.username,
+        &j.acct_session_id,
+        j.framed_ip.as_deref(),
+        &j.nas_ip,
+    );
     let vsa = |t: u8, s: &str| Attribute::vsa(attrs::VENDOR_MIKROTIK, t, s.as_bytes()).ok();
     v.extend(
         j.rate_limit

@@ -35,7 +35,17 @@ pub struct InstanceData {
     bulk_disconnect: *const c_char,
     bulk_disconnect_delay: *const c_char,
     max_session_rate: *const c_char,
+    hooks: HooksData,
     state: *mut Instance,
+}
+
+/// The `hooks { ... }` subsection's strings (events in `config::HOOK_OPTIONS` order).
+#[repr(C)]
+pub struct HooksData {
+    all: *const c_char,
+    timeout: *const c_char,
+    retries: *const c_char,
+    events: [*const c_char; 11],
 }
 
 /// The `capping { ... }` subsection's strings.
@@ -105,8 +115,46 @@ static CAPPING_CONFIG: Static<[sys::CONF_PARSER; 9]> = Static([
     END,
 ]);
 
+macro_rules! hook_option {
+    ($name:literal, $field:ident) => {
+        string_option(
+            $name,
+            offset_of!(InstanceData, hooks) + offset_of!(HooksData, $field),
+            None,
+        )
+    };
+    ($name:literal, events, $i:literal) => {
+        string_option(
+            $name,
+            offset_of!(InstanceData, hooks)
+                + offset_of!(HooksData, events)
+                + $i * size_of::<*const c_char>(),
+            None,
+        )
+    };
+}
+
+/// Names as in `config::HOOK_OPTIONS` (a test checks they agree).
+static HOOKS_CONFIG: Static<[sys::CONF_PARSER; 15]> = Static([
+    hook_option!(c"all", all),
+    hook_option!(c"timeout", timeout),
+    hook_option!(c"retries", retries),
+    hook_option!(c"user_add", events, 0),
+    hook_option!(c"user_del", events, 1),
+    hook_option!(c"user_auth", events, 2),
+    hook_option!(c"user_disconnect", events, 3),
+    hook_option!(c"user_redirect", events, 4),
+    hook_option!(c"user_redirect_cancel", events, 5),
+    hook_option!(c"own_disabled", events, 6),
+    hook_option!(c"own_disabled_cancel", events, 7),
+    hook_option!(c"user_rate_set", events, 8),
+    hook_option!(c"service_activated", events, 9),
+    hook_option!(c"service_deactivated", events, 10),
+    END,
+]);
+
 /// Options without a default here are defaulted (and validated) in `config::parse`.
-static CONFIG: Static<[sys::CONF_PARSER; 14]> = Static([
+static CONFIG: Static<[sys::CONF_PARSER; 15]> = Static([
     string_option(c"db", offset_of!(InstanceData, db), None),
     string_option(c"timezone", offset_of!(InstanceData, timezone), None),
     string_option(c"stale_after", offset_of!(InstanceData, stale_after), None),
@@ -150,6 +198,13 @@ static CONFIG: Static<[sys::CONF_PARSER; 14]> = Static([
         offset_of!(InstanceData, max_session_rate),
         None,
     ),
+    sys::CONF_PARSER {
+        name: c"hooks".as_ptr(),
+        type_: sys::PW_TYPE_SUBSECTION as c_int,
+        offset: 0,
+        data: ptr::null_mut(),
+        dflt: &HOOKS_CONFIG.0 as *const _ as *const c_void,
+    },
     END,
 ]);
 
@@ -230,6 +285,12 @@ unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_vo
             bulk_disconnect: opt(data.bulk_disconnect),
             bulk_disconnect_delay: opt(data.bulk_disconnect_delay),
             max_session_rate: opt(data.max_session_rate),
+            hooks: config::RawHooks {
+                all: opt(data.hooks.all),
+                timeout: opt(data.hooks.timeout),
+                retries: opt(data.hooks.retries),
+                events: data.hooks.events.map(opt),
+            },
         };
         let config = match config::parse(&raw) {
             Ok(c) => c,

@@ -130,6 +130,7 @@ impl RouterOsDouble {
         for t in SessionTable::ALL {
             tables.insert(t.path().to_string(), Vec::new());
         }
+        tables.insert(ADDRESS_LIST.to_string(), Vec::new());
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 cfg,
@@ -480,6 +481,8 @@ fn handle(st: &mut State, session: &mut Session, words: &[String]) -> Outcome {
                 print(st, table, &req)
             } else if let Some(table) = path.strip_suffix("/remove") {
                 remove(st, table, &req)
+            } else if let Some(table) = path.strip_suffix("/add") {
+                add(st, table, &req)
             } else {
                 trap_done("no such command", tag)
             }
@@ -582,6 +585,36 @@ fn print(st: &mut State, table: &str, req: &Request<'_>) -> Outcome {
     }
     out.push(reply(ReplyKind::Done, tag));
     Outcome::Replies(out)
+}
+
+use super::ADDRESS_LIST;
+
+/// `add` to an existing table: the row gets the next `.id`, returned as `=ret=`.
+/// Like RouterOS, an address-list entry already in the list traps.
+fn add(st: &mut State, table: &str, req: &Request<'_>) -> Outcome {
+    let tag = req.tag;
+    let id = format!("*{:X}", st.next_id);
+    let Some(rows) = st.tables.get_mut(table) else {
+        return trap_done("no such command prefix", tag);
+    };
+    let row: Row = req
+        .attrs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([(".id".to_string(), id.clone())])
+        .collect();
+    if table == ADDRESS_LIST
+        && rows
+            .iter()
+            .any(|r| r.get("list") == row.get("list") && r.get("address") == row.get("address"))
+    {
+        return trap_done("failure: already have such entry", tag);
+    }
+    rows.push(row);
+    st.next_id += 1;
+    let mut r = reply(ReplyKind::Done, tag);
+    r.attrs.insert("ret".into(), id);
+    Outcome::Replies(vec![r])
 }
 
 fn remove(st: &mut State, table: &str, req: &Request<'_>) -> Outcome {

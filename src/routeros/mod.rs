@@ -19,6 +19,10 @@ pub mod uptime;
 
 pub use client::{Client, ConnectOptions, Error, LoginMethod, RemoveReport, TlsOptions, TlsVerify};
 pub use uptime::{parse_uptime, sessions_to_remove, ActiveSession, SessionTable};
+pub use codec::Command;
+
+/// The firewall address list redirected users' addresses go into.
+pub const ADDRESS_LIST: &str = "/ip/firewall/address-list";
 
 /// Properties we read from the active tables.
 fn proplist(table: SessionTable) -> [&'static str; 4] {

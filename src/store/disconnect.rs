@@ -36,6 +36,11 @@ pub struct NasConfig {
     pub counter_wrap: bool,
     /// IANA zone of the NAS (policy schedules); None: the module's.
     pub timezone: Option<String>,
+    /// An Accounting-Stop ending a user's last session on this NAS runs the
+    /// user_disconnect hook.
+    pub stop_event: bool,
+    /// RouterOS firewall address list of redirected users' addresses (API).
+    pub redirect_list: Option<String>,
 }
 
 impl NasConfig {
@@ -56,6 +61,8 @@ impl NasConfig {
             api_timeout_ms: 5000,
             counter_wrap: true,
             timezone: None,
+            stop_event: true,
+            redirect_list: None,
         }
     }
 
@@ -85,6 +92,8 @@ impl std::fmt::Debug for NasConfig {
             .field("api_timeout_ms", &self.api_timeout_ms)
             .field("counter_wrap", &self.counter_wrap)
             .field("timezone", &self.timezone)
+            .field("stop_event", &self.stop_event)
+            .field("redirect_list", &self.redirect_list)
             .finish()
     }
 }
@@ -272,7 +281,8 @@ pub fn backoff_secs(previous_attempts: u32) -> i64 {
 }
 
 pub(crate) const NAS_COLUMNS: &str = "id, nas_ip, name, type, coa_host, coa_port, secret, api_host, \
-     api_port, api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap, timezone";
+     api_port, api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap, timezone, \
+     stop_event, redirect_list";
 
 fn port(v: i64) -> u16 {
     u16::try_from(v).unwrap_or(0)
@@ -296,6 +306,8 @@ pub(crate) fn nas_row(r: &Row<'_>) -> rusqlite::Result<NasRow> {
             api_timeout_ms: u32::try_from(r.get::<_, i64>(12)?).unwrap_or(5000),
             counter_wrap: r.get::<_, String>(15)? != "off",
             timezone: r.get(16)?,
+            stop_event: r.get::<_, i64>(17)? != 0,
+            redirect_list: r.get(18)?,
         },
         created: r.get(13)?,
         updated: r.get(14)?,
@@ -400,7 +412,7 @@ pub(crate) fn enqueue(
 
 /// Read-write access for the disconnect worker and the CLI's write commands.
 pub struct Admin {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
 impl std::fmt::Debug for Admin {
@@ -431,15 +443,16 @@ impl Admin {
     pub fn nas_upsert(&self, nas: &NasConfig, now: i64) -> Result<i64, StoreError> {
         let id = self.conn.query_row(
             "INSERT INTO nas (nas_ip, name, type, coa_host, coa_port, secret, api_host, api_port, \
-                 api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap, timezone) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15) \
+                 api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap, timezone, stop_event, redirect_list) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17) \
              ON CONFLICT (nas_ip) DO UPDATE SET name = excluded.name, type = excluded.type, \
                  coa_host = excluded.coa_host, coa_port = excluded.coa_port, \
                  secret = excluded.secret, api_host = excluded.api_host, \
                  api_port = excluded.api_port, api_user = excluded.api_user, \
                  api_password = excluded.api_password, api_tls = excluded.api_tls, \
                  api_timeout_ms = excluded.api_timeout_ms, updated = excluded.updated, \
-                 counter_wrap = excluded.counter_wrap, timezone = excluded.timezone \
+                 counter_wrap = excluded.counter_wrap, timezone = excluded.timezone, \
+                 stop_event = excluded.stop_event, redirect_list = excluded.redirect_list \
              RETURNING id",
             params![
                 nas.nas_ip,
@@ -457,6 +470,8 @@ impl Admin {
                 now,
                 if nas.counter_wrap { "auto" } else { "off" },
                 nas.timezone,
+                nas.stop_event,
+                nas.redirect_list,
             ],
             |r| r.get(0),
         )?;

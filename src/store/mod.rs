@@ -10,6 +10,7 @@ mod perms;
 mod policies;
 mod read;
 mod schema;
+mod states;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,10 @@ pub use policies::{
 };
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
 pub use schema::SCHEMA_VERSION;
+pub use states::{
+    ActionOutcome, EventRow, HookOutcome, HookPlan, NasActionRow, NewEvent, PresenceDue,
+    PresenceMark, ServiceChange, StateChange, SubscriberRow, UserServiceRow,
+};
 
 use crate::capping::{Decision, RawLimits};
 use crate::sessions::{AcctUpdate, Outcome, Usage};
@@ -507,6 +512,15 @@ impl Store {
         }
     }
 
+    /// Commits a subscriber state transition through the writer (the module's
+    /// threads); false when the subscriber changed meanwhile (decide again).
+    pub fn state_commit(&self, change: StateChange) -> Result<bool, StoreError> {
+        match self.submit(Request::State(Box::new(change)))? {
+            Reply::State(applied) => Ok(applied),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
     /// Stops the writer after it has finished the queued jobs. Idempotent; later
     /// writes fail with [`StoreError::Closed`]; reads keep working.
     pub fn shutdown(&self) {
@@ -549,6 +563,57 @@ impl Reader {
         Ok(Reader {
             pool: read::ReadPool::new(path.as_ref(), Duration::from_secs(5))?,
         })
+    }
+
+    pub fn subscriber(&self, username: &str) -> Result<Option<SubscriberRow>, StoreError> {
+        self.pool.with(|c| states::subscriber_get(c, username))
+    }
+
+    /// Service sessions of one user (or everyone's).
+    pub fn user_services(&self, username: Option<&str>) -> Result<Vec<UserServiceRow>, StoreError> {
+        self.pool.with(|c| states::user_services(c, username))
+    }
+
+    pub fn service_get(&self, name: &str) -> Result<Option<crate::services::Service>, StoreError> {
+        self.pool.with(|c| states::service_get(c, name))
+    }
+
+    pub fn service_list(&self) -> Result<Vec<crate::services::Service>, StoreError> {
+        self.pool.with(states::service_list)
+    }
+
+    /// Events after id `after` (oldest first), of one user, since a time.
+    pub fn events(
+        &self,
+        username: Option<&str>,
+        since: Option<i64>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.pool
+            .with(|c| states::events(c, username, since, after, limit))
+    }
+
+    pub fn nas_actions(&self, username: Option<&str>) -> Result<Vec<NasActionRow>, StoreError> {
+        self.pool.with(|c| states::actions_list(c, username))
+    }
+
+    pub fn open_sessions_of(
+        &self,
+        username: &str,
+    ) -> Result<Vec<crate::states::OpenSession>, StoreError> {
+        self.pool.with(|c| states::open_sessions_of(c, username))
+    }
+
+    pub fn output_since(&self, username: &str, since: i64) -> Result<u64, StoreError> {
+        self.pool.with(|c| states::output_since(c, username, since))
+    }
+
+    pub fn redirected_sessions(
+        &self,
+        username: &str,
+    ) -> Result<Vec<crate::states::OpenSession>, StoreError> {
+        self.pool.with(|c| states::redirected_sessions(c, username))
     }
 
     pub fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionRow>, StoreError> {

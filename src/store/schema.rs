@@ -18,6 +18,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_nas_timezone.sql"),
     include_str!("migrations/0011_modulation.sql"),
     include_str!("migrations/0012_policy_revision.sql"),
+    include_str!("migrations/0013_services_states.sql"),
 ];
 
 /// The schema version this build writes and understands.

@@ -36,6 +36,8 @@ pub(crate) enum Request {
     Policy(super::policies::Op),
     /// Queue a disconnect job (one per session) at `now`.
     Enqueue(super::NewDisconnectJob, i64),
+    /// A subscriber state transition (see [`super::states::commit`]).
+    State(Box<super::StateChange>),
 }
 
 #[derive(Debug)]
@@ -46,6 +48,7 @@ pub(crate) enum Reply {
     Capping(super::capping::Done),
     Policy(super::policies::Done),
     Enqueued(bool),
+    State(bool),
 }
 
 pub(crate) struct Job {
@@ -325,6 +328,7 @@ fn apply_one(
         Request::Enqueue(job, now) => {
             super::disconnect::enqueue(conn, job, *now).map(Reply::Enqueued)
         }
+        Request::State(change) => super::states::commit(conn, change).map(Reply::State),
         Request::CloseStale {
             now,
             stale_after_secs,
