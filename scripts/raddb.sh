@@ -17,6 +17,7 @@
 #   BACKGROUND_INTERVAL  module background_interval (default 10s)
 #   MAX_SERVERS       thread pool size (default 32, as Debian)
 #   CAPPING           lines added inside the module's capping { } section
+#   HOOKS             lines added inside the module's hooks { } section
 #   POST_AUTH_UNLANG  unlang added to post-auth right after "rust"
 #   PREACCT_UNLANG    unlang added to preacct right after "rust"
 #   DISCONNECT_PRIOR_MONTH, DM_TIMEOUT, DM_RETRIES, DISCONNECT_BATCH,
@@ -68,6 +69,10 @@ sed -i \
   "$r/mods-available/rust"
 if [ -n "${CAPPING:-}" ]; then
   awk '{ print } /^\tcapping \{/ { print ENVIRON["CAPPING"] }' "$r/mods-available/rust" > "$r/rust.tmp"
+  mv "$r/rust.tmp" "$r/mods-available/rust"
+fi
+if [ -n "${HOOKS:-}" ]; then
+  awk '{ print } /^\thooks \{/ { print ENVIRON["HOOKS"] }' "$r/mods-available/rust" > "$r/rust.tmp"
   mv "$r/rust.tmp" "$r/mods-available/rust"
 fi
 for opt in disconnect_prior_month dm_timeout dm_retries disconnect_batch \

@@ -103,7 +103,13 @@ mod tests {
         assert_eq!(f.code, Some(3));
         assert!(!f.success());
         assert_eq!(f.output, "out\nerr\n");
-        let f = run(&sh("printf %s \"$RLM_X\"; cat"), &[("RLM_X", "a b".into())], b"in", t).unwrap();
+        let f = run(
+            &sh("printf %s \"$RLM_X\"; cat"),
+            &[("RLM_X", "a b".into())],
+            b"in",
+            t,
+        )
+        .unwrap();
         assert!(f.success());
         assert_eq!(f.output, "a bin");
         // Far more output than a pipe holds: kept up to the limit, no hang.

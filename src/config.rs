@@ -64,6 +64,18 @@ pub struct Hooks {
 }
 
 impl Hooks {
+    /// For writers outside the module (the CLI), which cannot see its hooks: every
+    /// event's hook is queued, and the module's runner drops those it has none for.
+    pub fn deferred() -> Hooks {
+        Hooks {
+            commands: HOOK_OPTIONS
+                .iter()
+                .map(|(e, _)| (e.to_string(), Vec::new()))
+                .collect(),
+            ..Hooks::default()
+        }
+    }
+
     pub fn command(&self, event: &str) -> Option<&[String]> {
         self.commands.get(event).map(Vec::as_slice)
     }
@@ -280,7 +292,12 @@ fn command_line(option: &'static str, c: &str) -> Result<Vec<String>, ConfigErro
 }
 
 fn parse_hooks(raw: &RawHooks) -> Result<Hooks, ConfigError> {
-    let set = |v: &Option<String>| v.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(str::to_string);
+    let set = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+    };
     let all = match set(&raw.all) {
         Some(c) => Some(command_line("hooks.all", &c)?),
         None => None,
@@ -307,7 +324,13 @@ fn parse_hooks(raw: &RawHooks) -> Result<Hooks, ConfigError> {
         None => 5,
         Some(v) => match v.trim().parse::<u32>() {
             Ok(n) if n <= 20 => n,
-            _ => return Err(err("hooks.retries", v, "must be a whole number from 0 to 20")),
+            _ => {
+                return Err(err(
+                    "hooks.retries",
+                    v,
+                    "must be a whole number from 0 to 20",
+                ))
+            }
         },
     };
     Ok(Hooks {
@@ -524,15 +547,19 @@ mod tests {
         raw.hooks.timeout = Some("30".into());
         raw.hooks.retries = Some("0".into());
         let h = parse(&raw).unwrap().hooks;
-        assert_eq!(h.command("user_redirect").unwrap(), ["/usr/local/bin/redirect"]);
-        assert_eq!(h.command("user_add").unwrap(), ["/usr/local/bin/all-events", "--x"]);
+        assert_eq!(
+            h.command("user_redirect").unwrap(),
+            ["/usr/local/bin/redirect"]
+        );
+        assert_eq!(
+            h.command("user_add").unwrap(),
+            ["/usr/local/bin/all-events", "--x"]
+        );
         assert_eq!(h.commands.len(), 11);
         assert_eq!((h.timeout_secs, h.retries), (30, 0));
-        for (i, option) in [(6usize, "hooks.own_disabled")] {
-            let mut raw = RawConfig::default();
-            raw.hooks.events[i] = Some("relative/cmd".into());
-            assert_eq!(parse(&raw).unwrap_err().option, option);
-        }
+        let mut raw = RawConfig::default();
+        raw.hooks.events[6] = Some("relative/cmd".into());
+        assert_eq!(parse(&raw).unwrap_err().option, "hooks.own_disabled");
         let mut raw = RawConfig::default();
         raw.hooks.timeout = Some("0".into());
         assert_eq!(parse(&raw).unwrap_err().option, "hooks.timeout");

@@ -36,9 +36,12 @@ pub struct Instance {
     pub name: String,
     pub config: Config,
     store: Store,
-    enforcer: Enforcer,
+    enforcer: Arc<Enforcer>,
     policies: PolicyEnforcer,
+    states: crate::states::enforce::StateEnforcer,
     background: Option<Background>,
+    /// The operator hooks' own thread (a slow hook delays nothing else).
+    hooks: Option<Background>,
     /// Client secrets by NAS IP, for Disconnect-Requests to NASes without their own.
     secrets: ClientSecrets,
     /// Tells the disconnect jobs to end their network waits early at detach.
@@ -140,8 +143,52 @@ impl Instance {
             secrets.clone(),
             Arc::clone(&stopping),
         )));
+        let enforcer = Arc::new(Enforcer::new(
+            config.capping.clone(),
+            config.timezone,
+            store.clone(),
+        ));
+        let login_grace = i64::try_from(config.background_interval.max(30) * 3).unwrap_or(90);
+        let capping = Arc::clone(&enforcer);
+        jobs.push(Box::new(crate::states::worker::States::new(
+            crate::states::worker::StatesConfig {
+                db: config.db.clone(),
+                hooks: config.hooks.clone(),
+                login_grace,
+                over_limit: Box::new(move |user, now| {
+                    match capping.login(user, &RawLimits::new(), false, now) {
+                        Ok((_, None)) => Some(false),
+                        Ok((_, Some(c))) => Some(matches!(
+                            c.decision.state,
+                            crate::capping::State::Exhausted { .. }
+                        )),
+                        Err(_) => None,
+                    }
+                }),
+            },
+        )));
+        jobs.push(Box::new(crate::states::worker::NasActions::new(
+            crate::states::worker::ActionsConfig {
+                db: config.db.clone(),
+                timeout: Duration::from_secs(config.dm_timeout),
+                retries: config.dm_retries,
+                batch: config.disconnect_batch,
+                max_attempts: 5,
+            },
+            secrets.clone(),
+            Arc::clone(&stopping),
+        )));
         let background = Background::spawn(Duration::from_secs(config.background_interval), jobs)
             .map_err(|e| format!("cannot start the background thread: {e}"))?;
+        // Always: events the CLI queued wait for it to see whether a hook is set.
+        let runner = crate::states::hooks::HookRunner::new(config.db.clone(), config.hooks.clone());
+        let hooks = Some(
+            Background::spawn(
+                Duration::from_secs(config.background_interval.min(5)),
+                vec![Box::new(runner)],
+            )
+            .map_err(|e| format!("cannot start the hooks thread: {e}"))?,
+        );
         log::info!(
             "instance {name}: db {}, timezone {}, stale_after {}s, synchronous {:?}",
             config.db.display(),
@@ -149,15 +196,21 @@ impl Instance {
             config.stale_after,
             config.synchronous
         );
-        let enforcer = Enforcer::new(config.capping.clone(), config.timezone, store.clone());
+        let states = crate::states::enforce::StateEnforcer::new(
+            store.clone(),
+            config.hooks.clone(),
+            login_grace,
+        );
         let policies = PolicyEnforcer::new(store.clone(), config.timezone, config.stale_after);
         Ok(Instance {
             name,
             config,
             policies,
+            states,
             store,
             enforcer,
             background: Some(background),
+            hooks,
             secrets,
             stopping,
         })
@@ -223,6 +276,19 @@ impl Instance {
                 let action = cap.map_or(AcctAction::None, |c| {
                     self.enforcer.acct_action(&outcome.username, c)
                 });
+                if !matches!(action, AcctAction::None) {
+                    self.states.limit_reached(
+                        &outcome.username,
+                        crate::states::Source::Capping,
+                        received_at,
+                    );
+                } else if outcome.quota_reached.is_some() {
+                    self.states.limit_reached(
+                        &outcome.username,
+                        crate::states::Source::Policy,
+                        received_at,
+                    );
+                }
                 match action {
                     AcctAction::None => {}
                     AcctAction::Report { reason } => {
@@ -290,7 +356,22 @@ impl Instance {
         now: i64,
     ) -> Answer {
         match username.filter(|u| !u.is_empty()) {
-            Some(user) => self.enforcer.authorize(request, user, control, now),
+            Some(user) => {
+                match self.states.refusal(user) {
+                    Ok(Some(why)) => {
+                        log::info!("{user:?}: {why}: rejected");
+                        let mut a = Answer::rcode(Rcode::Reject);
+                        a.reply.push(("Reply-Message".into(), why.into()));
+                        return a;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        log::error!("cannot read the state of {user:?}: {e}");
+                        return Answer::rcode(Rcode::Fail);
+                    }
+                }
+                self.enforcer.authorize(request, user, control, now)
+            }
             None => {
                 log::debug!("no User-Name: nothing to look up");
                 Answer::rcode(Rcode::Noop)
@@ -321,7 +402,60 @@ impl Instance {
     /// Then the user's policy: reject with why, or its reply attributes; the reply
     /// ends with exactly one Session-Timeout, the smallest of the reply's own, the
     /// capping allowance and the policy's bounds (timeout, schedule window, quotas).
+    /// Then the user's state and services: the login is recorded (`user_auth`),
+    /// waiting services start and go into the reply with the operator's rate.
+    /// `existing_rate`: the reply's Mikrotik-Rate-Limit before this module's.
     pub fn post_auth(
+        &self,
+        request: u32,
+        login: &Login<'_>,
+        control: &RawLimits,
+        existing_session_timeout: Option<u32>,
+        existing_rate: Option<&str>,
+    ) -> Answer {
+        let mut a = self.post_auth_limits(request, login, control, existing_session_timeout);
+        if matches!(a.rcode, Rcode::Reject | Rcode::Fail) || login.user.is_empty() {
+            return a;
+        }
+        let policy_rate = a
+            .reply
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .chain(a.extra.iter().map(|(n, v, _)| (n.as_str(), v.as_str())))
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Mikrotik-Rate-Limit"))
+            .map(|(_, v)| v.to_string())
+            .last();
+        let rate = policy_rate.as_deref().or(existing_rate);
+        let nas_type = login
+            .nas_ip
+            .as_deref()
+            .and_then(|ip| self.store.nas_get(ip).ok().flatten())
+            .map(|n| n.config.nas_type);
+        match self
+            .states
+            .login(login.user, nas_type.as_deref(), rate, login.now)
+        {
+            Ok(extra) => {
+                for (name, value, op) in extra.reply {
+                    if op == ":=" {
+                        a.reply.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+                        a.extra.retain(|(n, _, _)| !n.eq_ignore_ascii_case(&name));
+                        a.reply.push((name, value));
+                    } else {
+                        a.extra.push((name, value, op.to_string()));
+                    }
+                    if a.rcode != Rcode::Updated {
+                        a.rcode = Rcode::Updated;
+                    }
+                }
+            }
+            // The login stands; its bookkeeping is retried by the states job.
+            Err(e) => log::error!("{:?}: login state not recorded: {e}", login.user),
+        }
+        a
+    }
+
+    fn post_auth_limits(
         &self,
         request: u32,
         login: &Login<'_>,
@@ -397,6 +531,9 @@ impl Instance {
     pub fn stop(&mut self) {
         self.stopping.store(true, Ordering::Relaxed);
         if let Some(mut bg) = self.background.take() {
+            bg.stop();
+        }
+        if let Some(mut bg) = self.hooks.take() {
             bg.stop();
         }
         self.store.shutdown();

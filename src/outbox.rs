@@ -39,7 +39,9 @@ pub fn deliver(argv: &[String], input: &str, timeout: Duration) -> Result<(), St
     if f.success() {
         return Ok(());
     }
-    let status = f.code.map_or_else(|| "a signal".to_string(), |c| format!("exit status: {c}"));
+    let status = f
+        .code
+        .map_or_else(|| "a signal".to_string(), |c| format!("exit status: {c}"));
     let out = f.output.trim();
     Err(if out.is_empty() {
         format!("{prog} exited with {status}")

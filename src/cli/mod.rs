@@ -14,6 +14,7 @@ mod capping;
 mod format;
 mod nas;
 mod policy;
+mod states;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -82,6 +83,12 @@ pub enum Command {
     /// A user's policy: assign, unassign, show.
     #[command(subcommand)]
     User(policy::UserCommand),
+    /// Service sessions (Service-Timeout / Service-Volume) on top of users' sessions.
+    #[command(subcommand)]
+    Service(states::ServiceCommand),
+    /// Subscriber state changes (user_auth, user_redirect, own_disabled, ...) and
+    /// their hooks' outcomes.
+    Events(states::EventsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +209,8 @@ pub fn run(cli: &Cli) -> Result<String, CliError> {
         Command::Autotopup(cmd) => capping::run_autotopup(cli, cmd, tz),
         Command::Policy(cmd) => policy::run_policy(cli, cmd, tz),
         Command::User(cmd) => policy::run_user(cli, cmd, tz),
+        Command::Service(cmd) => states::run_service(cli, cmd, tz),
+        Command::Events(args) => states::run_events(cli, args, tz),
     }
 }
 

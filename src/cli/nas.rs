@@ -111,6 +111,14 @@ pub struct NasOptions {
     /// "" = the module's.
     #[arg(long = "nas-timezone", value_name = "TZ")]
     pub nas_timezone: Option<String>,
+    /// `yes` (default): an Accounting-Stop ending a user's last session runs the
+    /// user_disconnect hook; `no`: it does not (the state still changes).
+    #[arg(long, value_name = "yes|no", value_parser = ["yes", "no"])]
+    pub stop_event: Option<String>,
+    /// RouterOS firewall address list that redirected (limit reached) users'
+    /// addresses go into over the API; "" = none.
+    #[arg(long, value_name = "LIST")]
+    pub redirect_list: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +273,10 @@ fn apply(nas: &mut NasConfig, o: &NasOptions) -> Result<(), CliError> {
     if let Some(w) = &o.counter_wrap {
         nas.counter_wrap = w == "auto";
     }
+    if let Some(v) = &o.stop_event {
+        nas.stop_event = v == "yes";
+    }
+    set(&mut nas.redirect_list, &o.redirect_list);
     match o.nas_timezone.as_deref().map(str::trim) {
         None => {}
         Some("") => nas.timezone = None,
@@ -400,6 +412,8 @@ struct NasJson<'a> {
     api_timeout_ms: u32,
     counter_wrap: &'static str,
     timezone: Option<&'a str>,
+    stop_event: bool,
+    redirect_list: Option<&'a str>,
     created: i64,
     created_local: Option<String>,
     updated: i64,
@@ -429,6 +443,8 @@ fn nas_json(rows: &[NasRow], tz: Tz) -> Result<String, CliError> {
                 api_timeout_ms: c.api_timeout_ms,
                 counter_wrap: wrap_name(c),
                 timezone: c.timezone.as_deref(),
+                stop_event: c.stop_event,
+                redirect_list: c.redirect_list.as_deref(),
                 created: r.created,
                 created_local: rfc3339(r.created, tz),
                 updated: r.updated,

@@ -159,8 +159,32 @@ impl Args for FieldArgs {
 pub enum UserCommand {
     /// Assign a policy to a user (the devices seen start over), or --unassign.
     Policy(UserPolicyArgs),
-    /// A user's policy, when it was assigned and the devices seen since.
+    /// A user's state, services, policy and the devices seen since it was assigned.
     Show(UserShowArgs),
+    /// Voluntary block (own_disabled): logins refused, open sessions disconnected.
+    Block(UserShowArgs),
+    /// End the voluntary block (own_disabled_cancel).
+    Unblock(UserShowArgs),
+    /// Delete the user (user_del): sessions disconnected, services ended, logins refused.
+    Delete(UserShowArgs),
+    /// Bring a deleted user back (user_add).
+    Add(UserShowArgs),
+    /// Disconnect the user's open sessions (user_disconnect).
+    Disconnect(UserShowArgs),
+    /// Set the operator's rate (Mikrotik-Rate-Limit; user_rate_set), or --clear it.
+    Rate(UserRateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserRateArgs {
+    /// The username (User-Name), as raw bytes.
+    #[arg(value_parser = crate::cli::user_arg())]
+    pub user: String,
+    /// e.g. 10M/20M (rx/tx as RouterOS writes it).
+    #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+    pub rate: Option<String>,
+    #[arg(long)]
+    pub clear: bool,
 }
 
 #[derive(Debug, Args)]
@@ -612,7 +636,14 @@ fn list_table(defs: &[PolicyDef], stats: &[PolicyStats]) -> String {
 }
 
 pub fn run_user(cli: &Cli, cmd: &UserCommand, tz: Tz) -> Result<String, CliError> {
+    use super::states::{run_user_rate, run_user_state, UserAction};
     match cmd {
+        UserCommand::Block(a) => run_user_state(cli, &a.user, UserAction::Block),
+        UserCommand::Unblock(a) => run_user_state(cli, &a.user, UserAction::Unblock),
+        UserCommand::Delete(a) => run_user_state(cli, &a.user, UserAction::Delete),
+        UserCommand::Add(a) => run_user_state(cli, &a.user, UserAction::Add),
+        UserCommand::Disconnect(a) => run_user_state(cli, &a.user, UserAction::Disconnect),
+        UserCommand::Rate(a) => run_user_rate(cli, &a.user, a.rate.as_deref().filter(|_| !a.clear)),
         UserCommand::Policy(a) => {
             let store = open_writer(cli, tz)?;
             let now = periods::now();
@@ -648,6 +679,7 @@ pub fn run_user(cli: &Cli, cmd: &UserCommand, tz: Tz) -> Result<String, CliError
             let devices = reader.user_devices(&a.user)?;
             let policy = view.policy.as_ref().map(|p| p.name.as_str());
             let max_devices = view.policy.as_ref().and_then(|p| p.field("max-devices"));
+            let (state_json, state_text) = super::states::user_state(&reader, &a.user, tz)?;
             if cli.json {
                 let devs: Vec<_> = devices
                     .iter()
@@ -668,9 +700,10 @@ pub fn run_user(cli: &Cli, cmd: &UserCommand, tz: Tz) -> Result<String, CliError
                     "max_devices": max_devices,
                     "devices": devs,
                     "open_sessions": view.open_sessions,
+                    "state": state_json,
                 }));
             }
-            let mut out = format!("user {}\n", cell(&a.user));
+            let mut out = format!("user {}\n{state_text}", cell(&a.user));
             match (policy, view.assigned_at) {
                 (Some(p), Some(at)) => out.push_str(&format!(
                     "policy: {} (assigned {})\n",

@@ -471,10 +471,22 @@ unsafe extern "C" fn mod_post_auth(
             now: req.received_at(),
             request_value: &request_value,
         };
-        let answer = state.post_auth(req.number(), &login, &control_limits(req), timeout);
+        let rate = req
+            .list(List::Reply)
+            .text(MIKROTIK_RATE_LIMIT.0, MIKROTIK_RATE_LIMIT.1);
+        let answer = state.post_auth(
+            req.number(),
+            &login,
+            &control_limits(req),
+            timeout,
+            rate.as_deref(),
+        );
         apply(req, answer)
     })
 }
+
+/// (attribute, vendor) of Mikrotik-Rate-Limit.
+const MIKROTIK_RATE_LIMIT: (u32, u32) = (8, 14988);
 
 /// Policy fields of the control list (`Rust-Policy-*`).
 fn control_policy(req: &Request<'_>) -> RawPolicy {

@@ -18,8 +18,8 @@ mod tls;
 pub mod uptime;
 
 pub use client::{Client, ConnectOptions, Error, LoginMethod, RemoveReport, TlsOptions, TlsVerify};
-pub use uptime::{parse_uptime, sessions_to_remove, ActiveSession, SessionTable};
 pub use codec::Command;
+pub use uptime::{parse_uptime, sessions_to_remove, ActiveSession, SessionTable};
 
 /// The firewall address list redirected users' addresses go into.
 pub const ADDRESS_LIST: &str = "/ip/firewall/address-list";

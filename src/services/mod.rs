@@ -136,24 +136,43 @@ impl NasFamily {
 /// Reply attributes (name, value, operator) of an Access-Accept for the services
 /// running in the new session, in order. `+=`: tagged and repeated attributes must
 /// not replace each other.
-pub fn accept_attributes(family: NasFamily, services: &[&Service]) -> Vec<(String, String, &'static str)> {
+pub fn accept_attributes(
+    family: NasFamily,
+    services: &[&Service],
+) -> Vec<(String, String, &'static str)> {
     let mut out = Vec::new();
     match family {
         NasFamily::Juniper => {
             for (i, s) in services.iter().take(MAX_TAGS).enumerate() {
                 let tag = i + 1;
-                out.push((format!("ERX-Service-Activate:{tag}"), s.nas_name().to_string(), "+="));
+                out.push((
+                    format!("ERX-Service-Activate:{tag}"),
+                    s.nas_name().to_string(),
+                    "+=",
+                ));
                 if s.timeout > 0 {
-                    out.push((format!("ERX-Service-Timeout:{tag}"), s.timeout.to_string(), "+="));
+                    out.push((
+                        format!("ERX-Service-Timeout:{tag}"),
+                        s.timeout.to_string(),
+                        "+=",
+                    ));
                 }
                 if s.volume_mb > 0 {
-                    out.push((format!("ERX-Service-Volume:{tag}"), s.volume_mb.to_string(), "+="));
+                    out.push((
+                        format!("ERX-Service-Volume:{tag}"),
+                        s.volume_mb.to_string(),
+                        "+=",
+                    ));
                 }
             }
         }
         NasFamily::Cisco => {
             for s in services {
-                out.push(("Cisco-Account-Info".into(), format!("A{}", s.nas_name()), "+="));
+                out.push((
+                    "Cisco-Account-Info".into(),
+                    format!("A{}", s.nas_name()),
+                    "+=",
+                ));
             }
         }
         NasFamily::Mikrotik => {
@@ -217,7 +236,11 @@ pub fn coa_change(
         }
         (NasFamily::Juniper, false) => vec![vsa(VENDOR_JUNIPER_ERX, ERX_SERVICE_DEACTIVATE, name)?],
         (NasFamily::Cisco, on) => {
-            let mut v = vec![if on { ISG_SERVICE_LOGON } else { ISG_SERVICE_LOGOFF }];
+            let mut v = vec![if on {
+                ISG_SERVICE_LOGON
+            } else {
+                ISG_SERVICE_LOGOFF
+            }];
             v.extend_from_slice(name);
             vec![vsa(VENDOR_CISCO, CISCO_COMMAND_CODE, &v)?]
         }
@@ -237,7 +260,11 @@ pub fn coa_change(
 
 /// A rate change: Mikrotik-Rate-Limit.
 pub fn rate_change(rate: &str) -> Result<Vec<Attribute>, String> {
-    Ok(vec![vsa(attrs::VENDOR_MIKROTIK, attrs::MIKROTIK_RATE_LIMIT, rate.as_bytes())?])
+    Ok(vec![vsa(
+        attrs::VENDOR_MIKROTIK,
+        attrs::MIKROTIK_RATE_LIMIT,
+        rate.as_bytes(),
+    )?])
 }
 
 /// Why a service session ended.

@@ -23,10 +23,17 @@ fn thresholds_wrap_modulo_2_24_as_the_seed_says() {
         ("33554433", 1),
         ("0016777218", 2),
         // Beyond u64: still the exact residue.
-        ("36893488147419103232", (36_893_488_147_419_103_232u128 % (1 << 24)) as u32),
+        (
+            "36893488147419103232",
+            (36_893_488_147_419_103_232u128 % (1 << 24)) as u32,
+        ),
     ];
     for (input, want) in table {
-        assert_eq!(parse_threshold("--timeout", input).unwrap(), *want, "{input}");
+        assert_eq!(
+            parse_threshold("--timeout", input).unwrap(),
+            *want,
+            "{input}"
+        );
     }
     for v in [0u64, 1, 16_777_215, 16_777_216, u64::MAX] {
         assert_eq!(u64::from(wrap24(v)), v % 16_777_216);
@@ -74,7 +81,10 @@ fn accept_attributes_per_family() {
     iptv.nas_service = Some("iptv(hd)".into());
     let both = [&turbo, &iptv];
     let j = accept_attributes(NasFamily::Juniper, &both);
-    let j: Vec<(&str, &str, &str)> = j.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), *c)).collect();
+    let j: Vec<(&str, &str, &str)> = j
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), *c))
+        .collect();
     assert_eq!(
         j,
         [
@@ -88,7 +98,14 @@ fn accept_attributes_per_family() {
     assert_eq!(c[0].1, "Aturbo");
     assert_eq!(c[1].1, "Aiptv(hd)");
     let m = accept_attributes(NasFamily::Mikrotik, &both);
-    assert_eq!(m, [("Mikrotik-Rate-Limit".to_string(), "10M/10M".to_string(), ":=")]);
+    assert_eq!(
+        m,
+        [(
+            "Mikrotik-Rate-Limit".to_string(),
+            "10M/10M".to_string(),
+            ":="
+        )]
+    );
     assert!(accept_attributes(NasFamily::Mikrotik, &[&iptv]).is_empty());
     assert!(accept_attributes(NasFamily::Other, &both).is_empty());
     let many: Vec<Service> = (0..40).map(|_| svc(0, 0, None)).collect();
@@ -121,7 +138,9 @@ fn coa_bytes_per_family() {
     assert_eq!(vsa_of(&on[0]), (14988, 8, b"10M/10M".to_vec()));
     let off = coa_change(NasFamily::Mikrotik, &s, false, Some("2M/2M")).unwrap();
     assert_eq!(vsa_of(&off[0]), (14988, 8, b"2M/2M".to_vec()));
-    assert!(coa_change(NasFamily::Mikrotik, &s, false, None).unwrap().is_empty());
+    assert!(coa_change(NasFamily::Mikrotik, &s, false, None)
+        .unwrap()
+        .is_empty());
     let mut long = s.clone();
     long.nas_service = Some("x".repeat(300));
     assert!(coa_change(NasFamily::Cisco, &long, true, None).is_err());
@@ -139,6 +158,10 @@ fn thresholds_reached() {
         (60, 10, 61, 10 * mb, Some(EndReason::Timeout)),
     ];
     for &(t, v, secs, out, want) in table {
-        assert_eq!(threshold_reached(&svc(t, v, None), secs, out), want, "{t} {v} {secs} {out}");
+        assert_eq!(
+            threshold_reached(&svc(t, v, None), secs, out),
+            want,
+            "{t} {v} {secs} {out}"
+        );
     }
 }

@@ -55,11 +55,8 @@ impl HookRunner {
     }
 
     fn run_one(&self, ev: &EventRow, now: i64) -> HookOutcome {
-        let Some(argv) = self.hooks.command(&ev.event) else {
-            return HookOutcome::Failed {
-                exit: None,
-                output: "no hook is configured for this event any more".into(),
-            };
+        let Some(argv) = self.hooks.command(&ev.event).filter(|a| !a.is_empty()) else {
+            return HookOutcome::NotConfigured;
         };
         let timeout = Duration::from_secs(self.hooks.timeout_secs);
         let result = crate::command::run(argv, &env(ev), json(ev).as_bytes(), timeout);

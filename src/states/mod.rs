@@ -8,6 +8,7 @@
 //! [`plan`] turns actions into the rows the store queues for the user's sessions.
 //! Both are pure; the background jobs in [`worker`] carry the rows out.
 
+pub mod enforce;
 pub mod hooks;
 pub mod worker;
 
@@ -110,6 +111,8 @@ impl Source {
 /// What happened to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
+    /// Nothing happens to the state (service changes committed alone).
+    Touch,
     /// The operator (re)creates the user.
     Add,
     /// The operator deletes the user.
@@ -137,7 +140,9 @@ pub enum Input {
         rate_after: Option<String>,
     },
     /// A policy or schedule changed the rate (already sent by its own job).
-    RateChanged { rate: Option<String> },
+    RateChanged {
+        rate: Option<String>,
+    },
     ServiceOn {
         service: String,
         rate_after: Option<String>,
@@ -162,7 +167,10 @@ pub enum Action {
     Redirect,
     Unredirect,
     /// A service's CoA (on or off) to every open session.
-    ServiceCoa { service: String, on: bool },
+    ServiceCoa {
+        service: String,
+        on: bool,
+    },
 }
 
 /// One recorded event.
@@ -223,7 +231,11 @@ pub fn transition(before: Option<&Subscriber>, input: &Input) -> Outcome {
     let creates = matches!(input, Input::Add)
         || (before.is_none() && !matches!(input, Input::Delete | Input::Logout));
     if creates && !exists {
-        let old = if before.is_some() { "deleted" } else { "absent" };
+        let old = if before.is_some() {
+            "deleted"
+        } else {
+            "absent"
+        };
         s = Subscriber::default();
         events.push(ev(Event::UserAdd, old, "exists"));
     }
@@ -242,7 +254,7 @@ pub fn transition(before: Option<&Subscriber>, input: &Input) -> Outcome {
         }
     };
     match input {
-        Input::Add => {}
+        Input::Touch | Input::Add => {}
         Input::Delete => {
             if exists || before.is_none() {
                 events.push(ev(Event::UserDel, "exists", "deleted"));
@@ -262,7 +274,11 @@ pub fn transition(before: Option<&Subscriber>, input: &Input) -> Outcome {
             if s.deleted || s.blocked {
                 // A session of a user who may not have one (authenticated elsewhere
                 // or before the block): it goes.
-                let why = if s.deleted { "user deleted" } else { "user blocked" };
+                let why = if s.deleted {
+                    "user deleted"
+                } else {
+                    "user blocked"
+                };
                 actions.push(Action::DisconnectSessions(why.into()));
             } else {
                 if !s.logged_in {
@@ -293,7 +309,11 @@ pub fn transition(before: Option<&Subscriber>, input: &Input) -> Outcome {
         }
         Input::Disconnect => {
             if s.logged_in {
-                events.push(ev(Event::UserDisconnect, "logged in", "disconnect requested"));
+                events.push(ev(
+                    Event::UserDisconnect,
+                    "logged in",
+                    "disconnect requested",
+                ));
             }
             actions.push(Action::DisconnectSessions("operator disconnect".into()));
         }
@@ -307,7 +327,11 @@ pub fn transition(before: Option<&Subscriber>, input: &Input) -> Outcome {
         Input::LimitCleared => {
             if s.redirected {
                 s.redirected = false;
-                events.push(ev(Event::UserRedirectCancel, "limit reached", "within limits"));
+                events.push(ev(
+                    Event::UserRedirectCancel,
+                    "limit reached",
+                    "within limits",
+                ));
                 actions.push(Action::Unredirect);
             }
         }
@@ -335,7 +359,10 @@ pub fn transition(before: Option<&Subscriber>, input: &Input) -> Outcome {
         Input::RateChanged { rate } => {
             rate_event(&mut s, &mut events, rate);
         }
-        Input::ServiceOn { service, rate_after } => {
+        Input::ServiceOn {
+            service,
+            rate_after,
+        } => {
             if !s.deleted && !s.blocked {
                 events.push(EventRecord {
                     detail: Some(service.clone()),
@@ -525,8 +552,7 @@ pub fn plan(
                         rate_after.map(str::to_string)
                     };
                     // Nothing to tell a NAS that only knows rates, without one.
-                    if matches!(s.family, NasFamily::Mikrotik | NasFamily::Other)
-                        && rate.is_none()
+                    if matches!(s.family, NasFamily::Mikrotik | NasFamily::Other) && rate.is_none()
                     {
                         continue;
                     }

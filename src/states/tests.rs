@@ -38,6 +38,8 @@ fn dis(why: &str) -> Action {
     Action::DisconnectSessions(why.into())
 }
 
+type Row<'a> = (Option<&'a str>, Input, &'a str, Vec<Event>, Vec<Action>);
+
 /// The whole table: state (None = never seen) × input → new state, events, actions.
 #[test]
 fn state_table() {
@@ -48,7 +50,7 @@ fn state_table() {
         rate_after: None,
     };
     #[rustfmt::skip]
-    let table: Vec<(Option<&str>, Input, &str, Vec<Event>, Vec<Action>)> = vec![
+    let table: Vec<Row> = vec![
         // never seen: the first input creates the user
         (None, login(), "L", vec![UserAdd, UserAuth], vec![]),
         (None, Input::Add, "", vec![UserAdd], vec![]),
@@ -159,7 +161,10 @@ fn rates_follow_services_and_the_operator() {
     assert_eq!(out.state.rate, None);
     assert_eq!(out.state.base_rate.as_deref(), Some("2M/2M"));
     assert_eq!(effective_rate(Some(""), None, Some("1M")), None);
-    assert_eq!(effective_rate(None, None, Some("1M")).as_deref(), Some("1M"));
+    assert_eq!(
+        effective_rate(None, None, Some("1M")).as_deref(),
+        Some("1M")
+    );
 }
 
 #[test]
@@ -186,7 +191,12 @@ fn session(nas: &str, family: NasFamily, ip: Option<&str>, list: Option<&str>) -
 #[test]
 fn plans_per_nas_family() {
     let sessions = [
-        session("127.0.0.2", NasFamily::Mikrotik, Some("100.64.0.9"), Some("over")),
+        session(
+            "127.0.0.2",
+            NasFamily::Mikrotik,
+            Some("100.64.0.9"),
+            Some("over"),
+        ),
         session("127.0.0.3", NasFamily::Juniper, Some("100.64.0.8"), None),
         session("127.0.0.4", NasFamily::Cisco, None, None),
         session("127.0.0.5", NasFamily::Other, Some("100.64.0.7"), None),
@@ -255,12 +265,36 @@ fn plans_per_nas_family() {
     // Redirect: only sessions with an address on a NAS with a redirect list.
     let r = plan("bob", &[Action::Redirect], &sessions, &[], &lookup, None);
     assert_eq!(kinds(&r), [("127.0.0.2".into(), NasActionKind::Redirect)]);
-    let c = plan("bob", &[Action::Unredirect], &[], &sessions[..1], &lookup, None);
-    assert_eq!(kinds(&c), [("127.0.0.2".into(), NasActionKind::RedirectCancel)]);
+    let c = plan(
+        "bob",
+        &[Action::Unredirect],
+        &[],
+        &sessions[..1],
+        &lookup,
+        None,
+    );
+    assert_eq!(
+        kinds(&c),
+        [("127.0.0.2".into(), NasActionKind::RedirectCancel)]
+    );
     // Rates only to MikroTiks; disconnects to every session.
-    let rate = plan("bob", &[Action::SendRate("5M/5M".into())], &sessions, &[], &lookup, None);
+    let rate = plan(
+        "bob",
+        &[Action::SendRate("5M/5M".into())],
+        &sessions,
+        &[],
+        &lookup,
+        None,
+    );
     assert_eq!(kinds(&rate), [("127.0.0.2".into(), NasActionKind::Rate)]);
-    let d = plan("bob", &[dis("x"), Action::EndServices(EndReason::Operator)], &sessions, &[], &lookup, None);
+    let d = plan(
+        "bob",
+        &[dis("x"), Action::EndServices(EndReason::Operator)],
+        &sessions,
+        &[],
+        &lookup,
+        None,
+    );
     assert_eq!(d.disconnects.len(), 4);
     assert_eq!(d.end_services, Some(EndReason::Operator));
     // An unknown service plans nothing.

@@ -23,8 +23,8 @@ use crate::radius::attrs::describe_error_cause;
 use crate::radius::client::PipelineConfig;
 use crate::services::{self, EndReason, NasFamily, Service};
 use crate::store::{
-    ActionOutcome, Admin, HookPlan, NasActionRow, NasRow, NewDisconnectJob, NewEvent,
-    PresenceMark, ServiceChange, StateChange, Store, StoreError, SubscriberRow,
+    ActionOutcome, Admin, HookPlan, NasActionRow, NasRow, NewDisconnectJob, NewEvent, PresenceMark,
+    ServiceChange, StateChange, Store, StoreError, SubscriberRow,
 };
 
 /// What [`apply`] reads and writes: the CLI's and background jobs' [`Admin`], or
@@ -117,9 +117,10 @@ pub fn apply(
         if !o.changed(before) && change.services.is_empty() && change.presence.is_none() {
             return Ok(o);
         }
-        let needs_sessions = o.actions.iter().any(|a| {
-            !matches!(a, Action::EndServices(_) | Action::Unredirect)
-        });
+        let needs_sessions = o
+            .actions
+            .iter()
+            .any(|a| !matches!(a, Action::EndServices(_) | Action::Unredirect));
         let sessions = if needs_sessions {
             st.open_sessions(user)?
         } else {
@@ -135,7 +136,14 @@ pub fn apply(
             _ => o.state.rate.clone(),
         };
         let lookup = |n: &str| st.service(n).ok().flatten();
-        let p = plan(user, &o.actions, &sessions, &redirected, &lookup, rate_after.as_deref());
+        let p = plan(
+            user,
+            &o.actions,
+            &sessions,
+            &redirected,
+            &lookup,
+            rate_after.as_deref(),
+        );
         let events = o
             .events
             .iter()
@@ -210,14 +218,16 @@ pub fn rate_with(
     )
 }
 
+/// Whether a user is over the capping limit now (None: cannot tell).
+pub type OverLimit = Box<dyn Fn(&str, i64) -> Option<bool> + Send>;
+
 /// Settings of the [`States`] job.
 pub struct StatesConfig {
     pub db: PathBuf,
     pub hooks: Hooks,
     /// A login whose session has not started this long after is a logout.
     pub login_grace: i64,
-    /// Whether a user is over the capping limit now (None: cannot tell).
-    pub over_limit: Box<dyn Fn(&str, i64) -> Option<bool> + Send>,
+    pub over_limit: OverLimit,
 }
 
 /// Logins, logouts, service thresholds and redirect cancels (see the module doc).
@@ -425,9 +435,11 @@ pub fn coa_attributes(
         &a.nas_ip,
     );
     let change = match a.kind() {
-        Some(NasActionKind::Rate) => {
-            services::rate_change(a.rate_limit.as_deref().ok_or("rate action without a rate")?)?
-        }
+        Some(NasActionKind::Rate) => services::rate_change(
+            a.rate_limit
+                .as_deref()
+                .ok_or("rate action without a rate")?,
+        )?,
         Some(k @ (NasActionKind::ServiceOn | NasActionKind::ServiceOff)) => {
             let on = k == NasActionKind::ServiceOn;
             let mut svc = a.service().ok_or("service action without a service")?;
@@ -477,7 +489,13 @@ impl NasActions {
         }
     }
 
-    fn failure(&self, a: &NasActionRow, error: String, error_cause: Option<u32>, definite: bool) -> ActionOutcome {
+    fn failure(
+        &self,
+        a: &NasActionRow,
+        error: String,
+        error_cause: Option<u32>,
+        definite: bool,
+    ) -> ActionOutcome {
         if definite || a.attempts + 1 >= self.cfg.max_attempts {
             given_up(a, error, error_cause)
         } else {
@@ -509,7 +527,10 @@ impl NasActions {
         let mut api: HashMap<String, Vec<&NasActionRow>> = HashMap::new();
         for a in &due {
             let Some(kind) = a.kind() else {
-                marks.push((a.id, given_up(a, format!("unknown action {:?}", a.action), None)));
+                marks.push((
+                    a.id,
+                    given_up(a, format!("unknown action {:?}", a.action), None),
+                ));
                 continue;
             };
             // Taking an address out of a list is still right once the session closed.
@@ -523,7 +544,10 @@ impl NasActions {
                 .entry(a.nas_ip.clone())
                 .or_insert_with(|| admin.nas_get(&a.nas_ip).ok().flatten())
                 .clone();
-            if matches!(kind, NasActionKind::Redirect | NasActionKind::RedirectCancel) {
+            if matches!(
+                kind,
+                NasActionKind::Redirect | NasActionKind::RedirectCancel
+            ) {
                 api.entry(a.nas_ip.clone()).or_default().push(a);
                 continue;
             }
@@ -536,7 +560,9 @@ impl NasActions {
                 }
             };
             match dm_target(&a.nas_ip, nas.as_ref().map(|n| &n.config), &self.secrets) {
-                Ok((target, secret)) => coas.push((a, coa::Job::coa(target, secret.as_bytes(), attrs))),
+                Ok((target, secret)) => {
+                    coas.push((a, coa::Job::coa(target, secret.as_bytes(), attrs)))
+                }
                 Err(why) => marks.push((a.id, self.failure(a, why, None, false))),
             }
         }
@@ -570,13 +596,12 @@ impl NasActions {
                     Err(other) => self.failure(a, format!("CoA-Request: {other}"), None, false),
                 };
                 match &o {
-                    ActionOutcome::Done { .. } => log::info!(
-                        "{} for {:?} on {}: CoA-ACK",
-                        a.action,
-                        a.username,
-                        a.nas_ip
-                    ),
-                    ActionOutcome::Failed { error, disconnect, .. } => log::warn!(
+                    ActionOutcome::Done { .. } => {
+                        log::info!("{} for {:?} on {}: CoA-ACK", a.action, a.username, a.nas_ip)
+                    }
+                    ActionOutcome::Failed {
+                        error, disconnect, ..
+                    } => log::warn!(
                         "{} for {:?} on {}: {error}; given up{}",
                         a.action,
                         a.username,
@@ -616,7 +641,9 @@ impl NasActions {
             actions.iter().map(|a| (a.id, o(a))).collect()
         };
         let Some(nas) = nas else {
-            return all(&|a| given_up(a, "no NAS row: add it with `rlm-rust nas add`".into(), None));
+            return all(&|a| {
+                given_up(a, "no NAS row: add it with `rlm-rust nas add`".into(), None)
+            });
         };
         let Some(list) = nas.config.redirect_list.clone().filter(|l| !l.is_empty()) else {
             return all(&|a| given_up(a, "the NAS has no redirect list".into(), None));
@@ -629,7 +656,10 @@ impl NasActions {
         let mut out = Vec::new();
         for a in actions {
             let Some(ip) = a.framed_ip.as_deref() else {
-                out.push((a.id, given_up(a, "the session has no Framed-IP-Address".into(), None)));
+                out.push((
+                    a.id,
+                    given_up(a, "the session has no Framed-IP-Address".into(), None),
+                ));
                 continue;
             };
             let result = if a.action == NasActionKind::Redirect.as_str() {
@@ -648,8 +678,10 @@ impl NasActions {
                     .print(path, &[".id"], &[("list", &list), ("address", ip)])
                     .map_err(|e| e.to_string())
                     .and_then(|rows| {
-                        let ids: Vec<String> =
-                            rows.into_iter().filter_map(|r| r.get(".id").cloned()).collect();
+                        let ids: Vec<String> = rows
+                            .into_iter()
+                            .filter_map(|r| r.get(".id").cloned())
+                            .collect();
                         client.remove(path, &ids).map_err(|e| e.to_string())
                     })
             };
@@ -659,7 +691,11 @@ impl NasActions {
                         "{} for {:?}: {ip} {} address list {list} on {}",
                         a.action,
                         a.username,
-                        if a.action == "redirect" { "added to" } else { "removed from" },
+                        if a.action == "redirect" {
+                            "added to"
+                        } else {
+                            "removed from"
+                        },
                         nas.config.nas_ip
                     );
                     ActionOutcome::Done { method: "api" }

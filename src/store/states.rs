@@ -10,7 +10,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::read::{from_db, name, to_db, Name};
 use super::StoreError;
 use crate::services::{EndReason, NasFamily, Service};
-use crate::states::{EventRecord, NasActionKind, NewNasAction, OpenSession, Plan, Source, Subscriber};
+use crate::states::{
+    EventRecord, NasActionKind, NewNasAction, OpenSession, Plan, Source, Subscriber,
+};
 
 /// A subscriber row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,9 +167,14 @@ impl NasActionRow {
 /// How a NAS action attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActionOutcome {
-    Done { method: &'static str },
+    Done {
+        method: &'static str,
+    },
     /// Try again after a backoff.
-    Retry { error: String, error_cause: Option<u32> },
+    Retry {
+        error: String,
+        error_cause: Option<u32>,
+    },
     /// Gave up; queue this disconnect if set.
     Failed {
         error: String,
@@ -181,9 +188,21 @@ pub enum ActionOutcome {
 /// How a hook run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookOutcome {
-    Done { exit: i32, output: String },
-    Retry { exit: Option<i32>, output: String, at: i64 },
-    Failed { exit: Option<i32>, output: String },
+    Done {
+        exit: i32,
+        output: String,
+    },
+    Retry {
+        exit: Option<i32>,
+        output: String,
+        at: i64,
+    },
+    Failed {
+        exit: Option<i32>,
+        output: String,
+    },
+    /// The module has no hook for the event (queued by the CLI, which cannot tell).
+    NotConfigured,
 }
 
 /// A user whose sessions opened or closed (or who logged in) since last looked at.
@@ -586,7 +605,10 @@ pub(crate) fn redirected_sessions(
 }
 
 /// The NAS of the user's most recently closed session.
-pub(crate) fn last_stop_nas(conn: &Connection, username: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn last_stop_nas(
+    conn: &Connection,
+    username: &str,
+) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT nas_ip FROM sessions WHERE username = ?1 AND stop_time IS NOT NULL \
@@ -604,12 +626,15 @@ pub(crate) fn presence_due(
     let mut st = conn.prepare_cached(
         "SELECT rowid, username FROM presence_check WHERE due <= ?1 ORDER BY due, rowid LIMIT ?2",
     )?;
-    let rows = st.query_map(params![now, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-        Ok(PresenceDue {
-            rowid: r.get(0)?,
-            username: name(r, 1)?,
-        })
-    })?;
+    let rows = st.query_map(
+        params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| {
+            Ok(PresenceDue {
+                rowid: r.get(0)?,
+                username: name(r, 1)?,
+            })
+        },
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -736,13 +761,20 @@ pub(crate) fn events(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(crate) fn hooks_due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+pub(crate) fn hooks_due(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<EventRow>, StoreError> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE hook_state = 'pending' \
              AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
     );
     let mut st = conn.prepare_cached(&sql)?;
-    let rows = st.query_map(params![now, i64::try_from(limit).unwrap_or(i64::MAX)], event_row)?;
+    let rows = st.query_map(
+        params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+        event_row,
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -751,6 +783,13 @@ pub(crate) fn hook_mark(conn: &Connection, id: i64, o: &HookOutcome) -> Result<(
         HookOutcome::Done { exit, output } => ("done", Some(*exit), output, None),
         HookOutcome::Retry { exit, output, at } => ("pending", *exit, output, Some(*at)),
         HookOutcome::Failed { exit, output } => ("failed", *exit, output, None),
+        HookOutcome::NotConfigured => {
+            conn.prepare_cached(
+                "UPDATE events SET hook_state = 'none', next_attempt_at = NULL WHERE id = ?1",
+            )?
+            .execute([id])?;
+            return Ok(());
+        }
     };
     conn.prepare_cached(
         "UPDATE events SET hook_state = ?2, hook_attempts = hook_attempts + 1, hook_exit = ?3, \
@@ -805,7 +844,10 @@ pub(crate) fn actions_due(
              AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
     );
     let mut st = conn.prepare_cached(&sql)?;
-    let rows = st.query_map(params![now, i64::try_from(limit).unwrap_or(i64::MAX)], action_row)?;
+    let rows = st.query_map(
+        params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+        action_row,
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -838,8 +880,10 @@ pub(crate) fn action_mark(
             .execute(params![id, method, now])?;
         }
         ActionOutcome::Gone => {
-            conn.prepare_cached("UPDATE nas_actions SET state = 'gone', updated = ?2 WHERE id = ?1")?
-                .execute(params![id, now])?;
+            conn.prepare_cached(
+                "UPDATE nas_actions SET state = 'gone', updated = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, now])?;
         }
         ActionOutcome::Retry { error, error_cause } => {
             let attempts: i64 = conn.query_row(
@@ -920,7 +964,12 @@ impl super::Admin {
     }
 
     /// The output a service session has counted so far (shown by the CLI).
-    pub fn service_used(&self, username: &str, service: &str, output: u64) -> Result<(), StoreError> {
+    pub fn service_used(
+        &self,
+        username: &str,
+        service: &str,
+        output: u64,
+    ) -> Result<(), StoreError> {
         let ch = ServiceChange::Used {
             service: service.to_string(),
             output,
@@ -973,7 +1022,11 @@ impl super::Admin {
     }
 
     /// [`action_mark`] for many, in one transaction.
-    pub fn action_mark_many(&self, marks: &[(i64, ActionOutcome)], now: i64) -> Result<(), StoreError> {
+    pub fn action_mark_many(
+        &self,
+        marks: &[(i64, ActionOutcome)],
+        now: i64,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         for (id, o) in marks {
             action_mark(&self.conn, *id, o, now)?;

@@ -1,0 +1,514 @@
+//! End to end through the real freeradius: service sessions and subscriber states.
+//! NASes are in-process RFC 5176 doubles (127.0.0.2 ...) and a RouterOS API double;
+//! the module's background thread runs every second on the real clock.
+mod common;
+use common::*;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rlm_rust::radius::attrs;
+use rlm_rust::radius::double::{Answer, NasDouble};
+use rlm_rust::radius::{Code, Packet};
+use rlm_rust::routeros::double::{DoubleConfig, RouterOsDouble};
+
+const WAIT: Duration = Duration::from_secs(20);
+const MB: u64 = 1 << 20;
+
+fn bind(ip: &str) -> SocketAddr {
+    format!("{ip}:0").parse().unwrap()
+}
+
+fn server(users: &str, extra: &[(&str, &str)]) -> Server {
+    let mut raddb_env = vec![
+        ("BULK_DISCONNECT".to_string(), "no".to_string()),
+        ("DM_TIMEOUT".into(), "1s".into()),
+        ("DM_RETRIES".into(), "0".into()),
+    ];
+    raddb_env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Server::start(Options {
+        users: users.into(),
+        timezone: Some("UTC".into()),
+        background_interval: Some("1s".into()),
+        stale_after: Some("0".into()),
+        raddb_env,
+        ..Default::default()
+    })
+}
+
+fn add_nas(s: &Server, nas_ip: &str, kind: &str, dm: SocketAddr) {
+    let port = dm.port().to_string();
+    let host = dm.ip().to_string();
+    s.cli_ok(&[
+        "nas",
+        "add",
+        nas_ip,
+        "--name",
+        nas_ip,
+        "--type",
+        kind,
+        "--coa-host",
+        &host,
+        "--coa-port",
+        &port,
+    ]);
+}
+
+fn wait_for(s: &Server, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}; log:\n{}", s.log_text());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn acct(s: &Server, status: &str, user: &str, nas: &str, down: u64) {
+    let r = s.acct(&acct_attrs(
+        status,
+        user,
+        &format!("sess-{user}"),
+        nas,
+        0,
+        down,
+        60,
+    ));
+    assert!(r.ok, "no Accounting-Response: {}", r.output);
+}
+
+fn rate_of(p: &Packet) -> Option<String> {
+    vsa_value(p, attrs::VENDOR_MIKROTIK, attrs::MIKROTIK_RATE_LIMIT)
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+fn vsa_value(p: &Packet, vendor: u32, typ: u8) -> Option<Vec<u8>> {
+    p.attributes.iter().find_map(|a| {
+        let (v, subs) = a.as_vsa()?;
+        (v == vendor)
+            .then(|| {
+                subs.iter()
+                    .find(|s| s.vendor_type == typ)
+                    .map(|s| s.value.to_vec())
+            })
+            .flatten()
+    })
+}
+
+fn events(s: &Server, user: &str) -> Vec<(String, String, Option<String>)> {
+    let v = s.cli_json(&["events", "--user", user]);
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_string(),
+                e["source"].as_str().unwrap().to_string(),
+                e["detail"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn has_event(s: &Server, user: &str, event: &str) -> bool {
+    events(s, user).iter().any(|(e, _, _)| e == event)
+}
+
+#[test]
+fn a_mikrotik_service_is_applied_by_coa_and_ended_by_the_module_at_its_timeout() {
+    let nas = NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Ack).unwrap();
+    let s = server(
+        "turbo1 Cleartext-Password := \"pw\"\n\tMikrotik-Rate-Limit := \"2M/2M\"\n",
+        &[],
+    );
+    add_nas(&s, "127.0.0.2", "mikrotik", nas.addr());
+    s.cli_ok(&[
+        "service",
+        "add",
+        "turbo",
+        "--timeout",
+        "60",
+        "--rate",
+        "50M/50M",
+    ]);
+    let r = s.auth("turbo1", "pw", ", NAS-IP-Address = 127.0.0.2");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    acct(&s, "Start", "turbo1", "127.0.0.2", 0);
+    wait_for(&s, "logged in", WAIT, || {
+        s.cli_json(&["user", "show", "turbo1"])["state"]["logged_in"] == true
+    });
+    assert_eq!(
+        s.cli_json(&["user", "show", "turbo1"])["state"]["base_rate"],
+        "2M/2M"
+    );
+    let activated = Instant::now();
+    s.cli_ok(&["service", "activate", "turbo1", "turbo"]);
+    wait_for(&s, "the turbo CoA", WAIT, || {
+        nas.requests()
+            .iter()
+            .any(|p| rate_of(p).as_deref() == Some("50M/50M"))
+    });
+    let coa = nas
+        .requests()
+        .into_iter()
+        .find(|p| rate_of(p).is_some())
+        .unwrap();
+    assert_eq!(coa.code, Code::CoaRequest);
+    // A second login while turbo runs gets the turbo rate in its Accept.
+    let r = s.auth("turbo1", "pw", ", NAS-IP-Address = 127.0.0.2");
+    assert!(r.has("Mikrotik-Rate-Limit = \"50M/50M\""), "{}", r.output);
+    assert!(!r.has("\"2M/2M\""), "one rate: {}", r.output);
+    // The module ends it at 60 s of activity and restores the base rate.
+    wait_for(&s, "the base-rate CoA", Duration::from_secs(90), || {
+        nas.requests()
+            .iter()
+            .any(|p| rate_of(p).as_deref() == Some("2M/2M"))
+    });
+    let elapsed = activated.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(59),
+        "ended after {elapsed:?}"
+    );
+    let ev = events(&s, "turbo1");
+    let names: Vec<&str> = ev.iter().map(|(e, _, _)| e.as_str()).collect();
+    assert!(names.starts_with(&["user_add", "user_auth"]), "{names:?}");
+    assert!(
+        ev.contains(&(
+            "service_activated".into(),
+            "operator".into(),
+            Some("turbo".into())
+        )),
+        "{ev:?}"
+    );
+    assert!(
+        ev.contains(&(
+            "service_deactivated".into(),
+            "schedule".into(),
+            Some("turbo: timeout".into())
+        )),
+        "{ev:?}"
+    );
+    let svc = s.cli_json(&["service", "list", "--user", "turbo1"]);
+    assert_eq!(svc["services"][0]["state"], "ended");
+    assert_eq!(svc["services"][0]["end_reason"], "timeout");
+    let actions: Vec<(String, String)> = {
+        let c = s.sql();
+        let mut st = c
+            .prepare("SELECT action, state FROM nas_actions ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(
+        actions,
+        [
+            ("service-on".into(), "done".into()),
+            ("service-off".into(), "done".into())
+        ]
+    );
+}
+
+#[test]
+fn juniper_and_cisco_get_their_service_attributes_and_the_thresholds_wrap() {
+    let juniper = NasDouble::start(bind("127.0.0.3"), SECRET.as_bytes(), Answer::Ack).unwrap();
+    let cisco = NasDouble::start(bind("127.0.0.4"), SECRET.as_bytes(), Answer::Ack).unwrap();
+    let users = "jun1 Cleartext-Password := \"pw\"\nisg1 Cleartext-Password := \"pw\"\n";
+    let s = server(users, &[]);
+    add_nas(&s, "127.0.0.3", "juniper", juniper.addr());
+    add_nas(&s, "127.0.0.4", "cisco", cisco.addr());
+    s.cli_ok(&[
+        "service",
+        "add",
+        "iptv",
+        "--timeout",
+        "16777218",
+        "--volume",
+        "16777217",
+        "--nas-service",
+        "iptv-hd",
+    ]);
+    let list = s.cli_json(&["service", "list"]);
+    assert_eq!(list["services"][0]["timeout"], 2);
+    assert_eq!(list["services"][0]["volume_mb"], 1);
+    for user in ["jun1", "isg1"] {
+        let out = s.cli_ok(&["service", "activate", user, "iptv", "--persistent"]);
+        assert!(out.contains("waits for the next login"), "{out}");
+    }
+    let r = s.auth("jun1", "pw", ", NAS-IP-Address = 127.0.0.3");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    for line in [
+        "ERX-Service-Activate:1 = \"iptv-hd\"",
+        "ERX-Service-Timeout:1 = 2",
+        "ERX-Service-Volume:1 = 1",
+    ] {
+        assert!(r.has(line), "{line} missing: {}", r.output);
+    }
+    let r = s.auth("isg1", "pw", ", NAS-IP-Address = 127.0.0.4");
+    assert!(r.has("Cisco-Account-Info = \"Aiptv-hd\""), "{}", r.output);
+    // Deactivating mid-session: ERX-Service-Deactivate / ISG service logoff by CoA.
+    acct(&s, "Start", "jun1", "127.0.0.3", 0);
+    acct(&s, "Start", "isg1", "127.0.0.4", 0);
+    s.cli_ok(&["service", "deactivate", "jun1", "iptv"]);
+    s.cli_ok(&["service", "deactivate", "isg1", "iptv"]);
+    wait_for(&s, "the deactivation CoAs", WAIT, || {
+        !juniper.requests().is_empty() && !cisco.requests().is_empty()
+    });
+    let j = &juniper.requests()[0];
+    assert_eq!(vsa_value(j, 4874, 66).as_deref(), Some(&b"iptv-hd"[..]));
+    let c = &cisco.requests()[0];
+    assert_eq!(vsa_value(c, 9, 252).as_deref(), Some(&b"\x0ciptv-hd"[..]));
+    // Deactivated drops it from later logins.
+    let r = s.auth("jun1", "pw", ", NAS-IP-Address = 127.0.0.3");
+    assert!(!r.has("ERX-Service-Activate"), "{}", r.output);
+}
+
+#[test]
+fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
+    let nas = NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Ack).unwrap();
+    let s = server("blk Cleartext-Password := \"pw\"\n", &[]);
+    add_nas(&s, "127.0.0.2", "mikrotik", nas.addr());
+    let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    acct(&s, "Start", "blk", "127.0.0.2", 0);
+    let out = s.cli_ok(&["user", "block", "blk"]);
+    assert!(out.contains("own_disabled"), "{out}");
+    assert!(
+        out.contains("1 open session(s) queued for disconnection"),
+        "{out}"
+    );
+    wait_for(&s, "the Disconnect-Request", WAIT, || {
+        nas.requests()
+            .iter()
+            .any(|p| p.code == Code::DisconnectRequest)
+    });
+    let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
+    assert_eq!(r.code(), Some("Access-Reject"), "{}", r.output);
+    assert!(r.has("blocked"), "{}", r.output);
+    // Blocking twice changes nothing; unblocking lets the user in again.
+    assert!(s.cli_ok(&["user", "block", "blk"]).contains("no change"));
+    s.cli_ok(&["user", "unblock", "blk"]);
+    let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    // Deleting disconnects too, and refuses until the user is added back.
+    acct(&s, "Stop", "blk", "127.0.0.2", 0);
+    s.cli_ok(&["user", "delete", "blk"]);
+    let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
+    assert!(r.has("Account deleted"), "{}", r.output);
+    s.cli_ok(&["user", "add", "blk"]);
+    let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    let ev: Vec<String> = events(&s, "blk").into_iter().map(|e| e.0).collect();
+    for e in [
+        "own_disabled",
+        "own_disabled_cancel",
+        "user_del",
+        "user_add",
+    ] {
+        assert!(ev.contains(&e.to_string()), "{e} in {ev:?}");
+    }
+}
+
+#[test]
+fn a_redirect_adds_the_address_to_the_routeros_list_and_a_topup_removes_it() {
+    let api = RouterOsDouble::start_on(bind("127.0.0.5"), DoubleConfig::default()).unwrap();
+    let (host, port) = (api.addr().ip().to_string(), api.port().to_string());
+    // Report only: the session stays up, redirected.
+    let s = Server::start(Options {
+        users: "red1 Cleartext-Password := \"pw\"\n".into(),
+        timezone: Some("UTC".into()),
+        background_interval: Some("1s".into()),
+        stale_after: Some("0".into()),
+        capping: "\t\tover_limit = report".into(),
+        raddb_env: vec![("BULK_DISCONNECT".into(), "no".into())],
+        ..Default::default()
+    });
+    let out = s.cli(&[
+        "nas",
+        "add",
+        "127.0.0.5",
+        "--name",
+        "api5",
+        "--api-host",
+        &host,
+        "--api-port",
+        &port,
+        "--api-user",
+        "admin",
+        "--api-password",
+        "secret",
+        "--redirect-list",
+        "over-limit",
+    ]);
+    assert!(out.status.success());
+    s.cli_ok(&["limits", "set", "red1", "--traffic-mb", "1"]);
+    acct(&s, "Start", "red1", "127.0.0.5", 0);
+    acct(&s, "Interim-Update", "red1", "127.0.0.5", 2 * MB);
+    let listed = || {
+        api.rows("/ip/firewall/address-list")
+            .iter()
+            .filter(|r| r.get("list").map(String::as_str) == Some("over-limit"))
+            .map(|r| (r.get("address").cloned(), r.get("comment").cloned()))
+            .collect::<Vec<_>>()
+    };
+    wait_for(&s, "the address-list entry", WAIT, || !listed().is_empty());
+    assert_eq!(
+        listed(),
+        [(
+            Some("100.64.0.10".to_string()),
+            Some("rlm_rust:red1".to_string())
+        )]
+    );
+    assert!(has_event(&s, "red1", "user_redirect"));
+    // More interims while redirected: one entry, one event.
+    acct(&s, "Interim-Update", "red1", "127.0.0.5", 3 * MB);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(listed().len(), 1);
+    let redirects = events(&s, "red1")
+        .iter()
+        .filter(|e| e.0 == "user_redirect")
+        .count();
+    assert_eq!(redirects, 1);
+    // A topup lets the user in again: the redirect is cancelled without a re-login.
+    let valid_to = (chrono::Utc::now() + chrono::Duration::days(40))
+        .format("%Y-%m-%d")
+        .to_string();
+    s.cli_ok(&[
+        "topup",
+        "add",
+        "red1",
+        "--traffic",
+        "200",
+        "--valid-to",
+        &valid_to,
+    ]);
+    wait_for(&s, "the entry's removal", WAIT, || listed().is_empty());
+    let ev = events(&s, "red1");
+    assert!(
+        ev.contains(&("user_redirect_cancel".into(), "capping".into(), None)),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn hooks_get_every_event_and_a_kill_9_loses_no_pending_event_or_action() {
+    let tmp = tempfile::tempdir().unwrap();
+    let got = tmp.path().join("events.log");
+    let gate = tmp.path().join("gate");
+    let hook = tmp.path().join("hook.sh");
+    // The hook waits for the gate: events pile up pending while it is closed.
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nwhile [ ! -e {gate} ]; do sleep 0.1; done\n\
+             printf '%s %s %s %s\\n' \"$RLM_EVENT_ID\" \"$RLM_EVENT\" \"$RLM_USER\" \"$RLM_SOURCE\" >> {got}\n\
+             cat >> {got}.json\n",
+            gate = gate.display(),
+            got = got.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let silent = NasDouble::start(bind("127.0.0.6"), SECRET.as_bytes(), Answer::Silent).unwrap();
+    let mut s = Server::start(Options {
+        users: "hk Cleartext-Password := \"pw\"\n".into(),
+        timezone: Some("UTC".into()),
+        background_interval: Some("1s".into()),
+        stale_after: Some("0".into()),
+        raddb_env: vec![
+            ("BULK_DISCONNECT".into(), "no".into()),
+            ("DM_TIMEOUT".into(), "1s".into()),
+            ("DM_RETRIES".into(), "0".into()),
+            (
+                "HOOKS".into(),
+                format!("\t\tall = {}\n\t\ttimeout = 600", hook.display()),
+            ),
+        ],
+        ..Default::default()
+    });
+    add_nas(&s, "127.0.0.6", "mikrotik", silent.addr());
+    s.cli_ok(&["service", "add", "turbo", "--rate", "9M/9M"]);
+    let r = s.auth("hk", "pw", ", NAS-IP-Address = 127.0.0.6");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    acct(&s, "Start", "hk", "127.0.0.6", 0);
+    s.cli_ok(&["service", "activate", "hk", "turbo"]);
+    s.cli_ok(&["user", "rate", "hk", "3M/3M"]);
+    // The NAS never answers: the CoA stays pending (retried with backoff).
+    wait_for(&s, "a CoA attempt", WAIT, || !silent.requests().is_empty());
+    let pending = |s: &Server| -> (i64, i64) {
+        let c = s.sql();
+        let hooks: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE hook_state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let actions: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM nas_actions WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (hooks, actions)
+    };
+    let (hooks_before, actions_before) = pending(&s);
+    assert!(
+        hooks_before >= 4,
+        "user_add, user_auth, service_activated, ...: {hooks_before}"
+    );
+    assert!(actions_before >= 1, "{actions_before}");
+    let ids: Vec<i64> = {
+        let c = s.sql();
+        let mut st = c.prepare("SELECT id FROM events ORDER BY id").unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    s.kill9();
+    let (hooks_after, actions_after) = pending(&s);
+    assert_eq!((hooks_after, actions_after), (hooks_before, actions_before));
+    std::fs::write(&gate, "").unwrap();
+    s.restart(None);
+    // Every event reaches the hook (at least once: one may have been running at the kill).
+    wait_for(&s, "every event's hook", Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&got).unwrap_or_default();
+        ids.iter().all(|id| {
+            text.lines()
+                .any(|l| l.split(' ').next() == Some(&id.to_string()))
+        })
+    });
+    wait_for(&s, "the hooks marked done", WAIT, || {
+        let c = s.sql();
+        let left: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE id <= ?1 AND hook_state <> 'done'",
+                [ids.last().unwrap()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        left == 0
+    });
+    let text = std::fs::read_to_string(&got).unwrap();
+    assert!(text.contains(" user_auth hk auth"), "{text}");
+    assert!(text.contains(" service_activated hk operator"), "{text}");
+    assert!(text.contains(" user_rate_set hk operator"), "{text}");
+    let json = std::fs::read_to_string(format!("{}.json", got.display())).unwrap();
+    let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(first["username"], "hk");
+    let shown = s.cli_json(&["events", "--user", "hk"]);
+    assert!(shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["hook_state"] == "done" || e["id"].as_i64() > ids.last().copied()));
+    // The actions are still there after the kill, and tried again.
+    let c = s.sql();
+    let actions: i64 = c
+        .query_row("SELECT COUNT(*) FROM nas_actions", [], |r| r.get(0))
+        .unwrap();
+    assert!(actions >= actions_before);
+}
