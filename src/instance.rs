@@ -424,7 +424,7 @@ impl Instance {
             .chain(a.extra.iter().map(|(n, v, _)| (n.as_str(), v.as_str())))
             .filter(|(n, _)| n.eq_ignore_ascii_case("Mikrotik-Rate-Limit"))
             .map(|(_, v)| v.to_string())
-            .last();
+            .next_back();
         let rate = policy_rate.as_deref().or(existing_rate);
         let nas_type = login
             .nas_ip

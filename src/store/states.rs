@@ -1045,3 +1045,166 @@ impl super::Admin {
         events(&self.conn, username, since, after, limit)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::upd;
+    use super::super::{Admin, Store, StoreOptions};
+    use super::*;
+    use crate::config::Hooks;
+    use crate::sessions::AcctStatus;
+    use crate::states::worker::{apply, Change};
+    use crate::states::{Input, Source};
+
+    #[test]
+    fn sessions_mark_presence_and_transitions_commit_onto_their_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db.sqlite");
+        let store = Store::open(&db, StoreOptions::default()).unwrap();
+        let admin = Admin::open_existing(&db).unwrap();
+        let t = 1_800_000_000;
+        store
+            .record(upd(AcctStatus::Start, "bob", "s1", 0, 0, Some(0), t))
+            .unwrap();
+        let due = admin.presence_due(t, 10).unwrap();
+        assert_eq!(due.len(), 1, "a Start marks the user");
+        assert_eq!(due[0].username, "bob");
+        // An Interim does not; the mark stays until it is handled.
+        store
+            .record(upd(
+                AcctStatus::Interim,
+                "bob",
+                "s1",
+                1,
+                5,
+                Some(60),
+                t + 60,
+            ))
+            .unwrap();
+        assert_eq!(admin.presence_due(t, 10).unwrap(), due);
+        let mut c = Change::new(
+            Input::Login {
+                rate: None,
+                base_rate: None,
+            },
+            Source::Accounting,
+            t,
+        );
+        c.presence = Some(PresenceMark::Done(due[0].rowid));
+        let o = apply(&admin, &Hooks::deferred(), "bob", &c).unwrap();
+        assert_eq!(o.events.len(), 2, "user_add, user_auth");
+        assert!(admin.presence_due(t, 10).unwrap().is_empty());
+        let row = admin.subscriber("bob").unwrap().unwrap();
+        assert!(row.state.logged_in);
+        // A change computed from an older version is refused, nothing written.
+        let stale = StateChange {
+            username: "bob".into(),
+            expected_version: Some(row.version - 1),
+            state: Subscriber::default(),
+            events: Vec::new(),
+            plan: Plan::default(),
+            services: Vec::new(),
+            presence: None,
+            now: t,
+        };
+        assert!(!admin.state_commit(&stale).unwrap());
+        assert!(admin.subscriber("bob").unwrap().unwrap().state.logged_in);
+        // The Stop marks again (and a REPLACE gives the mark a new rowid).
+        store
+            .record(upd(AcctStatus::Stop, "bob", "s1", 1, 7, Some(90), t + 90))
+            .unwrap();
+        let due2 = admin.presence_due(t + 90, 10).unwrap();
+        assert_eq!(due2.len(), 1);
+        let events = admin.events(Some("bob"), None, 0, 10).unwrap();
+        assert!(
+            events.iter().all(|e| e.hook_state == "pending"),
+            "deferred hooks queue"
+        );
+        assert_eq!(admin.output_since("bob", t).unwrap(), 7);
+    }
+
+    #[test]
+    fn actions_back_off_then_give_up_with_a_disconnect() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db.sqlite");
+        let store = Store::open(&db, StoreOptions::default()).unwrap();
+        let admin = Admin::open_existing(&db).unwrap();
+        let t = 1_800_000_000;
+        store
+            .record(upd(AcctStatus::Start, "amy", "s1", 0, 0, Some(0), t))
+            .unwrap();
+        admin
+            .service_put(
+                &Service {
+                    name: "turbo".into(),
+                    timeout: 0,
+                    volume_mb: 0,
+                    rate_limit: Some("9M/9M".into()),
+                    nas_service: None,
+                    description: None,
+                },
+                t,
+            )
+            .unwrap();
+        let mut c = Change::new(
+            Input::ServiceOn {
+                service: "turbo".into(),
+                rate_after: Some("9M/9M".into()),
+            },
+            Source::Operator,
+            t,
+        );
+        c.services.push(ServiceChange::Activate {
+            service: "turbo".into(),
+            persistent: false,
+            base_output: 0,
+        });
+        apply(&admin, &Hooks::default(), "amy", &c).unwrap();
+        let due = admin.actions_due(t, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].action, "service-on");
+        assert_eq!(due[0].nas_ip, "127.0.0.2");
+        let retry = ActionOutcome::Retry {
+            error: "no reply".into(),
+            error_cause: None,
+        };
+        admin.action_mark_many(&[(due[0].id, retry)], t).unwrap();
+        assert!(
+            admin.actions_due(t + 1, 10).unwrap().is_empty(),
+            "backed off"
+        );
+        let again = admin.actions_due(t + 3600, 10).unwrap();
+        assert_eq!(again[0].attempts, 1);
+        let job = crate::store::NewDisconnectJob {
+            nas_ip: "127.0.0.2".into(),
+            session_key: again[0].session_key.clone(),
+            username: "amy".into(),
+            acct_session_id: "s1".into(),
+            framed_ip: None,
+            session_start: t,
+            reason: "service-on not applied".into(),
+        };
+        let failed = ActionOutcome::Failed {
+            error: "CoA-NAK".into(),
+            error_cause: Some(404),
+            disconnect: Some(job),
+        };
+        admin.action_mark_many(&[(again[0].id, failed)], t).unwrap();
+        assert!(admin.actions_due(i64::MAX, 10).unwrap().is_empty());
+        assert_eq!(
+            admin.queue_list(None).unwrap().len(),
+            1,
+            "the fallback disconnect"
+        );
+        let rows = admin.user_services(Some("amy")).unwrap();
+        assert_eq!(
+            (rows[0].state.as_str(), rows[0].activated_at),
+            ("active", Some(t))
+        );
+        let events = admin.events(Some("amy"), None, 0, 10).unwrap();
+        assert!(
+            events.iter().all(|e| e.hook_state == "none"),
+            "no hooks configured"
+        );
+    }
+}
