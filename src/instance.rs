@@ -127,6 +127,7 @@ impl Instance {
                 timeout: Duration::from_secs(config.dm_timeout),
                 retries: config.dm_retries,
                 batch: config.disconnect_batch,
+                hooks: config.hooks.clone(),
             },
             secrets.clone(),
             Arc::clone(&stopping),
@@ -356,22 +357,7 @@ impl Instance {
         now: i64,
     ) -> Answer {
         match username.filter(|u| !u.is_empty()) {
-            Some(user) => {
-                match self.states.refusal(user) {
-                    Ok(Some(why)) => {
-                        log::info!("{user:?}: {why}: rejected");
-                        let mut a = Answer::rcode(Rcode::Reject);
-                        a.reply.push(("Reply-Message".into(), why.into()));
-                        return a;
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        log::error!("cannot read the state of {user:?}: {e}");
-                        return Answer::rcode(Rcode::Fail);
-                    }
-                }
-                self.enforcer.authorize(request, user, control, now)
-            }
+            Some(user) => self.enforcer.authorize(request, user, control, now),
             None => {
                 log::debug!("no User-Name: nothing to look up");
                 Answer::rcode(Rcode::Noop)
@@ -413,8 +399,26 @@ impl Instance {
         existing_session_timeout: Option<u32>,
         existing_rate: Option<&str>,
     ) -> Answer {
+        if login.user.is_empty() {
+            return Answer::rcode(Rcode::Noop);
+        }
+        // After the password check: a blocked or deleted account is not revealed
+        // to a wrong password.
+        let view = match self.states.view(login.user, login.nas_ip.as_deref()) {
+            Ok(v) => v,
+            Err(e) => {
+                log::error!("cannot read the state of {:?}: {e}", login.user);
+                return Answer::rcode(Rcode::Fail);
+            }
+        };
+        if let Some(why) = view.refusal() {
+            log::info!("{:?}: {why}: rejected", login.user);
+            let mut r = Answer::rcode(Rcode::Reject);
+            r.reply.push(("Reply-Message".into(), why.into()));
+            return r;
+        }
         let mut a = self.post_auth_limits(request, login, control, existing_session_timeout);
-        if matches!(a.rcode, Rcode::Reject | Rcode::Fail) || login.user.is_empty() {
+        if matches!(a.rcode, Rcode::Reject | Rcode::Fail) {
             return a;
         }
         let policy_rate = a
@@ -426,15 +430,7 @@ impl Instance {
             .map(|(_, v)| v.to_string())
             .next_back();
         let rate = policy_rate.as_deref().or(existing_rate);
-        let nas_type = login
-            .nas_ip
-            .as_deref()
-            .and_then(|ip| self.store.nas_get(ip).ok().flatten())
-            .map(|n| n.config.nas_type);
-        match self
-            .states
-            .login(login.user, nas_type.as_deref(), rate, login.now)
-        {
+        match self.states.login(login.user, view, rate, login.now) {
             Ok(extra) => {
                 for (name, value, op) in extra.reply {
                     if op == ":=" {

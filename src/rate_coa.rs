@@ -46,6 +46,8 @@ pub struct RateCoaConfig {
     pub timeout: Duration,
     pub retries: u32,
     pub batch: usize,
+    /// For the user_rate_set events of the rate changes.
+    pub hooks: crate::config::Hooks,
 }
 
 pub struct RateCoa {
@@ -260,6 +262,16 @@ impl RateCoa {
             );
             admin.coa_enqueue(&job, &reason, now).map_err(e)?;
             report.changed += 1;
+            let change = crate::states::worker::Change::new(
+                crate::states::Input::RateChanged { rate: Some(new) },
+                crate::states::Source::Policy,
+                now,
+            );
+            if let Err(err) =
+                crate::states::worker::apply(admin, &self.cfg.hooks, &s.username, &change)
+            {
+                log::error!("{:?}: user_rate_set not recorded: {err}", s.username);
+            }
         }
         self.send_pending(admin, now, &mut nases, &mut report)?;
         Ok(report)

@@ -75,6 +75,7 @@ fn env(answer: Answer) -> Env {
             timeout: Duration::from_millis(300),
             retries: 0,
             batch: 100,
+            hooks: Default::default(),
         },
         ClientSecrets::default(),
         Arc::new(AtomicBool::new(false)),

@@ -304,6 +304,58 @@ fn coa_request_with_mikrotik_rate_limit() {
 }
 
 #[test]
+fn service_coas_decode_at_an_independent_nas() {
+    use rlm_rust::services::{coa_change, NasFamily, Service};
+    let Some(nas) = Nas::start("127.0.0.1", &[]) else {
+        return;
+    };
+    let turbo = Service {
+        name: "turbo".into(),
+        timeout: 16_777_215,
+        volume_mb: 300,
+        rate_limit: Some("50M/50M".into()),
+        nas_service: Some("turbo(50M)".into()),
+        description: None,
+    };
+    let send = |user: &str, family: NasFamily, on: bool| {
+        let mut a = vec![Attribute::string(attrs::USER_NAME, user)];
+        a.extend(coa_change(family, &turbo, on, Some("2M/2M")).unwrap());
+        send_coa(nas.addr, SECRET, a, 1, Duration::from_secs(2)).unwrap()
+    };
+    assert_eq!(send("ack-jun-on", NasFamily::Juniper, true), DmOutcome::Ack);
+    assert_eq!(
+        send("ack-jun-off", NasFamily::Juniper, false),
+        DmOutcome::Ack
+    );
+    assert_eq!(send("ack-isg-on", NasFamily::Cisco, true), DmOutcome::Ack);
+    assert_eq!(send("ack-isg-off", NasFamily::Cisco, false), DmOutcome::Ack);
+    assert_eq!(
+        send("ack-mt-off", NasFamily::Mikrotik, false),
+        DmOutcome::Ack
+    );
+    let recs = nas.records(SHORT);
+    let by = |u: &str| user_records(&recs, u)[0]["attrs"].clone();
+    let on = by("ack-jun-on");
+    assert_eq!(on["ERX-Service-Activate:1"][0], "turbo(50M)", "{on}");
+    assert_eq!(on["ERX-Service-Timeout:1"][0], 16_777_215, "{on}");
+    assert_eq!(on["ERX-Service-Volume:1"][0], 300, "{on}");
+    assert_eq!(by("ack-jun-off")["ERX-Service-Deactivate"][0], "turbo(50M)");
+    assert_eq!(
+        by("ack-isg-on")["Cisco-Command-Code"][0],
+        format!("0b{}", hex(b"turbo(50M)"))
+    );
+    assert_eq!(
+        by("ack-isg-off")["Cisco-Command-Code"][0],
+        format!("0c{}", hex(b"turbo(50M)"))
+    );
+    assert_eq!(by("ack-mt-off")["Mikrotik-Rate-Limit"][0], "2M/2M");
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
 fn send_many_pipelines_across_nases_and_keeps_order() {
     let Some(nas_a) = Nas::start("127.0.0.1", &[]) else {
         return;

@@ -74,6 +74,16 @@ fn config_check_passes_and_bad_values_name_the_option() {
             "synchronous = sometimes",
             "synchronous",
         ),
+        (
+            "#\t\tuser_redirect = /usr/local/bin/portal-redirect",
+            "\t\tuser_redirect = portal-redirect",
+            "hooks.user_redirect",
+        ),
+        (
+            "#\t\ttimeout = 10s",
+            "\t\ttimeout = forever",
+            "hooks.timeout",
+        ),
     ] {
         assert!(original.contains(from), "{from} not in the shipped config");
         std::fs::write(&module, original.replace(from, to)).unwrap();

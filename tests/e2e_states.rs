@@ -272,6 +272,25 @@ fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
     let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
     acct(&s, "Start", "blk", "127.0.0.2", 0);
+    // An operator watching the events as they come.
+    let mut follow = std::process::Command::new(target_dir().join("rlm-rust"))
+        .arg("--db")
+        .arg(&s.db)
+        .args(["--json", "events", "--follow", "--user", "blk"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let followed = {
+        let out = follow.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(serde_json::from_str(&line).unwrap());
+            }
+        });
+        rx
+    };
     let out = s.cli_ok(&["user", "block", "blk"]);
     assert!(out.contains("own_disabled"), "{out}");
     assert!(
@@ -283,6 +302,11 @@ fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
             .iter()
             .any(|p| p.code == Code::DisconnectRequest)
     });
+    // The NAS drops the session and says so.
+    acct(&s, "Stop", "blk", "127.0.0.2", 0);
+    wait_for(&s, "logged out", WAIT, || {
+        has_event(&s, "blk", "user_disconnect")
+    });
     let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
     assert_eq!(r.code(), Some("Access-Reject"), "{}", r.output);
     assert!(r.has("blocked"), "{}", r.output);
@@ -291,9 +315,36 @@ fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
     s.cli_ok(&["user", "unblock", "blk"]);
     let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
-    // Deleting disconnects too, and refuses until the user is added back.
-    acct(&s, "Stop", "blk", "127.0.0.2", 0);
-    s.cli_ok(&["user", "delete", "blk"]);
+    // Deleting disconnects too, frees the session once the NAS dropped it, and
+    // refuses the user until it is added back.
+    let r = s.acct(&acct_attrs(
+        "Start",
+        "blk",
+        "sess-blk-2",
+        "127.0.0.2",
+        0,
+        0,
+        0,
+    ));
+    assert!(r.ok, "{}", r.output);
+    let dms = || {
+        nas.requests()
+            .iter()
+            .filter(|p| p.code == Code::DisconnectRequest)
+            .count()
+    };
+    let before = dms();
+    let out = s.cli_ok(&["user", "delete", "blk"]);
+    assert!(out.contains("user_del"), "{out}");
+    wait_for(&s, "the session freed", WAIT, || {
+        let v = s.cli_json(&["sessions", "list", "--user", "blk"]);
+        v["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["acct_session_id"] == "sess-blk-2" && x["closed_reason"] == "user-deleted")
+    });
+    assert_eq!(dms(), before + 1);
     let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
     assert!(r.has("Account deleted"), "{}", r.output);
     s.cli_ok(&["user", "add", "blk"]);

@@ -123,6 +123,12 @@ pub struct NasOptions {
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
+    /// NAS actions of subscriber events (service and rate CoAs, redirect address
+    /// lists), oldest first, with their outcome.
+    Actions {
+        #[arg(long, value_parser = crate::cli::user_arg())]
+        user: Option<String>,
+    },
     /// List disconnect jobs, oldest first.
     List {
         /// Only jobs in this state (pending, dm-failed, unconfirmed, done, failed).
@@ -350,6 +356,7 @@ fn no_nas(key: &str) -> CliError {
 
 pub(super) fn run_queue(cli: &Cli, cmd: &QueueCommand, tz: Tz) -> Result<String, CliError> {
     match cmd {
+        QueueCommand::Actions { user } => super::states::run_actions(cli, user.as_deref(), tz),
         QueueCommand::List { state } => {
             let jobs = open_reader(cli)?.queue_list(*state)?;
             if cli.json {

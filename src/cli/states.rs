@@ -612,3 +612,65 @@ pub fn run_events(cli: &Cli, a: &EventsArgs, tz: Tz) -> Result<String, CliError>
         }
     }
 }
+
+/// `queue actions`: the NAS actions and what became of them.
+pub fn run_actions(cli: &Cli, user: Option<&str>, tz: Tz) -> Result<String, CliError> {
+    let rows = open_reader(cli)?.nas_actions(user)?;
+    if cli.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "id": a.id, "event_id": a.event_id, "action": a.action,
+                    "username": a.username, "nas_ip": a.nas_ip, "session_key": a.session_key,
+                    "framed_ip": a.framed_ip, "service": a.service, "rate_limit": a.rate_limit,
+                    "on_failure": if a.disconnect_on_failure { "disconnect" } else { "keep" },
+                    "state": a.state, "method": a.method, "attempts": a.attempts,
+                    "last_error": a.last_error, "error_cause": a.error_cause,
+                    "next_attempt_at": a.next_attempt_at, "updated": a.updated,
+                    "updated_local": rfc3339(a.updated, tz),
+                })
+            })
+            .collect();
+        return json_out(&serde_json::json!({ "actions": v }));
+    }
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|a| {
+            vec![
+                a.id.to_string(),
+                cell(&a.username),
+                a.nas_ip.clone(),
+                a.action.clone(),
+                a.service
+                    .clone()
+                    .or_else(|| a.rate_limit.clone())
+                    .unwrap_or_else(|| "-".into()),
+                a.state.clone(),
+                a.method.clone().unwrap_or_else(|| "-".into()),
+                a.attempts.to_string(),
+                a.last_error.clone().unwrap_or_default(),
+                if a.state == "pending" {
+                    local_time(a.next_attempt_at, tz)
+                } else {
+                    local_time(a.updated, tz)
+                },
+            ]
+        })
+        .collect();
+    Ok(table(
+        &[
+            ("ID", Align::Right),
+            ("USER", Align::Left),
+            ("NAS", Align::Left),
+            ("ACTION", Align::Left),
+            ("WHAT", Align::Left),
+            ("STATE", Align::Left),
+            ("METHOD", Align::Left),
+            ("ATTEMPTS", Align::Right),
+            ("LAST-ERROR", Align::Left),
+            ("WHEN", Align::Left),
+        ],
+        &body,
+    ))
+}

@@ -4,17 +4,40 @@
 //! into the Access-Accept. Only local reads and the store's writer: nothing here
 //! waits on the network.
 
-use super::worker::{apply, rate_with, Change};
+use super::worker::{apply, log_events, prepare, rate_with, Change};
 use super::{Input, Source};
 use crate::config::Hooks;
 use crate::services::{self, NasFamily};
-use crate::store::{PresenceMark, ServiceChange, Store, StoreError};
+use crate::store::{PresenceMark, ServiceChange, Store, StoreError, SubscriberRow, UserServiceRow};
 
 pub struct StateEnforcer {
     store: Store,
     hooks: Hooks,
     /// A login whose session has not started this long after counts as logged out.
     login_grace: i64,
+}
+
+/// The user's state as a login sees it.
+#[derive(Debug, Clone, Default)]
+pub struct LoginView {
+    pub subscriber: Option<SubscriberRow>,
+    pub services: Vec<UserServiceRow>,
+    /// The NAS row's type (None: no row).
+    pub nas_type: Option<String>,
+}
+
+impl LoginView {
+    /// Why the user may not log in now (deleted, blocked by its owner).
+    pub fn refusal(&self) -> Option<&'static str> {
+        let s = &self.subscriber.as_ref()?.state;
+        if s.deleted {
+            Some("Account deleted")
+        } else if s.blocked {
+            Some("Account blocked at the owner's request")
+        } else {
+            None
+        }
+    }
 }
 
 /// What the Access-Accept gets from the user's state and services.
@@ -37,33 +60,33 @@ impl StateEnforcer {
         &self.hooks
     }
 
-    /// authorize: why the user may not log in now (blocked by its owner, deleted).
-    pub fn refusal(&self, user: &str) -> Result<Option<&'static str>, StoreError> {
-        Ok(self.store.subscriber(user)?.and_then(|s| {
-            if s.state.deleted {
-                Some("Account deleted")
-            } else if s.state.blocked {
-                Some("Account blocked at the owner's request")
-            } else {
-                None
-            }
-        }))
+    /// What a login needs of the user's state, in one read.
+    pub fn view(&self, user: &str, nas_ip: Option<&str>) -> Result<LoginView, StoreError> {
+        let (subscriber, services, nas_type) = self.store.login_view(user, nas_ip)?;
+        Ok(LoginView {
+            subscriber,
+            services,
+            nas_type,
+        })
     }
 
-    /// post-auth of an Access-Accept. `nas_type`: the NAS row's type (None: no
-    /// row); `reply_rate`: the Mikrotik-Rate-Limit the reply has so far (users
+    /// post-auth of an Access-Accept, with the [`view`](Self::view) read before;
+    /// `reply_rate`: the Mikrotik-Rate-Limit the reply has so far (users
     /// file, policy).
     pub fn login(
         &self,
         user: &str,
-        nas_type: Option<&str>,
+        view: LoginView,
         reply_rate: Option<&str>,
         now: i64,
     ) -> Result<LoginReply, StoreError> {
         let st: &Store = &self.store;
-        let family = NasFamily::of(nas_type);
-        let sub = st.subscriber(user)?;
-        let rows = st.user_services(Some(user))?;
+        let LoginView {
+            subscriber: sub,
+            services: rows,
+            nas_type,
+        } = view;
+        let family = NasFamily::of(nas_type.as_deref());
         let active: Vec<String> = rows
             .iter()
             .filter(|r| r.state == "active")
@@ -77,22 +100,20 @@ impl StateEnforcer {
         let logged_in = sub.as_ref().is_some_and(|s| s.state.logged_in);
         let override_rate = sub.as_ref().and_then(|s| s.state.rate_override.clone());
         let base_changed = sub.as_ref().map(|s| s.state.base_rate.as_deref()) != Some(reply_rate);
-        if logged_in
-            && starting.is_empty()
-            && active.is_empty()
-            && override_rate.is_none()
-            && !base_changed
-        {
+        let plain = starting.is_empty() && active.is_empty() && override_rate.is_none();
+        if logged_in && plain && !base_changed {
             return Ok(LoginReply::default());
         }
         let mut running = active.clone();
         running.extend(starting.iter().map(|(s, _)| s.clone()));
         let mut state_now = sub.as_ref().map(|s| s.state.clone()).unwrap_or_default();
         state_now.base_rate = reply_rate.map(str::to_string);
-        let rate = if family == NasFamily::Mikrotik {
+        let rate = if family == NasFamily::Mikrotik && !plain {
             rate_with(st, Some(&state_now), &running)
         } else {
-            None
+            reply_rate
+                .filter(|_| family == NasFamily::Mikrotik)
+                .map(str::to_string)
         };
         let mut login = Change::new(
             Input::Login {
@@ -105,32 +126,44 @@ impl StateEnforcer {
         if !logged_in {
             login.presence = Some(PresenceMark::Recheck(now + self.login_grace));
         }
+        if plain {
+            // Nothing for the reply depends on it: the Accept does not wait for
+            // the commit (the group-commit writer takes it with the next batch).
+            let (o, commit) = prepare(st, &self.hooks, user, &login, sub.as_ref())?;
+            if let Some(c) = commit {
+                st.state_commit_nowait(c)?;
+                log_events(user, &o, Source::Auth);
+            }
+            return Ok(LoginReply::default());
+        }
         apply(st, &self.hooks, user, &login)?;
-        // The new session is not open yet: the baseline is the others' output.
-        let base_output: u64 = st
-            .open_sessions_of(user)?
-            .iter()
-            .map(|s| s.output_octets)
-            .sum();
         let mut started = Vec::new();
-        for (service, persistent) in &starting {
-            let mut c = Change::new(
-                Input::ServiceOn {
+        if !starting.is_empty() {
+            // The new session is not open yet: the baseline is the others' output.
+            let base_output: u64 = st
+                .open_sessions_of(user)?
+                .iter()
+                .map(|s| s.output_octets)
+                .sum();
+            for (service, persistent) in &starting {
+                let mut c = Change::new(
+                    Input::ServiceOn {
+                        service: service.clone(),
+                        rate_after: rate.clone(),
+                    },
+                    Source::Auth,
+                    now,
+                );
+                c.services.push(ServiceChange::Activate {
                     service: service.clone(),
-                    rate_after: rate.clone(),
-                },
-                Source::Auth,
-                now,
-            );
-            c.services.push(ServiceChange::Activate {
-                service: service.clone(),
-                persistent: *persistent,
-                base_output,
-            });
-            match apply(st, &self.hooks, user, &c) {
-                Ok(o) if !o.events.is_empty() => started.push(service.clone()),
-                Ok(_) => {}
-                Err(e) => log::error!("{user:?}: service {service} not started at login: {e}"),
+                    persistent: *persistent,
+                    base_output,
+                });
+                match apply(st, &self.hooks, user, &c) {
+                    Ok(o) if !o.events.is_empty() => started.push(service.clone()),
+                    Ok(_) => {}
+                    Err(e) => log::error!("{user:?}: service {service} not started at login: {e}"),
+                }
             }
         }
         let mut on: Vec<String> = active;

@@ -291,8 +291,9 @@ pub fn transition(before: Option<&Subscriber>, input: &Input) -> Outcome {
                 if base_rate.is_some() {
                     s.base_rate = base_rate.clone();
                 }
+                // The login's own rate is part of user_auth, not a change of it.
                 if rate.is_some() {
-                    rate_event(&mut s, &mut events, rate);
+                    s.rate = rate.clone();
                 }
             }
         }

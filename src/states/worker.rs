@@ -112,92 +112,112 @@ pub fn apply(
 ) -> Result<Outcome, StoreError> {
     for _ in 0..8 {
         let row = st.subscriber(user)?;
-        let before = row.as_ref().map(|r| &r.state);
-        let o = transition(before, &change.input);
-        if !o.changed(before) && change.services.is_empty() && change.presence.is_none() {
+        let (o, commit) = prepare(st, hooks, user, change, row.as_ref())?;
+        let Some(commit) = commit else {
             return Ok(o);
-        }
-        let needs_sessions = o
-            .actions
-            .iter()
-            .any(|a| !matches!(a, Action::EndServices(_) | Action::Unredirect));
-        let sessions = if needs_sessions {
-            st.open_sessions(user)?
-        } else {
-            Vec::new()
-        };
-        let redirected = if o.actions.contains(&Action::Unredirect) {
-            st.redirected_sessions(user)?
-        } else {
-            Vec::new()
-        };
-        let rate_after = match &change.input {
-            Input::ServiceOff { rate_after, .. } => rate_after.clone(),
-            _ => o.state.rate.clone(),
-        };
-        let lookup = |n: &str| st.service(n).ok().flatten();
-        let p = plan(
-            user,
-            &o.actions,
-            &sessions,
-            &redirected,
-            &lookup,
-            rate_after.as_deref(),
-        );
-        let events = o
-            .events
-            .iter()
-            .map(|e| {
-                let mut record = e.clone();
-                if let Some(d) = &change.detail {
-                    record.detail = Some(match record.detail {
-                        Some(own) => format!("{own}; {d}"),
-                        None => d.clone(),
-                    });
-                }
-                let hook = match hooks.command(e.event.as_str()) {
-                    None => HookPlan::None,
-                    Some(_)
-                        if change.skip_disconnect_hook
-                            && e.event == super::Event::UserDisconnect =>
-                    {
-                        HookPlan::Skipped
-                    }
-                    Some(_) => HookPlan::Pending,
-                };
-                NewEvent {
-                    record,
-                    source: change.source,
-                    hook,
-                }
-            })
-            .collect();
-        let commit = StateChange {
-            username: user.to_string(),
-            expected_version: row.as_ref().map(|r| r.version),
-            state: o.state.clone(),
-            events,
-            plan: p,
-            services: change.services.clone(),
-            presence: change.presence,
-            now: change.now,
         };
         if st.commit(commit)? {
-            for e in &o.events {
-                log::info!(
-                    "{user:?}: {} ({} -> {}, {})",
-                    e.event.as_str(),
-                    e.old.as_deref().unwrap_or("-"),
-                    e.new.as_deref().unwrap_or("-"),
-                    change.source.as_str()
-                );
-            }
+            log_events(user, &o, change.source);
             return Ok(o);
         }
     }
     Err(StoreError::Rejected(format!(
         "{user:?} kept changing while its state was being updated; try again"
     )))
+}
+
+/// Logs what a committed change did.
+pub fn log_events(user: &str, o: &Outcome, source: Source) {
+    for e in &o.events {
+        log::info!(
+            "{user:?}: {} ({} -> {}, {})",
+            e.event.as_str(),
+            e.old.as_deref().unwrap_or("-"),
+            e.new.as_deref().unwrap_or("-"),
+            source.as_str()
+        );
+    }
+}
+
+/// Decides `change` on the state `row` (None: no row) and builds what to commit
+/// onto it (None: nothing to write).
+pub fn prepare(
+    st: &dyn StateStore,
+    hooks: &Hooks,
+    user: &str,
+    change: &Change,
+    row: Option<&SubscriberRow>,
+) -> Result<(Outcome, Option<StateChange>), StoreError> {
+    let before = row.map(|r| &r.state);
+    let o = transition(before, &change.input);
+    if !o.changed(before) && change.services.is_empty() && change.presence.is_none() {
+        return Ok((o, None));
+    }
+    let needs_sessions = o
+        .actions
+        .iter()
+        .any(|a| !matches!(a, Action::EndServices(_) | Action::Unredirect));
+    let sessions = if needs_sessions {
+        st.open_sessions(user)?
+    } else {
+        Vec::new()
+    };
+    let redirected = if o.actions.contains(&Action::Unredirect) {
+        st.redirected_sessions(user)?
+    } else {
+        Vec::new()
+    };
+    let rate_after = match &change.input {
+        Input::ServiceOff { rate_after, .. } => rate_after.clone(),
+        _ => o.state.rate.clone(),
+    };
+    let lookup = |n: &str| st.service(n).ok().flatten();
+    let p = plan(
+        user,
+        &o.actions,
+        &sessions,
+        &redirected,
+        &lookup,
+        rate_after.as_deref(),
+    );
+    let events = o
+        .events
+        .iter()
+        .map(|e| {
+            let mut record = e.clone();
+            if let Some(d) = &change.detail {
+                record.detail = Some(match record.detail {
+                    Some(own) => format!("{own}; {d}"),
+                    None => d.clone(),
+                });
+            }
+            let hook = match hooks.command(e.event.as_str()) {
+                None => HookPlan::None,
+                Some(_)
+                    if change.skip_disconnect_hook && e.event == super::Event::UserDisconnect =>
+                {
+                    HookPlan::Skipped
+                }
+                Some(_) => HookPlan::Pending,
+            };
+            NewEvent {
+                record,
+                source: change.source,
+                hook,
+            }
+        })
+        .collect();
+    let commit = StateChange {
+        username: user.to_string(),
+        expected_version: row.map(|r| r.version),
+        state: o.state.clone(),
+        events,
+        plan: p,
+        services: change.services.clone(),
+        presence: change.presence,
+        now: change.now,
+    };
+    Ok((o, Some(commit)))
 }
 
 /// The rate a user has while `active` services run (activation order) over its

@@ -375,6 +375,28 @@ pub(crate) fn queue_list(
 /// job is unconfirmed: an update of the session shows it is still up, so the job is
 /// due again. Also used by the writer thread, inside the transaction of the
 /// accounting update.
+/// [`enqueue`] for a disconnect asked for anew (an operator's, a state change's):
+/// a finished job of the same session is armed again, with the new reason.
+pub(crate) fn enqueue_again(
+    conn: &Connection,
+    job: &NewDisconnectJob,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE disconnect_queue SET state = 'pending', attempts = 0, reason = ?3, \
+                 last_error = NULL, error_cause = NULL, next_attempt_at = ?4, updated = ?4 \
+             WHERE nas_ip = ?1 AND session_key = ?2 AND state IN ('done', 'failed', 'unconfirmed')",
+        )?
+        .execute(params![
+            job.nas_ip,
+            Name::new(&job.session_key),
+            job.reason,
+            now
+        ])?;
+    Ok(n > 0 || enqueue(conn, job, now)?)
+}
+
 pub(crate) fn enqueue(
     conn: &Connection,
     job: &NewDisconnectJob,
@@ -549,11 +571,22 @@ impl Admin {
     /// (`backoff_secs` of the attempts before this one). False if no such job.
     pub fn queue_mark(&self, id: i64, outcome: &JobOutcome, now: i64) -> Result<bool, StoreError> {
         let n = match outcome {
-            JobOutcome::Done(method) => self.conn.execute(
-                "UPDATE disconnect_queue SET state = 'done', method = ?2, updated = ?3 \
-                 WHERE id = ?1",
-                params![id, method.as_str(), now],
-            )?,
+            JobOutcome::Done(method) => {
+                // A deleted user's session is freed once the NAS dropped it: no
+                // Stop may ever come for it (seed 004: the billing frees the IP).
+                self.conn.execute(
+                    "UPDATE sessions SET stop_time = MAX(?2, start_time), closed_reason = 'user-deleted' \
+                     WHERE stop_time IS NULL AND (nas_ip, session_key) = \
+                         (SELECT nas_ip, session_key FROM disconnect_queue WHERE id = ?1) \
+                     AND username IN (SELECT username FROM subscribers WHERE deleted = 1)",
+                    params![id, now],
+                )?;
+                self.conn.execute(
+                    "UPDATE disconnect_queue SET state = 'done', method = ?2, updated = ?3 \
+                     WHERE id = ?1",
+                    params![id, method.as_str(), now],
+                )?
+            }
             JobOutcome::Retry { error, error_cause }
             | JobOutcome::DmFailed { error, error_cause }
             | JobOutcome::Failed { error, error_cause }

@@ -521,6 +521,21 @@ impl Store {
         }
     }
 
+    /// [`Store::state_commit`] without waiting for the commit: for bookkeeping a
+    /// request must not wait for (a login's `user_auth`; should it be lost, or
+    /// conflict with a concurrent one, the session's Start records the login).
+    pub fn state_commit_nowait(&self, change: StateChange) -> Result<(), StoreError> {
+        let (reply, _) = mpsc::sync_channel(1);
+        let sender = self.inner.sender.read().unwrap_or_else(|e| e.into_inner());
+        let sender = sender.as_ref().ok_or(StoreError::Closed)?;
+        sender
+            .send(Job {
+                request: Request::State(Box::new(change)),
+                reply,
+            })
+            .map_err(|_| StoreError::WriterGone)
+    }
+
     /// Stops the writer after it has finished the queued jobs. Idempotent; later
     /// writes fail with [`StoreError::Closed`]; reads keep working.
     pub fn shutdown(&self) {
@@ -567,6 +582,25 @@ impl Reader {
 
     pub fn subscriber(&self, username: &str) -> Result<Option<SubscriberRow>, StoreError> {
         self.pool.with(|c| states::subscriber_get(c, username))
+    }
+
+    /// What a login needs of the user's state in one read: its subscriber row,
+    /// service sessions (only read when it has some) and the NAS's type (None: no
+    /// NAS row). One statement: this runs for every Access-Accept.
+    pub fn login_view(
+        &self,
+        username: &str,
+        nas_ip: Option<&str>,
+    ) -> Result<(Option<SubscriberRow>, Vec<UserServiceRow>, Option<String>), StoreError> {
+        self.pool.with(|c| {
+            let (sub, services, nas) = states::login_view(c, username, nas_ip)?;
+            let services = if services {
+                states::user_services(c, Some(username))?
+            } else {
+                Vec::new()
+            };
+            Ok((sub, services, nas))
+        })
     }
 
     /// Service sessions of one user (or everyone's).

@@ -253,6 +253,31 @@ fn subscriber_row(r: &Row<'_>) -> rusqlite::Result<SubscriberRow> {
     })
 }
 
+/// The subscriber row, whether the user has service sessions that are not over,
+/// and the NAS's type, in one statement.
+pub(crate) fn login_view(
+    conn: &Connection,
+    username: &str,
+    nas_ip: Option<&str>,
+) -> Result<(Option<SubscriberRow>, bool, Option<String>), StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT s.username, s.deleted, s.logged_in, s.redirected, s.blocked, s.rate, \
+                 s.base_rate, s.rate_override, s.version, s.created, s.updated, \
+                 EXISTS (SELECT 1 FROM user_services u WHERE u.username = ?1 \
+                     AND (u.state <> 'ended' OR u.persistent = 1)), \
+                 (SELECT type FROM nas WHERE nas_ip = ?2) \
+             FROM (SELECT 1) LEFT JOIN subscribers s ON s.username = ?1",
+        )?
+        .query_row(params![Name::new(username), nas_ip], |r| {
+            let sub = match r.get_ref(0)? {
+                rusqlite::types::ValueRef::Null => None,
+                _ => Some(subscriber_row(r)?),
+            };
+            Ok((sub, r.get::<_, i64>(11)? != 0, r.get(12)?))
+        })?)
+}
+
 pub(crate) fn subscribers_where(
     conn: &Connection,
     redirected_only: bool,
@@ -349,7 +374,7 @@ pub(crate) fn commit(conn: &Connection, c: &StateChange) -> Result<bool, StoreEr
         event_id = Some(id);
     }
     for d in &c.plan.disconnects {
-        super::disconnect::enqueue(conn, d, c.now)?;
+        super::disconnect::enqueue_again(conn, d, c.now)?;
     }
     for a in &c.plan.nas_actions {
         insert_action(conn, a, event_id, c.now)?;
@@ -498,13 +523,23 @@ pub(crate) fn user_services(
     conn: &Connection,
     username: Option<&str>,
 ) -> Result<Vec<UserServiceRow>, StoreError> {
-    let mut st = conn.prepare_cached(
-        "SELECT username, service, state, persistent, activated_at, base_output, used_output, \
-             ended_at, end_reason FROM user_services \
-         WHERE ?1 IS NULL OR username = ?1 ORDER BY username, activated_at, service",
-    )?;
-    let rows = st.query_map([username.map(Name::new)], user_service_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    const COLUMNS: &str = "SELECT username, service, state, persistent, activated_at, \
+         base_output, used_output, ended_at, end_reason FROM user_services";
+    let rows = match username {
+        Some(u) => conn
+            .prepare_cached(&format!(
+                "{COLUMNS} WHERE username = ?1 ORDER BY activated_at, service"
+            ))?
+            .query_map([Name::new(u)], user_service_row)?
+            .collect::<Result<_, _>>()?,
+        None => conn
+            .prepare_cached(&format!(
+                "{COLUMNS} ORDER BY username, activated_at, service"
+            ))?
+            .query_map([], user_service_row)?
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(rows)
 }
 
 fn user_service_row(r: &Row<'_>) -> rusqlite::Result<UserServiceRow> {

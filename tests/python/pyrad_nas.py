@@ -46,6 +46,16 @@ def attributes(pkt):
         except Exception as e:  # undecodable value: report, don't die
             values = ["<%s>" % e]
         out[name] = [v.hex() if isinstance(v, bytes) else v for v in values]
+        # Tagged attributes (RFC 2868) also as "Name:tag", as pyrad splits them.
+        attr = pkt.dict.attributes.get(name) if isinstance(name, str) else None
+        if attr is not None and attr.has_tag:
+            for tag in range(1, 32):
+                try:
+                    tagged = pkt["%s:%d" % (name, tag)]
+                except KeyError:
+                    continue
+                out["%s:%d" % (name, tag)] = [
+                    v.hex() if isinstance(v, bytes) else v for v in tagged]
     return out
 
 

@@ -53,6 +53,8 @@ CREATE TABLE subscribers (
     created       INTEGER NOT NULL,
     updated       INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- The states job looks at redirected users every tick.
+CREATE INDEX subscribers_redirected ON subscribers (username) WHERE redirected = 1;
 
 -- Every state change. The hook columns record the operator hook's runs: state
 -- 'none' (no hook for the event), 'pending' (due at next_attempt_at), 'done',
