@@ -302,6 +302,29 @@ fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
             .iter()
             .any(|p| p.code == Code::DisconnectRequest)
     });
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|e: &serde_json::Value| e["event"] == "own_disabled")
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = followed
+            .recv_timeout(left)
+            .expect("events --follow printed own_disabled");
+        assert_eq!(e["username"], "blk");
+        seen.push(e);
+    }
+    follow.kill().unwrap();
+    let _ = follow.wait();
+    assert_eq!(seen[0]["event"], "user_add", "{seen:?}");
+    let q = s.cli_json(&["queue", "list"]);
+    // The block's reason, or the states job's if it saw the session after the block.
+    let reason = q["jobs"][0]["reason"].as_str().unwrap();
+    assert!(
+        ["blocked by its owner", "user blocked"].contains(&reason),
+        "{q}"
+    );
     // The NAS drops the session and says so.
     acct(&s, "Stop", "blk", "127.0.0.2", 0);
     wait_for(&s, "logged out", WAIT, || {

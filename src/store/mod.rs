@@ -52,6 +52,9 @@ use writer::{Counters, Job, Reply, Request, Writer};
 /// the table starts over, which costs one capping decision per user.
 const HEADROOM_USERS: usize = 100_000;
 
+/// A login's read of the user's state: subscriber row, service sessions, NAS type.
+pub type LoginStateView = (Option<SubscriberRow>, Vec<UserServiceRow>, Option<String>);
+
 /// Errors of the store. Messages are meant for an operator's log.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -591,7 +594,7 @@ impl Reader {
         &self,
         username: &str,
         nas_ip: Option<&str>,
-    ) -> Result<(Option<SubscriberRow>, Vec<UserServiceRow>, Option<String>), StoreError> {
+    ) -> Result<LoginStateView, StoreError> {
         self.pool.with(|c| {
             let (sub, services, nas) = states::login_view(c, username, nas_ip)?;
             let services = if services {
