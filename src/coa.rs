@@ -178,6 +178,23 @@ fn unix_now() -> u32 {
 
 /// Owns one UDP socket; requests to any number of NASes share it, with up to
 /// `config.window` in flight and an identifier space of 256 per NAS.
+/// The client in `slot`, created on first use (background jobs keep one socket).
+pub fn client_in(
+    slot: &mut Option<DmClient>,
+    timeout: Duration,
+    retries: u32,
+) -> Result<&mut DmClient, String> {
+    if slot.is_none() {
+        let cfg = PipelineConfig {
+            window: 128,
+            timeout,
+            retries,
+        };
+        *slot = Some(DmClient::new(cfg).map_err(|e| format!("UDP socket: {e}"))?);
+    }
+    Ok(slot.as_mut().expect("set above"))
+}
+
 pub struct DmClient {
     socket: UdpSocket,
     config: PipelineConfig,

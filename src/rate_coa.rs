@@ -28,7 +28,6 @@ use crate::periods;
 use crate::policies::modulation::{rates, Source, Traffic};
 use crate::policies::{parts, Policy};
 use crate::radius::attrs::{self, describe_error_cause, Attribute};
-use crate::radius::client::PipelineConfig;
 use crate::store::{
     Admin, CoaJob, CoaOutcome, CoaPurpose, ModulatedSession, NasRow, NewCoaJob, NewDisconnectJob,
 };
@@ -309,15 +308,7 @@ impl RateCoa {
             }
         }
         if !requests.is_empty() && !self.stop.load(Ordering::Relaxed) {
-            if self.client.is_none() {
-                let cfg = PipelineConfig {
-                    window: 128,
-                    timeout: self.cfg.timeout,
-                    retries: self.cfg.retries,
-                };
-                self.client = Some(DmClient::new(cfg).map_err(|e| format!("UDP socket: {e}"))?);
-            }
-            let client = self.client.as_mut().expect("set above");
+            let client = coa::client_in(&mut self.client, self.cfg.timeout, self.cfg.retries)?;
             report.sent += requests.len();
             for (j, r) in sent.iter().zip(client.send_many(requests)) {
                 let r = r.map_err(|err| match err {

@@ -62,16 +62,6 @@ fn rate_of(p: &Packet) -> Option<String> {
     })
 }
 
-fn wait_for(s: &Server, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !f() {
-        if std::time::Instant::now() > deadline {
-            panic!("timed out waiting for {what}; log:\n{}", s.log_text());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn acct(s: &Server, status: &str, user: &str, nas: &str, down: u64) {
     let r = s.acct(&acct_attrs(
         status,
@@ -166,7 +156,7 @@ fn coa_rate_change_acked_and_a_nak_falls_back_to_a_disconnect_request() {
     assert!(ack.requests().is_empty(), "no change, no CoA");
     // Half the maximum traffic: the rate falls to the middle, by CoA.
     acct(&s, "Interim-Update", "mia", "127.0.0.2", 50 * MB);
-    wait_for(&s, "a CoA at 127.0.0.2", || !ack.requests().is_empty());
+    s.wait_for("a CoA at 127.0.0.2", WAIT, || !ack.requests().is_empty());
     let p = &ack.requests()[0];
     assert_eq!(p.code, Code::CoaRequest);
     assert_eq!(rate_of(p).as_deref(), Some("1100k/5500k"));
@@ -183,7 +173,7 @@ fn coa_rate_change_acked_and_a_nak_falls_back_to_a_disconnect_request() {
     assert!(p.integer(attrs::EVENT_TIMESTAMP).is_some());
     assert!(p.get(attrs::MESSAGE_AUTHENTICATOR).is_some());
     assert_eq!(ack.bad_requests(), 0, "signed with the client's secret");
-    wait_for(&s, "the CoA row acked", || {
+    s.wait_for("the CoA row acked", WAIT, || {
         coa_rows(&s).iter().any(|r| r.2 == "acked")
     });
     assert_eq!(
@@ -207,7 +197,7 @@ fn coa_rate_change_acked_and_a_nak_falls_back_to_a_disconnect_request() {
     assert_eq!(login_rate(&s, "noa", "127.0.0.4"), "2M/10M");
     acct(&s, "Start", "noa", "127.0.0.4", 0);
     acct(&s, "Interim-Update", "noa", "127.0.0.4", 100 * MB);
-    wait_for(&s, "a Disconnect-Request at 127.0.0.4", || {
+    s.wait_for("a Disconnect-Request at 127.0.0.4", WAIT, || {
         nak.requests()
             .iter()
             .any(|p| p.code == Code::DisconnectRequest)
@@ -258,14 +248,14 @@ fn throttle_lets_an_exhausted_user_in_slowly_and_slows_an_over_limit_session() {
     acct(&s, "Start", "tim", "127.0.0.2", 0);
     // Over the 1 MB: a CoA with the throttle rate, no disconnect.
     acct(&s, "Interim-Update", "tim", "127.0.0.2", 2 * MB);
-    wait_for(&s, "a CoA with the throttle rate", || {
+    s.wait_for("a CoA with the throttle rate", WAIT, || {
         !dm.requests().is_empty()
     });
     let p = &dm.requests()[0];
     assert_eq!(p.code, Code::CoaRequest);
     assert_eq!(rate_of(p).as_deref(), Some("64k/256k"));
     assert_eq!(p.text(attrs::ACCT_SESSION_ID).as_deref(), Some("sess-tim"));
-    wait_for(&s, "the CoA acked", || {
+    s.wait_for("the CoA acked", WAIT, || {
         coa_rows(&s)
             == [(
                 "tim".into(),
@@ -292,7 +282,7 @@ fn throttle_lets_an_exhausted_user_in_slowly_and_slows_an_over_limit_session() {
     assert_eq!(login_rate(&s, "cut", "127.0.0.2"), "0/10M");
     acct(&s, "Start", "cut", "127.0.0.2", 0);
     acct(&s, "Interim-Update", "cut", "127.0.0.2", 2 * MB);
-    wait_for(&s, "a Disconnect-Request for cut", || {
+    s.wait_for("a Disconnect-Request for cut", WAIT, || {
         dm.requests()
             .iter()
             .any(|p| p.code == Code::DisconnectRequest)

@@ -53,16 +53,6 @@ fn add_nas(s: &Server, nas_ip: &str, kind: &str, dm: SocketAddr) {
     ]);
 }
 
-fn wait_for(s: &Server, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        if Instant::now() > deadline {
-            panic!("timed out waiting for {what}; log:\n{}", s.log_text());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn acct(s: &Server, status: &str, user: &str, nas: &str, down: u64) {
     let r = s.acct(&acct_attrs(
         status,
@@ -134,7 +124,7 @@ fn a_mikrotik_service_is_applied_by_coa_and_ended_by_the_module_at_its_timeout()
     let r = s.auth("turbo1", "pw", ", NAS-IP-Address = 127.0.0.2");
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
     acct(&s, "Start", "turbo1", "127.0.0.2", 0);
-    wait_for(&s, "logged in", WAIT, || {
+    s.wait_for("logged in", WAIT, || {
         s.cli_json(&["user", "show", "turbo1"])["state"]["logged_in"] == true
     });
     assert_eq!(
@@ -143,7 +133,7 @@ fn a_mikrotik_service_is_applied_by_coa_and_ended_by_the_module_at_its_timeout()
     );
     let activated = Instant::now();
     s.cli_ok(&["service", "activate", "turbo1", "turbo"]);
-    wait_for(&s, "the turbo CoA", WAIT, || {
+    s.wait_for("the turbo CoA", WAIT, || {
         nas.requests()
             .iter()
             .any(|p| rate_of(p).as_deref() == Some("50M/50M"))
@@ -159,7 +149,7 @@ fn a_mikrotik_service_is_applied_by_coa_and_ended_by_the_module_at_its_timeout()
     assert!(r.has("Mikrotik-Rate-Limit = \"50M/50M\""), "{}", r.output);
     assert!(!r.has("\"2M/2M\""), "one rate: {}", r.output);
     // The module ends it at 60 s of activity and restores the base rate.
-    wait_for(&s, "the base-rate CoA", Duration::from_secs(90), || {
+    s.wait_for("the base-rate CoA", Duration::from_secs(90), || {
         nas.requests()
             .iter()
             .any(|p| rate_of(p).as_deref() == Some("2M/2M"))
@@ -252,7 +242,7 @@ fn juniper_and_cisco_get_their_service_attributes_and_the_thresholds_wrap() {
     acct(&s, "Start", "isg1", "127.0.0.4", 0);
     s.cli_ok(&["service", "deactivate", "jun1", "iptv"]);
     s.cli_ok(&["service", "deactivate", "isg1", "iptv"]);
-    wait_for(&s, "the deactivation CoAs", WAIT, || {
+    s.wait_for("the deactivation CoAs", WAIT, || {
         !juniper.requests().is_empty() && !cisco.requests().is_empty()
     });
     let j = &juniper.requests()[0];
@@ -297,7 +287,7 @@ fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
         out.contains("1 open session(s) queued for disconnection"),
         "{out}"
     );
-    wait_for(&s, "the Disconnect-Request", WAIT, || {
+    s.wait_for("the Disconnect-Request", WAIT, || {
         nas.requests()
             .iter()
             .any(|p| p.code == Code::DisconnectRequest)
@@ -327,7 +317,7 @@ fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
     );
     // The NAS drops the session and says so.
     acct(&s, "Stop", "blk", "127.0.0.2", 0);
-    wait_for(&s, "logged out", WAIT, || {
+    s.wait_for("logged out", WAIT, || {
         has_event(&s, "blk", "user_disconnect")
     });
     let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
@@ -359,7 +349,7 @@ fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
     let before = dms();
     let out = s.cli_ok(&["user", "delete", "blk"]);
     assert!(out.contains("user_del"), "{out}");
-    wait_for(&s, "the session freed", WAIT, || {
+    s.wait_for("the session freed", WAIT, || {
         let v = s.cli_json(&["sessions", "list", "--user", "blk"]);
         v["sessions"]
             .as_array()
@@ -426,7 +416,7 @@ fn a_redirect_adds_the_address_to_the_routeros_list_and_a_topup_removes_it() {
             .map(|r| (r.get("address").cloned(), r.get("comment").cloned()))
             .collect::<Vec<_>>()
     };
-    wait_for(&s, "the address-list entry", WAIT, || !listed().is_empty());
+    s.wait_for("the address-list entry", WAIT, || !listed().is_empty());
     assert_eq!(
         listed(),
         [(
@@ -457,7 +447,7 @@ fn a_redirect_adds_the_address_to_the_routeros_list_and_a_topup_removes_it() {
         "--valid-to",
         &valid_to,
     ]);
-    wait_for(&s, "the entry's removal", WAIT, || listed().is_empty());
+    s.wait_for("the entry's removal", WAIT, || listed().is_empty());
     let ev = events(&s, "red1");
     assert!(
         ev.contains(&("user_redirect_cancel".into(), "capping".into(), None)),
@@ -509,7 +499,7 @@ fn hooks_get_every_event_and_a_kill_9_loses_no_pending_event_or_action() {
     s.cli_ok(&["service", "activate", "hk", "turbo"]);
     s.cli_ok(&["user", "rate", "hk", "3M/3M"]);
     // The NAS never answers: the CoA stays pending (retried with backoff).
-    wait_for(&s, "a CoA attempt", WAIT, || !silent.requests().is_empty());
+    s.wait_for("a CoA attempt", WAIT, || !silent.requests().is_empty());
     let pending = |s: &Server| -> (i64, i64) {
         let c = s.sql();
         let hooks: i64 = c
@@ -548,14 +538,14 @@ fn hooks_get_every_event_and_a_kill_9_loses_no_pending_event_or_action() {
     std::fs::write(&gate, "").unwrap();
     s.restart(None);
     // Every event reaches the hook (at least once: one may have been running at the kill).
-    wait_for(&s, "every event's hook", Duration::from_secs(30), || {
+    s.wait_for("every event's hook", Duration::from_secs(30), || {
         let text = std::fs::read_to_string(&got).unwrap_or_default();
         ids.iter().all(|id| {
             text.lines()
                 .any(|l| l.split(' ').next() == Some(&id.to_string()))
         })
     });
-    wait_for(&s, "the hooks marked done", WAIT, || {
+    s.wait_for("the hooks marked done", WAIT, || {
         let c = s.sql();
         let left: i64 = c
             .query_row(

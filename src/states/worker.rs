@@ -20,7 +20,6 @@ use crate::config::Hooks;
 use crate::disconnect::{api_login, dm_target, ClientSecrets};
 use crate::periods;
 use crate::radius::attrs::describe_error_cause;
-use crate::radius::client::PipelineConfig;
 use crate::services::{self, EndReason, NasFamily, Service};
 use crate::store::{
     ActionOutcome, Admin, HookPlan, NasActionRow, NasRow, NewDisconnectJob, NewEvent, PresenceMark,
@@ -587,15 +586,7 @@ impl NasActions {
             }
         }
         if !coas.is_empty() && !self.stop.load(Ordering::Relaxed) {
-            if self.client.is_none() {
-                let cfg = PipelineConfig {
-                    window: 128,
-                    timeout: self.cfg.timeout,
-                    retries: self.cfg.retries,
-                };
-                self.client = Some(DmClient::new(cfg).map_err(|e| format!("UDP socket: {e}"))?);
-            }
-            let client = self.client.as_mut().expect("set above");
+            let client = coa::client_in(&mut self.client, self.cfg.timeout, self.cfg.retries)?;
             let (rows, jobs): (Vec<&NasActionRow>, Vec<coa::Job>) = coas.into_iter().unzip();
             for (a, r) in rows.into_iter().zip(client.send_many(jobs)) {
                 let o = match r {

@@ -796,21 +796,39 @@ pub(crate) fn events(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Rows of a queue table in `state` whose next attempt is due, oldest due first.
+fn due<T>(
+    conn: &Connection,
+    columns: &str,
+    table: &str,
+    state_column: &str,
+    now: i64,
+    limit: usize,
+    row: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let sql = format!(
+        "SELECT {columns} FROM {table} WHERE {state_column} = 'pending' \
+             AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(params![now, i64::try_from(limit).unwrap_or(i64::MAX)], row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub(crate) fn hooks_due(
     conn: &Connection,
     now: i64,
     limit: usize,
 ) -> Result<Vec<EventRow>, StoreError> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE hook_state = 'pending' \
-             AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
-    );
-    let mut st = conn.prepare_cached(&sql)?;
-    let rows = st.query_map(
-        params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+    due(
+        conn,
+        EVENT_COLUMNS,
+        "events",
+        "hook_state",
+        now,
+        limit,
         event_row,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    )
 }
 
 pub(crate) fn hook_mark(conn: &Connection, id: i64, o: &HookOutcome) -> Result<(), StoreError> {
@@ -874,16 +892,15 @@ pub(crate) fn actions_due(
     now: i64,
     limit: usize,
 ) -> Result<Vec<NasActionRow>, StoreError> {
-    let sql = format!(
-        "SELECT {ACTION_COLUMNS} FROM nas_actions WHERE state = 'pending' \
-             AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
-    );
-    let mut st = conn.prepare_cached(&sql)?;
-    let rows = st.query_map(
-        params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+    due(
+        conn,
+        ACTION_COLUMNS,
+        "nas_actions",
+        "state",
+        now,
+        limit,
         action_row,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    )
 }
 
 pub(crate) fn actions_list(

@@ -234,6 +234,17 @@ impl Server {
         self.launch();
     }
 
+    /// Waits until `f` holds; on timeout fails the test with the server's log.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !f() {
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Runs the `rlm-rust` CLI on this server's store.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(target_dir().join("rlm-rust"))
