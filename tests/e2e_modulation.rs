@@ -185,6 +185,18 @@ fn coa_rate_change_acked_and_a_nak_falls_back_to_a_disconnect_request() {
             Some("1100k/5500k".into())
         )]
     );
+    // The change is a user_rate_set event (old rate: the login's).
+    let ev = s.cli_json(&["events", "--user", "mia"]);
+    let rate_set: Vec<&serde_json::Value> = ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "user_rate_set")
+        .collect();
+    assert_eq!(rate_set.len(), 1, "{ev}");
+    assert_eq!(rate_set[0]["source"], "policy");
+    assert_eq!(rate_set[0]["old"], "2M/10M");
+    assert_eq!(rate_set[0]["new"], "1100k/5500k");
     // Sent once: the next ticks find the rate unchanged.
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(ack.requests().len(), 1);

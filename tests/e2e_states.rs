@@ -569,6 +569,20 @@ fn hooks_get_every_event_and_a_kill_9_loses_no_pending_event_or_action() {
         .unwrap()
         .iter()
         .all(|e| e["hook_state"] == "done" || e["id"].as_i64() > ids.last().copied()));
+    // A NAS that says not to: its Stop logs the user out without the hook.
+    s.cli_ok(&["nas", "set", "127.0.0.6", "--stop-event", "no"]);
+    acct(&s, "Stop", "hk", "127.0.0.6", 0);
+    s.wait_for("the logout", WAIT, || has_event(&s, "hk", "user_disconnect"));
+    let ev = s.cli_json(&["events", "--user", "hk"]);
+    let out = ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "user_disconnect")
+        .unwrap()
+        .clone();
+    assert_eq!(out["hook_state"], "skipped", "{out}");
+    assert_eq!(out["source"], "accounting");
     // The actions are still there after the kill, and tried again.
     let c = s.sql();
     let actions: i64 = c

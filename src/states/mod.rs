@@ -91,7 +91,6 @@ pub enum Source {
     Capping,
     Policy,
     Schedule,
-    Service,
 }
 
 impl Source {
@@ -103,7 +102,6 @@ impl Source {
             Source::Capping => "capping",
             Source::Policy => "policy",
             Source::Schedule => "schedule",
-            Source::Service => "service",
         }
     }
 }
