@@ -151,6 +151,7 @@ impl Instance {
         ));
         let login_grace = i64::try_from(config.background_interval.max(30) * 3).unwrap_or(90);
         let capping = Arc::clone(&enforcer);
+        let redirected = crate::states::enforce::Redirected::default();
         jobs.push(Box::new(crate::states::worker::States::new(
             crate::states::worker::StatesConfig {
                 db: config.db.clone(),
@@ -158,7 +159,9 @@ impl Instance {
                 login_grace,
                 over_limit: Box::new(move |user, now| {
                     match capping.login(user, &RawLimits::new(), false, now) {
-                        Ok((_, None)) => Some(false),
+                        // No limits known (control-list limits are remembered from
+                        // the login, so not after a restart): the next update decides.
+                        Ok((_, None)) => None,
                         Ok((_, Some(c))) => Some(matches!(
                             c.decision.state,
                             crate::capping::State::Exhausted { .. }
@@ -166,6 +169,7 @@ impl Instance {
                         Err(_) => None,
                     }
                 }),
+                redirected: Arc::clone(&redirected),
             },
         )));
         jobs.push(Box::new(crate::states::worker::NasActions::new(
@@ -201,6 +205,7 @@ impl Instance {
             store.clone(),
             config.hooks.clone(),
             login_grace,
+            redirected,
         );
         let policies = PolicyEnforcer::new(store.clone(), config.timezone, config.stale_after);
         Ok(Instance {
@@ -274,21 +279,22 @@ impl Instance {
                         outcome.nas_ip
                     );
                 }
+                // Whether the capping rules looked at this update at all.
+                let checked = matches!(
+                    cap,
+                    Some(
+                        crate::store::CapOutcome::Unlimited
+                            | crate::store::CapOutcome::Within
+                            | crate::store::CapOutcome::Decided(..)
+                    )
+                );
                 let action = cap.map_or(AcctAction::None, |c| {
                     self.enforcer.acct_action(&outcome.username, c)
                 });
-                if !matches!(action, AcctAction::None) {
-                    self.states.limit_reached(
-                        &outcome.username,
-                        crate::states::Source::Capping,
-                        received_at,
-                    );
-                } else if outcome.quota_reached.is_some() {
-                    self.states.limit_reached(
-                        &outcome.username,
-                        crate::states::Source::Policy,
-                        received_at,
-                    );
+                if checked {
+                    let over = !matches!(action, AcctAction::None);
+                    self.states
+                        .capping_checked(&outcome.username, over, received_at);
                 }
                 match action {
                     AcctAction::None => {}

@@ -453,6 +453,28 @@ fn a_redirect_adds_the_address_to_the_routeros_list_and_a_topup_removes_it() {
         ev.contains(&("user_redirect_cancel".into(), "capping".into(), None)),
         "{ev:?}"
     );
+    // Over again (past the topup): redirected again, though the background job was
+    // the one that cancelled it.
+    acct(&s, "Interim-Update", "red1", "127.0.0.5", 300 * MB);
+    s.wait_for("the entry again", WAIT, || listed().len() == 1);
+    // Limits gone: the next update cancels the redirect (the accounting path).
+    s.cli_ok(&["limits", "unset", "red1", "--traffic"]);
+    acct(&s, "Interim-Update", "red1", "127.0.0.5", 301 * MB);
+    s.wait_for("the entry removed again", WAIT, || listed().is_empty());
+    let names: Vec<String> = events(&s, "red1")
+        .into_iter()
+        .map(|e| e.0)
+        .filter(|e| e.starts_with("user_redirect"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "user_redirect",
+            "user_redirect_cancel",
+            "user_redirect",
+            "user_redirect_cancel"
+        ]
+    );
 }
 
 #[test]
@@ -572,7 +594,9 @@ fn hooks_get_every_event_and_a_kill_9_loses_no_pending_event_or_action() {
     // A NAS that says not to: its Stop logs the user out without the hook.
     s.cli_ok(&["nas", "set", "127.0.0.6", "--stop-event", "no"]);
     acct(&s, "Stop", "hk", "127.0.0.6", 0);
-    s.wait_for("the logout", WAIT, || has_event(&s, "hk", "user_disconnect"));
+    s.wait_for("the logout", WAIT, || {
+        has_event(&s, "hk", "user_disconnect")
+    });
     let ev = s.cli_json(&["events", "--user", "hk"]);
     let out = ev["events"]
         .as_array()

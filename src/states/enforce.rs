@@ -10,8 +10,14 @@ use crate::config::Hooks;
 use crate::services::{self, NasFamily};
 use crate::store::{PresenceMark, ServiceChange, Store, StoreError, SubscriberRow, UserServiceRow};
 
+/// The redirected users in memory, shared with the states job.
+pub type Redirected = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
 pub struct StateEnforcer {
     store: Store,
+    /// Users redirected (over their capping allowance), as last recorded; the
+    /// states job brings it in line with the store every tick.
+    redirected: Redirected,
     hooks: Hooks,
     /// A login whose session has not started this long after counts as logged out.
     login_grace: i64,
@@ -48,8 +54,15 @@ pub struct LoginReply {
 }
 
 impl StateEnforcer {
-    pub fn new(store: Store, hooks: Hooks, login_grace: i64) -> Self {
+    pub fn new(store: Store, hooks: Hooks, login_grace: i64, redirected: Redirected) -> Self {
+        match store.redirected_users() {
+            Ok(users) => {
+                *redirected.lock().unwrap_or_else(|e| e.into_inner()) = users.into_iter().collect()
+            }
+            Err(e) => log::error!("cannot read the redirected users: {e}"),
+        }
         StateEnforcer {
+            redirected,
             store,
             hooks,
             login_grace,
@@ -187,20 +200,39 @@ impl StateEnforcer {
         Ok(reply)
     }
 
-    /// accounting: the user's capping allowance (or a policy quota) is used up.
-    pub fn limit_reached(&self, user: &str, source: Source, now: i64) {
-        let redirected = self
-            .store
-            .subscriber(user)
-            .ok()
-            .flatten()
-            .is_some_and(|s| s.state.redirected);
-        if redirected {
+    /// accounting, once capping decided on the update: `over` the allowance or
+    /// not. Only a change is written (`user_redirect` / `user_redirect_cancel`);
+    /// the redirected users are kept in memory so that the others' updates read
+    /// nothing more. Topups and new periods between updates are the states job's.
+    pub fn capping_checked(&self, user: &str, over: bool, now: i64) {
+        let known = self
+            .redirected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(user);
+        if known == over {
             return;
         }
-        let c = Change::new(Input::LimitReached, source, now);
-        if let Err(e) = apply(&self.store, &self.hooks, user, &c) {
-            log::error!("{user:?}: the limit-reached state was not recorded: {e}");
+        let input = if over {
+            Input::LimitReached
+        } else {
+            Input::LimitCleared
+        };
+        match apply(
+            &self.store,
+            &self.hooks,
+            user,
+            &Change::new(input, Source::Capping, now),
+        ) {
+            Ok(_) => {
+                let mut set = self.redirected.lock().unwrap_or_else(|e| e.into_inner());
+                if over {
+                    set.insert(user.to_string());
+                } else {
+                    set.remove(user);
+                }
+            }
+            Err(e) => log::error!("{user:?}: the capping state was not recorded: {e}"),
         }
     }
 }

@@ -247,6 +247,8 @@ pub struct StatesConfig {
     /// A login whose session has not started this long after is a logout.
     pub login_grace: i64,
     pub over_limit: OverLimit,
+    /// The request path's copy of the redirected users, renewed every tick.
+    pub redirected: super::enforce::Redirected,
 }
 
 /// Logins, logouts, service thresholds and redirect cancels (see the module doc).
@@ -401,13 +403,23 @@ impl States {
 
     fn watch_redirects(&self, admin: &Admin, now: i64) -> Result<usize, StoreError> {
         let mut n = 0;
+        let mut still = std::collections::HashSet::new();
         for sub in admin.redirected_subscribers()? {
             if (self.cfg.over_limit)(&sub.username, now) == Some(false) {
                 let c = Change::new(Input::LimitCleared, Source::Capping, now);
                 apply(admin, &self.cfg.hooks, &sub.username, &c)?;
                 n += 1;
+            } else {
+                still.insert(sub.username);
             }
         }
+        // A change made meanwhile is seen again by the request path (its transition
+        // reads the store), so replacing the copy loses nothing.
+        *self
+            .cfg
+            .redirected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = still;
         Ok(n)
     }
 }

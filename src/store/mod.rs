@@ -587,6 +587,16 @@ impl Reader {
         self.pool.with(|c| states::subscriber_get(c, username))
     }
 
+    /// The users redirected now (over their capping allowance).
+    pub fn redirected_users(&self) -> Result<Vec<String>, StoreError> {
+        self.pool.with(|c| {
+            Ok(states::subscribers_where(c, true)?
+                .into_iter()
+                .map(|r| r.username)
+                .collect())
+        })
+    }
+
     /// What a login needs of the user's state in one read: its subscriber row,
     /// service sessions (only read when it has some) and the NAS's type (None: no
     /// NAS row). One statement: this runs for every Access-Accept.
