@@ -326,9 +326,6 @@ impl ReadPool {
                 source,
             })?;
         conn.busy_timeout(self.busy_timeout)?;
-        // A login runs some 20 distinct statements (capping, policy, state): with
-        // rusqlite's default of 16 cached, each login prepared most of them anew.
-        conn.set_prepared_statement_cache_capacity(64);
         // Up to MAX_IDLE_READERS of these live at once, and under a steady write load
         // each read transaction finds the database changed and starts from an empty
         // cache anyway: keep each cache small (256 KiB instead of 2 MiB).
