@@ -62,19 +62,6 @@ fn rate_of(p: &Packet) -> Option<String> {
     })
 }
 
-fn acct(s: &Server, status: &str, user: &str, nas: &str, down: u64) {
-    let r = s.acct(&acct_attrs(
-        status,
-        user,
-        &format!("sess-{user}"),
-        nas,
-        0,
-        down,
-        60,
-    ));
-    assert!(r.ok, "no Accounting-Response: {}", r.output);
-}
-
 fn login_rate(s: &Server, user: &str, nas: &str) -> String {
     let r = s.auth(user, "pw", &format!(", NAS-IP-Address = {nas}"));
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
@@ -151,11 +138,11 @@ fn coa_rate_change_acked_and_a_nak_falls_back_to_a_disconnect_request() {
 
     // Login: no traffic yet, the full rate.
     assert_eq!(login_rate(&s, "mia", "127.0.0.2"), "2M/10M");
-    acct(&s, "Start", "mia", "127.0.0.2", 0);
+    s.session_update("Start", "mia", "127.0.0.2", 0);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(ack.requests().is_empty(), "no change, no CoA");
     // Half the maximum traffic: the rate falls to the middle, by CoA.
-    acct(&s, "Interim-Update", "mia", "127.0.0.2", 50 * MB);
+    s.session_update("Interim-Update", "mia", "127.0.0.2", 50 * MB);
     s.wait_for("a CoA at 127.0.0.2", WAIT, || !ack.requests().is_empty());
     let p = &ack.requests()[0];
     assert_eq!(p.code, Code::CoaRequest);
@@ -207,8 +194,8 @@ fn coa_rate_change_acked_and_a_nak_falls_back_to_a_disconnect_request() {
     // The NAS refuses the CoA: the session is queued for disconnection instead, and
     // the disconnect worker sends the Disconnect-Request.
     assert_eq!(login_rate(&s, "noa", "127.0.0.4"), "2M/10M");
-    acct(&s, "Start", "noa", "127.0.0.4", 0);
-    acct(&s, "Interim-Update", "noa", "127.0.0.4", 100 * MB);
+    s.session_update("Start", "noa", "127.0.0.4", 0);
+    s.session_update("Interim-Update", "noa", "127.0.0.4", 100 * MB);
     s.wait_for("a Disconnect-Request at 127.0.0.4", WAIT, || {
         nak.requests()
             .iter()
@@ -257,9 +244,9 @@ fn throttle_lets_an_exhausted_user_in_slowly_and_slows_an_over_limit_session() {
 
     // Within the allowance: the normal rate.
     assert_eq!(login_rate(&s, "tim", "127.0.0.2"), "2M/10M");
-    acct(&s, "Start", "tim", "127.0.0.2", 0);
+    s.session_update("Start", "tim", "127.0.0.2", 0);
     // Over the 1 MB: a CoA with the throttle rate, no disconnect.
-    acct(&s, "Interim-Update", "tim", "127.0.0.2", 2 * MB);
+    s.session_update("Interim-Update", "tim", "127.0.0.2", 2 * MB);
     s.wait_for("a CoA with the throttle rate", WAIT, || {
         !dm.requests().is_empty()
     });
@@ -277,7 +264,7 @@ fn throttle_lets_an_exhausted_user_in_slowly_and_slows_an_over_limit_session() {
             )]
     });
     // Later updates over the limit change nothing more.
-    acct(&s, "Interim-Update", "tim", "127.0.0.2", 3 * MB);
+    s.session_update("Interim-Update", "tim", "127.0.0.2", 3 * MB);
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(dm.requests().len(), 1);
     assert!(disconnect_reasons(&s).is_empty());
@@ -292,8 +279,8 @@ fn throttle_lets_an_exhausted_user_in_slowly_and_slows_an_over_limit_session() {
 
     // Without throttle in the policy an exhausted user is still refused and cut.
     assert_eq!(login_rate(&s, "cut", "127.0.0.2"), "0/10M");
-    acct(&s, "Start", "cut", "127.0.0.2", 0);
-    acct(&s, "Interim-Update", "cut", "127.0.0.2", 2 * MB);
+    s.session_update("Start", "cut", "127.0.0.2", 0);
+    s.session_update("Interim-Update", "cut", "127.0.0.2", 2 * MB);
     s.wait_for("a Disconnect-Request for cut", WAIT, || {
         dm.requests()
             .iter()

@@ -53,19 +53,6 @@ fn add_nas(s: &Server, nas_ip: &str, kind: &str, dm: SocketAddr) {
     ]);
 }
 
-fn acct(s: &Server, status: &str, user: &str, nas: &str, down: u64) {
-    let r = s.acct(&acct_attrs(
-        status,
-        user,
-        &format!("sess-{user}"),
-        nas,
-        0,
-        down,
-        60,
-    ));
-    assert!(r.ok, "no Accounting-Response: {}", r.output);
-}
-
 fn rate_of(p: &Packet) -> Option<String> {
     vsa_value(p, attrs::VENDOR_MIKROTIK, attrs::MIKROTIK_RATE_LIMIT)
         .map(|v| String::from_utf8_lossy(&v).into_owned())
@@ -123,7 +110,7 @@ fn a_mikrotik_service_is_applied_by_coa_and_ended_by_the_module_at_its_timeout()
     ]);
     let r = s.auth("turbo1", "pw", ", NAS-IP-Address = 127.0.0.2");
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
-    acct(&s, "Start", "turbo1", "127.0.0.2", 0);
+    s.session_update("Start", "turbo1", "127.0.0.2", 0);
     s.wait_for("logged in", WAIT, || {
         s.cli_json(&["user", "show", "turbo1"])["state"]["logged_in"] == true
     });
@@ -238,8 +225,8 @@ fn juniper_and_cisco_get_their_service_attributes_and_the_thresholds_wrap() {
     let r = s.auth("isg1", "pw", ", NAS-IP-Address = 127.0.0.4");
     assert!(r.has("Cisco-Account-Info = \"Aiptv-hd\""), "{}", r.output);
     // Deactivating mid-session: ERX-Service-Deactivate / ISG service logoff by CoA.
-    acct(&s, "Start", "jun1", "127.0.0.3", 0);
-    acct(&s, "Start", "isg1", "127.0.0.4", 0);
+    s.session_update("Start", "jun1", "127.0.0.3", 0);
+    s.session_update("Start", "isg1", "127.0.0.4", 0);
     s.cli_ok(&["service", "deactivate", "jun1", "iptv"]);
     s.cli_ok(&["service", "deactivate", "isg1", "iptv"]);
     s.wait_for("the deactivation CoAs", WAIT, || {
@@ -261,7 +248,7 @@ fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
     add_nas(&s, "127.0.0.2", "mikrotik", nas.addr());
     let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
-    acct(&s, "Start", "blk", "127.0.0.2", 0);
+    s.session_update("Start", "blk", "127.0.0.2", 0);
     // An operator watching the events as they come.
     let mut follow = std::process::Command::new(target_dir().join("rlm-rust"))
         .arg("--db")
@@ -316,7 +303,7 @@ fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
         "{q}"
     );
     // The NAS drops the session and says so.
-    acct(&s, "Stop", "blk", "127.0.0.2", 0);
+    s.session_update("Stop", "blk", "127.0.0.2", 0);
     s.wait_for("logged out", WAIT, || {
         has_event(&s, "blk", "user_disconnect")
     });
@@ -407,8 +394,8 @@ fn a_redirect_adds_the_address_to_the_routeros_list_and_a_topup_removes_it() {
     ]);
     assert!(out.status.success());
     s.cli_ok(&["limits", "set", "red1", "--traffic-mb", "1"]);
-    acct(&s, "Start", "red1", "127.0.0.5", 0);
-    acct(&s, "Interim-Update", "red1", "127.0.0.5", 2 * MB);
+    s.session_update("Start", "red1", "127.0.0.5", 0);
+    s.session_update("Interim-Update", "red1", "127.0.0.5", 2 * MB);
     let listed = || {
         api.rows("/ip/firewall/address-list")
             .iter()
@@ -426,7 +413,7 @@ fn a_redirect_adds_the_address_to_the_routeros_list_and_a_topup_removes_it() {
     );
     assert!(has_event(&s, "red1", "user_redirect"));
     // More interims while redirected: one entry, one event.
-    acct(&s, "Interim-Update", "red1", "127.0.0.5", 3 * MB);
+    s.session_update("Interim-Update", "red1", "127.0.0.5", 3 * MB);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(listed().len(), 1);
     let redirects = events(&s, "red1")
@@ -455,11 +442,11 @@ fn a_redirect_adds_the_address_to_the_routeros_list_and_a_topup_removes_it() {
     );
     // Over again (past the topup): redirected again, though the background job was
     // the one that cancelled it.
-    acct(&s, "Interim-Update", "red1", "127.0.0.5", 300 * MB);
+    s.session_update("Interim-Update", "red1", "127.0.0.5", 300 * MB);
     s.wait_for("the entry again", WAIT, || listed().len() == 1);
     // Limits gone: the next update cancels the redirect (the accounting path).
     s.cli_ok(&["limits", "unset", "red1", "--traffic"]);
-    acct(&s, "Interim-Update", "red1", "127.0.0.5", 301 * MB);
+    s.session_update("Interim-Update", "red1", "127.0.0.5", 301 * MB);
     s.wait_for("the entry removed again", WAIT, || listed().is_empty());
     let names: Vec<String> = events(&s, "red1")
         .into_iter()
@@ -517,7 +504,7 @@ fn hooks_get_every_event_and_a_kill_9_loses_no_pending_event_or_action() {
     s.cli_ok(&["service", "add", "turbo", "--rate", "9M/9M"]);
     let r = s.auth("hk", "pw", ", NAS-IP-Address = 127.0.0.6");
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
-    acct(&s, "Start", "hk", "127.0.0.6", 0);
+    s.session_update("Start", "hk", "127.0.0.6", 0);
     s.cli_ok(&["service", "activate", "hk", "turbo"]);
     s.cli_ok(&["user", "rate", "hk", "3M/3M"]);
     // The NAS never answers: the CoA stays pending (retried with backoff).
@@ -593,7 +580,7 @@ fn hooks_get_every_event_and_a_kill_9_loses_no_pending_event_or_action() {
         .all(|e| e["hook_state"] == "done" || e["id"].as_i64() > ids.last().copied()));
     // A NAS that says not to: its Stop logs the user out without the hook.
     s.cli_ok(&["nas", "set", "127.0.0.6", "--stop-event", "no"]);
-    acct(&s, "Stop", "hk", "127.0.0.6", 0);
+    s.session_update("Stop", "hk", "127.0.0.6", 0);
     s.wait_for("the logout", WAIT, || {
         has_event(&s, "hk", "user_disconnect")
     });

@@ -583,6 +583,19 @@ pub(crate) fn output_since(
     Ok(from_db(v))
 }
 
+fn open_session_row(r: &Row<'_>) -> rusqlite::Result<OpenSession> {
+    Ok(OpenSession {
+        nas_ip: r.get(0)?,
+        session_key: name(r, 1)?,
+        acct_session_id: name(r, 2)?,
+        framed_ip: r.get(3)?,
+        start_time: r.get(4)?,
+        output_octets: from_db(r.get(5)?),
+        family: NasFamily::of(r.get::<_, Option<String>>(6)?.as_deref()),
+        redirect_list: r.get(7)?,
+    })
+}
+
 /// The user's open sessions with what the planner needs of their NAS.
 pub(crate) fn open_sessions_of(
     conn: &Connection,
@@ -594,18 +607,7 @@ pub(crate) fn open_sessions_of(
          FROM sessions s LEFT JOIN nas n ON n.nas_ip = s.nas_ip \
          WHERE s.username = ?1 AND s.stop_time IS NULL ORDER BY s.start_time",
     )?;
-    let rows = st.query_map([Name::new(username)], |r| {
-        Ok(OpenSession {
-            nas_ip: r.get(0)?,
-            session_key: name(r, 1)?,
-            acct_session_id: name(r, 2)?,
-            framed_ip: r.get(3)?,
-            start_time: r.get(4)?,
-            output_octets: from_db(r.get(5)?),
-            family: NasFamily::of(r.get::<_, Option<String>>(6)?.as_deref()),
-            redirect_list: r.get(7)?,
-        })
-    })?;
+    let rows = st.query_map([Name::new(username)], open_session_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -617,25 +619,14 @@ pub(crate) fn redirected_sessions(
 ) -> Result<Vec<OpenSession>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT a.nas_ip, a.session_key, a.acct_session_id, a.framed_ip, a.session_start, \
-             n.type, n.redirect_list \
+             0, n.type, n.redirect_list \
          FROM nas_actions a LEFT JOIN nas n ON n.nas_ip = a.nas_ip \
          WHERE a.username = ?1 AND a.action = 'redirect' AND a.state IN ('pending', 'done') \
              AND a.id > COALESCE((SELECT MAX(id) FROM nas_actions c \
                  WHERE c.username = ?1 AND c.action = 'redirect-cancel'), 0) \
          ORDER BY a.id",
     )?;
-    let rows = st.query_map([Name::new(username)], |r| {
-        Ok(OpenSession {
-            nas_ip: r.get(0)?,
-            session_key: name(r, 1)?,
-            acct_session_id: name(r, 2)?,
-            framed_ip: r.get(3)?,
-            start_time: r.get(4)?,
-            output_octets: 0,
-            family: NasFamily::of(r.get::<_, Option<String>>(5)?.as_deref()),
-            redirect_list: r.get(6)?,
-        })
-    })?;
+    let rows = st.query_map([Name::new(username)], open_session_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -234,6 +234,21 @@ impl Server {
         self.launch();
     }
 
+    /// One update of the session `sess-USER` on `nas`: `down` output octets after
+    /// 60 s; fails the test without an Accounting-Response.
+    pub fn session_update(&self, status: &str, user: &str, nas: &str, down: u64) {
+        let r = self.acct(&acct_attrs(
+            status,
+            user,
+            &format!("sess-{user}"),
+            nas,
+            0,
+            down,
+            60,
+        ));
+        assert!(r.ok, "no Accounting-Response: {}", r.output);
+    }
+
     /// Waits until `f` holds; on timeout fails the test with the server's log.
     pub fn wait_for(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         let deadline = Instant::now() + timeout;
