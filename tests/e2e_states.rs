@@ -185,6 +185,41 @@ fn a_mikrotik_service_is_applied_by_coa_and_ended_by_the_module_at_its_timeout()
             ("service-off".into(), "done".into())
         ]
     );
+    // A new tariff mid-session: its rate by CoA (user_rate_set), and the same rate
+    // for the next login.
+    s.cli_ok(&[
+        "policy",
+        "add",
+        "fast",
+        "--rate-down",
+        "8M",
+        "--rate-up",
+        "4M",
+    ]);
+    let out = s.cli_ok(&["user", "policy", "turbo1", "fast"]);
+    assert!(out.contains("sent to the open sessions"), "{out}");
+    let rate = s.cli_json(&["user", "show", "turbo1"])["state"]["rate"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(rate, "2M/2M");
+    s.wait_for("the tariff's CoA", WAIT, || {
+        nas.requests()
+            .iter()
+            .any(|p| rate_of(p).as_deref() == Some(rate.as_str()))
+    });
+    let r = s.auth("turbo1", "pw", ", NAS-IP-Address = 127.0.0.2");
+    assert!(
+        r.has(&format!("Mikrotik-Rate-Limit = \"{rate}\"")),
+        "{rate}: {}",
+        r.output
+    );
+    let ev = events(&s, "turbo1");
+    assert!(
+        ev.iter()
+            .any(|(e, src, _)| e == "user_rate_set" && src == "policy"),
+        "{ev:?}"
+    );
 }
 
 #[test]

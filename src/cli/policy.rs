@@ -653,6 +653,13 @@ pub fn run_user(cli: &Cli, cmd: &UserCommand, tz: Tz) -> Result<String, CliError
                 a.policy.as_deref()
             };
             let previous = store.policy_assign(&a.user, policy, now)?;
+            let tariff = super::states::tariff_changed(cli, &a.user, policy, now)?;
+            let rate_note = match tariff.as_ref().and_then(|o| o.state.rate.clone()) {
+                Some(r) if tariff.as_ref().is_some_and(|o| !o.actions.is_empty()) => {
+                    format!("; rate {r} sent to the open sessions (CoA)")
+                }
+                _ => String::new(),
+            };
             if cli.json {
                 return json_out(&serde_json::json!({
                     "username": a.user,
@@ -665,7 +672,7 @@ pub fn run_user(cli: &Cli, cmd: &UserCommand, tz: Tz) -> Result<String, CliError
             let was = previous.map_or(String::new(), |p| format!(" (was {})", cell(&p)));
             Ok(match policy {
                 Some(p) => format!(
-                    "assigned policy {} to {}{was}; devices seen start over\n",
+                    "assigned policy {} to {}{was}; devices seen start over{rate_note}\n",
                     cell(p),
                     cell(&a.user)
                 ),

@@ -674,3 +674,44 @@ pub fn run_actions(cli: &Cli, user: Option<&str>, tz: Tz) -> Result<String, CliE
         &body,
     ))
 }
+
+/// After `user policy`: the new policy's rate is the user's login rate, and open
+/// sessions get it by CoA (`user_rate_set`, source policy). None: the policy sets
+/// no rate (the users file's stays).
+pub fn tariff_changed(
+    cli: &Cli,
+    user: &str,
+    policy: Option<&str>,
+    now: i64,
+) -> Result<Option<Outcome>, CliError> {
+    let Some(name) = policy else {
+        return Ok(None);
+    };
+    let admin = open_admin(cli)?;
+    let Some(def) = admin.policy_get(name)? else {
+        return Ok(None);
+    };
+    let (raw, check, reply) = crate::policies::parts(&def);
+    let Ok(p) = crate::policies::Policy::parse(&raw, check, reply) else {
+        return Ok(None);
+    };
+    let tz = cli.timezone.unwrap_or(chrono_tz::UTC);
+    let Some(rates) = crate::policies::modulation::rates(&p, Default::default(), now, tz) else {
+        return Ok(None);
+    };
+    let base = Some(rates.mikrotik());
+    let sub = admin.subscriber(user)?;
+    let mut after = sub.as_ref().map(|s| s.state.clone()).unwrap_or_default();
+    after.base_rate = base.clone();
+    let running = active_services(&admin, user, "")?;
+    let rate_after = rate_with(&admin, Some(&after), &running);
+    let c = Change::new(
+        Input::Tariff {
+            base_rate: base,
+            rate_after,
+        },
+        Source::Policy,
+        now,
+    );
+    Ok(Some(apply(&admin, &Hooks::deferred(), user, &c)?))
+}

@@ -141,6 +141,12 @@ pub enum Input {
     RateChanged {
         rate: Option<String>,
     },
+    /// A new tariff (policy): its rate is the login rate from now on;
+    /// `rate_after` as for [`Input::RateOverride`].
+    Tariff {
+        base_rate: Option<String>,
+        rate_after: Option<String>,
+    },
     ServiceOn {
         service: String,
         rate_after: Option<String>,
@@ -357,6 +363,17 @@ pub fn transition(before: Option<&Subscriber>, input: &Input) -> Outcome {
         }
         Input::RateChanged { rate } => {
             rate_event(&mut s, &mut events, rate);
+        }
+        Input::Tariff {
+            base_rate,
+            rate_after,
+        } => {
+            s.base_rate = base_rate.clone();
+            if s.logged_in && rate_event(&mut s, &mut events, rate_after) {
+                if let Some(r) = rate_after {
+                    actions.push(Action::SendRate(r.clone()));
+                }
+            }
         }
         Input::ServiceOn {
             service,

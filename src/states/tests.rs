@@ -160,6 +160,26 @@ fn rates_follow_services_and_the_operator() {
     let out = transition(Some(&on.state), &Input::Logout);
     assert_eq!(out.state.rate, None);
     assert_eq!(out.state.base_rate.as_deref(), Some("2M/2M"));
+    // A new tariff: the login rate changes, and with it the rate of an open session.
+    let t = transition(
+        Some(&st("L")),
+        &Input::Tariff {
+            base_rate: Some("4M/8M".into()),
+            rate_after: Some("4M/8M".into()),
+        },
+    );
+    assert_eq!(t.state.base_rate.as_deref(), Some("4M/8M"));
+    assert_eq!(t.events[0].event, UserRateSet);
+    assert_eq!(t.actions, [Action::SendRate("4M/8M".into())]);
+    let offline = transition(
+        Some(&st("")),
+        &Input::Tariff {
+            base_rate: Some("4M/8M".into()),
+            rate_after: Some("4M/8M".into()),
+        },
+    );
+    assert!(offline.events.is_empty() && offline.actions.is_empty());
+    assert_eq!(offline.state.base_rate.as_deref(), Some("4M/8M"));
     assert_eq!(effective_rate(Some(""), None, Some("1M")), None);
     assert_eq!(
         effective_rate(None, None, Some("1M")).as_deref(),
