@@ -255,6 +255,8 @@ pub struct StatesConfig {
 pub struct States {
     cfg: StatesConfig,
     admin: Option<Admin>,
+    /// The last redirected user evaluated (they take turns).
+    redirect_cursor: String,
 }
 
 /// What one run of [`States`] did.
@@ -270,7 +272,11 @@ const PRESENCE_BATCH: usize = 2000;
 
 impl States {
     pub fn new(cfg: StatesConfig) -> Self {
-        States { cfg, admin: None }
+        States {
+            cfg,
+            admin: None,
+            redirect_cursor: String::new(),
+        }
     }
 
     pub fn run_at(&mut self, now: i64) -> Result<StatesReport, String> {
@@ -285,7 +291,7 @@ impl States {
         r
     }
 
-    fn pass(&self, admin: &Admin, now: i64) -> Result<StatesReport, StoreError> {
+    fn pass(&mut self, admin: &Admin, now: i64) -> Result<StatesReport, StoreError> {
         let mut report = StatesReport::default();
         for due in admin.presence_due(now, PRESENCE_BATCH)? {
             report.presence += 1;
@@ -401,16 +407,31 @@ impl States {
         Ok(ended)
     }
 
-    fn watch_redirects(&self, admin: &Admin, now: i64) -> Result<usize, StoreError> {
+    /// Cancels the redirects a topup or a new period ended. Up to
+    /// [`REDIRECT_CHECKS`] users are evaluated per tick, in turns, so a month end with
+    /// many redirected users costs a bounded amount per tick.
+    fn watch_redirects(&mut self, admin: &Admin, now: i64) -> Result<usize, StoreError> {
         let mut n = 0;
-        let mut still = std::collections::HashSet::new();
-        for sub in admin.redirected_subscribers()? {
+        let all = admin.redirected_subscribers()?;
+        let mut still: std::collections::HashSet<String> =
+            all.iter().map(|s| s.username.clone()).collect();
+        let start = all
+            .iter()
+            .position(|s| s.username > self.redirect_cursor)
+            .unwrap_or(0);
+        let turn: Vec<&SubscriberRow> = all
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(all.len().min(REDIRECT_CHECKS))
+            .collect();
+        for sub in turn {
+            self.redirect_cursor = sub.username.clone();
             if (self.cfg.over_limit)(&sub.username, now) == Some(false) {
                 let c = Change::new(Input::LimitCleared, Source::Capping, now);
                 apply(admin, &self.cfg.hooks, &sub.username, &c)?;
+                still.remove(&sub.username);
                 n += 1;
-            } else {
-                still.insert(sub.username);
             }
         }
         // A change made meanwhile is seen again by the request path (its transition
@@ -423,6 +444,9 @@ impl States {
         Ok(n)
     }
 }
+
+/// Redirected users whose allowance is evaluated per tick.
+const REDIRECT_CHECKS: usize = 200;
 
 impl Job for States {
     fn name(&self) -> &'static str {
@@ -744,5 +768,59 @@ impl Job for NasActions {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn redirected_users_take_turns_and_the_cleared_ones_leave_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db.sqlite");
+        drop(Store::open(&db, Default::default()).unwrap());
+        {
+            let mut c = rusqlite::Connection::open(&db).unwrap();
+            let tx = c.transaction().unwrap();
+            for i in 0..250 {
+                tx.execute(
+                    "INSERT INTO subscribers (username, redirected, created, updated) \
+                     VALUES (?1, 1, 0, 0)",
+                    [format!("u{i:03}")],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&calls);
+        let redirected = super::super::enforce::Redirected::default();
+        let mut job = States::new(StatesConfig {
+            db,
+            hooks: Hooks::default(),
+            login_grace: 90,
+            // u007 is within its limits again; the rest stay over.
+            over_limit: Box::new(move |user, _| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Some(user != "u007")
+            }),
+            redirected: Arc::clone(&redirected),
+        });
+        let r = job.run_at(1_800_000_000).unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), REDIRECT_CHECKS);
+        assert_eq!(r.redirects_cancelled, 1);
+        assert_eq!(redirected.lock().unwrap().len(), 249);
+        assert!(!redirected.lock().unwrap().contains("u007"));
+        // The next tick starts where this one stopped: u200.. then u000..
+        calls.store(0, Ordering::SeqCst);
+        let r = job.run_at(1_800_000_010).unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), REDIRECT_CHECKS);
+        assert_eq!(r.redirects_cancelled, 0);
+        assert_eq!(
+            job.redirect_cursor, "u150",
+            "50 after u199, then 150 from the start"
+        );
     }
 }
