@@ -23,6 +23,7 @@ pub struct RawConfig {
     pub bulk_disconnect: Option<String>,
     pub bulk_disconnect_delay: Option<String>,
     pub max_session_rate: Option<String>,
+    pub events_keep: Option<String>,
     pub capping: RawCapping,
     pub hooks: RawHooks,
 }
@@ -122,6 +123,8 @@ pub struct Config {
     /// time elapsed) is refused as implausible.
     pub max_session_rate: u64,
     pub hooks: Hooks,
+    /// Seconds events and finished NAS actions are kept; 0 = forever.
+    pub events_keep: u64,
 }
 
 /// Capping settings (`capping { ... }`).
@@ -275,6 +278,10 @@ pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
             Some(v) => parse_rate(v).map_err(|r| err("max_session_rate", v, r))?,
         },
         hooks: parse_hooks(&raw.hooks)?,
+        events_keep: match raw.events_keep.as_deref() {
+            None => 90 * 86_400,
+            Some(v) => parse_duration(v).map_err(|r| err("events_keep", v, r))?,
+        },
     })
 }
 
@@ -540,6 +547,12 @@ mod tests {
     fn hooks_per_event_and_for_all() {
         let d = parse(&RawConfig::default()).unwrap();
         assert!(d.hooks.commands.is_empty());
+        assert_eq!(d.events_keep, 90 * 86_400);
+        let mut raw = RawConfig::default();
+        raw.events_keep = Some("0".into());
+        assert_eq!(parse(&raw).unwrap().events_keep, 0);
+        raw.events_keep = Some("a while".into());
+        assert_eq!(parse(&raw).unwrap_err().option, "events_keep");
         assert_eq!((d.hooks.timeout_secs, d.hooks.retries), (10, 5));
         let mut raw = RawConfig::default();
         raw.hooks.all = Some("/usr/local/bin/all-events --x".into());

@@ -170,6 +170,7 @@ impl Instance {
                     }
                 }),
                 redirected: Arc::clone(&redirected),
+                keep: config.events_keep,
             },
         )));
         jobs.push(Box::new(crate::states::worker::NasActions::new(

@@ -394,6 +394,11 @@ fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
     ] {
         assert!(ev.contains(&e.to_string()), "{e} in {ev:?}");
     }
+    // History can be purged by age (whole seconds: the last events are this second's).
+    std::thread::sleep(Duration::from_millis(1100));
+    let purged = s.cli_json(&["events", "purge", "--older-than", "0s"]);
+    assert!(purged["events"].as_u64().unwrap() >= 6, "{purged}");
+    assert!(events(&s, "blk").is_empty());
 }
 
 #[test]

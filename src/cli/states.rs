@@ -64,7 +64,10 @@ pub struct ServiceUserArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct EventsArgs {
+    #[command(subcommand)]
+    pub purge: Option<EventsCommand>,
     #[arg(long, value_parser = crate::cli::user_arg())]
     pub user: Option<String>,
     /// Only events at or after this unix time, or this many seconds ago ("-3600").
@@ -549,8 +552,17 @@ const EVENT_HEADERS: [(&str, Align); 8] = [
 ];
 
 pub fn run_events(cli: &Cli, a: &EventsArgs, tz: Tz) -> Result<String, CliError> {
-    let reader = open_reader(cli)?;
     let now = periods::now();
+    if let Some(EventsCommand::Purge { older_than }) = &a.purge {
+        let (events, actions) = open_admin(cli)?.purge_history(now - older_than)?;
+        if cli.json {
+            return json_out(&serde_json::json!({"events": events, "actions": actions}));
+        }
+        return Ok(format!(
+            "deleted {events} event(s) and {actions} finished NAS action(s)\n"
+        ));
+    }
+    let reader = open_reader(cli)?;
     let since = match a.since.as_deref() {
         None => None,
         Some(s) => Some(match s.trim().parse::<i64>() {
@@ -611,6 +623,16 @@ pub fn run_events(cli: &Cli, a: &EventsArgs, tz: Tz) -> Result<String, CliError>
             }
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Delete events (whose hook is not pending) and finished NAS actions older than
+    /// AGE (the module does this itself after `events_keep`).
+    Purge {
+        #[arg(long, value_name = "AGE", value_parser = super::nas::parse_age)]
+        older_than: i64,
+    },
 }
 
 /// `queue actions`: the NAS actions and what became of them.

@@ -35,6 +35,7 @@ pub struct InstanceData {
     bulk_disconnect: *const c_char,
     bulk_disconnect_delay: *const c_char,
     max_session_rate: *const c_char,
+    events_keep: *const c_char,
     hooks: HooksData,
     state: *mut Instance,
 }
@@ -154,7 +155,7 @@ static HOOKS_CONFIG: Static<[sys::CONF_PARSER; 15]> = Static([
 ]);
 
 /// Options without a default here are defaulted (and validated) in `config::parse`.
-static CONFIG: Static<[sys::CONF_PARSER; 15]> = Static([
+static CONFIG: Static<[sys::CONF_PARSER; 16]> = Static([
     string_option(c"db", offset_of!(InstanceData, db), None),
     string_option(c"timezone", offset_of!(InstanceData, timezone), None),
     string_option(c"stale_after", offset_of!(InstanceData, stale_after), None),
@@ -198,6 +199,7 @@ static CONFIG: Static<[sys::CONF_PARSER; 15]> = Static([
         offset_of!(InstanceData, max_session_rate),
         None,
     ),
+    string_option(c"events_keep", offset_of!(InstanceData, events_keep), None),
     sys::CONF_PARSER {
         name: c"hooks".as_ptr(),
         type_: sys::PW_TYPE_SUBSECTION as c_int,
@@ -285,6 +287,7 @@ unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_vo
             bulk_disconnect: opt(data.bulk_disconnect),
             bulk_disconnect_delay: opt(data.bulk_disconnect_delay),
             max_session_rate: opt(data.max_session_rate),
+            events_keep: opt(data.events_keep),
             hooks: config::RawHooks {
                 all: opt(data.hooks.all),
                 timeout: opt(data.hooks.timeout),

@@ -249,6 +249,8 @@ pub struct StatesConfig {
     pub over_limit: OverLimit,
     /// The request path's copy of the redirected users, renewed every tick.
     pub redirected: super::enforce::Redirected,
+    /// Seconds events and finished actions are kept (0 = forever).
+    pub keep: u64,
 }
 
 /// Logins, logouts, service thresholds and redirect cancels (see the module doc).
@@ -257,6 +259,7 @@ pub struct States {
     admin: Option<Admin>,
     /// The last redirected user evaluated (they take turns).
     redirect_cursor: String,
+    last_purge: i64,
 }
 
 /// What one run of [`States`] did.
@@ -276,6 +279,7 @@ impl States {
             cfg,
             admin: None,
             redirect_cursor: String::new(),
+            last_purge: 0,
         }
     }
 
@@ -300,6 +304,14 @@ impl States {
             }
         }
         report.services_ended += self.watch_services(admin, now)?;
+        if self.cfg.keep > 0 && now - self.last_purge >= 3600 {
+            let before = now.saturating_sub(i64::try_from(self.cfg.keep).unwrap_or(i64::MAX));
+            let (e, a) = admin.purge_history(before)?;
+            if e + a > 0 {
+                log::info!("events_keep: deleted {e} event(s) and {a} finished NAS action(s)");
+            }
+            self.last_purge = now;
+        }
         report.redirects_cancelled += self.watch_redirects(admin, now)?;
         Ok(report)
     }
@@ -807,6 +819,7 @@ mod tests {
                 Some(user != "u007")
             }),
             redirected: Arc::clone(&redirected),
+            keep: 0,
         });
         let r = job.run_at(1_800_000_000).unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), REDIRECT_CHECKS);

@@ -1087,6 +1087,22 @@ impl super::Admin {
     ) -> Result<Vec<EventRow>, StoreError> {
         events(&self.conn, username, since, after, limit)
     }
+
+    /// Deletes events and finished NAS actions from before `before` (an event whose
+    /// hook is still pending stays); returns how many of each.
+    pub fn purge_history(&self, before: i64) -> Result<(usize, usize), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let events = self.conn.execute(
+            "DELETE FROM events WHERE at < ?1 AND hook_state <> 'pending'",
+            [before],
+        )?;
+        let actions = self.conn.execute(
+            "DELETE FROM nas_actions WHERE updated < ?1 AND state <> 'pending'",
+            [before],
+        )?;
+        tx.commit()?;
+        Ok((events, actions))
+    }
 }
 
 #[cfg(test)]
