@@ -548,8 +548,10 @@ mod tests {
         let d = parse(&RawConfig::default()).unwrap();
         assert!(d.hooks.commands.is_empty());
         assert_eq!(d.events_keep, 90 * 86_400);
-        let mut raw = RawConfig::default();
-        raw.events_keep = Some("0".into());
+        let mut raw = RawConfig {
+            events_keep: Some("0".into()),
+            ..Default::default()
+        };
         assert_eq!(parse(&raw).unwrap().events_keep, 0);
         raw.events_keep = Some("a while".into());
         assert_eq!(parse(&raw).unwrap_err().option, "events_keep");
