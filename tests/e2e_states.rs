@@ -345,6 +345,10 @@ fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
     let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
     assert_eq!(r.code(), Some("Access-Reject"), "{}", r.output);
     assert!(r.has("blocked"), "{}", r.output);
+    let blocked = s.cli_json(&["user", "list", "--blocked"]);
+    assert_eq!(blocked["users"].as_array().unwrap().len(), 1, "{blocked}");
+    assert_eq!(blocked["users"][0]["username"], "blk");
+    assert!(s.cli_ok(&["user", "list", "--redirected"]).lines().count() <= 1);
     // Blocking twice changes nothing; unblocking lets the user in again.
     assert!(s.cli_ok(&["user", "block", "blk"]).contains("no change"));
     s.cli_ok(&["user", "unblock", "blk"]);

@@ -161,6 +161,8 @@ pub enum UserCommand {
     Policy(UserPolicyArgs),
     /// A user's state, services, policy and the devices seen since it was assigned.
     Show(UserShowArgs),
+    /// Users the module keeps a state for, filtered by state.
+    List(super::states::UserListArgs),
     /// Voluntary block (own_disabled): logins refused, open sessions disconnected.
     Block(UserShowArgs),
     /// End the voluntary block (own_disabled_cancel).
@@ -638,6 +640,7 @@ fn list_table(defs: &[PolicyDef], stats: &[PolicyStats]) -> String {
 pub fn run_user(cli: &Cli, cmd: &UserCommand, tz: Tz) -> Result<String, CliError> {
     use super::states::{run_user_rate, run_user_state, UserAction};
     match cmd {
+        UserCommand::List(a) => super::states::run_user_list(cli, a, tz),
         UserCommand::Block(a) => run_user_state(cli, &a.user, UserAction::Block),
         UserCommand::Unblock(a) => run_user_state(cli, &a.user, UserAction::Unblock),
         UserCommand::Delete(a) => run_user_state(cli, &a.user, UserAction::Delete),

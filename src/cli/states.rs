@@ -737,3 +737,77 @@ pub fn tariff_changed(
     );
     Ok(Some(apply(&admin, &Hooks::deferred(), user, &c)?))
 }
+
+#[derive(Debug, Args)]
+pub struct UserListArgs {
+    /// Only blocked users (own_disabled).
+    #[arg(long)]
+    pub blocked: bool,
+    /// Only redirected users (capping allowance used up).
+    #[arg(long)]
+    pub redirected: bool,
+    /// Only deleted users.
+    #[arg(long)]
+    pub deleted: bool,
+    /// Only users logged in now.
+    #[arg(long)]
+    pub logged_in: bool,
+}
+
+/// `user list`: the subscribers and their state (every filter given must hold).
+pub fn run_user_list(cli: &Cli, a: &UserListArgs, tz: Tz) -> Result<String, CliError> {
+    let rows: Vec<_> = open_admin(cli)?
+        .subscribers()?
+        .into_iter()
+        .filter(|r| {
+            let s = &r.state;
+            (!a.blocked || s.blocked)
+                && (!a.redirected || s.redirected)
+                && (!a.deleted || s.deleted)
+                && (!a.logged_in || s.logged_in)
+        })
+        .collect();
+    if cli.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "username": r.username, "deleted": r.state.deleted,
+                    "logged_in": r.state.logged_in, "redirected": r.state.redirected,
+                    "blocked": r.state.blocked, "rate": r.state.rate,
+                    "rate_override": r.state.rate_override, "updated": r.updated,
+                    "updated_local": rfc3339(r.updated, tz),
+                })
+            })
+            .collect();
+        return json_out(&serde_json::json!({ "users": v }));
+    }
+    let yes = |b: bool| if b { "yes" } else { "-" }.to_string();
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let s = &r.state;
+            vec![
+                cell(&r.username),
+                if s.deleted { "deleted" } else { "exists" }.into(),
+                yes(s.logged_in),
+                yes(s.redirected),
+                yes(s.blocked),
+                s.rate.clone().unwrap_or_else(|| "-".into()),
+                local_time(r.updated, tz),
+            ]
+        })
+        .collect();
+    Ok(table(
+        &[
+            ("USER", Align::Left),
+            ("STATE", Align::Left),
+            ("LOGGED-IN", Align::Left),
+            ("REDIRECTED", Align::Left),
+            ("BLOCKED", Align::Left),
+            ("RATE", Align::Left),
+            ("CHANGED", Align::Left),
+        ],
+        &body,
+    ))
+}
