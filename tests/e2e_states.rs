@@ -645,3 +645,71 @@ fn hooks_get_every_event_and_a_kill_9_loses_no_pending_event_or_action() {
         .unwrap();
     assert!(actions >= actions_before);
 }
+
+/// Sends `requests` (radclient input, blank-line separated) all at once.
+fn parallel(s: &Server, kind: &str, port: u16, requests: &str, n: usize) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("radclient")
+        .args(["-q", "-p", &n.to_string(), "-r", "3", "-t", "3"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args([kind, SECRET])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(requests.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "every {kind} answered; log:\n{}",
+        s.log_text()
+    );
+}
+
+#[test]
+fn many_logins_and_sessions_of_one_new_user_at_once_make_one_user_add_and_one_user_auth() {
+    let s = server("crowd Cleartext-Password := \"pw\"\n", &[]);
+    let logins: Vec<String> = (0..32)
+        .map(|i| {
+            format!(
+                "User-Name = \"crowd\", User-Password = \"pw\", NAS-IP-Address = 127.0.0.2, \
+                 Calling-Station-Id = \"02:00:00:00:00:{i:02x}\""
+            )
+        })
+        .collect();
+    parallel(&s, "auth", s.auth_port, &logins.join("\n\n"), 32);
+    let starts: Vec<String> = (0..32)
+        .map(|i| acct_attrs("Start", "crowd", &format!("c{i}"), "127.0.0.2", 0, 0, 0))
+        .collect();
+    parallel(&s, "acct", s.acct_port, &starts.join("\n\n"), 32);
+    s.wait_for("the presence marks handled", WAIT, || {
+        let c = s.sql();
+        c.query_row(
+            "SELECT COUNT(*) FROM presence_check WHERE due = 0",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 0
+    });
+    let count = |name: &str| events(&s, "crowd").iter().filter(|e| e.0 == name).count();
+    assert_eq!(count("user_add"), 1);
+    assert_eq!(count("user_auth"), 1);
+    // All 32 stop at once: one logout, once the last is gone.
+    let stops: Vec<String> = (0..32)
+        .map(|i| acct_attrs("Stop", "crowd", &format!("c{i}"), "127.0.0.2", 0, 10, 30))
+        .collect();
+    parallel(&s, "acct", s.acct_port, &stops.join("\n\n"), 32);
+    s.wait_for("the logout", WAIT, || {
+        has_event(&s, "crowd", "user_disconnect")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(count("user_disconnect"), 1);
+    assert_eq!(
+        s.cli_json(&["user", "show", "crowd"])["state"]["logged_in"],
+        false
+    );
+}
