@@ -148,3 +148,66 @@ impl Job for HookRunner {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::states::worker::{apply, Change};
+    use crate::states::{Input, Source};
+    use crate::store::{Store, StoreOptions};
+
+    fn hooks(cmd: &str, retries: u32) -> Hooks {
+        let mut h = Hooks::deferred();
+        for argv in h.commands.values_mut() {
+            *argv = vec!["/bin/sh".into(), "-c".into(), cmd.into()];
+        }
+        h.commands.remove("user_add");
+        h.retries = retries;
+        h.timeout_secs = 5;
+        h
+    }
+
+    #[test]
+    fn a_failing_hook_is_retried_with_backoff_then_given_up_and_its_output_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db.sqlite");
+        drop(Store::open(&db, StoreOptions::default()).unwrap());
+        let admin = Admin::open_existing(&db).unwrap();
+        let t = 1_800_000_000;
+        // Queued as the CLI does (every event pending).
+        let c = Change::new(Input::Block, Source::Operator, t);
+        apply(&admin, &Hooks::deferred(), "zoe", &c).unwrap();
+        let mut runner = HookRunner::new(
+            db.clone(),
+            hooks("echo \"no $RLM_EVENT for $RLM_USER\"; exit 7", 1),
+        );
+        assert_eq!(runner.run_at(t).unwrap(), 2, "user_add and own_disabled");
+        let evs = admin.events(Some("zoe"), None, 0, 10).unwrap();
+        // user_add has no hook in this config: dropped, not failed.
+        assert_eq!(evs[0].event, "user_add");
+        assert_eq!(evs[0].hook_state, "none");
+        let e = &evs[1];
+        assert_eq!(
+            (e.hook_state.as_str(), e.hook_attempts, e.hook_exit),
+            ("pending", 1, Some(7))
+        );
+        assert_eq!(e.hook_output.as_deref(), Some("no own_disabled for zoe\n"));
+        assert!(e.next_attempt_at.unwrap() >= t + 30, "backoff");
+        assert_eq!(runner.run_at(t + 1).unwrap(), 0, "not due yet");
+        // The last retry fails too: given up, still visible.
+        assert_eq!(runner.run_at(t + 3600).unwrap(), 1);
+        let e = &admin.events(Some("zoe"), None, 0, 10).unwrap()[1];
+        assert_eq!((e.hook_state.as_str(), e.hook_attempts), ("failed", 2));
+        assert_eq!(runner.run_at(t + 7200).unwrap(), 0);
+        // A hook that works marks the next event done.
+        let c = Change::new(Input::Unblock, Source::Operator, t);
+        apply(&admin, &Hooks::deferred(), "zoe", &c).unwrap();
+        let mut ok = HookRunner::new(db, hooks("cat >/dev/null; exit 0", 1));
+        assert_eq!(ok.run_at(t).unwrap(), 1);
+        let e = &admin.events(Some("zoe"), None, 0, 10).unwrap()[2];
+        assert_eq!(
+            (e.event.as_str(), e.hook_state.as_str(), e.hook_exit),
+            ("own_disabled_cancel", "done", Some(0))
+        );
+    }
+}
