@@ -9,6 +9,7 @@
 
 pub mod attrs;
 pub mod client;
+#[cfg(any(test, feature = "doubles"))]
 pub mod double;
 pub mod packet;
 

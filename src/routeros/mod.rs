@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod codec;
+#[cfg(any(test, feature = "doubles"))]
 pub mod double;
 mod tls;
 pub mod uptime;
