@@ -331,3 +331,94 @@ fn plans_per_nas_family() {
     );
     assert!(none.nas_actions.is_empty());
 }
+
+/// Random input sequences keep the table's invariants (a deterministic xorshift, so
+/// a failure names its seed).
+#[test]
+fn random_sequences_keep_the_invariants() {
+    let inputs = |r: u64| -> Input {
+        let rate = |k: u64| (k % 3 != 0).then(|| format!("{}M/{}M", k % 5, k % 7));
+        match r % 14 {
+            0 => Input::Add,
+            1 => Input::Delete,
+            2 | 3 => login(),
+            4 | 5 => Input::Logout,
+            6 => Input::Disconnect,
+            7 => Input::LimitReached,
+            8 => Input::LimitCleared,
+            9 => Input::Block,
+            10 => Input::Unblock,
+            11 => Input::RateOverride {
+                rate: rate(r >> 8),
+                rate_after: rate(r >> 16),
+            },
+            12 => Input::ServiceOn {
+                service: "turbo".into(),
+                rate_after: rate(r >> 8),
+            },
+            _ => Input::ServiceOff {
+                service: "turbo".into(),
+                reason: EndReason::Timeout,
+                rate_after: rate(r >> 8),
+            },
+        }
+    };
+    for seed in 1..=300u64 {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut state: Option<Subscriber> = None;
+        for step in 0..200 {
+            let input = inputs(next());
+            let before = state.clone();
+            let o = transition(before.as_ref(), &input);
+            let ctx = format!("seed {seed} step {step}: {before:?} {input:?} -> {o:?}");
+            let names: Vec<Event> = o.events.iter().map(|e| e.event).collect();
+            // Refused users never log in, and get no service.
+            if before.as_ref().is_some_and(|s| s.deleted || s.blocked) {
+                assert!(!names.contains(&UserAuth), "{ctx}");
+                assert!(!names.contains(&ServiceActivated), "{ctx}");
+            }
+            // Only an operator's add brings a deleted user back.
+            if before.as_ref().is_some_and(|s| s.deleted) && input != Input::Add {
+                assert!(o.state.deleted, "{ctx}");
+            }
+            // A flag event always goes with that flag's change, and the other way round
+            // (user_del and user_add reset the whole state: their event says so).
+            let b = before.clone().unwrap_or_default();
+            if !matches!(input, Input::Delete | Input::Add) {
+                let flag = |e: Event, from: bool, to: bool| {
+                    assert_eq!(names.contains(&e), !from && to, "{e:?}: {ctx}");
+                };
+                flag(OwnDisabled, b.blocked, o.state.blocked);
+                flag(OwnDisabledCancel, !b.blocked, !o.state.blocked);
+                flag(UserRedirect, b.redirected, o.state.redirected);
+                flag(UserRedirectCancel, !b.redirected, !o.state.redirected);
+            }
+            // A rate event says what changed.
+            for e in o.events.iter().filter(|e| e.event == UserRateSet) {
+                assert_ne!(e.old, e.new, "{ctx}");
+                assert_eq!(e.new, o.state.rate, "{ctx}");
+            }
+            // user_add comes first, at most once.
+            assert!(names.iter().skip(1).all(|e| *e != UserAdd), "{ctx}");
+            // The same flag input again changes nothing.
+            if matches!(
+                input,
+                Input::Block
+                    | Input::Unblock
+                    | Input::LimitReached
+                    | Input::LimitCleared
+                    | Input::Logout
+            ) {
+                let again = transition(Some(&o.state), &input);
+                assert!(again.events.is_empty(), "{ctx} then again: {again:?}");
+            }
+            state = Some(o.state);
+        }
+    }
+}
