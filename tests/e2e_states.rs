@@ -713,3 +713,59 @@ fn many_logins_and_sessions_of_one_new_user_at_once_make_one_user_add_and_one_us
         false
     );
 }
+
+#[test]
+fn a_service_end_the_nas_refuses_disconnects_the_session_instead() {
+    let nak =
+        NasDouble::start(bind("127.0.0.7"), SECRET.as_bytes(), Answer::Nak(Some(503))).unwrap();
+    let s = server(
+        "nk Cleartext-Password := \"pw\"\n\tMikrotik-Rate-Limit := \"2M/2M\"\n",
+        &[],
+    );
+    add_nas(&s, "127.0.0.7", "mikrotik", nak.addr());
+    s.cli_ok(&[
+        "service",
+        "add",
+        "short",
+        "--timeout",
+        "3",
+        "--rate",
+        "9M/9M",
+    ]);
+    let r = s.auth("nk", "pw", ", NAS-IP-Address = 127.0.0.7");
+    assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
+    s.session_update("Start", "nk", "127.0.0.7", 0);
+    s.wait_for("logged in", WAIT, || {
+        s.cli_json(&["user", "show", "nk"])["state"]["logged_in"] == true
+    });
+    s.cli_ok(&["service", "activate", "nk", "short"]);
+    // The activation is refused: recorded, the session left alone.
+    s.wait_for("the refused activation", WAIT, || {
+        let a = s.cli_json(&["queue", "actions", "--user", "nk"]);
+        a["actions"][0]["state"] == "failed"
+    });
+    let a = s.cli_json(&["queue", "actions", "--user", "nk"]);
+    assert_eq!(a["actions"][0]["action"], "service-on");
+    assert!(
+        a["actions"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("CoA-NAK"),
+        "{a}"
+    );
+    // The end at the timeout is refused too: the session is disconnected instead.
+    s.wait_for("the fallback disconnect", WAIT, || {
+        let q = s.cli_json(&["queue", "list"]);
+        q["jobs"].as_array().unwrap().iter().any(|j| {
+            j["reason"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("service-off not applied")
+        })
+    });
+    s.wait_for("a Disconnect-Request at the NAS", WAIT, || {
+        nak.requests()
+            .iter()
+            .any(|p| p.code == Code::DisconnectRequest)
+    });
+}
