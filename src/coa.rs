@@ -178,6 +178,38 @@ fn unix_now() -> u32 {
 
 /// Owns one UDP socket; requests to any number of NASes share it, with up to
 /// `config.window` in flight and an identifier space of 256 per NAS.
+/// What a CoA-Request's failure was, for logs and queue rows: the NAK (and its
+/// Error-Cause), or why no answer counted.
+pub fn coa_failure(result: &Result<DmOutcome, CoaError>) -> Option<(String, Option<u32>)> {
+    match result {
+        Ok(DmOutcome::Ack) => None,
+        Ok(DmOutcome::Nak { error_cause }) => Some((
+            match error_cause {
+                Some(c) => format!("CoA-NAK ({})", describe_error_cause(*c)),
+                None => "CoA-NAK".to_string(),
+            },
+            *error_cause,
+        )),
+        Err(CoaError::Timeout {
+            attempts,
+            bad_replies,
+        }) => Some((
+            format!(
+                "no CoA reply after {attempts} attempt(s){}",
+                if *bad_replies > 0 {
+                    format!(
+                        "; {bad_replies} replies failed the authenticator check (wrong secret?)"
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            None,
+        )),
+        Err(other) => Some((format!("CoA-Request: {other}"), None)),
+    }
+}
+
 /// The client in `slot`, created on first use (background jobs keep one socket).
 pub fn client_in(
     slot: &mut Option<DmClient>,
@@ -324,6 +356,30 @@ pub fn send_coa(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_are_described_once_for_every_job() {
+        assert_eq!(coa_failure(&Ok(DmOutcome::Ack)), None);
+        assert_eq!(
+            coa_failure(&Ok(DmOutcome::Nak {
+                error_cause: Some(503)
+            })),
+            Some(("CoA-NAK (503 Session-Context-Not-Found)".into(), Some(503)))
+        );
+        assert_eq!(
+            coa_failure(&Ok(DmOutcome::Nak { error_cause: None })),
+            Some(("CoA-NAK".into(), None))
+        );
+        let (why, cause) = coa_failure(&Err(CoaError::Timeout {
+            attempts: 3,
+            bad_replies: 2,
+        }))
+        .unwrap();
+        assert_eq!(cause, None);
+        assert!(why.starts_with("no CoA reply after 3 attempt(s)"), "{why}");
+        assert!(why.contains("wrong secret?"), "{why}");
+    }
+
     use crate::radius::packet::verify_request;
 
     #[test]

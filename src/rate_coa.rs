@@ -22,12 +22,12 @@ use std::time::Duration;
 use chrono_tz::Tz;
 
 use crate::background::Job;
-use crate::coa::{self, CoaError, DmClient, DmOutcome};
+use crate::coa::{self, DmClient};
 use crate::disconnect::{dm_target, ClientSecrets};
 use crate::periods;
 use crate::policies::modulation::{rates, Source, Traffic};
 use crate::policies::{parts, Policy};
-use crate::radius::attrs::{self, describe_error_cause, Attribute};
+use crate::radius::attrs::{self, Attribute};
 use crate::store::{
     Admin, CoaJob, CoaOutcome, CoaPurpose, ModulatedSession, NasRow, NewCoaJob, NewDisconnectJob,
 };
@@ -103,18 +103,11 @@ pub fn coa_attributes(j: &CoaJob) -> Vec<Attribute> {
     v
 }
 
-/// What to record for a CoA's result (`Err`: it could not even be sent).
-pub fn outcome(j: &CoaJob, result: Result<DmOutcome, String>) -> CoaOutcome {
-    let error = match result {
-        Ok(DmOutcome::Ack) => return CoaOutcome::Acked,
-        Ok(DmOutcome::Nak { error_cause }) => {
-            let e = match error_cause {
-                Some(c) => format!("CoA-NAK ({})", describe_error_cause(c)),
-                None => "CoA-NAK".to_string(),
-            };
-            (e, error_cause)
-        }
-        Err(e) => (e, None),
+/// What to record for a CoA's result: `failure` as [`coa::coa_failure`] gives it (or
+/// why it could not even be sent); None: acknowledged.
+pub fn outcome(j: &CoaJob, failure: Option<(String, Option<u32>)>) -> CoaOutcome {
+    let Some(error) = failure else {
+        return CoaOutcome::Acked;
     };
     let change = match (j.rate_limit.as_deref(), j.address_list.as_deref()) {
         (Some(r), _) => format!("rate {r}"),
@@ -304,31 +297,14 @@ impl RateCoa {
                     requests.push(coa::Job::coa(target, secret.as_bytes(), coa_attributes(j)));
                     sent.push(j);
                 }
-                Err(why) => marks.push((j.id, outcome(j, Err(why)))),
+                Err(why) => marks.push((j.id, outcome(j, Some((why, None))))),
             }
         }
         if !requests.is_empty() && !self.stop.load(Ordering::Relaxed) {
             let client = coa::client_in(&mut self.client, self.cfg.timeout, self.cfg.retries)?;
             report.sent += requests.len();
             for (j, r) in sent.iter().zip(client.send_many(requests)) {
-                let r = r.map_err(|err| match err {
-                    CoaError::Timeout {
-                        attempts,
-                        bad_replies,
-                    } => format!(
-                        "no CoA reply after {attempts} attempt(s){}",
-                        if bad_replies > 0 {
-                            format!(
-                                "; {bad_replies} replies failed the authenticator check \
-                                 (wrong secret?)"
-                            )
-                        } else {
-                            String::new()
-                        }
-                    ),
-                    other => format!("CoA-Request: {other}"),
-                });
-                let o = outcome(j, r);
+                let o = outcome(j, coa::coa_failure(&r));
                 match &o {
                     CoaOutcome::Acked => log::info!(
                         "CoA: {:?} on {} ({}): CoA-ACK",

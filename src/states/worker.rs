@@ -15,11 +15,10 @@ use std::time::Duration;
 
 use super::{plan, transition, Action, Input, NasActionKind, OpenSession, Outcome, Source};
 use crate::background::Job;
-use crate::coa::{self, CoaError, DmClient, DmOutcome};
+use crate::coa::{self, DmClient, DmOutcome};
 use crate::config::Hooks;
 use crate::disconnect::{api_login, dm_target, ClientSecrets};
 use crate::periods;
-use crate::radius::attrs::describe_error_cause;
 use crate::services::{self, EndReason, NasFamily, Service};
 use crate::store::{
     ActionOutcome, Admin, HookPlan, NasActionRow, NasRow, NewDisconnectJob, NewEvent, PresenceMark,
@@ -637,22 +636,13 @@ impl NasActions {
             let client = coa::client_in(&mut self.client, self.cfg.timeout, self.cfg.retries)?;
             let (rows, jobs): (Vec<&NasActionRow>, Vec<coa::Job>) = coas.into_iter().unzip();
             for (a, r) in rows.into_iter().zip(client.send_many(jobs)) {
-                let o = match r {
-                    Ok(DmOutcome::Ack) => ActionOutcome::Done { method: "coa" },
-                    Ok(DmOutcome::Nak { error_cause }) => {
-                        let why = match error_cause {
-                            Some(c) => format!("CoA-NAK ({})", describe_error_cause(c)),
-                            None => "CoA-NAK".into(),
-                        };
-                        self.failure(a, why, error_cause, true)
+                let o = match coa::coa_failure(&r) {
+                    None => ActionOutcome::Done { method: "coa" },
+                    // A NAK is the NAS's answer; no answer may be a passing outage.
+                    Some((why, cause)) => {
+                        let definite = matches!(r, Ok(DmOutcome::Nak { .. }));
+                        self.failure(a, why, cause, definite)
                     }
-                    Err(CoaError::Timeout { attempts, .. }) => self.failure(
-                        a,
-                        format!("no CoA reply after {attempts} attempt(s)"),
-                        None,
-                        false,
-                    ),
-                    Err(other) => self.failure(a, format!("CoA-Request: {other}"), None, false),
                 };
                 match &o {
                     ActionOutcome::Done { .. } => {
