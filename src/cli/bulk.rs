@@ -13,7 +13,7 @@ use super::format::{cell, human_duration, local_time, rfc3339, table, Align};
 use super::{Cli, CliError};
 use crate::bulk::{self, BulkOptions, NasResult};
 use crate::periods;
-use crate::store::{Admin, NasConfig, StoreError};
+use crate::store::NasConfig;
 
 #[derive(Debug, Args)]
 pub struct BulkArgs {
@@ -49,16 +49,8 @@ struct Output<'a> {
     failed_nases: usize,
 }
 
-fn open_admin(cli: &Cli) -> Result<Admin, CliError> {
-    Admin::open_existing(&cli.db).map_err(|e| match e {
-        StoreError::NotFound { path } => CliError::NoDatabase { path },
-        e @ StoreError::Open { .. } => CliError::CannotOpen { source: e },
-        e => CliError::Store(e),
-    })
-}
-
 pub fn run_bulk(cli: &Cli, args: &BulkArgs, tz: Tz) -> Result<String, CliError> {
-    let admin = open_admin(cli)?;
+    let admin = super::open_admin(cli)?;
     let now = periods::now();
     let before = match &args.before {
         Some(d) => parse_date(d, tz).map_err(CliError::Input)?,

@@ -161,12 +161,22 @@ pub enum CliError {
     Partial { stdout: String, message: String },
 }
 
-fn open_reader(cli: &Cli) -> Result<Reader, CliError> {
-    Reader::open(&cli.db).map_err(|e| match e {
+/// A store that cannot be opened, as the CLI says it.
+pub(crate) fn map_open(e: StoreError) -> CliError {
+    match e {
         StoreError::NotFound { path } => CliError::NoDatabase { path },
         e @ StoreError::Open { .. } => CliError::CannotOpen { source: e },
         e => CliError::Store(e),
-    })
+    }
+}
+
+fn open_reader(cli: &Cli) -> Result<Reader, CliError> {
+    Reader::open(&cli.db).map_err(map_open)
+}
+
+/// The database read-write on a direct connection (it must exist).
+pub(crate) fn open_admin(cli: &Cli) -> Result<crate::store::Admin, CliError> {
+    crate::store::Admin::open_existing(&cli.db).map_err(map_open)
 }
 
 /// Runs a parsed command; returns what to print on stdout.

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::format::{cell, local_time, rfc3339, table, Align};
 use super::{open_reader, Cli, CliError};
 use crate::bulk::has_api;
-use crate::store::{Admin, DisconnectJob, JobState, NasConfig, NasRow, RetryTarget, StoreError};
+use crate::store::{Admin, DisconnectJob, JobState, NasConfig, NasRow, RetryTarget};
 use crate::{config, periods};
 
 #[derive(Debug, Subcommand)]
@@ -181,14 +181,6 @@ pub fn parse_age(s: &str) -> Result<i64, String> {
     }
 }
 
-fn map_open(e: StoreError) -> CliError {
-    match e {
-        StoreError::NotFound { path } => CliError::NoDatabase { path },
-        e @ StoreError::Open { .. } => CliError::CannotOpen { source: e },
-        e => CliError::Store(e),
-    }
-}
-
 /// The first line of `input` (`from`: "stdin", "file PATH"), not empty.
 fn read_secret_line(input: &mut impl BufRead, what: &str, from: &str) -> Result<String, CliError> {
     let mut line = String::new();
@@ -316,7 +308,7 @@ pub(super) fn run_nas(cli: &Cli, cmd: &NasCommand, tz: Tz) -> Result<String, Cli
             nas.name = Some(args.name.clone());
             // Before the open: bad input (a secret file open to all) creates no database.
             apply(&mut nas, &args.opts)?;
-            let db = Admin::open(&cli.db).map_err(map_open)?;
+            let db = Admin::open(&cli.db).map_err(super::map_open)?;
             if db.nas_get(&ip)?.is_some() || db.nas_get(&args.name)?.is_some() {
                 return Err(CliError::Input(format!(
                     "a NAS {ip} or named {} exists already; use `nas set`",
@@ -327,7 +319,7 @@ pub(super) fn run_nas(cli: &Cli, cmd: &NasCommand, tz: Tz) -> Result<String, Cli
             Ok(format!("added NAS {}\n", nas.nas_ip))
         }
         NasCommand::Set(args) => {
-            let db = Admin::open_existing(&cli.db).map_err(map_open)?;
+            let db = super::open_admin(cli)?;
             let Some(row) = db.nas_get(&args.nas)? else {
                 return Err(no_nas(&args.nas));
             };
@@ -340,7 +332,7 @@ pub(super) fn run_nas(cli: &Cli, cmd: &NasCommand, tz: Tz) -> Result<String, Cli
             Ok(format!("updated NAS {}\n", nas.nas_ip))
         }
         NasCommand::Remove { nas } => {
-            let db = Admin::open_existing(&cli.db).map_err(map_open)?;
+            let db = super::open_admin(cli)?;
             if db.nas_remove(nas)? {
                 Ok(format!("removed NAS {}\n", cell(nas)))
             } else {
@@ -366,7 +358,7 @@ pub(super) fn run_queue(cli: &Cli, cmd: &QueueCommand, tz: Tz) -> Result<String,
             }
         }
         QueueCommand::Retry { id, all_failed } => {
-            let db = Admin::open_existing(&cli.db).map_err(map_open)?;
+            let db = super::open_admin(cli)?;
             let target = match (id, all_failed) {
                 (Some(id), false) => RetryTarget::Id(*id),
                 _ => RetryTarget::AllFailed,
@@ -380,7 +372,7 @@ pub(super) fn run_queue(cli: &Cli, cmd: &QueueCommand, tz: Tz) -> Result<String,
             count_reply(cli, "retried", n)
         }
         QueueCommand::Purge { older_than, .. } => {
-            let db = Admin::open_existing(&cli.db).map_err(map_open)?;
+            let db = super::open_admin(cli)?;
             let n = db.queue_purge(older_than.map(|age| periods::now().saturating_sub(age)))?;
             count_reply(cli, "purged", n)
         }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::capping::json_out;
 use super::format::{cell, human_bytes, local_time, rfc3339, table, Align};
-use super::{open_reader, Cli, CliError};
+use super::{open_admin, open_reader, Cli, CliError};
 use crate::config::Hooks;
 use crate::periods;
 use crate::services::EndReason;
@@ -79,14 +79,6 @@ pub struct EventsArgs {
     /// Keep printing new events as they come (one JSON object per line with --json).
     #[arg(long)]
     pub follow: bool,
-}
-
-fn open_admin(cli: &Cli) -> Result<Admin, CliError> {
-    Admin::open_existing(&cli.db).map_err(|e| match e {
-        StoreError::NotFound { path } => CliError::NoDatabase { path },
-        e @ StoreError::Open { .. } => CliError::CannotOpen { source: e },
-        e => CliError::Store(e),
-    })
 }
 
 fn services_table(list: &[Service]) -> String {

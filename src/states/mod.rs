@@ -567,13 +567,12 @@ pub fn plan(
                     } else {
                         rate_after.map(str::to_string)
                     };
-                    // Nothing to tell a NAS that only knows rates, without one.
-                    if matches!(s.family, NasFamily::Mikrotik | NasFamily::Other) && rate.is_none()
-                    {
-                        continue;
-                    }
-                    if s.family == NasFamily::Other {
-                        continue;
+                    match s.family {
+                        // No service attributes of its own.
+                        NasFamily::Other => continue,
+                        // Only rates: nothing to tell it without one.
+                        NasFamily::Mikrotik if rate.is_none() => continue,
+                        _ => {}
                     }
                     let kind = if *on {
                         NasActionKind::ServiceOn

@@ -371,10 +371,6 @@ pub(crate) fn queue_list(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Queues a disconnect due now; false if the session already has a job, unless that
-/// job is unconfirmed: an update of the session shows it is still up, so the job is
-/// due again. Also used by the writer thread, inside the transaction of the
-/// accounting update.
 /// [`enqueue`] for a disconnect asked for anew (an operator's, a state change's):
 /// a finished job of the same session is armed again, with the new reason.
 pub(crate) fn enqueue_again(
@@ -397,6 +393,10 @@ pub(crate) fn enqueue_again(
     Ok(n > 0 || enqueue(conn, job, now)?)
 }
 
+/// Queues a disconnect due now; false if the session already has a job, unless that
+/// job is unconfirmed: an update of the session shows it is still up, so the job is
+/// due again. Also used by the writer thread, inside the transaction of the
+/// accounting update.
 pub(crate) fn enqueue(
     conn: &Connection,
     job: &NewDisconnectJob,

@@ -770,21 +770,26 @@ pub(crate) fn events(
     after: i64,
     limit: usize,
 ) -> Result<Vec<EventRow>, StoreError> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 AND (?2 IS NULL OR username = ?2) \
-             AND (?3 IS NULL OR at >= ?3) ORDER BY id LIMIT ?4"
-    );
-    let mut st = conn.prepare_cached(&sql)?;
-    let rows = st.query_map(
-        params![
-            after,
-            username.map(Name::new),
-            since,
-            i64::try_from(limit).unwrap_or(i64::MAX)
-        ],
-        event_row,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // One user's events through events_by_user (username, id); an OR on the user
+    // would walk every event.
+    let rows = match username {
+        Some(u) => conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE username = ?1 AND id > ?2 \
+                     AND (?3 IS NULL OR at >= ?3) ORDER BY id LIMIT ?4"
+            ))?
+            .query_map(params![Name::new(u), after, since, limit], event_row)?
+            .collect::<Result<_, _>>()?,
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 \
+                     AND (?2 IS NULL OR at >= ?2) ORDER BY id LIMIT ?3"
+            ))?
+            .query_map(params![after, since, limit], event_row)?
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(rows)
 }
 
 /// Rows of a queue table in `state` whose next attempt is due, oldest due first.
@@ -898,12 +903,22 @@ pub(crate) fn actions_list(
     conn: &Connection,
     username: Option<&str>,
 ) -> Result<Vec<NasActionRow>, StoreError> {
-    let sql = format!(
-        "SELECT {ACTION_COLUMNS} FROM nas_actions WHERE ?1 IS NULL OR username = ?1 ORDER BY id"
-    );
-    let mut st = conn.prepare_cached(&sql)?;
-    let rows = st.query_map([username.map(Name::new)], action_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    // Two statements: `?1 IS NULL OR username = ?1` would scan the whole table.
+    let rows = match username {
+        Some(u) => conn
+            .prepare_cached(&format!(
+                "SELECT {ACTION_COLUMNS} FROM nas_actions WHERE username = ?1 ORDER BY id"
+            ))?
+            .query_map([Name::new(u)], action_row)?
+            .collect::<Result<_, _>>()?,
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT {ACTION_COLUMNS} FROM nas_actions ORDER BY id"
+            ))?
+            .query_map([], action_row)?
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(rows)
 }
 
 /// Records an attempt: failures count it and back off; giving up may queue the
