@@ -4,7 +4,7 @@
 //! into the Access-Accept. Only local reads and the store's writer: nothing here
 //! waits on the network.
 
-use super::worker::{apply, log_events, prepare, rate_with, Change};
+use super::worker::{apply, log_events, prepare, Change};
 use super::{Input, Source};
 use crate::config::Hooks;
 use crate::services::{self, NasFamily};
@@ -117,16 +117,19 @@ impl StateEnforcer {
         if logged_in && plain && !base_changed {
             return Ok(LoginReply::default());
         }
-        let mut running = active.clone();
-        running.extend(starting.iter().map(|(s, _)| s.clone()));
-        let mut state_now = sub.as_ref().map(|s| s.state.clone()).unwrap_or_default();
-        state_now.base_rate = reply_rate.map(str::to_string);
-        let rate = if family == NasFamily::Mikrotik && !plain {
-            rate_with(st, Some(&state_now), &running)
-        } else {
-            reply_rate
-                .filter(|_| family == NasFamily::Mikrotik)
-                .map(str::to_string)
+        // The definitions of the services running in this session, read once.
+        let defs: Vec<services::Service> = active
+            .iter()
+            .chain(starting.iter().map(|(s, _)| s))
+            .filter_map(|n| st.service_get(n).ok().flatten())
+            .collect();
+        let rate = match family {
+            NasFamily::Mikrotik => super::effective_rate(
+                services::service_rate(defs.iter()),
+                override_rate.as_deref(),
+                reply_rate,
+            ),
+            _ => None,
         };
         let mut login = Change::new(
             Input::Login {
@@ -181,16 +184,12 @@ impl StateEnforcer {
         }
         let mut on: Vec<String> = active;
         on.extend(started);
-        let defs: Vec<services::Service> = on
-            .iter()
-            .filter_map(|n| st.service_get(n).ok().flatten())
-            .collect();
-        let refs: Vec<&services::Service> = defs.iter().collect();
+        let refs: Vec<&services::Service> = defs.iter().filter(|d| on.contains(&d.name)).collect();
         let mut reply = LoginReply {
             reply: services::accept_attributes(family, &refs),
         };
         // The operator's rate applies where no service sets one.
-        if family == NasFamily::Mikrotik && services::service_rate(defs.iter()).is_none() {
+        if family == NasFamily::Mikrotik && services::service_rate(refs.iter().copied()).is_none() {
             if let Some(r) = &override_rate {
                 reply
                     .reply
