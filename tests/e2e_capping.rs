@@ -441,21 +441,7 @@ fn many_interims_of_one_user_at_once_store_every_auto_topup_they_announce() {
             .join("\n\n")
     };
     for (status, mb) in [("Start", 0), ("Interim-Update", 5)] {
-        let mut child = std::process::Command::new("radclient")
-            .args(["-q", "-p", "24", "-r", "3", "-t", "3"])
-            .arg(format!("127.0.0.1:{}", server.acct_port))
-            .args(["acct", SECRET])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(batch(status, mb).as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success(), "every {status} answered");
+        server.radclient_parallel("acct", &batch(status, mb), 24);
     }
     let used = server.cli_json(&["limits", "burst"]);
     assert_eq!(used["traffic"]["usage"].as_u64(), Some(120 * MIB), "{used}");

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rlm_rust::radius::attrs;
 use rlm_rust::radius::double::{Answer, NasDouble};
-use rlm_rust::radius::{Code, Packet};
+use rlm_rust::radius::Code;
 
 const WAIT: Duration = Duration::from_secs(20);
 const MB: u64 = 1 << 20;
@@ -30,35 +30,6 @@ fn server(users: &str) -> Server {
             ("DM_RETRIES".into(), "0".into()),
         ],
         ..Default::default()
-    })
-}
-
-fn add_nas(s: &Server, nas_ip: &str, dm: SocketAddr) {
-    let port = dm.port().to_string();
-    let host = dm.ip().to_string();
-    s.cli_ok(&[
-        "nas",
-        "add",
-        nas_ip,
-        "--name",
-        nas_ip,
-        "--coa-host",
-        &host,
-        "--coa-port",
-        &port,
-    ]);
-}
-
-fn rate_of(p: &Packet) -> Option<String> {
-    p.attributes.iter().find_map(|a| {
-        let (vendor, subs) = a.as_vsa()?;
-        (vendor == attrs::VENDOR_MIKROTIK)
-            .then(|| {
-                subs.iter()
-                    .find(|s| s.vendor_type == attrs::MIKROTIK_RATE_LIMIT)
-                    .map(|s| String::from_utf8_lossy(s.value).into_owned())
-            })
-            .flatten()
     })
 }
 
@@ -104,8 +75,8 @@ fn coa_rate_change_acked_and_a_nak_falls_back_to_a_disconnect_request() {
     let nak =
         NasDouble::start(bind("127.0.0.4"), SECRET.as_bytes(), Answer::Nak(Some(404))).unwrap();
     let s = server("mia\tCleartext-Password := \"pw\"\nnoa\tCleartext-Password := \"pw\"\n");
-    add_nas(&s, "127.0.0.2", ack.addr());
-    add_nas(&s, "127.0.0.4", nak.addr());
+    s.add_nas("127.0.0.2", "mikrotik", ack.addr());
+    s.add_nas("127.0.0.4", "mikrotik", nak.addr());
     s.cli_ok(&[
         "policy",
         "add",
@@ -222,7 +193,7 @@ fn throttle_lets_an_exhausted_user_in_slowly_and_slows_an_over_limit_session() {
         "tim\tCleartext-Password := \"pw\", Rust-Capping-Traffic-Limit := \"1\"\n\
          cut\tCleartext-Password := \"pw\", Rust-Capping-Traffic-Limit := \"1\"\n",
     );
-    add_nas(&s, "127.0.0.2", dm.addr());
+    s.add_nas("127.0.0.2", "mikrotik", dm.addr());
     s.cli_ok(&[
         "policy",
         "add",

@@ -6,9 +6,8 @@ use common::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rlm_rust::radius::attrs;
 use rlm_rust::radius::double::{Answer, NasDouble};
-use rlm_rust::radius::{Code, Packet};
+use rlm_rust::radius::Code;
 use rlm_rust::routeros::double::{DoubleConfig, RouterOsDouble};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -32,42 +31,6 @@ fn server(users: &str, extra: &[(&str, &str)]) -> Server {
         stale_after: Some("0".into()),
         raddb_env,
         ..Default::default()
-    })
-}
-
-fn add_nas(s: &Server, nas_ip: &str, kind: &str, dm: SocketAddr) {
-    let port = dm.port().to_string();
-    let host = dm.ip().to_string();
-    s.cli_ok(&[
-        "nas",
-        "add",
-        nas_ip,
-        "--name",
-        nas_ip,
-        "--type",
-        kind,
-        "--coa-host",
-        &host,
-        "--coa-port",
-        &port,
-    ]);
-}
-
-fn rate_of(p: &Packet) -> Option<String> {
-    vsa_value(p, attrs::VENDOR_MIKROTIK, attrs::MIKROTIK_RATE_LIMIT)
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
-}
-
-fn vsa_value(p: &Packet, vendor: u32, typ: u8) -> Option<Vec<u8>> {
-    p.attributes.iter().find_map(|a| {
-        let (v, subs) = a.as_vsa()?;
-        (v == vendor)
-            .then(|| {
-                subs.iter()
-                    .find(|s| s.vendor_type == typ)
-                    .map(|s| s.value.to_vec())
-            })
-            .flatten()
     })
 }
 
@@ -98,7 +61,7 @@ fn a_mikrotik_service_is_applied_by_coa_and_ended_by_the_module_at_its_timeout()
         "turbo1 Cleartext-Password := \"pw\"\n\tMikrotik-Rate-Limit := \"2M/2M\"\n",
         &[],
     );
-    add_nas(&s, "127.0.0.2", "mikrotik", nas.addr());
+    s.add_nas("127.0.0.2", "mikrotik", nas.addr());
     s.cli_ok(&[
         "service",
         "add",
@@ -228,8 +191,8 @@ fn juniper_and_cisco_get_their_service_attributes_and_the_thresholds_wrap() {
     let cisco = NasDouble::start(bind("127.0.0.4"), SECRET.as_bytes(), Answer::Ack).unwrap();
     let users = "jun1 Cleartext-Password := \"pw\"\nisg1 Cleartext-Password := \"pw\"\n";
     let s = server(users, &[]);
-    add_nas(&s, "127.0.0.3", "juniper", juniper.addr());
-    add_nas(&s, "127.0.0.4", "cisco", cisco.addr());
+    s.add_nas("127.0.0.3", "juniper", juniper.addr());
+    s.add_nas("127.0.0.4", "cisco", cisco.addr());
     s.cli_ok(&[
         "service",
         "add",
@@ -280,7 +243,7 @@ fn juniper_and_cisco_get_their_service_attributes_and_the_thresholds_wrap() {
 fn a_voluntary_block_refuses_logins_and_disconnects_the_open_session() {
     let nas = NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Ack).unwrap();
     let s = server("blk Cleartext-Password := \"pw\"\n", &[]);
-    add_nas(&s, "127.0.0.2", "mikrotik", nas.addr());
+    s.add_nas("127.0.0.2", "mikrotik", nas.addr());
     let r = s.auth("blk", "pw", ", NAS-IP-Address = 127.0.0.2");
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
     s.session_update("Start", "blk", "127.0.0.2", 0);
@@ -544,7 +507,7 @@ fn hooks_get_every_event_and_a_kill_9_loses_no_pending_event_or_action() {
         ],
         ..Default::default()
     });
-    add_nas(&s, "127.0.0.6", "mikrotik", silent.addr());
+    s.add_nas("127.0.0.6", "mikrotik", silent.addr());
     s.cli_ok(&["service", "add", "turbo", "--rate", "9M/9M"]);
     let r = s.auth("hk", "pw", ", NAS-IP-Address = 127.0.0.6");
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
@@ -646,29 +609,6 @@ fn hooks_get_every_event_and_a_kill_9_loses_no_pending_event_or_action() {
     assert!(actions >= actions_before);
 }
 
-/// Sends `requests` (radclient input, blank-line separated) all at once.
-fn parallel(s: &Server, kind: &str, port: u16, requests: &str, n: usize) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("radclient")
-        .args(["-q", "-p", &n.to_string(), "-r", "3", "-t", "3"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args([kind, SECRET])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(requests.as_bytes())
-        .unwrap();
-    assert!(
-        child.wait().unwrap().success(),
-        "every {kind} answered; log:\n{}",
-        s.log_text()
-    );
-}
-
 #[test]
 fn many_logins_and_sessions_of_one_new_user_at_once_make_one_user_add_and_one_user_auth() {
     let s = server("crowd Cleartext-Password := \"pw\"\n", &[]);
@@ -680,11 +620,11 @@ fn many_logins_and_sessions_of_one_new_user_at_once_make_one_user_add_and_one_us
             )
         })
         .collect();
-    parallel(&s, "auth", s.auth_port, &logins.join("\n\n"), 32);
+    s.radclient_parallel("auth", &logins.join("\n\n"), 32);
     let starts: Vec<String> = (0..32)
         .map(|i| acct_attrs("Start", "crowd", &format!("c{i}"), "127.0.0.2", 0, 0, 0))
         .collect();
-    parallel(&s, "acct", s.acct_port, &starts.join("\n\n"), 32);
+    s.radclient_parallel("acct", &starts.join("\n\n"), 32);
     s.wait_for("the presence marks handled", WAIT, || {
         let c = s.sql();
         c.query_row(
@@ -702,7 +642,7 @@ fn many_logins_and_sessions_of_one_new_user_at_once_make_one_user_add_and_one_us
     let stops: Vec<String> = (0..32)
         .map(|i| acct_attrs("Stop", "crowd", &format!("c{i}"), "127.0.0.2", 0, 10, 30))
         .collect();
-    parallel(&s, "acct", s.acct_port, &stops.join("\n\n"), 32);
+    s.radclient_parallel("acct", &stops.join("\n\n"), 32);
     s.wait_for("the logout", WAIT, || {
         has_event(&s, "crowd", "user_disconnect")
     });
@@ -722,7 +662,7 @@ fn a_service_end_the_nas_refuses_disconnects_the_session_instead() {
         "nk Cleartext-Password := \"pw\"\n\tMikrotik-Rate-Limit := \"2M/2M\"\n",
         &[],
     );
-    add_nas(&s, "127.0.0.7", "mikrotik", nak.addr());
+    s.add_nas("127.0.0.7", "mikrotik", nak.addr());
     s.cli_ok(&[
         "service",
         "add",

@@ -249,6 +249,53 @@ impl Server {
         assert!(r.ok, "no Accounting-Response: {}", r.output);
     }
 
+    /// Registers a NAS of `kind` whose RFC 5176 requests go to `dm` (a NAS double).
+    pub fn add_nas(&self, nas_ip: &str, kind: &str, dm: std::net::SocketAddr) {
+        let (host, port) = (dm.ip().to_string(), dm.port().to_string());
+        self.cli_ok(&[
+            "nas",
+            "add",
+            nas_ip,
+            "--name",
+            nas_ip,
+            "--type",
+            kind,
+            "--coa-host",
+            &host,
+            "--coa-port",
+            &port,
+        ]);
+    }
+
+    /// Sends `requests` (radclient input, blank-line separated) all at once, `n` in
+    /// flight; fails the test unless every one is answered.
+    pub fn radclient_parallel(&self, kind: &str, requests: &str, n: usize) {
+        use std::io::Write;
+        let port = if kind == "auth" {
+            self.auth_port
+        } else {
+            self.acct_port
+        };
+        let mut child = Command::new("radclient")
+            .args(["-q", "-p", &n.to_string(), "-r", "3", "-t", "3"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args([kind, SECRET])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(requests.as_bytes())
+            .unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "every {kind} answered; log:\n{}",
+            self.log_text()
+        );
+    }
+
     /// Waits until `f` holds; on timeout fails the test with the server's log.
     pub fn wait_for(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         let deadline = Instant::now() + timeout;
@@ -384,4 +431,25 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 pub fn exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// The value of a vendor's attribute in a packet (a NAS double received it).
+pub fn vsa_value(p: &rlm_rust::radius::Packet, vendor: u32, typ: u8) -> Option<Vec<u8>> {
+    p.attributes.iter().find_map(|a| {
+        let (v, subs) = a.as_vsa()?;
+        (v == vendor)
+            .then(|| {
+                subs.iter()
+                    .find(|s| s.vendor_type == typ)
+                    .map(|s| s.value.to_vec())
+            })
+            .flatten()
+    })
+}
+
+/// The Mikrotik-Rate-Limit of a packet.
+pub fn rate_of(p: &rlm_rust::radius::Packet) -> Option<String> {
+    use rlm_rust::radius::attrs;
+    vsa_value(p, attrs::VENDOR_MIKROTIK, attrs::MIKROTIK_RATE_LIMIT)
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
 }
