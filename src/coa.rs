@@ -118,39 +118,51 @@ impl Job {
     }
 }
 
-/// Session identification attributes for a Disconnect-Request.
-/// The attributes that identify a session to its NAS in a CoA-Request: User-Name,
-/// Acct-Session-Id, Framed-IP-Address and NAS-IP-Address (those known).
+/// User-Name, Acct-Session-Id, Framed-IP-Address and NAS-IP-Address (those known).
+/// Names go out as the exact bytes the NAS sent ([`crate::names`]), not as their
+/// in-memory form.
+fn identity(
+    username: &str,
+    acct_session_id: Option<&str>,
+    framed_ip: Option<Ipv4Addr>,
+    nas_ip: Option<Ipv4Addr>,
+) -> Vec<Attribute> {
+    let name = |typ, s: &str| Attribute::new(typ, crate::names::encode(s).into_owned());
+    let mut v = vec![name(attrs::USER_NAME, username)];
+    v.extend(
+        acct_session_id
+            .filter(|id| !id.is_empty())
+            .map(|id| name(attrs::ACCT_SESSION_ID, id)),
+    );
+    v.extend(framed_ip.map(|ip| Attribute::ipv4(attrs::FRAMED_IP_ADDRESS, ip)));
+    v.extend(nas_ip.map(|ip| Attribute::ipv4(attrs::NAS_IP_ADDRESS, ip)));
+    v
+}
+
+/// The attributes that identify a session to its NAS in a CoA-Request (addresses
+/// as stored, as text).
 pub fn session_identity(
     username: &str,
     acct_session_id: &str,
     framed_ip: Option<&str>,
     nas_ip: &str,
 ) -> Vec<Attribute> {
-    let mut v = vec![Attribute::string(attrs::USER_NAME, username)];
-    if !acct_session_id.is_empty() {
-        v.push(Attribute::string(attrs::ACCT_SESSION_ID, acct_session_id));
-    }
-    if let Some(ip) = framed_ip.and_then(|a| a.parse().ok()) {
-        v.push(Attribute::ipv4(attrs::FRAMED_IP_ADDRESS, ip));
-    }
-    if let Ok(ip) = nas_ip.parse() {
-        v.push(Attribute::ipv4(attrs::NAS_IP_ADDRESS, ip));
-    }
-    v
+    identity(
+        username,
+        Some(acct_session_id),
+        framed_ip.and_then(|a| a.parse().ok()),
+        nas_ip.parse().ok(),
+    )
 }
 
+/// Session identification attributes for a Disconnect-Request, and its extras.
 pub fn disconnect_attributes(req: &DisconnectRequest) -> Vec<Attribute> {
-    let mut v = vec![Attribute::string(attrs::USER_NAME, &req.user_name)];
-    if let Some(id) = &req.acct_session_id {
-        v.push(Attribute::string(attrs::ACCT_SESSION_ID, id));
-    }
-    if let Some(ip) = req.framed_ip {
-        v.push(Attribute::ipv4(attrs::FRAMED_IP_ADDRESS, ip));
-    }
-    if let Some(ip) = req.nas_ip {
-        v.push(Attribute::ipv4(attrs::NAS_IP_ADDRESS, ip));
-    }
+    let mut v = identity(
+        &req.user_name,
+        req.acct_session_id.as_deref(),
+        req.framed_ip,
+        req.nas_ip,
+    );
     v.extend(req.extra.iter().cloned());
     v
 }
@@ -356,6 +368,28 @@ pub fn send_coa(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_go_out_as_the_bytes_the_nas_sent() {
+        let latin1 = crate::names::decode(b"m\xfcller");
+        let sid = crate::names::decode(b"s\xff1");
+        let v = session_identity(&latin1, &sid, Some("100.64.0.1"), "127.0.0.2");
+        assert_eq!(v[0].value, b"m\xfcller");
+        assert_eq!(v[1].value, b"s\xff1");
+        let req = DisconnectRequest {
+            user_name: latin1,
+            acct_session_id: Some(sid),
+            ..DisconnectRequest::default()
+        };
+        let d = disconnect_attributes(&req);
+        assert_eq!(d[0].value, b"m\xfcller");
+        assert_eq!(d[1].value, b"s\xff1");
+        assert_eq!(
+            session_identity("bob", "", None, "x").len(),
+            1,
+            "empty id, bad NAS IP: left out"
+        );
+    }
 
     #[test]
     fn failures_are_described_once_for_every_job() {

@@ -244,6 +244,30 @@ fn a_nak_is_checked_over_the_api_when_the_nas_has_credentials() {
 }
 
 #[test]
+fn a_latin1_user_is_found_on_the_router_by_its_exact_bytes() {
+    let f = Fixture::new();
+    let nak = NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Nak(None)).unwrap();
+    let r1 = routeros();
+    f.admin
+        .nas_upsert(&nas("192.0.2.14", Some(&nak), Some((&r1, "secret"))), NOW)
+        .unwrap();
+    // The router sends the PPP name as the Latin-1 bytes the RADIUS packets had.
+    let latin1 = rlm_rust::names::decode(b"m\xfcller");
+    r1.add_session(SessionTable::Ppp, &latin1, "100.64.0.14", "1d");
+    r1.add_session(SessionTable::Ppp, "m\u{fc}ller", "100.64.0.15", "1d");
+    f.enqueue("192.0.2.14", &latin1, Some("100.64.0.14"));
+    let r = f.worker().pass(NOW).unwrap();
+    assert_eq!(r.done_api, 1, "{r:?}");
+    let left: Vec<String> = r1
+        .rows("/ppp/active")
+        .into_iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    // The UTF-8 "müller" is another user, kept.
+    assert_eq!(left, ["m\u{fc}ller"]);
+}
+
+#[test]
 fn nak_and_silence_fall_back_to_the_api_with_one_login_per_nas() {
     let f = Fixture::new();
     let nak =

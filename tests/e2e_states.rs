@@ -709,3 +709,95 @@ fn a_service_end_the_nas_refuses_disconnects_the_session_instead() {
             .any(|p| p.code == Code::DisconnectRequest)
     });
 }
+
+#[test]
+fn a_latin1_user_is_blocked_and_seen_by_its_hook_with_its_exact_bytes_across_a_restart() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let got = tmp.path().join("users.bin");
+    let hook = tmp.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nprintf '%s %s\\n' \"$RLM_EVENT\" \"$RLM_USER\" >> {}\n",
+            got.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let nas = NasDouble::start(bind("127.0.0.8"), SECRET.as_bytes(), Answer::Ack).unwrap();
+    let mut s = server(
+        "DEFAULT\tCleartext-Password := \"pw\"\n",
+        &[("HOOKS", &format!("\t\tall = {}", hook.display()))],
+    );
+    s.add_nas("127.0.0.8", "mikrotik", nas.addr());
+    // radclient writes the Latin-1 byte as an octal escape in a string.
+    let login = |s: &Server| {
+        s.radclient(
+            "auth",
+            "User-Name = \"m\\374ller\", User-Password = \"pw\", NAS-IP-Address = 127.0.0.8",
+        )
+    };
+    assert_eq!(login(&s).code(), Some("Access-Accept"));
+    let start = "User-Name = \"m\\374ller\", Acct-Status-Type = Start, Acct-Session-Id = \"l1\", \
+                 NAS-IP-Address = 127.0.0.8, Framed-IP-Address = 100.64.0.20";
+    assert!(s.acct(start).ok);
+    // The UTF-8 "müller" is another user, left alone.
+    assert_eq!(
+        s.auth("müller", "pw", ", NAS-IP-Address = 127.0.0.8")
+            .code(),
+        Some("Access-Accept")
+    );
+    let cli_raw = |s: &Server, args: &[&str]| {
+        let out = std::process::Command::new(target_dir().join("rlm-rust"))
+            .arg("--db")
+            .arg(&s.db)
+            .args(&args[..args.len() - 1])
+            .arg(std::ffi::OsStr::from_bytes(b"m\xfcller"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = cli_raw(&s, &["user", "block", "USER"]);
+    assert!(out.contains("own_disabled"), "{out}");
+    assert!(out.contains("\"m\\xfcller\""), "shown escaped: {out}");
+    s.wait_for("the Disconnect-Request", WAIT, || {
+        nas.requests().iter().any(|p| {
+            p.code == Code::DisconnectRequest
+                && p.get(rlm_rust::radius::attrs::USER_NAME)
+                    .map(|a| a.value.as_slice())
+                    == Some(&b"m\xfcller"[..])
+        })
+    });
+    // Across a restart the block holds; the other user is untouched.
+    s.restart(None);
+    let r = login(&s);
+    assert_eq!(r.code(), Some("Access-Reject"), "{}", r.output);
+    assert_eq!(
+        s.auth("müller", "pw", ", NAS-IP-Address = 127.0.0.8")
+            .code(),
+        Some("Access-Accept")
+    );
+    // The hook got the exact bytes.
+    s.wait_for("the hook's own_disabled", WAIT, || {
+        std::fs::read(&got)
+            .unwrap_or_default()
+            .windows(19)
+            .any(|w| w == b"own_disabled m\xfcller")
+    });
+    let bytes = std::fs::read(&got).unwrap();
+    let utf8 = "own_disabled müller".as_bytes();
+    assert!(
+        !bytes.windows(utf8.len()).any(|w| w == utf8),
+        "the UTF-8 user was not blocked"
+    );
+    let shown = s.cli_json(&["user", "list", "--blocked"]);
+    assert_eq!(shown["users"].as_array().unwrap().len(), 1, "{shown}");
+    cli_raw(&s, &["user", "unblock", "USER"]);
+    assert_eq!(login(&s).code(), Some("Access-Accept"));
+}

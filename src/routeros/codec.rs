@@ -93,7 +93,7 @@ pub fn encode_sentence<S: AsRef<str>>(words: &[S]) -> Result<Vec<u8>, CodecError
     }
     let mut out = Vec::with_capacity(words.iter().map(|w| w.as_ref().len() + 2).sum::<usize>() + 1);
     for w in words {
-        encode_word(w.as_ref().as_bytes(), &mut out)?;
+        encode_word(&crate::names::encode(w.as_ref()), &mut out)?;
     }
     out.push(0);
     Ok(out)
@@ -177,9 +177,10 @@ impl Decoder {
             if self.words.len() >= self.max_words {
                 return Err(CodecError::TooManyWords(self.max_words));
             }
-            // RouterOS sends bytes in the router's code page; non-UTF-8 bytes in
-            // names or comments are replaced rather than failing the whole reply.
-            self.words.push(String::from_utf8_lossy(word).into_owned());
+            // RouterOS sends bytes in the router's code page: non-UTF-8 bytes in
+            // names or comments are kept exactly ([`crate::names`]), so a Latin-1
+            // PPP user is the same user as in its RADIUS packets.
+            self.words.push(crate::names::decode(word));
         }
     }
 }
@@ -398,6 +399,24 @@ mod tests {
                 Err(CodecError::ControlByte(b))
             );
         }
+    }
+
+    #[test]
+    fn non_utf8_words_keep_their_bytes_both_ways() {
+        // A Latin-1 PPP name as the router sends it.
+        let mut raw = Vec::new();
+        encode_word(b"=name=m\xfcller", &mut raw).unwrap();
+        raw.push(0);
+        let mut d = Decoder::new();
+        d.feed(&raw);
+        let words = d.next_sentence().unwrap().unwrap();
+        // The same user as the RADIUS packets' Latin-1 User-Name, not "m\u{fffd}ller".
+        assert_eq!(
+            words,
+            [format!("=name={}", crate::names::decode(b"m\xfcller"))]
+        );
+        assert_ne!(words[0], "=name=m\u{fffd}ller");
+        assert_eq!(encode_sentence(&words).unwrap(), raw);
     }
 
     #[test]
