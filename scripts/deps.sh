@@ -7,7 +7,8 @@ set -euo pipefail
 
 SRC_ROOT=/usr/local/src/rlm_rust
 PKGS=(freeradius freeradius-utils libfreeradius-dev libclang-dev libtalloc-dev libpcre3-dev
-      libssl-dev dpkg-dev pkg-config faketime sqlite3 freeradius-python3)
+      libssl-dev dpkg-dev pkg-config faketime sqlite3 freeradius-python3
+      postgresql freeradius-postgresql)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 missing=()
@@ -19,7 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The package starts the stock server on 1812/1813; we run our own instances, never that one.
+# The packages start the stock servers (freeradius on 1812/1813, PostgreSQL's main
+# cluster); the tests run their own instances, never those.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet freeradius 2>/dev/null; then
   $SUDO systemctl stop freeradius || true
 fi

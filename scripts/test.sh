@@ -9,3 +9,7 @@ bash scripts/deps.sh
 # The end-to-end tests load target/debug/librlm_rust.so into the server.
 cargo build --quiet --all-targets
 cargo test --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" "$@"
+# The store's suite again, on PostgreSQL (a cluster of its own, gone when it ends).
+if [ $# -eq 0 ]; then
+  RLM_TEST_BACKEND=postgres cargo test --lib --no-fail-fast store:: -- --test-threads="${TEST_THREADS:-2}"
+fi

@@ -2,7 +2,7 @@
 //! per-user limits. Writes run on the writer thread (each op under its own
 //! savepoint, so an op is all-or-nothing); reads run on the read pool.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::db::{params, Conn as Connection, DbResult, OptionalExtension, Row};
 
 use super::read::{from_db, to_db, Name};
 use super::StoreError;
@@ -209,11 +209,11 @@ fn insert_topup(conn: &Connection, t: &NewTopup) -> Result<u64, StoreError> {
             t.valid_to, t.valid_from
         )));
     }
-    conn.prepare_cached(
+    let id = conn.prepare_cached(
         "INSERT INTO topups (username, type, valid_from, valid_to, value, depleted, depleted_at, created) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
     )?
-    .execute(params![
+    .query_row(params![
         Name::new(&t.user),
         t.type_bits,
         t.valid_from,
@@ -222,8 +222,8 @@ fn insert_topup(conn: &Connection, t: &NewTopup) -> Result<u64, StoreError> {
         t.depleted,
         t.depleted.then_some(t.created),
         t.created,
-    ])?;
-    Ok(from_db(conn.last_insert_rowid()))
+    ], |r| r.get::<_, i64>(0))?;
+    Ok(from_db(id))
 }
 
 fn put_consumption(
@@ -271,8 +271,8 @@ fn apply_decision(
     // A mark, once written, is what was recorded before its time: never rewritten.
     for m in &d.marks {
         conn.prepare_cached(
-            "INSERT OR IGNORE INTO usage_marks (username, period_start, at, traffic, uptime) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO usage_marks (username, period_start, at, traffic, uptime) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             Name::new(username),
@@ -296,9 +296,9 @@ fn apply_decision(
         let body = serde_json::to_string(&n.vars)
             .map_err(|e| StoreError::Rejected(format!("cannot encode notification: {e}")))?;
         conn.prepare_cached(
-            "INSERT OR IGNORE INTO notification_outbox \
+            "INSERT INTO notification_outbox \
              (key, username, kind, event, target, body, created, next_attempt_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             n.key,
@@ -437,7 +437,7 @@ pub(crate) struct ReadTx<'c>(&'c Connection);
 
 impl<'c> ReadTx<'c> {
     pub(crate) fn begin(conn: &'c Connection) -> Result<Self, StoreError> {
-        conn.prepare_cached("BEGIN")?.execute([])?;
+        conn.prepare_cached("BEGIN")?.execute(())?;
         Ok(ReadTx(conn))
     }
 }
@@ -447,7 +447,7 @@ impl Drop for ReadTx<'_> {
         if let Err(e) = self
             .0
             .prepare_cached("ROLLBACK")
-            .and_then(|mut s| s.execute([]))
+            .and_then(|mut s| s.execute(()))
         {
             log::warn!("ending a read transaction: {e}");
         }
@@ -625,7 +625,7 @@ pub(crate) fn user_limits(conn: &Connection, username: &str) -> Result<Vec<Limit
 const TOPUP_COLUMNS: &str =
     "id, username, type, valid_from, valid_to, value, depleted, depleted_at, created";
 
-fn topup_row(r: &Row<'_>) -> rusqlite::Result<Topup> {
+fn topup_row(r: &Row<'_>) -> DbResult<Topup> {
     Ok(Topup {
         id: from_db(r.get(0)?),
         user: super::read::name(r, 1)?,
@@ -641,10 +641,11 @@ fn topup_row(r: &Row<'_>) -> rusqlite::Result<Topup> {
 
 pub(crate) fn topup_get(conn: &Connection, id: u64) -> Result<Option<Topup>, StoreError> {
     let sql = format!("SELECT {TOPUP_COLUMNS} FROM topups WHERE id = ?1");
-    Ok(conn
+    let row = conn
         .prepare_cached(&sql)?
         .query_row([to_db(id)], topup_row)
-        .optional()?)
+        .optional()?;
+    Ok(row)
 }
 
 /// Topups of `username` (all users when None), by user then id; without
@@ -657,7 +658,7 @@ pub(crate) fn topup_list(
 ) -> Result<Vec<Topup>, StoreError> {
     let sql = format!(
         "SELECT {TOPUP_COLUMNS} FROM topups WHERE (?1 IS NULL OR username = ?1) \
-         AND (?2 OR (valid_to > ?3 AND depleted = 0)) ORDER BY username, id"
+         AND (?2 <> 0 OR (valid_to > ?3 AND depleted = 0)) ORDER BY username, id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::db::{params, Conn as Connection, DbResult, OptionalExtension, Row};
 
 use super::read::{name, Name};
 use super::{open_writer, StoreError, StoreOptions};
@@ -288,7 +288,7 @@ fn port(v: i64) -> u16 {
     u16::try_from(v).unwrap_or(0)
 }
 
-pub(crate) fn nas_row(r: &Row<'_>) -> rusqlite::Result<NasRow> {
+pub(crate) fn nas_row(r: &Row<'_>) -> DbResult<NasRow> {
     Ok(NasRow {
         id: r.get(0)?,
         config: NasConfig {
@@ -318,7 +318,7 @@ const JOB_COLUMNS: &str = "id, nas_ip, session_key, username, acct_session_id, f
      session_start, reason, state, method, attempts, last_error, error_cause, \
      next_attempt_at, created, updated";
 
-fn job_row(r: &Row<'_>) -> rusqlite::Result<DisconnectJob> {
+fn job_row(r: &Row<'_>) -> DbResult<DisconnectJob> {
     let state: String = r.get(8)?;
     let method: Option<String> = r.get(9)?;
     Ok(DisconnectJob {
@@ -345,8 +345,9 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<DisconnectJob> {
 }
 
 pub(crate) fn nas_list(conn: &Connection) -> Result<Vec<NasRow>, StoreError> {
-    let mut stmt = conn.prepare(&format!("SELECT {NAS_COLUMNS} FROM nas ORDER BY nas_ip"))?;
-    let rows = stmt.query_map([], nas_row)?;
+    let sql = format!("SELECT {NAS_COLUMNS} FROM nas ORDER BY nas_ip");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map((), nas_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -446,19 +447,25 @@ impl std::fmt::Debug for Admin {
 impl Admin {
     /// Opens the database read-write, creating and migrating it if needed.
     pub fn open(path: impl AsRef<Path>) -> Result<Admin, StoreError> {
-        let conn = open_writer(path.as_ref(), &StoreOptions::default())?;
+        let conn = open_writer(&super::location(path.as_ref())?, &StoreOptions::default())?;
         Ok(Admin { conn })
     }
 
-    /// Like [`Admin::open`] but fails with [`StoreError::NotFound`] if the file is missing.
+    /// Like [`Admin::open`] but fails with [`StoreError::NotFound`] if the SQLite file
+    /// is missing.
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Admin, StoreError> {
-        let path = path.as_ref();
-        if !path.exists() {
+        let loc = super::location(path.as_ref())?;
+        if let Some(p) = loc.path().filter(|p| !p.exists()) {
             return Err(StoreError::NotFound {
-                path: path.to_path_buf(),
+                path: p.to_path_buf(),
             });
         }
-        Admin::open(path)
+        let conn = open_writer(&loc, &StoreOptions::default())?;
+        Ok(Admin { conn })
+    }
+
+    pub fn backend(&self) -> super::Backend {
+        self.conn.backend()
     }
 
     /// Inserts the NAS or updates the one with the same `nas_ip`; returns its id.
@@ -575,7 +582,7 @@ impl Admin {
                 // A deleted user's session is freed once the NAS dropped it: no
                 // Stop may ever come for it (seed 004: the billing frees the IP).
                 self.conn.execute(
-                    "UPDATE sessions SET stop_time = MAX(?2, start_time), closed_reason = 'user-deleted' \
+                    "UPDATE sessions SET stop_time = CASE WHEN ?2 > start_time THEN ?2 ELSE start_time END, closed_reason = 'user-deleted' \
                      WHERE stop_time IS NULL AND (nas_ip, session_key) = \
                          (SELECT nas_ip, session_key FROM disconnect_queue WHERE id = ?1) \
                      AND username IN (SELECT username FROM subscribers WHERE deleted = 1)",
@@ -756,9 +763,9 @@ impl Admin {
 
     /// Logs a bulk run; returns its id.
     pub fn bulk_run_record(&self, run: &BulkRun) -> Result<i64, StoreError> {
-        self.conn.execute(
+        Ok(self.conn.query_row(
             "INSERT INTO bulk_runs (nas_ip, started, finished, seen, removed, failed, error) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
             params![
                 run.nas_ip,
                 run.started,
@@ -768,8 +775,8 @@ impl Admin {
                 run.failed,
                 run.error
             ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+            |r| r.get(0),
+        )?)
     }
 
     /// Bulk runs of one NAS, newest first.

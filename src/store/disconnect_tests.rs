@@ -1,9 +1,10 @@
+use crate::store::testdb;
 use super::*;
 use crate::sessions::{AcctStatus, AcctUpdate};
 use crate::store::{Reader, Store};
 
 fn open(dir: &tempfile::TempDir) -> Admin {
-    Admin::open(dir.path().join("db.sqlite")).unwrap()
+    Admin::open(testdb::at(dir.path().join("db.sqlite"))).unwrap()
 }
 
 fn job(nas: &str, key: &str) -> NewDisconnectJob {
@@ -167,12 +168,16 @@ fn an_unconfirmed_job_is_armed_again_by_the_next_enqueue_of_its_session() {
 
 #[test]
 fn migration_8_keeps_the_queue_and_allows_unconfirmed() {
+    // SQLite only: PostgreSQL's schema starts at SQLite's 13.
+    if testdb::not_sqlite() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.sqlite");
+    let path = testdb::at(dir.path().join("old.sqlite"));
     {
         // A store as a build before migration 8 left it (at 5), with a job in it.
         let conn = rusqlite::Connection::open(&path).unwrap();
-        for sql in &crate::store::schema::MIGRATIONS[..5] {
+        for sql in &crate::store::db::sqlite::MIGRATIONS[..5] {
             conn.execute_batch(sql).unwrap();
         }
         conn.pragma_update(None, "user_version", 5).unwrap();
@@ -180,11 +185,9 @@ fn migration_8_keeps_the_queue_and_allows_unconfirmed() {
             "INSERT INTO disconnect_queue (nas_ip, session_key, username, acct_session_id, \
                  session_start, reason, state, attempts, last_error, next_attempt_at, created, \
                  updated) \
-             VALUES ('127.0.0.2', 'k', 'u', 'k', 1, 'month boundary', 'dm-failed', 2, 'e', 5, 3, 4)",
-            [],
-        )
+             VALUES ('127.0.0.2', 'k', 'u', 'k', 1, 'month boundary', 'dm-failed', 2, 'e', 5, 3, 4)", ())
         .unwrap();
-        let e = conn.execute("UPDATE disconnect_queue SET state = 'unconfirmed'", []);
+        let e = conn.execute("UPDATE disconnect_queue SET state = 'unconfirmed'", ());
         assert!(e.is_err(), "the old CHECK refuses the new state");
     }
     let db = Admin::open(&path).unwrap();
@@ -397,7 +400,7 @@ fn retry_all_failed_takes_every_state_that_is_not_done() {
 #[test]
 fn close_if_stopped_uses_the_session_table() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
+    let path = testdb::at(dir.path().join("db.sqlite"));
     let store = Store::open(&path, Default::default()).unwrap();
     let pkt = |status, sid: &str, at| AcctUpdate {
         status,
@@ -482,8 +485,12 @@ fn bulk_runs_are_logged() {
 
 #[test]
 fn open_existing_requires_the_file() {
+    // SQLite only: a file.
+    if testdb::not_sqlite() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("missing.sqlite");
+    let path = testdb::at(dir.path().join("missing.sqlite"));
     assert!(matches!(
         Admin::open_existing(&path),
         Err(StoreError::NotFound { .. })

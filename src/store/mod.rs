@@ -1,9 +1,12 @@
-//! The session store: SQLite (WAL) with one writer thread doing group commit.
+//! The session store: SQLite (WAL, the embedded default) or PostgreSQL (several
+//! servers on one database), with one writer thread per process doing group commit.
 //!
-//! All SQL of the crate lives under this module. Callers use [`Store`] (the module,
-//! read-write) or [`Reader`] (the CLI, read-only).
+//! All SQL of the crate lives under this module; [`db`] holds what differs between
+//! the backends. Callers use [`Store`] (the module, read-write), [`Reader`] (the
+//! CLI, read-only) or [`Admin`] (background jobs and the CLI's writes).
 
 mod capping;
+pub(crate) mod db;
 mod disconnect;
 mod modulation;
 mod perms;
@@ -22,7 +25,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use rusqlite::{Connection, OpenFlags};
+use db::{Conn as Connection, DbError, Location};
 
 pub use capping::{
     merge_limits, AcctCapping, CapOutcome, DecideRequest, LimitRow, OutboxResult, OutboxRow,
@@ -37,7 +40,8 @@ pub use policies::{
     CustomAttrRow, DeviceRow, LoginQuery, ParsedAt, PolicyDef, PolicyStats, PolicyView,
 };
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
-pub use schema::SCHEMA_VERSION;
+pub use db::{Backend, Location as DbLocation};
+pub use schema::{PG_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use states::{
     ActionOutcome, EventRow, HookOutcome, HookPlan, NasActionRow, NewEvent, PresenceDue,
     PresenceMark, ServiceChange, StateChange, SubscriberRow, UserServiceRow,
@@ -60,20 +64,16 @@ pub type LoginStateView = (Option<SubscriberRow>, Vec<UserServiceRow>, Option<St
 pub enum StoreError {
     #[error("database {} does not exist", path.display())]
     NotFound { path: PathBuf },
-    #[error("cannot open database {}: {source}", path.display())]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    #[error("cannot open database {location}: {source}")]
+    Open { location: String, source: DbError },
+    #[error("database {location} is not a valid location: {why}")]
+    BadLocation { location: String, why: String },
     #[error("database schema version {found} is newer than this build supports ({supported}); upgrade rlm_rust")]
     SchemaTooNew { found: u32, supported: u32 },
     #[error("the database has no rlm_rust schema (never opened by the module?)")]
     NoSchema,
     #[error("schema migration {version} failed: {source}")]
-    Migration {
-        version: u32,
-        source: rusqlite::Error,
-    },
+    Migration { version: u32, source: DbError },
     #[error("database {} cannot use WAL journaling (journal_mode is {mode}); is it on a network filesystem?", path.display())]
     NotWal { path: PathBuf, mode: String },
     #[error("cannot start the store's writer thread: {0}")]
@@ -87,11 +87,17 @@ pub enum StoreError {
     #[error("write transaction failed: {0}")]
     Batch(String),
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Db(#[from] DbError),
     #[error("the store is shut down")]
     Closed,
     #[error("the store's writer thread stopped unexpectedly")]
     WriterGone,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(e.into())
+    }
 }
 
 /// `PRAGMA synchronous` for the write connection.
@@ -204,46 +210,85 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn open_writer(path: &Path, opts: &StoreOptions) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    perms::secure(path);
-    let mut conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    conn.busy_timeout(opts.busy_timeout)?;
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::NotWal {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
-    let sync = match opts.synchronous {
-        Synchronous::Full => "FULL",
-        Synchronous::Normal => "NORMAL",
+fn location(path: &Path) -> Result<Location, StoreError> {
+    Location::parse(path).map_err(|why| StoreError::BadLocation {
+        location: path.display().to_string(),
+        why,
+    })
+}
+
+/// A read-write connection to the store, migrated.
+fn open_writer(loc: &Location, opts: &StoreOptions) -> Result<Connection, StoreError> {
+    let full = opts.synchronous == Synchronous::Full;
+    let mut conn = match loc {
+        Location::Sqlite(path) => {
+            perms::secure(path);
+            db::sqlite::open_writer(path, opts.busy_timeout, full)
+                .map(Connection::Sqlite)
+                .map_err(|(source, not_wal)| match not_wal {
+                    Some(mode) => StoreError::NotWal {
+                        path: path.clone(),
+                        mode,
+                    },
+                    None => StoreError::Open {
+                        location: loc.to_string(),
+                        source,
+                    },
+                })?
+        }
+        Location::Postgres(t) => t
+            .connect(full, opts.busy_timeout)
+            .map(Connection::Postgres)
+            .map_err(|source| StoreError::Open {
+                location: loc.to_string(),
+                source,
+            })?,
     };
-    conn.pragma_update(None, "synchronous", sync)?;
-    conn.set_prepared_statement_cache_capacity(32);
     schema::migrate(&mut conn)?;
     Ok(conn)
+}
+
+/// A read-only connection (PostgreSQL: an ordinary one; the code only reads).
+fn open_reader(loc: &Location, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let open_err = |source| StoreError::Open {
+        location: loc.to_string(),
+        source,
+    };
+    match loc {
+        Location::Sqlite(path) => {
+            if !path.exists() {
+                return Err(StoreError::NotFound { path: path.clone() });
+            }
+            db::sqlite::open_reader(path, busy_timeout)
+                .map(Connection::Sqlite)
+                .map_err(open_err)
+        }
+        Location::Postgres(t) => {
+            let conn = t.connect(true, busy_timeout).map_err(open_err)?;
+            // What only reads cannot write by mistake.
+            conn.batch("SET default_transaction_read_only = on")?;
+            Ok(Connection::Postgres(conn))
+        }
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the database, migrates it and starts the writer thread.
     pub fn open(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Store, StoreError> {
         let path = path.as_ref();
-        let conn = open_writer(path, &opts)?;
+        let loc = location(path)?;
+        let conn = open_writer(&loc, &opts)?;
         let reader = Reader {
-            pool: read::ReadPool::new(path, opts.busy_timeout)?,
+            pool: read::ReadPool::new(loc.clone(), opts.busy_timeout)?,
         };
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             conn,
+            reopen: writer::Reopen {
+                location: loc,
+                opts: opts.clone(),
+            },
             headrooms: writer::Headrooms::new(HEADROOM_USERS),
             hourly: Default::default(),
             quotas: policies::QuotaCache::new(HEADROOM_USERS),
@@ -579,8 +624,12 @@ impl std::fmt::Debug for Reader {
 impl Reader {
     pub fn open(path: impl AsRef<Path>) -> Result<Reader, StoreError> {
         Ok(Reader {
-            pool: read::ReadPool::new(path.as_ref(), Duration::from_secs(5))?,
+            pool: read::ReadPool::new(location(path.as_ref())?, Duration::from_secs(5))?,
         })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.pool.location().backend()
     }
 
     pub fn subscriber(&self, username: &str) -> Result<Option<SubscriberRow>, StoreError> {
@@ -918,3 +967,5 @@ pub fn raw_limits(rows: &[LimitRow]) -> RawLimits {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod testdb;

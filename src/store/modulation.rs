@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::db::{params, Conn as Connection, DbResult, OptionalExtension, Row};
 
 use super::read::{from_db, name, to_db, Name};
 use super::{NewDisconnectJob, StoreError};
@@ -38,7 +38,7 @@ impl HourlyUsers {
             return;
         }
         let loaded = conn.prepare_cached(MODULATED_USERS).and_then(|mut s| {
-            s.query_map([], |r| name(r, 0))?
+            s.query_map((), |r| name(r, 0))?
                 .collect::<Result<HashSet<String>, _>>()
         });
         match loaded {
@@ -68,8 +68,8 @@ pub(crate) fn add_hour_usage(
     conn.prepare_cached(
         "INSERT INTO usage_hour (username, hour, input_octets, output_octets) \
          VALUES (?1, ?2, ?3, ?4) ON CONFLICT (username, hour) DO UPDATE SET \
-         input_octets = MIN(input_octets, 9223372036854775807 - excluded.input_octets) + excluded.input_octets, \
-         output_octets = MIN(output_octets, 9223372036854775807 - excluded.output_octets) + excluded.output_octets",
+         input_octets = CASE WHEN usage_hour.input_octets > 9223372036854775807 - excluded.input_octets THEN 9223372036854775807 ELSE usage_hour.input_octets + excluded.input_octets END, \
+         output_octets = CASE WHEN usage_hour.output_octets > 9223372036854775807 - excluded.output_octets THEN 9223372036854775807 ELSE usage_hour.output_octets + excluded.output_octets END",
     )?
     .execute(params![
         Name::new(username),
@@ -173,7 +173,7 @@ const COA_COLUMNS: &str = "id, nas_ip, session_key, username, acct_session_id, f
      session_start, purpose, rate_limit, address_list, reason, state, attempts, last_error, \
      error_cause, created, updated";
 
-fn coa_row(r: &Row<'_>) -> rusqlite::Result<CoaJob> {
+fn coa_row(r: &Row<'_>) -> DbResult<CoaJob> {
     Ok(CoaJob {
         id: r.get(0)?,
         nas_ip: r.get(1)?,
@@ -241,16 +241,15 @@ pub(crate) fn enqueue_coa(
 }
 
 pub(crate) fn coa_list(conn: &Connection) -> Result<Vec<CoaJob>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {COA_COLUMNS} FROM coa_queue ORDER BY id"))?;
-    let rows = stmt.query_map([], coa_row)?;
+    let sql = format!("SELECT {COA_COLUMNS} FROM coa_queue ORDER BY id");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map((), coa_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub(crate) fn coa_pending(conn: &Connection, limit: usize) -> Result<Vec<CoaJob>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COA_COLUMNS} FROM coa_queue WHERE state = 'pending' ORDER BY id LIMIT ?1"
-    ))?;
+    let sql = format!("SELECT {COA_COLUMNS} FROM coa_queue WHERE state = 'pending' ORDER BY id LIMIT ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt.query_map([limit], coa_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -345,7 +344,7 @@ pub(crate) fn modulated_sessions(conn: &Connection) -> Result<Vec<ModulatedSessi
          WHERE f.field = 'modulation' AND lower(trim(f.value)) <> 'off' \
          ORDER BY s.nas_ip, s.session_key",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         let at: Option<i64> = r.get(10)?;
         Ok(ModulatedSession {
             nas_ip: r.get(0)?,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{params, Conn as Connection, OptionalExtension};
 
 use super::capping::ReadTx;
 use super::read::{from_db, name, Name};
@@ -188,8 +188,8 @@ pub(crate) fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
         } => {
             let n = conn
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO user_devices (username, calling_station_id, first_seen) \
-                     VALUES (?1, ?2, ?3)",
+                    "INSERT INTO user_devices (username, calling_station_id, first_seen) \
+                     VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 )?
                 .execute(params![Name::new(username), Name::new(csid), now])?;
             Ok(Done::Flag(n > 0))
@@ -242,7 +242,8 @@ fn put(conn: &Connection, def: &PolicyDef, now: i64) -> Result<(), StoreError> {
     delete_contents(conn, &def.name)?;
     for (f, v) in canonical {
         conn.prepare_cached(
-            "INSERT OR REPLACE INTO policy_fields (policy, field, value) VALUES (?1, ?2, ?3)",
+            "INSERT INTO policy_fields (policy, field, value) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (policy, field) DO UPDATE SET value = excluded.value",
         )?
         .execute(params![def.name, f, v])?;
     }
@@ -398,7 +399,7 @@ pub(crate) fn policy_list(conn: &Connection) -> Result<Vec<PolicyDef>, StoreErro
     let _tx = ReadTx::begin(conn)?;
     let names: Vec<String> = conn
         .prepare_cached("SELECT name FROM policies ORDER BY name")?
-        .query_map([], |r| r.get(0))?
+        .query_map((), |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut out = Vec::with_capacity(names.len());
     for n in names {
@@ -415,7 +416,7 @@ pub(crate) fn policy_stats(conn: &Connection) -> Result<Vec<PolicyStats>, StoreE
          FROM policies ORDER BY name",
     )?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map((), |r| {
             Ok(PolicyStats {
                 name: r.get(0)?,
                 created: r.get(1)?,
@@ -457,7 +458,7 @@ fn counts(
     // One range of the primary key gives both the count and whether csid is in it.
     let (devices, known): (i64, i64) = conn
         .prepare_cached(
-            "SELECT COUNT(*), COALESCE(MAX(calling_station_id = ?2), 0) FROM user_devices \
+            "SELECT COUNT(*), COALESCE(MAX(CASE WHEN calling_station_id = ?2 THEN 1 ELSE 0 END), 0) FROM user_devices \
              WHERE username = ?1",
         )?
         .query_row(params![Name::new(username), csid.map(Name::new)], |r| {
@@ -558,7 +559,7 @@ fn any_quota_policy(conn: &Connection) -> Result<bool, StoreError> {
             "SELECT EXISTS (SELECT 1 FROM policy_fields \
              WHERE field IN ('daily-time', 'monthly-time', 'daily-traffic', 'monthly-traffic'))",
         )?
-        .query_row([], |r| r.get(0))?)
+        .query_row((), |r| r.get(0))?)
 }
 
 /// The quota fields of the user's assigned policy (empty: none, or no quota in it).

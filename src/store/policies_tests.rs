@@ -1,3 +1,4 @@
+use crate::store::testdb;
 use rusqlite::Connection;
 
 use crate::sessions::AcctStatus;
@@ -5,7 +6,7 @@ use crate::store::tests::upd;
 use crate::store::{CustomAttrRow, PolicyDef, PolicyView, Store, StoreError, StoreOptions};
 
 fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(dir.path().join("rlm.sqlite"), StoreOptions::default()).unwrap()
+    Store::open(testdb::at(dir.path().join("rlm.sqlite")), StoreOptions::default()).unwrap()
 }
 
 fn attr(a: &str, op: &str, v: &str) -> CustomAttrRow {
@@ -83,12 +84,12 @@ fn put_get_list_remove_round_trip() {
     assert!(!store.policy_remove("gold").unwrap());
     assert!(store.policy_get("gold").unwrap().is_none());
     // Its rows went with it.
-    let conn = Connection::open(store.path()).unwrap();
+    let conn = testdb::raw(store.path());
     let left: i64 = conn
         .query_row(
             "SELECT (SELECT COUNT(*) FROM policy_fields WHERE policy = 'gold') + \
              (SELECT COUNT(*) FROM policy_attrs WHERE policy = 'gold')",
-            [],
+            (),
             |r| r.get(0),
         )
         .unwrap();
@@ -133,16 +134,14 @@ fn assignment_with_exact_user_bytes_and_refused_removal() {
         Some(("gold".to_string(), NOW))
     );
     assert_eq!(store.user_policy(utf8).unwrap(), None);
-    // Stored as the exact bytes.
-    let conn = Connection::open(store.path()).unwrap();
-    let raw: Vec<u8> = conn
-        .query_row(
-            "SELECT CAST(username AS BLOB) FROM user_policies",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(raw, b"m\xfcller");
+    // Stored as the exact bytes (PostgreSQL: as their escaped form, TEXT being UTF-8).
+    let conn = testdb::raw(store.path());
+    if let Some(c) = conn.sqlite() {
+        let raw: Vec<u8> = c
+            .query_row("SELECT CAST(username AS BLOB) FROM user_policies", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(raw, b"m\xfcller");
+    }
 
     match store.policy_remove("gold") {
         Err(StoreError::Rejected(m)) => assert!(m.contains("1 user"), "{m}"),
@@ -299,9 +298,12 @@ fn one_login_read_has_the_nas_row_and_the_usage_a_quota_needs() {
 /// The login's reads are lookups in primary keys and sessions_by_user.
 #[test]
 fn login_reads_use_indexes() {
+    if testdb::not_sqlite() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let conn = Connection::open(store.path()).unwrap();
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
     let plan = |sql: &str| -> String {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let n = stmt.parameter_count();
@@ -549,12 +551,10 @@ fn policy_changes_reach_the_writer_whoever_writes_them() {
     assert!(interim(&store, i, "u", "s", 21 * MIB, 60, NOON + 1, &[]).is_some());
     // Another connection (the CLI): a user the writer knew without a policy.
     assert_eq!(interim(&store, i, "v", "sv", 20 * MIB, 60, NOON, &[]), None);
-    let other = Connection::open(dir.path().join("rlm.sqlite")).unwrap();
+    let other = testdb::raw(testdb::at(dir.path().join("rlm.sqlite")));
     other
         .execute(
-            "INSERT INTO user_policies (username, policy, assigned_at) VALUES ('v', 'big', 0)",
-            [],
-        )
+            "INSERT INTO user_policies (username, policy, assigned_at) VALUES ('v', 'big', 0)", ())
         .unwrap();
     assert!(interim(&store, i, "v", "sv", 21 * MIB, 60, NOON + 1, &[]).is_some());
 }
@@ -563,9 +563,9 @@ fn policy_changes_reach_the_writer_whoever_writes_them() {
 fn users_without_quotas_cost_no_read_once_known() {
     use super::{quota_after_record, QuotaCache};
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rlm.sqlite");
+    let path = testdb::at(dir.path().join("rlm.sqlite"));
     drop(open(&dir));
-    let conn = Connection::open(&path).unwrap();
+    let conn = testdb::raw(&path);
     let outcome = |user: &str| {
         let u = upd(AcctStatus::Interim, user, "s", 1, 1, Some(1), NOON);
         crate::sessions::Outcome::new(crate::sessions::OutcomeKind::Updated, &u)
@@ -651,7 +651,7 @@ fn quota_path_cost() {
             synchronous: crate::store::Synchronous::Normal,
             ..StoreOptions::default()
         };
-        let store = Store::open(dir.path().join("rlm.sqlite"), opts).unwrap();
+        let store = Store::open(testdb::at(dir.path().join("rlm.sqlite")), opts).unwrap();
         if with_quotas {
             quota_policy(
                 &store,

@@ -1,12 +1,12 @@
 //! Read side: queries for the CLI and for capping, on read-only connections that
 //! WAL lets run alongside the writer without blocking it.
 
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use rusqlite::{Connection, OpenFlags, Row};
+
+use super::db::{Conn as Connection, Count, DbResult, Location, NameCol, Row, ToValue, Value};
 
 use super::{schema, StoreError};
 use crate::periods;
@@ -62,56 +62,38 @@ pub(crate) fn from_db(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// A counter column, read so that one bad row never makes a user unreadable: a REAL
-/// (SQLite turns an overflowing integer sum into one; stores written before the sums
-/// saturated may hold them) or a negative value (an outside edit) is clamped.
-pub(crate) fn count(r: &Row<'_>, i: usize) -> rusqlite::Result<u64> {
-    use rusqlite::types::ValueRef;
-    Ok(match r.get_ref(i)? {
-        ValueRef::Integer(v) => from_db(v),
-        // `as` saturates float to int (NaN to 0).
-        ValueRef::Real(v) => from_db(v as i64),
-        ValueRef::Null => 0,
-        other => {
-            return Err(rusqlite::Error::InvalidColumnType(
-                i,
-                r.as_ref().column_name(i).unwrap_or("?").to_string(),
-                other.data_type(),
-            ))
-        }
-    })
+/// A counter column, read so that one bad row never makes a user unreadable (see
+/// [`Count`]).
+pub(crate) fn count(r: &Row<'_>, i: usize) -> DbResult<u64> {
+    Ok(r.get::<_, Count>(i)?.0)
 }
 
 /// A user name or session id bound as the exact bytes it came from (see
-/// [`crate::names`]): TEXT, which SQLite compares byte for byte.
-pub(crate) struct Name<'a>(std::borrow::Cow<'a, [u8]>);
+/// [`crate::names`] and [`Value::Name`]).
+pub(crate) struct Name<'a>(&'a str);
 
 impl<'a> Name<'a> {
     pub(crate) fn new(name: &'a str) -> Self {
-        Name(crate::names::encode(name))
+        Name(name)
     }
 }
 
-impl rusqlite::ToSql for Name<'_> {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(rusqlite::types::ToSqlOutput::Borrowed(
-            rusqlite::types::ValueRef::Text(&self.0),
-        ))
+impl super::db::NullKind for Name<'_> {
+    const KIND: super::db::value::NullType = super::db::value::NullType::Text;
+}
+
+impl ToValue for Name<'_> {
+    fn to_value(&self) -> Value<'_> {
+        Value::Name {
+            bytes: crate::names::encode(self.0),
+            text: self.0,
+        }
     }
 }
 
-/// Reads a name column written through [`Name`] (or by hand, as BLOB).
-pub(crate) fn name(r: &Row<'_>, i: usize) -> rusqlite::Result<String> {
-    use rusqlite::types::ValueRef;
-    match r.get_ref(i)? {
-        ValueRef::Text(b) | ValueRef::Blob(b) => Ok(crate::names::decode(b)),
-        ValueRef::Null => Ok(String::new()),
-        other => Err(rusqlite::Error::InvalidColumnType(
-            i,
-            r.as_ref().column_name(i).unwrap_or("?").to_string(),
-            other.data_type(),
-        )),
-    }
+/// Reads a name column written through [`Name`].
+pub(crate) fn name(r: &Row<'_>, i: usize) -> DbResult<String> {
+    Ok(r.get::<_, NameCol>(i)?.0)
 }
 
 /// Saturates instead of wrapping: u64 counters beyond i64::MAX (16 EiB) are not real traffic.
@@ -125,7 +107,7 @@ pub(crate) const SESSION_COLUMNS: &str =
      input_octets, output_octets, terminate_cause, closed_reason, gigawords";
 
 /// Maps a row selected with [`SESSION_COLUMNS`].
-pub(crate) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+pub(crate) fn session_row(r: &Row<'_>) -> DbResult<SessionRow> {
     Ok(SessionRow {
         id: r.get(0)?,
         nas_ip: r.get(1)?,
@@ -151,7 +133,7 @@ pub(crate) fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
     })
 }
 
-fn usage_of(r: &Row<'_>, first: usize) -> rusqlite::Result<Usage> {
+fn usage_of(r: &Row<'_>, first: usize) -> DbResult<Usage> {
     Ok(Usage {
         input_octets: count(r, first)?,
         output_octets: count(r, first + 1)?,
@@ -164,9 +146,9 @@ pub(crate) fn list_sessions(
     f: &SessionFilter,
 ) -> Result<Vec<SessionRow>, StoreError> {
     // A handful of fixed SQL shapes (so each stays cached and can use its index).
-    let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1");
+    let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE TRUE");
     let user = f.username.as_deref().map(Name::new);
-    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::new();
+    let mut params: Vec<&dyn ToValue> = Vec::new();
     if let Some(u) = &user {
         sql.push_str(" AND username = ?");
         params.push(u);
@@ -181,7 +163,7 @@ pub(crate) fn list_sessions(
         OpenState::Closed => sql.push_str(" AND stop_time IS NOT NULL"),
     }
     sql.push_str(" ORDER BY start_time DESC, id DESC LIMIT ?");
-    let limit = f.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let limit = f.limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
     params.push(&limit);
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params.as_slice(), session_row)?;
@@ -223,10 +205,11 @@ pub(crate) fn usage(conn: &Connection, username: &str) -> Result<Vec<UsageRow>, 
 
 fn usage_at(conn: &Connection, sql: &str, username: &str, key: &str) -> Result<Usage, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(rusqlite::params![Name::new(username), key])?;
-    match rows.next()? {
-        Some(r) => Ok(usage_of(r, 0)?),
-        None => Ok(Usage::default()),
+    let mut rows = stmt.query_row(super::db::params![Name::new(username), key], |r| usage_of(r, 0));
+    match rows {
+        Ok(u) => Ok(u),
+        Err(super::db::DbError::NoRows) => Ok(Usage::default()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -250,7 +233,7 @@ pub(crate) fn open_sessions(
             "SELECT COUNT(*) FROM sessions WHERE username = ?1 AND stop_time IS NULL \
              AND last_update >= ?2",
         )?
-        .query_row(rusqlite::params![Name::new(username), since], |r| r.get(0))?;
+        .query_row(super::db::params![Name::new(username), since], |r| r.get(0))?;
     Ok(from_db(n))
 }
 
@@ -285,18 +268,18 @@ pub(crate) fn day_usage(
 /// and closed per request costs more than the query (schema parse, statement cache).
 const MAX_IDLE_READERS: usize = 64;
 
-/// Read-only connections opened on demand and reused.
+/// Read connections opened on demand and reused.
 pub(crate) struct ReadPool {
-    path: PathBuf,
+    location: Location,
     busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl ReadPool {
     /// Opens one connection now so a missing or foreign database fails at open time.
-    pub(crate) fn new(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
+    pub(crate) fn new(location: Location, busy_timeout: Duration) -> Result<Self, StoreError> {
         let pool = ReadPool {
-            path: path.to_path_buf(),
+            location,
             busy_timeout,
             idle: Mutex::new(Vec::new()),
         };
@@ -306,34 +289,17 @@ impl ReadPool {
         Ok(pool)
     }
 
+    pub(crate) fn location(&self) -> &Location {
+        &self.location
+    }
+
     fn idle_conns(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
         // A panic while holding this lock cannot leave the Vec inconsistent.
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn connect(&self) -> Result<Connection, StoreError> {
-        if !self.path.exists() {
-            return Err(StoreError::NotFound {
-                path: self.path.clone(),
-            });
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
-        let conn =
-            Connection::open_with_flags(&self.path, flags).map_err(|source| StoreError::Open {
-                path: self.path.clone(),
-                source,
-            })?;
-        conn.busy_timeout(self.busy_timeout)?;
-        // Up to MAX_IDLE_READERS of these live at once, and under a steady write load
-        // each read transaction finds the database changed and starts from an empty
-        // cache anyway: keep each cache small (256 KiB instead of 2 MiB).
-        conn.pragma_update(None, "cache_size", -256)?;
-        // No mmap_size: it reads pages in place (logins ~10 % faster in the bench),
-        // but every page touched then counts in freeRADIUS's RSS, which grew by the
-        // database's size over the memory run; operators watch RSS.
-        Ok(conn)
+        super::open_reader(&self.location, self.busy_timeout)
     }
 
     pub(crate) fn with<T>(
@@ -347,8 +313,9 @@ impl ReadPool {
         };
         let result = f(&conn);
         let mut idle = self.idle_conns();
-        // A connection left inside a transaction (a failed ROLLBACK) is not reused.
-        if idle.len() < MAX_IDLE_READERS && conn.is_autocommit() {
+        // A connection left inside a transaction (a failed ROLLBACK), or whose server
+        // went away, is not reused.
+        if idle.len() < MAX_IDLE_READERS && conn.is_autocommit() && !conn.is_broken() {
             idle.push(conn);
         }
         result

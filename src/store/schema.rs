@@ -1,65 +1,49 @@
-//! Numbered schema migrations, embedded in the binary and tracked in `PRAGMA user_version`.
+//! Numbered schema migrations, one list per backend (see [`super::db::sqlite`] and
+//! [`super::db::postgres`]), run when the store is opened read-write.
 
-use rusqlite::{Connection, TransactionBehavior};
-
+use super::db::{self, Conn};
 use super::StoreError;
 
-/// Migration N (1-based) is `MIGRATIONS[N - 1]`. Append only: never edit a shipped one.
-pub(super) const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_disconnect.sql"),
-    include_str!("migrations/0003_capping.sql"),
-    include_str!("migrations/0004_open_by_user.sql"),
-    include_str!("migrations/0005_sessions_by_user.sql"),
-    include_str!("migrations/0006_counter_wrap.sql"),
-    include_str!("migrations/0007_usage_marks.sql"),
-    include_str!("migrations/0008_unconfirmed.sql"),
-    include_str!("migrations/0009_policies.sql"),
-    include_str!("migrations/0010_nas_timezone.sql"),
-    include_str!("migrations/0011_modulation.sql"),
-    include_str!("migrations/0012_policy_revision.sql"),
-    include_str!("migrations/0013_services_states.sql"),
-];
+/// The SQLite schema version this build writes and understands.
+pub const SCHEMA_VERSION: u32 = db::sqlite::MIGRATIONS.len() as u32;
 
-/// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+/// The PostgreSQL schema version this build writes and understands.
+pub const PG_SCHEMA_VERSION: u32 = db::postgres::MIGRATIONS.len() as u32;
 
-fn user_version(conn: &Connection) -> Result<u32, rusqlite::Error> {
-    conn.pragma_query_value(None, "user_version", |r| r.get(0))
-}
-
-/// Brings the schema up to [`SCHEMA_VERSION`] in one transaction; returns how many
-/// migrations ran. Concurrent openers serialize on the IMMEDIATE lock, and the
-/// second one then sees the new version and does nothing.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current = user_version(&tx)?;
-    if current > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        tx.execute_batch(sql)
-            .map_err(|source| StoreError::Migration {
-                version: i as u32 + 1,
-                source,
+/// Brings the schema up to date in one transaction; returns how many migrations ran.
+/// Concurrent openers (two servers starting at once) serialise, and the second one
+/// then finds the new version and does nothing.
+pub(crate) fn migrate(conn: &mut Conn) -> Result<u32, StoreError> {
+    let (found, ran, supported) = match conn {
+        Conn::Sqlite(c) => {
+            let (found, ran) = db::sqlite::migrate(c).map_err(|(version, source)| {
+                StoreError::Migration { version, source }
             })?;
-        log::info!("store: applied schema migration {}", i + 1);
+            (found, ran, SCHEMA_VERSION)
+        }
+        Conn::Postgres(c) => {
+            let (found, ran) = db::postgres::migrate(c)
+                .map_err(|source| StoreError::Migration { version: 0, source })?;
+            (found, ran, PG_SCHEMA_VERSION)
+        }
+    };
+    if found > supported {
+        return Err(StoreError::SchemaTooNew { found, supported });
     }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()?;
-    Ok(SCHEMA_VERSION - current)
+    Ok(ran)
 }
 
 /// For read-only openers, which must not migrate: the schema must be there and not newer.
-pub(crate) fn check(conn: &Connection) -> Result<(), StoreError> {
-    match user_version(conn)? {
+pub(crate) fn check(conn: &Conn) -> Result<(), StoreError> {
+    let (found, supported) = match conn {
+        Conn::Sqlite(c) => (db::sqlite::user_version(c)?, SCHEMA_VERSION),
+        Conn::Postgres(c) => (db::postgres::version(c)?.unwrap_or(0), PG_SCHEMA_VERSION),
+    };
+    match found {
         0 => Err(StoreError::NoSchema),
-        v if v > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
+        v if v > supported => Err(StoreError::SchemaTooNew {
             found: v,
-            supported: SCHEMA_VERSION,
+            supported,
         }),
         _ => Ok(()),
     }

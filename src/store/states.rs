@@ -5,7 +5,7 @@
 //! [`crate::states::plan`] decide what a [`StateChange`] holds, and [`commit`]
 //! writes it all or nothing, onto the subscriber version it was computed from.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use super::db::{params, Conn as Connection, DbResult, OptionalExtension, Row};
 
 use super::read::{from_db, name, to_db, Name};
 use super::StoreError;
@@ -212,11 +212,11 @@ pub struct PresenceDue {
     pub username: String,
 }
 
-fn bool_col(r: &Row<'_>, i: usize) -> rusqlite::Result<bool> {
+fn bool_col(r: &Row<'_>, i: usize) -> DbResult<bool> {
     Ok(r.get::<_, i64>(i)? != 0)
 }
 
-fn u32_col(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<u32>> {
+fn u32_col(r: &Row<'_>, i: usize) -> DbResult<Option<u32>> {
     Ok(r.get::<_, Option<i64>>(i)?
         .map(|v| u32::try_from(v).unwrap_or(0)))
 }
@@ -235,7 +235,7 @@ pub(crate) fn subscriber_get(
         .optional()?)
 }
 
-fn subscriber_row(r: &Row<'_>) -> rusqlite::Result<SubscriberRow> {
+fn subscriber_row(r: &Row<'_>) -> DbResult<SubscriberRow> {
     Ok(SubscriberRow {
         username: name(r, 0)?,
         state: Subscriber {
@@ -267,12 +267,12 @@ pub(crate) fn login_view(
                  EXISTS (SELECT 1 FROM user_services u WHERE u.username = ?1 \
                      AND (u.state <> 'ended' OR u.persistent = 1)), \
                  (SELECT type FROM nas WHERE nas_ip = ?2) \
-             FROM (SELECT 1) LEFT JOIN subscribers s ON s.username = ?1",
+             FROM (SELECT 1) AS one LEFT JOIN subscribers s ON s.username = ?1",
         )?
         .query_row(params![Name::new(username), nas_ip], |r| {
-            let sub = match r.get_ref(0)? {
-                rusqlite::types::ValueRef::Null => None,
-                _ => Some(subscriber_row(r)?),
+            let sub = match r.is_null(0)? {
+                true => None,
+                false => Some(subscriber_row(r)?),
             };
             Ok((sub, r.get::<_, i64>(11)? != 0, r.get(12)?))
         })?)
@@ -292,7 +292,7 @@ pub(crate) fn subscribers_where(
         }
     );
     let mut st = conn.prepare_cached(&sql)?;
-    let rows = st.query_map([], subscriber_row)?;
+    let rows = st.query_map((), subscriber_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -393,7 +393,8 @@ pub(crate) fn commit(conn: &Connection, c: &StateChange) -> Result<bool, StoreEr
         Some(PresenceMark::Recheck(due)) => {
             conn.prepare_cached(
                 "INSERT INTO presence_check (username, due) VALUES (?1, ?2) \
-                 ON CONFLICT (username) DO UPDATE SET due = MIN(due, excluded.due)",
+                 ON CONFLICT (username) DO UPDATE SET \
+                     due = CASE WHEN excluded.due < presence_check.due THEN excluded.due ELSE presence_check.due END",
             )?
             .execute(params![user, due])?;
         }
@@ -482,7 +483,8 @@ fn service_change(
                 "INSERT INTO user_services (username, service, state, persistent, activated_at, \
                      base_output, used_output, updated) VALUES (?1, ?2, 'active', ?3, ?4, ?5, 0, ?4) \
                  ON CONFLICT (username, service) DO UPDATE SET state = 'active', \
-                     persistent = MAX(persistent, excluded.persistent), \
+                     persistent = CASE WHEN excluded.persistent > user_services.persistent \
+                         THEN excluded.persistent ELSE user_services.persistent END, \
                      activated_at = excluded.activated_at, base_output = excluded.base_output, \
                      used_output = 0, ended_at = NULL, end_reason = NULL, updated = excluded.updated",
             )?
@@ -536,13 +538,13 @@ pub(crate) fn user_services(
             .prepare_cached(&format!(
                 "{COLUMNS} ORDER BY username, activated_at, service"
             ))?
-            .query_map([], user_service_row)?
+            .query_map((), user_service_row)?
             .collect::<Result<_, _>>()?,
     };
     Ok(rows)
 }
 
-fn user_service_row(r: &Row<'_>) -> rusqlite::Result<UserServiceRow> {
+fn user_service_row(r: &Row<'_>) -> DbResult<UserServiceRow> {
     Ok(UserServiceRow {
         username: name(r, 0)?,
         service: r.get(1)?,
@@ -563,7 +565,7 @@ pub(crate) fn active_services(conn: &Connection) -> Result<Vec<UserServiceRow>, 
              ended_at, end_reason FROM user_services WHERE state = 'active' \
          ORDER BY username, activated_at",
     )?;
-    let rows = st.query_map([], user_service_row)?;
+    let rows = st.query_map((), user_service_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -583,7 +585,7 @@ pub(crate) fn output_since(
     Ok(from_db(v))
 }
 
-fn open_session_row(r: &Row<'_>) -> rusqlite::Result<OpenSession> {
+fn open_session_row(r: &Row<'_>) -> DbResult<OpenSession> {
     Ok(OpenSession {
         nas_ip: r.get(0)?,
         session_key: name(r, 1)?,
@@ -709,7 +711,7 @@ pub(crate) fn service_remove(conn: &Connection, name: &str) -> Result<bool, Stor
     Ok(conn.execute("DELETE FROM services WHERE name = ?1", [name])? > 0)
 }
 
-fn service_row(r: &Row<'_>) -> rusqlite::Result<Service> {
+fn service_row(r: &Row<'_>) -> DbResult<Service> {
     Ok(Service {
         name: r.get(0)?,
         timeout: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
@@ -735,7 +737,7 @@ pub(crate) fn service_list(conn: &Connection) -> Result<Vec<Service>, StoreError
         "SELECT name, timeout, volume_mb, rate_limit, nas_service, description \
          FROM services ORDER BY name",
     )?;
-    let rows = st.query_map([], service_row)?;
+    let rows = st.query_map((), service_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -744,7 +746,7 @@ pub(crate) fn service_list(conn: &Connection) -> Result<Vec<Service>, StoreError
 const EVENT_COLUMNS: &str = "id, username, event, old_value, new_value, source, at, detail, \
      hook_state, hook_attempts, hook_exit, hook_output, next_attempt_at";
 
-fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+fn event_row(r: &Row<'_>) -> DbResult<EventRow> {
     Ok(EventRow {
         id: r.get(0)?,
         username: name(r, 1)?,
@@ -800,7 +802,7 @@ fn due<T>(
     state_column: &str,
     now: i64,
     limit: usize,
-    row: fn(&Row<'_>) -> rusqlite::Result<T>,
+    row: fn(&Row<'_>) -> DbResult<T>,
 ) -> Result<Vec<T>, StoreError> {
     let sql = format!(
         "SELECT {columns} FROM {table} WHERE {state_column} = 'pending' \
@@ -855,7 +857,7 @@ const ACTION_COLUMNS: &str = "id, event_id, action, nas_ip, session_key, usernam
      rate_limit, on_failure, state, method, attempts, last_error, error_cause, next_attempt_at, \
      created, updated";
 
-fn action_row(r: &Row<'_>) -> rusqlite::Result<NasActionRow> {
+fn action_row(r: &Row<'_>) -> DbResult<NasActionRow> {
     Ok(NasActionRow {
         id: r.get(0)?,
         event_id: r.get(1)?,
@@ -915,7 +917,7 @@ pub(crate) fn actions_list(
             .prepare_cached(&format!(
                 "SELECT {ACTION_COLUMNS} FROM nas_actions ORDER BY id"
             ))?
-            .query_map([], action_row)?
+            .query_map((), action_row)?
             .collect::<Result<_, _>>()?,
     };
     Ok(rows)
@@ -1122,6 +1124,7 @@ impl super::Admin {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::testdb;
     use super::super::tests::upd;
     use super::super::{Admin, Store, StoreOptions};
     use super::*;
@@ -1133,7 +1136,7 @@ mod tests {
     #[test]
     fn sessions_mark_presence_and_transitions_commit_onto_their_version() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("db.sqlite");
+        let db = testdb::at(dir.path().join("db.sqlite"));
         let store = Store::open(&db, StoreOptions::default()).unwrap();
         let admin = Admin::open_existing(&db).unwrap();
         let t = 1_800_000_000;
@@ -1200,7 +1203,7 @@ mod tests {
     #[test]
     fn actions_back_off_then_give_up_with_a_disconnect() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("db.sqlite");
+        let db = testdb::at(dir.path().join("db.sqlite"));
         let store = Store::open(&db, StoreOptions::default()).unwrap();
         let admin = Admin::open_existing(&db).unwrap();
         let t = 1_800_000_000;

@@ -1,3 +1,4 @@
+use crate::store::testdb;
 use super::*;
 use crate::sessions::{octets, AcctStatus, OutcomeKind};
 use chrono::DateTime;
@@ -43,7 +44,7 @@ fn open_in(dir: &tempfile::TempDir, tz: Tz) -> Store {
         timezone: tz,
         ..StoreOptions::default()
     };
-    Store::open(dir.path().join("rlm.sqlite"), opts).unwrap()
+    Store::open(testdb::at(dir.path().join("rlm.sqlite")), opts).unwrap()
 }
 
 fn usage(i: u64, o: u64, t: u64) -> Usage {
@@ -309,13 +310,21 @@ fn concurrent_records_all_commit_with_exact_totals() {
 #[test]
 fn a_bad_item_fails_alone_within_its_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rlm.sqlite");
-    let mut conn = open_writer(&path, &StoreOptions::default()).unwrap();
+    let path = testdb::at(dir.path().join("rlm.sqlite"));
+    let mut conn = open_writer(&location(&path).unwrap(), &StoreOptions::default()).unwrap();
     // Fails "boom"'s item after its session row was written: the savepoint must undo it.
-    conn.execute_batch(
-        "CREATE TRIGGER fail_boom BEFORE INSERT ON usage_day WHEN NEW.username = 'boom' \
-         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-    )
+    conn.execute_batch(match conn.backend() {
+        Backend::Sqlite => {
+            "CREATE TRIGGER fail_boom BEFORE INSERT ON usage_day WHEN NEW.username = 'boom' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+        }
+        Backend::Postgres => {
+            "CREATE FUNCTION fail_boom() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN RAISE EXCEPTION 'injected failure'; END $$; \
+             CREATE TRIGGER fail_boom BEFORE INSERT ON usage_day FOR EACH ROW \
+             WHEN (NEW.username = 'boom') EXECUTE FUNCTION fail_boom();"
+        }
+    })
     .unwrap();
     let t = ts("2026-02-01T12:00:00Z");
     let requests = [
@@ -340,7 +349,7 @@ fn a_bad_item_fails_alone_within_its_batch() {
     );
     let summary: Vec<Result<(), String>> = results
         .into_iter()
-        .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+        .map(|r| r.map(|_| ()).map_err(|e| e.to_string().replace("PostgreSQL: ", "").replace(" (SQLSTATE P0001)", "")))
         .collect();
     assert_eq!(
         summary,
@@ -355,7 +364,7 @@ fn a_bad_item_fails_alone_within_its_batch() {
     let users: Vec<String> = conn
         .prepare("SELECT username FROM sessions ORDER BY username")
         .unwrap()
-        .query_map([], |r| r.get(0))
+        .query_map((), |r| r.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
@@ -382,21 +391,21 @@ fn invalid_packet_through_the_store_does_not_hurt_others() {
 #[test]
 fn locked_database_fails_the_whole_batch_then_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rlm.sqlite");
+    let path = testdb::at(dir.path().join("rlm.sqlite"));
     let opts = StoreOptions {
         busy_timeout: Duration::from_millis(50),
         ..StoreOptions::default()
     };
     let store = Store::open(&path, opts).unwrap();
-    let other = Connection::open(&path).unwrap();
-    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let other = testdb::raw(&path);
+    testdb::block_writes(&other, "sessions");
     let t = ts("2026-02-01T12:00:00Z");
     let err = store
         .record(upd(AcctStatus::Start, "z", "s", 0, 0, None, t))
         .unwrap_err();
     assert!(matches!(err, StoreError::Batch(_)), "{err}");
-    assert!(err.to_string().contains("locked"), "{err}");
-    other.execute_batch("ROLLBACK").unwrap();
+    assert!(err.to_string().contains("lock"), "{err}");
+    other.rollback().unwrap();
     let o = store
         .record(upd(AcctStatus::Start, "z", "s", 0, 0, None, t))
         .unwrap();
@@ -419,17 +428,14 @@ fn data_survives_reopen_and_migrations_are_idempotent() {
             .unwrap();
         // Dropped here: the writer is joined and the connection closed.
     }
-    let path = dir.path().join("rlm.sqlite");
-    let mut conn = Connection::open(&path).unwrap();
+    let path = testdb::at(dir.path().join("rlm.sqlite"));
+    let mut conn = testdb::raw(&path);
     assert_eq!(
         schema::migrate(&mut conn).unwrap(),
         0,
         "nothing left to migrate"
     );
-    let version: u32 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(testdb::schema_version(&conn), testdb::supported_version());
     drop(conn);
     let store = open_in(&dir, UTC);
     assert_eq!(
@@ -445,11 +451,9 @@ fn data_survives_reopen_and_migrations_are_idempotent() {
 #[test]
 fn newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rlm.sqlite");
-    Connection::open(&path)
-        .unwrap()
-        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-        .unwrap();
+    let path = testdb::at(dir.path().join("rlm.sqlite"));
+    drop(Store::open(&path, StoreOptions::default()).unwrap());
+    testdb::set_schema_version(&testdb::raw(&path), testdb::supported_version() + 1);
     let err = Store::open(&path, StoreOptions::default()).unwrap_err();
     assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
     let err = Reader::open(&path).unwrap_err();
@@ -645,10 +649,10 @@ fn list_sessions_filters_and_limits() {
 #[test]
 fn reader_is_read_only_and_sees_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rlm.sqlite");
+    let path = testdb::at(dir.path().join("rlm.sqlite"));
     assert!(matches!(
         Reader::open(&path),
-        Err(StoreError::NotFound { .. })
+        Err(StoreError::NotFound { .. } | StoreError::NoSchema)
     ));
     assert!(!path.exists(), "a reader never creates the database");
     let store = open_in(&dir, UTC);
@@ -663,7 +667,7 @@ fn reader_is_read_only_and_sees_commits() {
     );
     let writes = reader
         .pool
-        .with(|c| Ok(c.execute("DELETE FROM sessions", [])));
+        .with(|c| Ok(c.execute("DELETE FROM sessions", ())));
     assert!(
         writes.unwrap().is_err(),
         "read-only connection refused the write"
@@ -673,10 +677,9 @@ fn reader_is_read_only_and_sees_commits() {
 #[test]
 fn foreign_file_is_not_a_store() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("empty.sqlite");
-    Connection::open(&path)
-        .unwrap()
-        .execute_batch("CREATE TABLE t (x)")
+    let path = testdb::at(dir.path().join("empty.sqlite"));
+    testdb::raw(&path)
+        .execute_batch("CREATE TABLE t (x BIGINT)")
         .unwrap();
     assert!(matches!(Reader::open(&path), Err(StoreError::NoSchema)));
 }
@@ -711,6 +714,9 @@ fn store_is_shareable() {
 
 #[test]
 fn pragmas_follow_options() {
+    if testdb::not_sqlite() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     // (option, PRAGMA synchronous value: FULL = 2, NORMAL = 1)
     let cases = [(Synchronous::Full, 2), (Synchronous::Normal, 1)];
@@ -719,7 +725,8 @@ fn pragmas_follow_options() {
             synchronous: sync,
             ..StoreOptions::default()
         };
-        let conn = open_writer(&dir.path().join("p.sqlite"), &opts).unwrap();
+        let conn = open_writer(&location(&dir.path().join("p.sqlite")).unwrap(), &opts).unwrap();
+        let conn = conn.sqlite().unwrap();
         let got: i64 = conn
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .unwrap();
@@ -737,9 +744,12 @@ fn pragmas_follow_options() {
 /// without touching the table, and the history without a full scan.
 #[test]
 fn per_user_session_reads_use_the_user_index() {
+    if testdb::not_sqlite() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let store = open_in(&dir, UTC);
-    let conn = Connection::open(store.path()).unwrap();
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
     let plan = |sql: &str| -> String {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let rows = stmt
@@ -782,8 +792,12 @@ fn db_files(path: &Path) -> [PathBuf; 3] {
 
 #[test]
 fn a_new_database_and_its_wal_and_shm_are_closed_to_other_users() {
+    // SQLite only: files.
+    if testdb::not_sqlite() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rlm.sqlite");
+    let path = testdb::at(dir.path().join("rlm.sqlite"));
     let store = open_in(&dir, UTC);
     store
         .record(upd(
@@ -803,7 +817,7 @@ fn a_new_database_and_its_wal_and_shm_are_closed_to_other_users() {
     }
 
     // The disconnect worker's and the CLI's connection create the same way.
-    let admin_path = dir.path().join("admin.sqlite");
+    let admin_path = testdb::at(dir.path().join("admin.sqlite"));
     let admin = Admin::open(&admin_path).unwrap();
     for p in db_files(&admin_path) {
         assert_eq!(file_mode(&p) & 0o007, 0, "{}", p.display());
@@ -813,8 +827,12 @@ fn a_new_database_and_its_wal_and_shm_are_closed_to_other_users() {
 
 #[test]
 fn an_open_to_all_database_is_tightened_at_open_and_a_stricter_one_kept() {
+    // SQLite only: files.
+    if testdb::not_sqlite() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rlm.sqlite");
+    let path = testdb::at(dir.path().join("rlm.sqlite"));
     let t = ts("2026-04-01T00:00:00Z");
     // A store from before: 0644 (the umask's), with its -wal and -shm in use.
     let old = open_in(&dir, UTC);

@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
 use chrono_tz::Tz;
-use rusqlite::{named_params, Connection, OptionalExtension, TransactionBehavior};
+use super::db::{params, Conn as Connection, OptionalExtension};
 
 use super::capping::{cap_usage, AcctCapping, CapOutcome};
 use super::policies::QuotaCache;
@@ -74,6 +74,7 @@ pub(crate) struct Rules {
 
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
+    pub(crate) reopen: Reopen,
     pub(crate) headrooms: Headrooms,
     pub(crate) hourly: super::modulation::HourlyUsers,
     pub(crate) quotas: QuotaCache,
@@ -83,9 +84,19 @@ pub(crate) struct Writer {
     pub(crate) counters: Arc<Counters>,
 }
 
+/// How the writer opens its connection again (PostgreSQL restarted, network cut).
+pub(crate) struct Reopen {
+    pub(crate) location: super::db::Location,
+    pub(crate) opts: super::StoreOptions,
+}
+
+/// Times a batch is tried again after a deadlock or serialisation failure.
+const RETRIES: u32 = 3;
+
 impl Writer {
     /// Runs until every sender is gone, then returns (closing the connection).
     pub(crate) fn run(mut self, rx: Receiver<Job>) {
+        let mut outage: Option<Outage> = None;
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
             while batch.len() < self.max_batch.max(1) {
@@ -95,15 +106,7 @@ impl Writer {
                 }
             }
             let requests: Vec<&Request> = batch.iter().map(|j| &j.request).collect();
-            let results = apply_batch(
-                &mut self.conn,
-                &mut self.headrooms,
-                &mut self.hourly,
-                &mut self.quotas,
-                self.tz,
-                &self.rules,
-                &requests,
-            );
+            let results = self.apply(&requests, &mut outage);
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.counters
                 .items
@@ -118,10 +121,144 @@ impl Writer {
             }
         }
     }
+
+    /// One batch, on a live connection (opened again if the server dropped it),
+    /// tried again when the database asks for it (a deadlock between servers).
+    fn apply(&mut self, requests: &[&Request], outage: &mut Option<Outage>) -> Vec<Result<Reply, StoreError>> {
+        let mut attempt = 0;
+        loop {
+            if self.conn.is_broken() {
+                match super::open_writer(&self.reopen.location, &self.reopen.opts) {
+                    Ok(conn) => self.conn = conn,
+                    Err(e) => {
+                        Outage::failed(outage, &e.to_string());
+                        let why = format!("the database is unreachable: {e}");
+                        return requests.iter().map(|_| Err(StoreError::Batch(why.clone()))).collect();
+                    }
+                }
+            }
+            let (results, failure) = try_batch(
+                &mut self.conn,
+                &mut self.headrooms,
+                &mut self.hourly,
+                &mut self.quotas,
+                self.tz,
+                &self.rules,
+                requests,
+            );
+            match failure {
+                Some(Failure::Retry) if attempt < RETRIES => {
+                    attempt += 1;
+                    log::debug!("store: batch retried after a deadlock or serialisation failure");
+                    continue;
+                }
+                Some(Failure::Connection(why)) => Outage::failed(outage, &why),
+                _ => Outage::ended(outage),
+            }
+            return results;
+        }
+    }
+}
+
+/// A run of failed batches because the database was unreachable: logged when it
+/// starts and when it ends, not once per batch.
+pub(crate) struct Outage {
+    since: std::time::Instant,
+    batches: u64,
+}
+
+impl Outage {
+    fn failed(outage: &mut Option<Outage>, why: &str) {
+        match outage {
+            Some(o) => o.batches += 1,
+            None => {
+                log::error!("store: the database is unreachable ({why}); accounting requests fail until it is back");
+                *outage = Some(Outage {
+                    since: std::time::Instant::now(),
+                    batches: 1,
+                });
+            }
+        }
+    }
+
+    fn ended(outage: &mut Option<Outage>) {
+        if let Some(o) = outage.take() {
+            log::info!(
+                "store: the database is back after {:.1} s; {} batches failed meanwhile",
+                o.since.elapsed().as_secs_f64(),
+                o.batches
+            );
+        }
+    }
+}
+
+/// Why a whole batch failed.
+enum Failure {
+    /// Nothing was saved; the same batch may simply run again.
+    Retry,
+    /// The connection broke: nothing was saved, or (a cut during COMMIT) it may have
+    /// been. Either way every waiter gets an error and the NAS sends again; an
+    /// update carries its session's totals, so a second copy adds nothing.
+    Connection(String),
+    /// A lock held elsewhere (a tool's transaction) outlasted the wait.
+    Busy,
+    Other,
+}
+
+/// The users a request writes for, so that each server takes their locks in one
+/// order (PostgreSQL).
+fn request_user<'a>(r: &'a Request) -> Option<&'a str> {
+    use super::capping::Op;
+    match r {
+        Request::Record(u) | Request::RecordCapped(u, _) => Some(&u.username),
+        Request::Capping(Op::Decide(d)) => Some(&d.username),
+        Request::Capping(Op::TopupAdd(t)) => Some(&t.user),
+        Request::Capping(Op::LimitsSet { username, .. } | Op::LimitsUnset { username, .. }) => {
+            Some(username)
+        }
+        Request::State(c) => Some(&c.username),
+        _ => None,
+    }
+}
+
+/// Takes the transaction-scoped advisory lock of every user in the batch, in one
+/// order on every server: two servers' updates of one user then never interleave
+/// (usage, the session row, the capping decision), and never deadlock.
+fn lock_users(conn: &Connection, requests: &[&Request]) -> Result<(), StoreError> {
+    let mut keys: Vec<i64> = requests
+        .iter()
+        .filter_map(|r| request_user(r))
+        .map(user_lock_key)
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let list = keys.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    conn.query_row(
+        "SELECT count(pg_advisory_xact_lock(k::bigint)) \
+         FROM unnest(string_to_array(?1, ',')) AS t(k)",
+        params![list],
+        |_| Ok(()),
+    )?;
+    Ok(())
+}
+
+/// A user's advisory lock key: FNV-1a of the name's bytes (stable across servers
+/// and builds, unlike std's hasher).
+pub(crate) fn user_lock_key(username: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in crate::names::encode(username).iter() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
 }
 
 /// Applies `requests` in one transaction. The result for each is its own outcome or
 /// error; if the transaction as a whole fails, every item gets that failure.
+#[cfg(test)]
 pub(crate) fn apply_batch(
     conn: &mut Connection,
     headrooms: &mut Headrooms,
@@ -131,26 +268,53 @@ pub(crate) fn apply_batch(
     rules: &Rules,
     requests: &[&Request],
 ) -> Vec<Result<Reply, StoreError>> {
-    let all_failed = |headrooms: &mut Headrooms, quotas: &mut QuotaCache, why: String| {
+    try_batch(conn, headrooms, hourly, quotas, tz, rules, requests).0
+}
+
+fn failure_of(e: &StoreError) -> Failure {
+    match e {
+        StoreError::Db(d) if d.is_retryable() => Failure::Retry,
+        StoreError::Db(d) if d.is_connection() => Failure::Connection(d.to_string()),
+        StoreError::Db(d) if d.is_busy() => Failure::Busy,
+        _ => Failure::Other,
+    }
+}
+
+fn try_batch(
+    conn: &mut Connection,
+    headrooms: &mut Headrooms,
+    hourly: &mut super::modulation::HourlyUsers,
+    quotas: &mut QuotaCache,
+    tz: Tz,
+    rules: &Rules,
+    requests: &[&Request],
+) -> (Vec<Result<Reply, StoreError>>, Option<Failure>) {
+    let all_failed = |headrooms: &mut Headrooms, quotas: &mut QuotaCache, why: String, f: Failure| {
         // What was learnt in this batch may rest on what was just rolled back.
         headrooms.clear();
         quotas.clear();
-        requests
+        let results = requests
             .iter()
             .map(|_| Err(StoreError::Batch(why.clone())))
-            .collect()
+            .collect();
+        (results, Some(f))
     };
-    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let conn: &Connection = conn;
+    let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
-            return all_failed(
-                headrooms,
-                quotas,
-                format!("could not begin the write transaction: {e}"),
-            )
+            let e = StoreError::from(e);
+            let f = failure_of(&e);
+            return all_failed(headrooms, quotas, format!("could not begin the write transaction: {e}"), f);
         }
     };
-    // Holding the write lock: nobody else can commit until we do.
+    if tx.backend() == super::db::Backend::Postgres {
+        if let Err(e) = lock_users(&tx, requests) {
+            let f = failure_of(&e);
+            return all_failed(headrooms, quotas, format!("could not lock the batch's users: {e}"), f);
+        }
+    }
+    // SQLite: holding the write lock, nobody else can commit until we do.
     let version = data_version(&tx);
     headrooms.sync(version);
     quotas.sync(version);
@@ -161,24 +325,31 @@ pub(crate) fn apply_batch(
         let result = in_savepoint(&tx, &ITEM, || {
             apply_one(&tx, headrooms, hourly, quotas, tz, rules, request)
         });
+        if let Err(e) = &result {
+            // A deadlock, or the server gone: the batch as a whole is over.
+            match failure_of(e) {
+                Failure::Other => {}
+                f => return all_failed(headrooms, quotas, format!("nothing of this batch was saved: {e}"), f),
+            }
+        }
         // Some errors (disk full, I/O) make SQLite roll back the whole transaction:
         // then the items before this one are gone too, so the batch has failed.
         if result.is_err() && tx.is_autocommit() {
             let why = match result {
-                Err(e) => format!("the transaction was rolled back by SQLite: {e}"),
+                Err(e) => format!("the transaction was rolled back by the database: {e}"),
                 Ok(_) => String::new(),
             };
-            return all_failed(headrooms, quotas, why);
+            return all_failed(headrooms, quotas, why, Failure::Other);
         }
         results.push(result);
     }
     match tx.commit() {
-        Ok(()) => results,
-        Err(e) => all_failed(
-            headrooms,
-            quotas,
-            format!("commit failed, nothing of this batch was saved: {e}"),
-        ),
+        Ok(()) => (results, None),
+        Err(e) => {
+            let e = StoreError::from(e);
+            let f = failure_of(&e);
+            all_failed(headrooms, quotas, format!("commit failed, nothing of this batch was saved: {e}"), f)
+        }
     }
 }
 
@@ -191,7 +362,7 @@ pub(crate) fn in_savepoint<T>(
     f: impl FnOnce() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let exec = |sql: &str| -> Result<(), StoreError> {
-        conn.prepare_cached(sql)?.execute([])?;
+        conn.prepare_cached(sql)?.execute(())?;
         Ok(())
     };
     exec(sp.begin)?;
@@ -339,7 +510,7 @@ fn apply_one(
                     "UPDATE sessions SET stop_time = last_update, closed_reason = ?2 \
                      WHERE stop_time IS NULL AND last_update < ?1",
                 )?
-                .execute(rusqlite::params![cutoff, sessions::closed_reason::STALE])?;
+                .execute(params![cutoff, sessions::closed_reason::STALE])?;
             Ok(Reply::StaleClosed(n))
         }
         Request::Capping(op) => {
@@ -406,10 +577,10 @@ fn record(
     if let Some(reason) = sessions::nas_close_reason(u.status) {
         let closed = conn
             .prepare_cached(
-                "UPDATE sessions SET stop_time = MAX(?1, start_time), closed_reason = ?2 \
+                "UPDATE sessions SET stop_time = CASE WHEN ?1 > start_time THEN ?1 ELSE start_time END, closed_reason = ?2 \
                  WHERE nas_ip = ?3 AND stop_time IS NULL",
             )?
-            .execute(rusqlite::params![u.event_time, reason, u.nas_ip])?;
+            .execute(params![u.event_time, reason, u.nas_ip])?;
         return Ok((Outcome::new(OutcomeKind::NasClosed { closed }, u), None));
     }
     let prev = load_session(conn, &u.nas_ip, u.session_key())?;
@@ -480,7 +651,7 @@ fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result<Option<Ses
     });
     let row = conn
         .prepare_cached(&SQL)?
-        .query_row(rusqlite::params![nas_ip, Name::new(key)], session_row)
+        .query_row(params![nas_ip, Name::new(key)], session_row)
         .optional()?;
     Ok(row.map(|r| r.session))
 }
@@ -490,18 +661,18 @@ fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result<Option<Ses
 macro_rules! update_progress {
     ($stop:literal) => {
         concat!(
-            "UPDATE sessions SET acct_session_id = :acct_session_id, nas_port = :nas_port, \
-               framed_ip = :framed_ip, calling_station_id = :calling_station_id, \
-               last_update = :last_update, session_time = :session_time, input_octets = :input, \
-               output_octets = :output, terminate_cause = :terminate_cause, \
-               closed_reason = :closed_reason, gigawords = :gigawords",
+            "UPDATE sessions SET acct_session_id = ?3, nas_port = ?4, \
+               framed_ip = ?5, calling_station_id = ?6, \
+               last_update = ?7, session_time = ?8, input_octets = ?9, \
+               output_octets = ?10, terminate_cause = ?11, \
+               closed_reason = ?12, gigawords = ?13",
             $stop,
-            " WHERE nas_ip = :nas_ip AND session_key = :key"
+            " WHERE nas_ip = ?1 AND session_key = ?2"
         )
     };
 }
 const UPDATE_PROGRESS: &str = update_progress!("");
-const UPDATE_PROGRESS_AND_STOP: &str = update_progress!(", stop_time = :stop_time");
+const UPDATE_PROGRESS_AND_STOP: &str = update_progress!(", stop_time = ?14");
 
 fn save_session(
     conn: &Connection,
@@ -524,25 +695,30 @@ fn save_session(
         } else {
             UPDATE_PROGRESS
         })?;
-        let params = named_params! {
-            ":nas_ip": nas_ip,
-            ":key": Name::new(key),
-            ":acct_session_id": Name::new(&s.acct_session_id),
-            ":nas_port": s.nas_port,
-            ":framed_ip": s.framed_ip,
-            ":calling_station_id": s.calling_station_id,
-            ":last_update": s.last_update,
-            ":session_time": to_db(s.session_time),
-            ":input": to_db(s.input_octets),
-            ":output": to_db(s.output_octets),
-            ":terminate_cause": s.terminate_cause,
-            ":closed_reason": s.closed_reason,
-            ":gigawords": s.gigawords,
-        };
+        let key = Name::new(key);
+        let acct_session_id = Name::new(&s.acct_session_id);
+        let session_time = to_db(s.session_time);
+        let input = to_db(s.input_octets);
+        let output = to_db(s.output_octets);
+        let params = params![
+            nas_ip,
+            key,
+            acct_session_id,
+            s.nas_port,
+            s.framed_ip,
+            s.calling_station_id,
+            s.last_update,
+            session_time,
+            input,
+            output,
+            s.terminate_cause,
+            s.closed_reason,
+            s.gigawords,
+        ];
         if stopping {
             let mut with_stop = params.to_vec();
-            with_stop.push((":stop_time", &s.stop_time));
-            stmt.execute(with_stop.as_slice())?;
+            with_stop.push(&s.stop_time);
+            stmt.execute(with_stop)?;
         } else {
             stmt.execute(params)?;
         }
@@ -552,9 +728,7 @@ fn save_session(
         "INSERT INTO sessions (nas_ip, session_key, acct_session_id, username, nas_port, framed_ip, \
            calling_station_id, start_time, last_update, stop_time, session_time, input_octets, \
            output_octets, terminate_cause, closed_reason, gigawords) \
-         VALUES (:nas_ip, :key, :acct_session_id, :username, :nas_port, :framed_ip, \
-           :calling_station_id, :start_time, :last_update, :stop_time, :session_time, :input, \
-           :output, :terminate_cause, :closed_reason, :gigawords) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
          ON CONFLICT (nas_ip, session_key) DO UPDATE SET \
            acct_session_id = excluded.acct_session_id, username = excluded.username, \
            nas_port = excluded.nas_port, framed_ip = excluded.framed_ip, \
@@ -564,24 +738,24 @@ fn save_session(
            output_octets = excluded.output_octets, terminate_cause = excluded.terminate_cause, \
            closed_reason = excluded.closed_reason, gigawords = excluded.gigawords",
     )?
-    .execute(named_params! {
-        ":nas_ip": nas_ip,
-        ":key": Name::new(key),
-        ":acct_session_id": Name::new(&s.acct_session_id),
-        ":username": Name::new(&s.username),
-        ":nas_port": s.nas_port,
-        ":framed_ip": s.framed_ip,
-        ":calling_station_id": s.calling_station_id,
-        ":start_time": s.start_time,
-        ":last_update": s.last_update,
-        ":stop_time": s.stop_time,
-        ":session_time": to_db(s.session_time),
-        ":input": to_db(s.input_octets),
-        ":output": to_db(s.output_octets),
-        ":terminate_cause": s.terminate_cause,
-        ":closed_reason": s.closed_reason,
-        ":gigawords": s.gigawords,
-    })?;
+    .execute(params![
+        nas_ip,
+        Name::new(key),
+        Name::new(&s.acct_session_id),
+        Name::new(&s.username),
+        s.nas_port,
+        s.framed_ip,
+        s.calling_station_id,
+        s.start_time,
+        s.last_update,
+        s.stop_time,
+        to_db(s.session_time),
+        to_db(s.input_octets),
+        to_db(s.output_octets),
+        s.terminate_cause,
+        s.closed_reason,
+        s.gigawords,
+    ])?;
     Ok(())
 }
 
@@ -595,22 +769,22 @@ fn add_usage(
         (
             "INSERT INTO usage_day (username, day, input_octets, output_octets, session_time) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (username, day) DO UPDATE SET \
-             input_octets = MIN(input_octets, 9223372036854775807 - excluded.input_octets) + excluded.input_octets, \
-             output_octets = MIN(output_octets, 9223372036854775807 - excluded.output_octets) + excluded.output_octets, \
-             session_time = MIN(session_time, 9223372036854775807 - excluded.session_time) + excluded.session_time",
+             input_octets = CASE WHEN usage_day.input_octets > 9223372036854775807 - excluded.input_octets THEN 9223372036854775807 ELSE usage_day.input_octets + excluded.input_octets END, \
+             output_octets = CASE WHEN usage_day.output_octets > 9223372036854775807 - excluded.output_octets THEN 9223372036854775807 ELSE usage_day.output_octets + excluded.output_octets END, \
+             session_time = CASE WHEN usage_day.session_time > 9223372036854775807 - excluded.session_time THEN 9223372036854775807 ELSE usage_day.session_time + excluded.session_time END",
             periods::day_key(at.day),
         ),
         (
             "INSERT INTO usage_month (username, month, input_octets, output_octets, session_time) \
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (username, month) DO UPDATE SET \
-             input_octets = MIN(input_octets, 9223372036854775807 - excluded.input_octets) + excluded.input_octets, \
-             output_octets = MIN(output_octets, 9223372036854775807 - excluded.output_octets) + excluded.output_octets, \
-             session_time = MIN(session_time, 9223372036854775807 - excluded.session_time) + excluded.session_time",
+             input_octets = CASE WHEN usage_month.input_octets > 9223372036854775807 - excluded.input_octets THEN 9223372036854775807 ELSE usage_month.input_octets + excluded.input_octets END, \
+             output_octets = CASE WHEN usage_month.output_octets > 9223372036854775807 - excluded.output_octets THEN 9223372036854775807 ELSE usage_month.output_octets + excluded.output_octets END, \
+             session_time = CASE WHEN usage_month.session_time > 9223372036854775807 - excluded.session_time THEN 9223372036854775807 ELSE usage_month.session_time + excluded.session_time END",
             periods::month_key(at.month),
         ),
     ];
     for (sql, period) in targets {
-        conn.prepare_cached(sql)?.execute(rusqlite::params![
+        conn.prepare_cached(sql)?.execute(params![
             Name::new(username),
             period,
             to_db(d.input_octets),
@@ -621,11 +795,12 @@ fn add_usage(
     Ok(())
 }
 
-/// `PRAGMA data_version`: changes when another connection commits (None: unknown).
+/// SQLite's `PRAGMA data_version`: changes when another connection commits. None
+/// (unknown) on PostgreSQL, where other servers commit all the time: there the caches
+/// hold only for the batch that filled them, whose transaction holds the row and
+/// advisory locks of the users it read.
 fn data_version(conn: &Connection) -> Option<i64> {
-    conn.prepare_cached("PRAGMA data_version")
-        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-        .ok()
+    conn.sqlite().and_then(super::db::sqlite::data_version)
 }
 
 /// What the writer knows of each capped user from the last capping decision that

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Starts a throw-away PostgreSQL cluster for the tests and benches, and stops it
+# when its standard input closes (the test process exiting, even by kill -9):
+#   scripts/pg-cluster.sh DIR   prints one line, the cluster's connection string
+#                               (Unix socket in DIR and TCP on a free 127.0.0.1 port),
+#                               then waits.
+# initdb refuses root, so as root the cluster runs as the unprivileged `nobody`.
+set -euo pipefail
+dir=$1
+bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$bindir/initdb" ] || { echo "pg-cluster: PostgreSQL is not installed (scripts/deps.sh)" >&2; exit 1; }
+mkdir -p "$dir"
+run=()
+if [ "$(id -u)" -eq 0 ]; then
+  chown nobody "$dir"
+  run=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
+fi
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"${run[@]}" "$bindir/initdb" -D "$dir/data" -U postgres -A trust --locale=C -E UTF8 >/dev/null
+# Durable commits as in production (fsync on); a small shared_buffers suits 2 cores.
+"${run[@]}" "$bindir/postgres" -D "$dir/data" -k "$dir" -h 127.0.0.1 -p "$port" \
+  -c max_connections=300 -c shared_buffers=64MB -c log_min_messages=warning \
+  >"$dir/postgres.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+  [ -S "$dir/.s.PGSQL.$port" ] && break
+  kill -0 $pid 2>/dev/null || { cat "$dir/postgres.log" >&2; exit 1; }
+  sleep 0.1
+done
+echo "host=127.0.0.1 port=$port user=postgres dbname=postgres"
+# Stop (fast shutdown) once whoever started us is gone.
+cat >/dev/null || true
+kill -INT $pid 2>/dev/null || true
+wait $pid 2>/dev/null || true
