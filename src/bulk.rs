@@ -263,6 +263,18 @@ impl AutoBulk {
         }
         let admin = self.admin.as_ref().ok_or("no database")?;
         let due = due_for_month(admin, now, self.tz, self.delay_secs).map_err(|e| e.to_string())?;
+        // With several servers on one database, one of them runs each NAS's month.
+        let month_start = periods::month_start(now, self.tz);
+        let mut claimed = Vec::with_capacity(due.len());
+        for nas in due {
+            if admin
+                .bulk_month_claim(&nas.config.nas_ip, month_start, now)
+                .map_err(|e| e.to_string())?
+            {
+                claimed.push(nas);
+            }
+        }
+        let due = claimed;
         if due.is_empty() {
             return Ok(Vec::new());
         }

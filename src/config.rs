@@ -24,6 +24,7 @@ pub struct RawConfig {
     pub bulk_disconnect_delay: Option<String>,
     pub max_session_rate: Option<String>,
     pub events_keep: Option<String>,
+    pub queue_lease: Option<String>,
     pub capping: RawCapping,
     pub hooks: RawHooks,
 }
@@ -99,7 +100,10 @@ pub use crate::store::Synchronous;
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// A SQLite file, or a PostgreSQL connection string (see [`crate::store::DbLocation`]).
     pub db: PathBuf,
+    /// `db` as logs show it: never a password.
+    pub db_shown: String,
     pub timezone: Tz,
     /// Seconds without an update after which an open session is closed; 0 = never.
     pub stale_after: u64,
@@ -125,6 +129,9 @@ pub struct Config {
     pub hooks: Hooks,
     /// Seconds events and finished NAS actions are kept; 0 = forever.
     pub events_keep: u64,
+    /// Seconds a server keeps a queued job it claimed (several servers on one
+    /// database: a job of a server killed mid-job is taken over after this).
+    pub queue_lease: u64,
 }
 
 /// Capping settings (`capping { ... }`).
@@ -202,8 +209,13 @@ fn err(option: &'static str, value: &str, reason: impl Into<String>) -> ConfigEr
 pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
     let db = match raw.db.as_deref().map(str::trim) {
         None => PathBuf::from(DEFAULT_DB),
-        Some("") => return Err(err("db", "", "must name the SQLite file")),
+        Some("") => return Err(err("db", "", "must name the SQLite file or a PostgreSQL server")),
         Some(p) => PathBuf::from(p),
+    };
+    // Checked here so -XC names the option; never echoed (it may hold a password).
+    let db_shown = match crate::store::DbLocation::parse(&db) {
+        Ok(l) => l.to_string(),
+        Err(r) => return Err(err("db", "(a PostgreSQL connection string)", r)),
     };
     let timezone = match raw.timezone.as_deref() {
         None => parse_timezone("local").map_err(|r| err("timezone", "local", r))?,
@@ -252,6 +264,7 @@ pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
     };
     Ok(Config {
         db,
+        db_shown,
         timezone,
         stale_after,
         synchronous,
@@ -278,6 +291,14 @@ pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
             Some(v) => parse_rate(v).map_err(|r| err("max_session_rate", v, r))?,
         },
         hooks: parse_hooks(&raw.hooks)?,
+        queue_lease: match raw.queue_lease.as_deref() {
+            None => 300,
+            Some(v) => match parse_duration(v) {
+                Ok(n) if (5..=86_400).contains(&n) => n,
+                Ok(_) => return Err(err("queue_lease", v, "must be between 5s and 1d")),
+                Err(r) => return Err(err("queue_lease", v, r)),
+            },
+        },
         events_keep: match raw.events_keep.as_deref() {
             None => 90 * 86_400,
             Some(v) => parse_duration(v).map_err(|r| err("events_keep", v, r))?,

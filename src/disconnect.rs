@@ -571,7 +571,7 @@ impl Context {
                 break;
             }
             let jobs = lock(db)
-                .queue_due_on(nas_ip, now, batch)
+                .queue_claim_on(nas_ip, now, batch, crate::store::Lease::current())
                 .map_err(|e| e.to_string())?;
             if jobs.is_empty() {
                 break;

@@ -90,8 +90,9 @@ impl Instance {
             },
             ..Default::default()
         };
+        crate::store::Lease::set_current(config.queue_lease);
         let store = Store::open(&config.db, opts)
-            .map_err(|e| format!("option 'db' = \"{}\": {e}", config.db.display()))?;
+            .map_err(|e| format!("option 'db' = \"{}\": {e}", config.db_shown))?;
         let mut jobs: Vec<Box<dyn Job>> = Vec::new();
         if config.stale_after > 0 {
             jobs.push(Box::new(StaleSessions {
@@ -197,7 +198,7 @@ impl Instance {
         );
         log::info!(
             "instance {name}: db {}, timezone {}, stale_after {}s, synchronous {:?}",
-            config.db.display(),
+            config.db_shown,
             config.timezone,
             config.stale_after,
             config.synchronous

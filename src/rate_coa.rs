@@ -277,7 +277,9 @@ impl RateCoa {
         report: &mut RunReport,
     ) -> Result<(), String> {
         let e = |e: crate::store::StoreError| e.to_string();
-        let jobs = admin.coa_pending(self.cfg.batch.max(1)).map_err(e)?;
+        let jobs = admin
+            .coa_claim(now, self.cfg.batch.max(1), crate::store::Lease::current())
+            .map_err(e)?;
         if jobs.is_empty() {
             return Ok(());
         }

@@ -36,6 +36,7 @@ pub struct InstanceData {
     bulk_disconnect_delay: *const c_char,
     max_session_rate: *const c_char,
     events_keep: *const c_char,
+    queue_lease: *const c_char,
     hooks: HooksData,
     state: *mut Instance,
 }
@@ -155,7 +156,7 @@ static HOOKS_CONFIG: Static<[sys::CONF_PARSER; 15]> = Static([
 ]);
 
 /// Options without a default here are defaulted (and validated) in `config::parse`.
-static CONFIG: Static<[sys::CONF_PARSER; 16]> = Static([
+static CONFIG: Static<[sys::CONF_PARSER; 17]> = Static([
     string_option(c"db", offset_of!(InstanceData, db), None),
     string_option(c"timezone", offset_of!(InstanceData, timezone), None),
     string_option(c"stale_after", offset_of!(InstanceData, stale_after), None),
@@ -200,6 +201,7 @@ static CONFIG: Static<[sys::CONF_PARSER; 16]> = Static([
         None,
     ),
     string_option(c"events_keep", offset_of!(InstanceData, events_keep), None),
+    string_option(c"queue_lease", offset_of!(InstanceData, queue_lease), None),
     sys::CONF_PARSER {
         name: c"hooks".as_ptr(),
         type_: sys::PW_TYPE_SUBSECTION as c_int,
@@ -288,6 +290,7 @@ unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_vo
             bulk_disconnect_delay: opt(data.bulk_disconnect_delay),
             max_session_rate: opt(data.max_session_rate),
             events_keep: opt(data.events_keep),
+            queue_lease: opt(data.queue_lease),
             hooks: config::RawHooks {
                 all: opt(data.hooks.all),
                 timeout: opt(data.hooks.timeout),

@@ -46,7 +46,9 @@ impl HookRunner {
     }
 
     fn pass(&self, admin: &Admin, now: i64) -> Result<usize, String> {
-        let due = admin.hooks_due(now, BATCH).map_err(|e| e.to_string())?;
+        let due = admin
+            .hooks_claim(now, BATCH, crate::store::Lease::current())
+            .map_err(|e| e.to_string())?;
         for ev in &due {
             let o = self.run_one(ev, now);
             admin.hook_mark(ev.id, &o).map_err(|e| e.to_string())?;

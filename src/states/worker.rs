@@ -583,7 +583,9 @@ impl NasActions {
 
     fn pass(&mut self, admin: &Admin, now: i64) -> Result<usize, String> {
         let e = |e: StoreError| e.to_string();
-        let due = admin.actions_due(now, self.cfg.batch.max(1)).map_err(e)?;
+        let due = admin
+            .actions_claim(now, self.cfg.batch.max(1), crate::store::Lease::current())
+            .map_err(e)?;
         if due.is_empty() {
             return Ok(0);
         }

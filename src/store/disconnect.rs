@@ -564,6 +564,29 @@ impl Admin {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// [`Admin::queue_due_on`], claimed by this server for `lease` (see
+    /// [`super::queue`]): what the worker sends.
+    pub fn queue_claim_on(
+        &self,
+        nas_ip: &str,
+        now: i64,
+        limit: usize,
+        lease: super::Lease,
+    ) -> Result<Vec<DisconnectJob>, StoreError> {
+        super::queue::claim(
+            &self.conn,
+            "disconnect_queue",
+            JOB_COLUMNS,
+            "state IN ('pending', 'dm-failed')",
+            Some(nas_ip),
+            now,
+            limit,
+            lease,
+            job_row,
+            |j| j.id,
+        )
+    }
+
     /// The NASes that have due jobs (see [`Admin::queue_due`]).
     pub fn queue_due_nases(&self, now: i64) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
@@ -708,6 +731,16 @@ impl Admin {
         super::modulation::coa_pending(&self.conn, limit)
     }
 
+    /// [`Admin::coa_pending`], claimed by this server for `lease`.
+    pub fn coa_claim(
+        &self,
+        now: i64,
+        limit: usize,
+        lease: super::Lease,
+    ) -> Result<Vec<super::CoaJob>, StoreError> {
+        super::modulation::coa_claim(&self.conn, now, limit, lease)
+    }
+
     /// Records CoA outcomes (and their fallback disconnects) in one transaction.
     pub fn coa_mark_many(
         &self,
@@ -759,6 +792,17 @@ impl Admin {
     /// Deletes hour buckets older than `before`.
     pub fn purge_hours(&self, before: i64) -> Result<usize, StoreError> {
         super::modulation::purge_hours(&self.conn, before)
+    }
+
+    /// Takes this month's automatic bulk run of a NAS for this server; false when
+    /// another server (or an earlier run of this one) has it.
+    pub fn bulk_month_claim(&self, nas_ip: &str, month_start: i64, now: i64) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO bulk_month_claims (nas_ip, month_start, claimed_by, at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            params![nas_ip, month_start, super::server_id(), now],
+        )?;
+        Ok(n > 0)
     }
 
     /// Logs a bulk run; returns its id.

@@ -1,7 +1,7 @@
 use crate::store::testdb;
 use super::*;
 use crate::sessions::{AcctStatus, AcctUpdate};
-use crate::store::{Reader, Store};
+use crate::store::{Lease, Reader, Store};
 
 fn open(dir: &tempfile::TempDir) -> Admin {
     Admin::open(testdb::at(dir.path().join("db.sqlite"))).unwrap()
@@ -496,4 +496,54 @@ fn open_existing_requires_the_file() {
         Err(StoreError::NotFound { .. })
     ));
     assert!(!path.exists());
+}
+
+/// Several servers on one database: each due job is claimed by exactly one of
+/// them, and a claim nobody marked is taken over once its lease runs out.
+#[test]
+fn claims_are_exclusive_and_lapse_after_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = testdb::at(dir.path().join("db.sqlite"));
+    let first = Admin::open(&path).unwrap();
+    for i in 0..60 {
+        assert!(first.queue_enqueue(&job("127.0.0.2", &format!("k{i}")), 100).unwrap());
+    }
+    let lease = Lease { secs: 60 };
+    // Four "servers" claim at once, in small batches, until nothing is due.
+    let claimed: Vec<Vec<i64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let path = &path;
+                s.spawn(move || {
+                    let db = Admin::open(path).unwrap();
+                    let mut mine = Vec::new();
+                    loop {
+                        let jobs = db.queue_claim_on("127.0.0.2", 200, 7, lease).unwrap();
+                        if jobs.is_empty() {
+                            break mine;
+                        }
+                        mine.extend(jobs.iter().map(|j| j.id));
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<i64> = claimed.concat();
+    all.sort_unstable();
+    let total = all.len();
+    all.dedup();
+    assert_eq!((total, all.len()), (60, 60), "every job claimed exactly once");
+    // Nothing is due within the lease; one job marked done stays done.
+    assert!(first.queue_claim_on("127.0.0.2", 259, 100, lease).unwrap().is_empty());
+    assert!(first.queue_mark(all[0], &JobOutcome::Done(Method::Dm), 210).unwrap());
+    // After the lease the 59 unmarked ones (their claimer died) are due again.
+    let again = first.queue_claim_on("127.0.0.2", 260, 100, lease).unwrap();
+    assert_eq!(again.len(), 59);
+    assert!(again.iter().all(|j| j.id != all[0]));
+    // The monthly bulk run of a NAS goes to one server.
+    let second = Admin::open(&path).unwrap();
+    assert!(first.bulk_month_claim("127.0.0.2", 1_000, 1_010).unwrap());
+    assert!(!second.bulk_month_claim("127.0.0.2", 1_000, 1_011).unwrap());
+    assert!(second.bulk_month_claim("127.0.0.2", 2_000, 2_010).unwrap());
 }

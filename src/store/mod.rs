@@ -11,6 +11,7 @@ mod disconnect;
 mod modulation;
 mod perms;
 mod policies;
+mod queue;
 mod read;
 mod schema;
 mod states;
@@ -39,6 +40,7 @@ pub use modulation::{CoaJob, CoaOutcome, CoaPurpose, ModulatedSession, NewCoaJob
 pub use policies::{
     CustomAttrRow, DeviceRow, LoginQuery, ParsedAt, PolicyDef, PolicyStats, PolicyView,
 };
+pub use queue::{server_id, Lease};
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
 pub use db::{Backend, Location as DbLocation};
 pub use schema::{PG_SCHEMA_VERSION, SCHEMA_VERSION};
@@ -66,8 +68,9 @@ pub enum StoreError {
     NotFound { path: PathBuf },
     #[error("cannot open database {location}: {source}")]
     Open { location: String, source: DbError },
-    #[error("database {location} is not a valid location: {why}")]
-    BadLocation { location: String, why: String },
+    /// (The string is not shown: it may hold a password.)
+    #[error("the database connection string is not valid: {why}")]
+    BadLocation { why: String },
     #[error("database schema version {found} is newer than this build supports ({supported}); upgrade rlm_rust")]
     SchemaTooNew { found: u32, supported: u32 },
     #[error("the database has no rlm_rust schema (never opened by the module?)")]
@@ -211,10 +214,7 @@ impl std::fmt::Debug for Store {
 }
 
 fn location(path: &Path) -> Result<Location, StoreError> {
-    Location::parse(path).map_err(|why| StoreError::BadLocation {
-        location: path.display().to_string(),
-        why,
-    })
+    Location::parse(path).map_err(|why| StoreError::BadLocation { why })
 }
 
 /// A read-write connection to the store, migrated.

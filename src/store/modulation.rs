@@ -212,6 +212,7 @@ pub(crate) fn enqueue_coa(
             "DO UPDATE SET rate_limit = excluded.rate_limit, \
              address_list = excluded.address_list, reason = excluded.reason, \
              state = 'pending', attempts = 0, last_error = NULL, error_cause = NULL, \
+             next_attempt_at = 0, \
              acct_session_id = excluded.acct_session_id, framed_ip = excluded.framed_ip, \
              updated = excluded.updated"
         }
@@ -253,6 +254,26 @@ pub(crate) fn coa_pending(conn: &Connection, limit: usize) -> Result<Vec<CoaJob>
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt.query_map([limit], coa_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn coa_claim(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+    lease: super::Lease,
+) -> Result<Vec<CoaJob>, StoreError> {
+    super::queue::claim(
+        conn,
+        "coa_queue",
+        COA_COLUMNS,
+        "state = 'pending'",
+        None,
+        now,
+        limit,
+        lease,
+        coa_row,
+        |j| j.id,
+    )
 }
 
 /// How a CoA ended.

@@ -1069,12 +1069,54 @@ impl super::Admin {
         hooks_due(&self.conn, now, limit)
     }
 
+    /// [`Admin::hooks_due`], claimed by this server for `lease`.
+    pub fn hooks_claim(
+        &self,
+        now: i64,
+        limit: usize,
+        lease: super::Lease,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        super::queue::claim(
+            &self.conn,
+            "events",
+            EVENT_COLUMNS,
+            "hook_state = 'pending'",
+            None,
+            now,
+            limit,
+            lease,
+            event_row,
+            |e| e.id,
+        )
+    }
+
     pub fn hook_mark(&self, id: i64, o: &HookOutcome) -> Result<(), StoreError> {
         hook_mark(&self.conn, id, o)
     }
 
     pub fn actions_due(&self, now: i64, limit: usize) -> Result<Vec<NasActionRow>, StoreError> {
         actions_due(&self.conn, now, limit)
+    }
+
+    /// [`Admin::actions_due`], claimed by this server for `lease`.
+    pub fn actions_claim(
+        &self,
+        now: i64,
+        limit: usize,
+        lease: super::Lease,
+    ) -> Result<Vec<NasActionRow>, StoreError> {
+        super::queue::claim(
+            &self.conn,
+            "nas_actions",
+            ACTION_COLUMNS,
+            "state = 'pending'",
+            None,
+            now,
+            limit,
+            lease,
+            action_row,
+            |a| a.id,
+        )
     }
 
     pub fn actions_list(&self, username: Option<&str>) -> Result<Vec<NasActionRow>, StoreError> {

@@ -12,7 +12,10 @@ use postgres::{Client, NoTls, Statement};
 use super::{dollar_placeholders, DbError, DbResult, Value};
 
 /// Migration N (1-based) is `MIGRATIONS[N - 1]`. Append only: never edit a shipped one.
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_shared_queues.sql"),
+];
 
 /// Serialises migrations of servers starting at once (an arbitrary constant).
 const MIGRATION_LOCK: i64 = 0x726c_6d5f_7275_7374;

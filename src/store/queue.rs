@@ -1,0 +1,88 @@
+//! Claiming due jobs of the queue tables (disconnects, NAS actions, CoAs, hooks) so
+//! that with several servers on one database exactly one works each job: the claim
+//! pushes the job's next attempt out by a lease and names the claimer, in one
+//! statement (PostgreSQL: skipping rows another server is claiming right now). The
+//! job's mark then sets its real next attempt; a claimer that dies leaves the job due
+//! again when the lease runs out, for any server to take.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::OnceLock;
+
+use super::db::{params, Conn as Connection, DbResult, Row};
+use super::StoreError;
+
+/// How long a claimed job is left to its claimer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub secs: i64,
+}
+
+impl Default for Lease {
+    /// Longer than any one pass (a silent NAS: a few seconds per attempt, the API
+    /// fallback its connect and login timeouts).
+    fn default() -> Self {
+        Lease { secs: 300 }
+    }
+}
+
+/// The module's `queue_lease` (seconds), for every worker of this process.
+static LEASE_SECS: AtomicI64 = AtomicI64::new(300);
+
+impl Lease {
+    pub fn current() -> Lease {
+        Lease {
+            secs: LEASE_SECS.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn set_current(secs: u64) {
+        LEASE_SECS.store(i64::try_from(secs).unwrap_or(i64::MAX).max(1), Ordering::Relaxed);
+    }
+}
+
+/// This process among the servers: `host:pid`, shown on the jobs it claimed.
+pub fn server_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{host}:{}", std::process::id())
+    })
+}
+
+/// The due rows of `table` (`due` is the state condition), oldest due first, at most
+/// `limit`, optionally of one NAS; claimed for `lease` at `now`. Rows come back in
+/// id order.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn claim<T>(
+    conn: &Connection,
+    table: &str,
+    columns: &str,
+    due: &str,
+    nas_ip: Option<&str>,
+    now: i64,
+    limit: usize,
+    lease: Lease,
+    row: fn(&Row<'_>) -> DbResult<T>,
+    id_of: fn(&T) -> i64,
+) -> Result<Vec<T>, StoreError> {
+    let nas = if nas_ip.is_some() { " AND nas_ip = ?5" } else { "" };
+    let sql = format!(
+        "UPDATE {table} SET next_attempt_at = ?3, claimed_by = ?4 WHERE id IN \
+             (SELECT id FROM {table} WHERE {due} AND next_attempt_at <= ?1{nas} \
+              ORDER BY next_attempt_at, id LIMIT ?2{}) \
+         RETURNING {columns}",
+        conn.skip_locked()
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let until = now.saturating_add(lease.secs.max(1));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = match nas_ip {
+        Some(n) => stmt.query_map(params![now, limit, until, server_id(), n], row)?,
+        None => stmt.query_map(params![now, limit, until, server_id()], row)?,
+    };
+    let mut out: Vec<T> = rows.collect::<Result<_, _>>()?;
+    out.sort_by_key(id_of);
+    Ok(out)
+}
