@@ -11,5 +11,5 @@ cargo build --quiet --all-targets
 cargo test --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" "$@"
 # The store's suite again, on PostgreSQL (a cluster of its own, gone when it ends).
 if [ $# -eq 0 ]; then
-  RLM_TEST_BACKEND=postgres cargo test --lib --no-fail-fast store:: -- --test-threads="${TEST_THREADS:-2}"
+  RLM_TEST_BACKEND=postgres cargo test --lib --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" store:: login_memory::
 fi

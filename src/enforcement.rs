@@ -222,6 +222,7 @@ impl PendingMap {
 
 impl Enforcer {
     pub fn new(cfg: Capping, tz: Tz, store: Store) -> Enforcer {
+        let seen = LoginMemory::with_store(store.clone(), crate::store::ControlKind::Limits);
         let quiet = EvalOptions {
             explain: false,
             ..cfg.eval.clone()
@@ -231,7 +232,7 @@ impl Enforcer {
             tz,
             store,
             quiet,
-            seen: LoginMemory::default(),
+            seen,
             pending: Mutex::new(PendingMap::new(Instant::now())),
         }
     }

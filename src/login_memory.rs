@@ -2,28 +2,112 @@
 //!
 //! Accounting runs no authorize, so values that came from the control list at login
 //! (users file, sql, ldap, unlang) are not there when the user's Interim-Updates
-//! arrive. They are remembered here per user and reused for accounting requests
-//! whose own control list has none; the store's values are the durable default.
-//! Used for capping limits and for policy quotas.
+//! arrive. They are kept per user, in memory and in the store, and reused for
+//! accounting requests whose own control list has none; the store's values
+//! (limits, policies) are the durable default. In the store they reach accounting
+//! on another server of the same database and after a restart. With one server
+//! (SQLite) memory answers and the store is read only for users it does not know;
+//! with several (PostgreSQL) another server may have seen a later login, so the
+//! store answers every time. Used for capping limits and for policy quotas.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::store::{Backend, ControlKind, Store};
 
 /// A set of control-list values (capping limits, policy fields).
 pub trait ControlValues: Clone + PartialEq + Default {
     fn is_empty(&self) -> bool;
+    /// (attribute or field, value) pairs, as kept in the store.
+    fn to_pairs(&self) -> Vec<(String, String)>;
+    fn from_pairs(pairs: &[(String, String)]) -> Self;
 }
 
 impl ControlValues for crate::capping::RawLimits {
     fn is_empty(&self) -> bool {
         crate::capping::RawLimits::is_empty(self)
     }
+    fn to_pairs(&self) -> Vec<(String, String)> {
+        self.pairs()
+    }
+    fn from_pairs(pairs: &[(String, String)]) -> Self {
+        crate::capping::RawLimits::from_pairs(pairs.iter().map(|(a, v)| (a.as_str(), v.as_str())))
+    }
 }
 
 impl ControlValues for crate::policies::RawPolicy {
     fn is_empty(&self) -> bool {
         crate::policies::RawPolicy::is_empty(self)
+    }
+    fn to_pairs(&self) -> Vec<(String, String)> {
+        self.iter().map(|(d, v)| (d.name.to_string(), v.to_string())).collect()
+    }
+    fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let mut r = crate::policies::RawPolicy::new();
+        for (k, v) in pairs {
+            r.insert(k, v);
+        }
+        r
+    }
+}
+
+/// How often whether the store keeps any values at all is asked again.
+const ANY_RECHECK: Duration = Duration::from_secs(30);
+
+struct Backing {
+    store: Store,
+    kind: ControlKind,
+    /// Several servers on the store: memory is not the authority.
+    shared: bool,
+    any: AtomicBool,
+    any_checked: Mutex<Option<Instant>>,
+}
+
+impl Backing {
+    /// Whether the store keeps values of this kind for anyone (asked at most every
+    /// [`ANY_RECHECK`]; true at once after this process kept some).
+    fn any(&self) -> bool {
+        let mut checked = self.any_checked.lock().unwrap_or_else(|p| p.into_inner());
+        if checked.is_none_or(|t| t.elapsed() >= ANY_RECHECK) {
+            match self.store.login_controls_any(self.kind) {
+                Ok(any) => self.any.store(any, Ordering::Relaxed),
+                Err(e) => log::warn!("cannot read the kept login values: {e}"),
+            }
+            *checked = Some(Instant::now());
+        }
+        self.any.load(Ordering::Relaxed)
+    }
+
+    fn read<T: ControlValues>(&self, user: &str) -> Option<T> {
+        match self.store.login_control(user, self.kind) {
+            Ok(Some(text)) => match serde_json::from_str::<Vec<(String, String)>>(&text) {
+                Ok(pairs) => Some(T::from_pairs(&pairs)),
+                Err(e) => {
+                    log::warn!("the kept login values of a user are unreadable ({e}); ignored");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                log::warn!("cannot read the kept login values: {e}");
+                None
+            }
+        }
+    }
+
+    fn write<T: ControlValues>(&self, user: &str, values: Option<&T>) {
+        let text = values.map(|v| serde_json::to_string(&v.to_pairs()).unwrap_or_default());
+        if text.is_some() {
+            self.any.store(true, Ordering::Relaxed);
+        }
+        if let Err(e) =
+            self.store
+                .login_control_put_nowait(user, self.kind, text, crate::periods::now())
+        {
+            log::warn!("cannot keep the login values: {e}");
+        }
     }
 }
 
@@ -34,6 +118,7 @@ pub struct LoginMemory<T> {
     /// Users remembered, kept under the lock: while 0, requests without control
     /// values take no lock (most installations keep limits and policies in the store).
     users: AtomicUsize,
+    backing: Option<Backing>,
 }
 
 impl<T: ControlValues> Default for LoginMemory<T> {
@@ -41,38 +126,85 @@ impl<T: ControlValues> Default for LoginMemory<T> {
         LoginMemory {
             seen: Mutex::new(HashMap::new()),
             users: AtomicUsize::new(0),
+            backing: None,
         }
     }
 }
 
 impl<T: ControlValues> LoginMemory<T> {
+    /// Kept in `store` as well, under `kind`.
+    pub fn with_store(store: Store, kind: ControlKind) -> Self {
+        let shared = store.backend() == Backend::Postgres;
+        LoginMemory {
+            backing: Some(Backing {
+                store,
+                kind,
+                shared,
+                any: AtomicBool::new(false),
+                any_checked: Mutex::new(None),
+            }),
+            ..Default::default()
+        }
+    }
+
     /// The values to use: the request's, or, when it has none and this is not a
-    /// login, those remembered from the user's last login. `login`: remember the
-    /// request's set (also an empty one: forgets the old).
+    /// login, those kept from the user's last login. `login`: keep the request's set
+    /// (also an empty one: forgets the old).
     pub fn control_part(&self, user: &str, control: &T, login: bool) -> T {
         if !control.is_empty() && !login {
             return control.clone();
         }
-        // Nothing to remember or forget, nothing to recall.
-        if control.is_empty() && self.users.load(Ordering::Acquire) == 0 {
+        if login {
+            return self.login(user, control);
+        }
+        let shared = self.backing.as_ref().is_some_and(|b| b.shared);
+        if !shared && self.users.load(Ordering::Acquire) > 0 {
+            let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(v) = seen.get(user) {
+                return v.clone();
+            }
+        }
+        let Some(b) = self.backing.as_ref().filter(|b| b.any()) else {
+            return T::default();
+        };
+        let v: Option<T> = b.read(user);
+        if let (false, Some(v)) = (shared, &v) {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.insert(user.to_string(), v.clone());
+            self.users.store(seen.len(), Ordering::Release);
+        }
+        v.unwrap_or_default()
+    }
+
+    fn login(&self, user: &str, control: &T) -> T {
+        // Nothing to remember or forget.
+        if control.is_empty()
+            && self.users.load(Ordering::Acquire) == 0
+            && !self.backing.as_ref().is_some_and(|b| b.shared && b.any())
+        {
             return T::default();
         }
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let out = if login {
-            if control.is_empty() {
-                seen.remove(user);
-            } else if seen.get(user) != Some(control) {
-                seen.insert(user.to_string(), control.clone());
-            }
-            control.clone()
+        let changed = if control.is_empty() {
+            seen.remove(user).is_some()
+        } else if seen.get(user) != Some(control) {
+            seen.insert(user.to_string(), control.clone());
+            true
         } else {
-            seen.get(user).cloned().unwrap_or_default()
+            false
         };
         self.users.store(seen.len(), Ordering::Release);
-        out
+        drop(seen);
+        if let Some(b) = &self.backing {
+            // Another server may have kept another set since: there, always write.
+            if changed || b.shared {
+                b.write(user, (!control.is_empty()).then_some(control));
+            }
+        }
+        control.clone()
     }
 
-    /// Users remembered (for tests and stats).
+    /// Users remembered in memory (for tests and stats).
     pub fn len(&self) -> usize {
         self.users.load(Ordering::Acquire)
     }
@@ -120,5 +252,54 @@ mod tests {
             RawPolicy::new()
         );
         assert!(m.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+    use crate::capping::RawLimits;
+    use crate::store::{testdb, StoreOptions};
+
+    fn limits(v: &str) -> RawLimits {
+        RawLimits::from_pairs([("SMRadius-Capping-Traffic-Limit", v)])
+    }
+
+    /// A login's values reach accounting through the store: on another server
+    /// (PostgreSQL), or after a restart (SQLite: a new process knows nobody).
+    #[test]
+    fn login_values_reach_accounting_on_another_server_and_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = testdb::at(dir.path().join("rlm.sqlite"));
+        let a = Store::open(&path, StoreOptions::default()).unwrap();
+        let b = Store::open(&path, StoreOptions::default()).unwrap();
+        let on_a = LoginMemory::<RawLimits>::with_store(a.clone(), ControlKind::Limits);
+        let none = RawLimits::new();
+        assert_eq!(on_a.control_part("u", &limits("100"), true), limits("100"));
+        // The write does not wait; a Start follows the Accept by milliseconds.
+        let kept = || a.login_control("u", ControlKind::Limits).unwrap();
+        for _ in 0..100 {
+            if kept().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(kept().is_some());
+        let on_b = LoginMemory::<RawLimits>::with_store(b.clone(), ControlKind::Limits);
+        assert_eq!(on_b.control_part("u", &none, false), limits("100"));
+        assert_eq!(on_b.control_part("nobody", &none, false), none);
+        // A later login elsewhere with other values wins everywhere it is asked
+        // afresh; a login without any forgets them.
+        assert_eq!(on_b.control_part("u", &limits("200"), true), limits("200"));
+        a.shutdown();
+        b.shutdown();
+        let c = Store::open(&path, StoreOptions::default()).unwrap();
+        let on_c = LoginMemory::<RawLimits>::with_store(c.clone(), ControlKind::Limits);
+        assert_eq!(on_c.control_part("u", &none, false), limits("200"));
+        assert_eq!(on_c.control_part("u", &none, true), none);
+        c.shutdown();
+        let d = Store::open(&path, StoreOptions::default()).unwrap();
+        let on_d = LoginMemory::<RawLimits>::with_store(d, ControlKind::Limits);
+        assert_eq!(on_d.control_part("u", &none, false), none);
     }
 }

@@ -77,11 +77,12 @@ pub enum PolicyCheckError {
 
 impl PolicyEnforcer {
     pub fn new(store: Store, tz: Tz, stale_after: u64) -> Self {
+        let seen = LoginMemory::with_store(store.clone(), crate::store::ControlKind::Policy);
         PolicyEnforcer {
             store,
             tz,
             stale_after,
-            seen: LoginMemory::default(),
+            seen,
             parsed: RwLock::default(),
         }
     }

@@ -241,6 +241,14 @@ impl RawLimits {
         self.values.get(&field)
     }
 
+    /// (attribute, value) pairs, as written.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.values
+            .values()
+            .map(|v| (v.attribute.clone(), v.value.clone()))
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }

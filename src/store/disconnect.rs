@@ -794,6 +794,12 @@ impl Admin {
         super::modulation::purge_hours(&self.conn, before)
     }
 
+    /// Jobs claimed by a process of this host that is gone are due now (see
+    /// [`super::queue::release_dead`]); returns how many.
+    pub fn release_dead_claims(&self, now: i64) -> Result<usize, StoreError> {
+        super::queue::release_dead(&self.conn, now)
+    }
+
     /// Takes this month's automatic bulk run of a NAS for this server; false when
     /// another server (or an earlier run of this one) has it.
     pub fn bulk_month_claim(&self, nas_ip: &str, month_start: i64, now: i64) -> Result<bool, StoreError> {

@@ -8,6 +8,7 @@
 mod capping;
 pub(crate) mod db;
 mod disconnect;
+mod logins;
 mod modulation;
 mod perms;
 mod policies;
@@ -40,6 +41,7 @@ pub use modulation::{CoaJob, CoaOutcome, CoaPurpose, ModulatedSession, NewCoaJob
 pub use policies::{
     CustomAttrRow, DeviceRow, LoginQuery, ParsedAt, PolicyDef, PolicyStats, PolicyView,
 };
+pub use logins::ControlKind;
 pub use queue::{server_id, Lease};
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
 pub use db::{Backend, Location as DbLocation};
@@ -584,6 +586,50 @@ impl Store {
             .map_err(|_| StoreError::WriterGone)
     }
 
+    /// Keeps (Some) or forgets (None) the control-list values of the user's login,
+    /// without waiting for the commit (a login must not wait for a write).
+    pub fn login_control_put_nowait(
+        &self,
+        username: &str,
+        kind: ControlKind,
+        vals: Option<String>,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let (reply, _) = mpsc::sync_channel(1);
+        let sender = self.inner.sender.read().unwrap_or_else(|e| e.into_inner());
+        let sender = sender.as_ref().ok_or(StoreError::Closed)?;
+        sender
+            .send(Job {
+                request: Request::LoginControl {
+                    username: username.to_string(),
+                    kind,
+                    vals,
+                    at,
+                },
+                reply,
+            })
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// [`Store::login_control_put_nowait`], waiting for the commit (tests, tools).
+    pub fn login_control_put(
+        &self,
+        username: &str,
+        kind: ControlKind,
+        vals: Option<String>,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        match self.submit(Request::LoginControl {
+            username: username.to_string(),
+            kind,
+            vals,
+            at,
+        })? {
+            Reply::Done => Ok(()),
+            _ => Err(StoreError::WriterGone),
+        }
+    }
+
     /// Stops the writer after it has finished the queued jobs. Idempotent; later
     /// writes fail with [`StoreError::Closed`]; reads keep working.
     pub fn shutdown(&self) {
@@ -630,6 +676,16 @@ impl Reader {
 
     pub fn backend(&self) -> Backend {
         self.pool.location().backend()
+    }
+
+    /// The control-list values of the user's last login (see [`Store::login_control_put`]).
+    pub fn login_control(&self, username: &str, kind: ControlKind) -> Result<Option<String>, StoreError> {
+        self.pool.with(|c| logins::get(c, username, kind))
+    }
+
+    /// Whether any user has such values kept.
+    pub fn login_controls_any(&self, kind: ControlKind) -> Result<bool, StoreError> {
+        self.pool.with(|c| logins::any(c, kind))
     }
 
     pub fn subscriber(&self, username: &str) -> Result<Option<SubscriberRow>, StoreError> {

@@ -51,6 +51,43 @@ pub fn server_id() -> &'static str {
     })
 }
 
+/// The queue tables whose jobs are claimed.
+const TABLES: [&str; 4] = ["disconnect_queue", "nas_actions", "coa_queue", "events"];
+
+/// Makes the jobs claimed by an earlier process of this host that is gone (a
+/// restart after kill -9 or a crash) due now, instead of after their lease.
+pub(crate) fn release_dead(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    let id = server_id();
+    let Some((host, _)) = id.rsplit_once(':') else {
+        return Ok(0);
+    };
+    let mut released = 0;
+    for table in TABLES {
+        let sql = format!(
+            "SELECT DISTINCT claimed_by FROM {table} WHERE next_attempt_at > ?1 AND claimed_by IS NOT NULL"
+        );
+        let claimers: Vec<String> = conn
+            .prepare(&sql)?
+            .query_map(params![now], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for c in claimers {
+            let dead = match c.rsplit_once(':') {
+                Some((h, pid)) if h == host && c != id => {
+                    pid.parse::<u32>().is_ok_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+                }
+                _ => false,
+            };
+            if dead {
+                let sql = format!(
+                    "UPDATE {table} SET next_attempt_at = ?2 WHERE claimed_by = ?1 AND next_attempt_at > ?2"
+                );
+                released += conn.execute(&sql, params![c, now])?;
+            }
+        }
+    }
+    Ok(released)
+}
+
 /// The due rows of `table` (`due` is the state condition), oldest due first, at most
 /// `limit`, optionally of one NAS; claimed for `lease` at `now`. Rows come back in
 /// id order.

@@ -38,6 +38,13 @@ pub(crate) enum Request {
     Enqueue(super::NewDisconnectJob, i64),
     /// A subscriber state transition (see [`super::states::commit`]).
     State(Box<super::StateChange>),
+    /// A login's control-list values, kept or forgotten.
+    LoginControl {
+        username: String,
+        kind: super::ControlKind,
+        vals: Option<String>,
+        at: i64,
+    },
 }
 
 #[derive(Debug)]
@@ -49,6 +56,7 @@ pub(crate) enum Reply {
     Policy(super::policies::Done),
     Enqueued(bool),
     State(bool),
+    Done,
 }
 
 pub(crate) struct Job {
@@ -217,6 +225,7 @@ fn request_user<'a>(r: &'a Request) -> Option<&'a str> {
             Some(username)
         }
         Request::State(c) => Some(&c.username),
+        Request::LoginControl { username, .. } => Some(username),
         _ => None,
     }
 }
@@ -500,6 +509,12 @@ fn apply_one(
             super::disconnect::enqueue(conn, job, *now).map(Reply::Enqueued)
         }
         Request::State(change) => super::states::commit(conn, change).map(Reply::State),
+        Request::LoginControl {
+            username,
+            kind,
+            vals,
+            at,
+        } => super::logins::put(conn, username, *kind, vals.as_deref(), *at).map(|()| Reply::Done),
         Request::CloseStale {
             now,
             stale_after_secs,
