@@ -10,7 +10,8 @@
 #   ACCT_PORT         accounting port (default AUTH_PORT + 1)
 #   LISTEN_ADDR       listen address (default 127.0.0.1)
 #   SECRET            shared secret of the 127.0.0.0/8 client (default testing123)
-#   DB                SQLite file (default DIR/db/rlm_rust.sqlite)
+#   DB                SQLite file (default DIR/db/rlm_rust.sqlite) or PostgreSQL
+#                     connection string
 #   TIMEZONE          module timezone (default local)
 #   SYNCHRONOUS       full | normal (default full)
 #   STALE_AFTER       module stale_after (default 3h)
@@ -21,7 +22,7 @@
 #   POST_AUTH_UNLANG  unlang added to post-auth right after "rust"
 #   PREACCT_UNLANG    unlang added to preacct right after "rust"
 #   DISCONNECT_PRIOR_MONTH, DM_TIMEOUT, DM_RETRIES, DISCONNECT_BATCH,
-#   BULK_DISCONNECT, BULK_DISCONNECT_DELAY, MAX_SESSION_RATE
+#   BULK_DISCONNECT, BULK_DISCONNECT_DELAY, MAX_SESSION_RATE, QUEUE_LEASE
 #                     the module's disconnect options (default: the module's defaults)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +41,11 @@ db=${DB:-$dir/db/rlm_rust.sqlite}
 rm -rf "$dir/raddb"
 cp -a "$stock" "$dir/raddb"
 r=$dir/raddb
-mkdir -p "$dir/lib" "$dir/log" "$dir/run" "$(dirname "$db")"
+mkdir -p "$dir/lib" "$dir/log" "$dir/run"
+case "$db" in
+  postgres://*|postgresql://*|*=*) ;;
+  *) mkdir -p "$(dirname "$db")" ;;
+esac
 ln -sf "$lib" "$dir/lib/rlm_rust.so"
 
 # Paths into DIR; run as the invoking user (no switch to freerad).
@@ -61,7 +66,7 @@ for m in always attr_filter chap expr files pap preprocess; do
 done
 cp "$here/freeradius-config/mods-available/rust" "$r/mods-available/rust"
 sed -i \
-  -e "s|^\(\s*\)db = .*|\1db = $db|" \
+  -e "s|^\(\s*\)db = .*|\1db = \"$db\"|" \
   -e "s|^\(\s*\)timezone = .*|\1timezone = \"${TIMEZONE:-local}\"|" \
   -e "s|^\(\s*\)synchronous = .*|\1synchronous = ${SYNCHRONOUS:-full}|" \
   -e "s|^\(\s*\)stale_after = .*|\1stale_after = ${STALE_AFTER:-3h}|" \
@@ -76,7 +81,7 @@ if [ -n "${HOOKS:-}" ]; then
   mv "$r/rust.tmp" "$r/mods-available/rust"
 fi
 for opt in disconnect_prior_month dm_timeout dm_retries disconnect_batch \
-           bulk_disconnect bulk_disconnect_delay max_session_rate; do
+           bulk_disconnect bulk_disconnect_delay max_session_rate queue_lease; do
   var=$(echo "$opt" | tr a-z A-Z)
   if [ -n "${!var:-}" ]; then
     sed -i -e "s|^#\(\s*\)$opt = .*|\1$opt = ${!var}|" "$r/mods-available/rust"

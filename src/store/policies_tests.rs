@@ -1,5 +1,4 @@
 use crate::store::testdb;
-use rusqlite::Connection;
 
 use crate::sessions::AcctStatus;
 use crate::store::tests::upd;

@@ -205,7 +205,7 @@ pub(crate) fn usage(conn: &Connection, username: &str) -> Result<Vec<UsageRow>, 
 
 fn usage_at(conn: &Connection, sql: &str, username: &str, key: &str) -> Result<Usage, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query_row(super::db::params![Name::new(username), key], |r| usage_of(r, 0));
+    let rows = stmt.query_row(super::db::params![Name::new(username), key], |r| usage_of(r, 0));
     match rows {
         Ok(u) => Ok(u),
         Err(super::db::DbError::NoRows) => Ok(Usage::default()),

@@ -3,6 +3,7 @@
 //! Each server is started with `setsid`, and only that PID is ever signalled.
 #![allow(dead_code)]
 pub mod cli;
+pub mod pg;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,9 @@ pub struct Options {
     pub post_auth_unlang: String,
     /// Extra environment for scripts/raddb.sh (e.g. DM_TIMEOUT=1s).
     pub raddb_env: Vec<(String, String)>,
+    /// The store (default: a SQLite file of the server's own), e.g. a PostgreSQL
+    /// connection string shared with another server.
+    pub db: Option<String>,
 }
 
 pub struct Server {
@@ -84,7 +88,10 @@ impl Server {
             acct_port = free_udp_port();
         }
         std::fs::write(dir.join("users.extra"), &opts.users).unwrap();
-        let db = dir.join("db").join("rlm_rust.sqlite");
+        let db = match &opts.db {
+            Some(d) => PathBuf::from(d),
+            None => dir.join("db").join("rlm_rust.sqlite"),
+        };
         let lib = target_dir().join("librlm_rust.so");
         assert!(
             lib.exists(),
