@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Starts a throw-away PostgreSQL cluster for the tests and benches, and stops it
 # when its standard input closes (the test process exiting, even by kill -9):
-#   scripts/pg-cluster.sh DIR   prints one line, the cluster's connection string
-#                               (Unix socket in DIR and TCP on a free 127.0.0.1 port),
-#                               then waits.
+#   scripts/pg-cluster.sh DIR [PORT]
+#       prints one line, the cluster's connection string (Unix socket in DIR, TCP on
+#       127.0.0.1:PORT, a free port by default), then waits. A cluster already in DIR
+#       is started again (a test restarting "the database server").
 # initdb refuses root, so as root the cluster runs as the unprivileged `nobody`.
 set -euo pipefail
 dir=$1
@@ -15,8 +16,10 @@ if [ "$(id -u)" -eq 0 ]; then
   chown nobody "$dir"
   run=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
 fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"${run[@]}" "$bindir/initdb" -D "$dir/data" -U postgres -A trust --locale=C -E UTF8 >/dev/null
+port=${2:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+if [ ! -d "$dir/data" ]; then
+  "${run[@]}" "$bindir/initdb" -D "$dir/data" -U postgres -A trust --locale=C -E UTF8 >/dev/null
+fi
 # Durable commits as in production (fsync on); a small shared_buffers suits 2 cores.
 "${run[@]}" "$bindir/postgres" -D "$dir/data" -k "$dir" -h 127.0.0.1 -p "$port" \
   -c max_connections=300 -c shared_buffers=64MB -c log_min_messages=warning \

@@ -333,6 +333,11 @@ impl Instance {
                 }
                 Rcode::Ok
             }
+            // The store logs an outage once, when it starts and when it ends.
+            Err(e @ crate::store::StoreError::Unavailable(_)) => {
+                log::debug!("accounting not recorded, no Accounting-Response so the NAS retransmits: {e}");
+                Rcode::Fail
+            }
             Err(e) => {
                 log::error!(
                     "accounting not recorded, no Accounting-Response so the NAS retransmits: {e}"

@@ -212,3 +212,48 @@ fn jobs_are_done_once_and_taken_over_from_a_killed_server() {
     assert!(by.ends_with(&format!(":{}", other.pid())), "{by} finished it");
     assert!(t.elapsed() < Duration::from_secs(30));
 }
+
+/// The database server stops: accounting requests fail (no Accounting-Response,
+/// so the NAS sends them again), logged once for the whole outage; when it is back
+/// the module reconnects by itself and the next Interim, carrying the session's
+/// totals, leaves nothing uncounted.
+#[test]
+fn a_database_outage_fails_requests_and_the_module_recovers_by_itself() {
+    let dir = std::env::temp_dir().join(format!("rlm-pg-outage-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cluster = pg::OwnCluster::start(&dir, None);
+    pg::connect(&cluster.base).batch_execute("CREATE DATABASE rlm").unwrap();
+    let db = format!("host=127.0.0.1 port={} user=postgres dbname=rlm", cluster.port);
+    let s = Server::start(Options {
+        db: Some(db.clone()),
+        stale_after: Some("0".into()),
+        ..Default::default()
+    });
+    let nas = "127.0.0.2";
+    s.session_update("Start", "u", nas, 0);
+    s.session_update("Interim-Update", "u", nas, 10 * MIB);
+    cluster.stop();
+    for down in [20, 30, 40] {
+        let r = s.acct(&acct_attrs("Interim-Update", "u", "sess-u", nas, 0, down * MIB, 60));
+        assert!(!r.ok, "answered while the database is down: {}", r.output);
+    }
+    let log = s.log_text();
+    assert_eq!(log.matches("the database is unreachable").count(), 1, "{log}");
+    let port = cluster.port;
+    let _cluster = pg::OwnCluster::start(&dir, Some(port));
+    let mut answered = false;
+    for _ in 0..20 {
+        if s.acct(&acct_attrs("Interim-Update", "u", "sess-u", nas, 0, 50 * MIB, 60)).ok {
+            answered = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(answered, "{}", s.log_text());
+    assert!(s.log_text().contains("the database is back"), "{}", s.log_text());
+    assert_eq!(
+        one_i64(&db, "SELECT output_octets FROM usage_month WHERE username = 'u'") as u64,
+        50 * MIB
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -91,6 +91,10 @@ pub enum StoreError {
     /// The transaction of a whole batch failed; nothing of the batch was saved.
     #[error("write transaction failed: {0}")]
     Batch(String),
+    /// The database cannot be reached (logged by the store when this starts and
+    /// ends, not with every request).
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
     Db(#[from] DbError),
     #[error("the store is shut down")]

@@ -119,7 +119,7 @@ impl Writer {
             self.counters
                 .items
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            if matches!(results.first(), Some(Err(StoreError::Batch(_)))) {
+            if matches!(results.first(), Some(Err(StoreError::Batch(_) | StoreError::Unavailable(_)))) {
                 self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
             }
             // Each caller logs its own outcome, in its request's log.
@@ -139,9 +139,9 @@ impl Writer {
                 match super::open_writer(&self.reopen.location, &self.reopen.opts) {
                     Ok(conn) => self.conn = conn,
                     Err(e) => {
-                        Outage::failed(outage, &e.to_string());
-                        let why = format!("the database is unreachable: {e}");
-                        return requests.iter().map(|_| Err(StoreError::Batch(why.clone()))).collect();
+                        let why = e.to_string();
+                        Outage::failed(outage, &why);
+                        return requests.iter().map(|_| Err(StoreError::Unavailable(why.clone()))).collect();
                     }
                 }
             }
@@ -160,7 +160,10 @@ impl Writer {
                     log::debug!("store: batch retried after a deadlock or serialisation failure");
                     continue;
                 }
-                Some(Failure::Connection(why)) => Outage::failed(outage, &why),
+                Some(Failure::Connection(why)) => {
+                    Outage::failed(outage, &why);
+                    return requests.iter().map(|_| Err(StoreError::Unavailable(why.clone()))).collect();
+                }
                 _ => Outage::ended(outage),
             }
             return results;

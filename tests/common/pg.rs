@@ -46,6 +46,54 @@ pub fn fresh_db() -> String {
     format!("{} dbname={name}", base.join(" "))
 }
 
+/// A cluster of a test's own, to stop and start again.
+pub struct OwnCluster {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+    pub base: String,
+    child: Option<Child>,
+}
+
+impl OwnCluster {
+    pub fn start(dir: &std::path::Path, port: Option<u16>) -> OwnCluster {
+        let mut cmd = Command::new("bash");
+        cmd.arg(super::repo().join("scripts/pg-cluster.sh")).arg(dir);
+        if let Some(p) = port {
+            cmd.arg(p.to_string());
+        }
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.contains("port="), "pg-cluster.sh printed {line:?}");
+        let port = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("port="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        OwnCluster {
+            dir: dir.to_path_buf(),
+            port,
+            base: line.trim().to_string(),
+            child: Some(child),
+        }
+    }
+
+    /// Stops the server (a fast shutdown) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            drop(c.stdin.take());
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 pub fn connect(db: &str) -> postgres::Client {
     postgres::Client::connect(db, postgres::NoTls).unwrap()
 }

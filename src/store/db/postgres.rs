@@ -91,6 +91,8 @@ impl Target {
         if config.get_application_name().is_none() {
             config.application_name("rlm_rust");
         }
+        // NOTICEs ("... already exists, skipping") are not news for an operator.
+        config.notice_callback(|n| log::debug!("PostgreSQL: {}", n.message()));
         let shown = format!("postgresql://{user}@{}:{port}/{dbname}", hosts.join(","));
         Ok(Target { config, shown })
     }
@@ -218,7 +220,12 @@ pub(crate) fn is_retryable(e: &postgres::Error) -> bool {
 }
 
 pub(crate) fn is_connection(e: &postgres::Error) -> bool {
-    e.is_closed() || e.as_db_error().is_none()
+    // 08: connection exceptions; 57P01-03: the server shutting down or starting.
+    let gone = e.code().is_some_and(|c| {
+        let c = c.code();
+        c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03")
+    });
+    gone || e.is_closed() || e.as_db_error().is_none()
 }
 
 /// Statements kept per connection; beyond it the cache starts over.
