@@ -38,7 +38,7 @@ pub use crate::config::DEFAULT_DB;
     about = "Inspect rlm_rust's sessions and usage; manage NASes, the disconnect queue, capping limits, topups and product policies"
 )]
 pub struct Cli {
-    /// The module's SQLite database.
+    /// The module's store: a SQLite file, or a PostgreSQL connection string (pass it in the environment to keep a password out of the process list).
     #[arg(long, global = true, env = "RLM_RUST_DB", default_value = DEFAULT_DB, value_name = "PATH")]
     pub db: PathBuf,
     /// Machine-readable JSON output instead of tables.
@@ -89,6 +89,20 @@ pub enum Command {
     /// Subscriber state changes (user_auth, user_redirect, own_disabled, ...) and
     /// their hooks' outcomes.
     Events(states::EventsArgs),
+    /// Copy a SQLite store into a new, empty PostgreSQL one (stop the servers that
+    /// write the SQLite file first).
+    MigrateStore(MigrateStoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateStoreArgs {
+    /// The SQLite store to copy.
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// The PostgreSQL store, as the module's `db` option. Pass it in the environment
+    /// (or with passfile=) to keep a password out of the process list.
+    #[arg(long, env = "RLM_RUST_MIGRATE_TO", value_name = "URL", hide_env_values = true)]
+    pub to: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,7 +235,34 @@ pub fn run(cli: &Cli) -> Result<String, CliError> {
         Command::User(cmd) => policy::run_user(cli, cmd, tz),
         Command::Service(cmd) => states::run_service(cli, cmd, tz),
         Command::Events(args) => states::run_events(cli, args, tz),
+        Command::MigrateStore(args) => migrate_store(cli, args),
     }
+}
+
+fn migrate_store(cli: &Cli, args: &MigrateStoreArgs) -> Result<String, CliError> {
+    if !args.from.exists() {
+        return Err(CliError::NoDatabase {
+            path: args.from.clone(),
+        });
+    }
+    let to = crate::store::DbLocation::parse(&args.to).map_err(CliError::Input)?;
+    let report = crate::store::sqlite_to_postgres(&args.from, &to)?;
+    if cli.json {
+        let tables: serde_json::Map<String, serde_json::Value> = report
+            .iter()
+            .map(|(t, n)| (t.clone(), serde_json::json!(n)))
+            .collect();
+        return Ok(serde_json::to_string_pretty(&serde_json::json!({ "to": to.to_string(), "rows": tables }))? + "\n");
+    }
+    let rows: Vec<Vec<String>> = report
+        .iter()
+        .map(|(t, n)| vec![t.clone(), n.to_string()])
+        .collect();
+    Ok(format!(
+        "copied {} into {to}\n{}",
+        args.from.display(),
+        table(&[("TABLE", Align::Left), ("ROWS", Align::Right)], &rows)
+    ))
 }
 
 /// The library's warnings (e.g. the store tightening a database open to every user)

@@ -6,6 +6,7 @@
 //! CLI, read-only) or [`Admin`] (background jobs and the CLI's writes).
 
 mod capping;
+mod copy;
 pub(crate) mod db;
 mod disconnect;
 mod logins;
@@ -41,6 +42,7 @@ pub use modulation::{CoaJob, CoaOutcome, CoaPurpose, ModulatedSession, NewCoaJob
 pub use policies::{
     CustomAttrRow, DeviceRow, LoginQuery, ParsedAt, PolicyDef, PolicyStats, PolicyView,
 };
+pub use copy::{sqlite_to_postgres, CopyReport};
 pub use logins::ControlKind;
 pub use queue::{server_id, Lease};
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
