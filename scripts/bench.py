@@ -31,8 +31,14 @@ RELEASE = REPO / "target" / "release"
 LOADGEN = RELEASE / "rlm-rust-loadgen"
 CLI = RELEASE / "rlm-rust"
 LIB = RELEASE / "librlm_rust.so"
-MIGRATIONS = REPO / "src" / "store" / "migrations"
+MIGRATIONS = REPO / "src" / "store" / "migrations" / "sqlite"
+PG_MIGRATIONS = REPO / "src" / "store" / "migrations" / "postgres"
 STOCK_SQL_SCHEMA = Path("/etc/freeradius/3.0/mods-config/sql/main/sqlite/schema.sql")
+STOCK_PG_SCHEMA = Path("/etc/freeradius/3.0/mods-config/sql/main/postgresql/schema.sql")
+# rlm_rust at an earlier commit (scripts/bench.sh --before REV builds it): the
+# configuration "rust-before", to compare the SQLite figures across a change.
+BEFORE_LIB = os.environ.get("BENCH_BEFORE_LIB")
+BEFORE_MIGRATIONS = os.environ.get("BENCH_BEFORE_MIGRATIONS")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SECRET = "testing123"
 PREFIX = "loadgen"
@@ -42,11 +48,15 @@ PASSWORD = "loadgen"
 LIMIT_MB = 100_000
 TOPUP_MB = 1_000
 
-CONFIGS = ["baseline", "rust", "policy", "sql", "python"]
+CONFIGS = ["baseline", "rust", "rust-before", "rust-pg", "sql-pg", "policy", "sql", "python"]
+PG_CONFIGS = {"rust-pg", "sql-pg"}
 SECTIONS = CONFIGS + ["scale", "memory", "disconnect"]
 DESCRIPTIONS = {
     "baseline": "no module: `files` + `pap`, accounting `ok`",
     "rust": "rlm_rust: SQLite store (`synchronous = full`), limits + topups for every user",
+    "rust-before": "rlm_rust as `rust`, built from the commit given to --before",
+    "rust-pg": "rlm_rust on PostgreSQL (the bench's own cluster, `synchronous_commit = on`), limits + topups for every user",
+    "sql-pg": "rlm_sql + rlm_sql_postgresql + sqlcounter (monthly traffic), stock schema and queries, same cluster",
     "policy": "rlm_rust as above, and every user assigned a product policy using every login-time field",
     "sql": "rlm_sql + rlm_sql_sqlite (WAL) + sqlcounter (monthly traffic), stock schema and queries",
     "python": "rlm_python3: a monthly-traffic lookup in a Python module on SQLite (WAL)",
@@ -88,9 +98,9 @@ def months_back(now, k):
 
 # ---------------------------------------------------------------- stores
 
-def create_rust_store(db):
+def create_rust_store(db, migrations=MIGRATIONS):
     """The module's schema, from its own migration files (the module then finds it current)."""
-    files = sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    files = sorted(Path(migrations).glob("[0-9][0-9][0-9][0-9]_*.sql"))
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode = WAL")
     with conn:
@@ -216,6 +226,90 @@ def create_radius_store(db, users, with_limits=True):
     conn.close()
 
 
+# ---------------------------------------------------------------- PostgreSQL
+
+class Cluster:
+    """The bench's PostgreSQL cluster (scripts/pg-cluster.sh: initdb'd for this run,
+    fsync and synchronous_commit on, stopped when the bench exits)."""
+
+    _one = None
+
+    def __init__(self, workdir):
+        self.dir = workdir / "pg"
+        self.proc = subprocess.Popen(["bash", str(REPO / "scripts" / "pg-cluster.sh"), str(self.dir)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if "port=" not in line:
+            raise RuntimeError(f"pg-cluster.sh: {line!r}")
+        self.base = line.strip()
+        self.port = int(re.search(r"port=(\d+)", self.base).group(1))
+        self.n = 0
+
+    @classmethod
+    def get(cls, workdir):
+        if cls._one is None:
+            cls._one = Cluster(workdir)
+        return cls._one
+
+    def psql(self, db, sql):
+        out = subprocess.run(["psql", self.conn(db), "-q", "-v", "ON_ERROR_STOP=1", "-X"], input=sql,
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"psql: {out.stderr.strip()}")
+
+    def conn(self, db):
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={db}"
+
+    def new_db(self, prefix):
+        self.n += 1
+        name = f"{prefix}{self.n}"
+        self.psql("postgres", f"CREATE DATABASE {name}")
+        return name
+
+    def cpu_s(self):
+        """utime + stime of the postmaster and its backends (the cluster's whole CPU)."""
+        try:
+            pm = Path(self.dir / "data" / "postmaster.pid").read_text().split()[0]
+        except (OSError, IndexError):
+            return 0.0
+        total = 0
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{p}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if p == pm or fields[1] == pm:
+                total += int(fields[11]) + int(fields[12])
+        return total / CLK_TCK
+
+
+def rust_pg_store(cluster, db, users, now):
+    """rlm_rust's PostgreSQL schema from its migration files, and the bench users'
+    limits and topups (the module then finds the schema current)."""
+    files = sorted(PG_MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    start, nxt = month_bounds(now)
+    sql = "".join(f.read_text() + "\n" for f in files)
+    sql += (f"CREATE TABLE rlm_schema (version BIGINT NOT NULL); INSERT INTO rlm_schema VALUES ({len(files)});\n"
+            f"INSERT INTO user_limits (username, attribute, value) SELECT '{PREFIX}' || i, "
+            f"'Rust-Capping-Traffic-Limit', '{LIMIT_MB}' FROM generate_series(0, {users - 1}) i;\n"
+            f"INSERT INTO topups (username, type, valid_from, valid_to, value, depleted, created) "
+            f"SELECT '{PREFIX}' || i, 1, {start}, {nxt}, {TOPUP_MB}, 0, {now} FROM generate_series(0, {users - 1}) i;\n")
+    cluster.psql(db, sql)
+
+
+def radius_pg_store(cluster, db, users):
+    """Stock rlm_sql PostgreSQL schema; users and their monthly traffic limit in radcheck."""
+    sql = STOCK_PG_SCHEMA.read_text() + (
+        f"\nINSERT INTO radcheck (username, attribute, op, value) SELECT '{PREFIX}' || i, "
+        f"'Cleartext-Password', ':=', '{PASSWORD}' FROM generate_series(0, {users - 1}) i;\n"
+        f"INSERT INTO radcheck (username, attribute, op, value) SELECT '{PREFIX}' || i, "
+        f"'Max-Monthly-Traffic', ':=', '{LIMIT_MB * 1_000_000}' FROM generate_series(0, {users - 1}) i;\n")
+    cluster.psql(db, sql)
+
+
 # ---------------------------------------------------------------- raddbs
 
 SITE_HEAD = "server rust {\n"
@@ -240,6 +334,20 @@ def site(authorize, accounting, post_auth):
         + "\tPost-Auth-Type REJECT {\n\t\tattr_filter.access_reject\n\t}\n}\n}\n"
     )
 
+
+SQLCOUNTER_PG = """sqlcounter monthlytraffic {
+	sql_module_instance = sql
+	dialect = postgresql
+	counter_name = Monthly-Traffic
+	check_name = Max-Monthly-Traffic
+	reply_name = Mikrotik-Total-Limit
+	key = User-Name
+	reset = monthly
+	#  The stock PostgreSQL monthlycounter query, counting octets instead of seconds.
+	query = "SELECT COALESCE(SUM(acctinputoctets + acctoutputoctets), 0) FROM radacct \\
+		WHERE username = '%{${key}}' AND EXTRACT(epoch FROM acctstarttime) + COALESCE(acctsessiontime, 0) > '%%b'"
+}
+"""
 
 SQLCOUNTER = """sqlcounter monthlytraffic {
 	sql_module_instance = sql
@@ -363,10 +471,11 @@ class Server:
         self.raddb = self.dir / "raddb"
         self.proc = None
         self.env = dict(os.environ)
-        (self.dir / "users.extra").write_text(users_file(args.users) if config != "sql" else "")
+        (self.dir / "users.extra").write_text(users_file(args.users) if config not in ("sql", "sql-pg") else "")
+        self.cluster = Cluster.get(workdir) if config in PG_CONFIGS else None
         env = dict(
             os.environ,
-            RLM_RUST_LIB=str(LIB),
+            RLM_RUST_LIB=str(BEFORE_LIB if config == "rust-before" else LIB),
             AUTH_PORT=str(self.auth_port),
             ACCT_PORT=str(self.acct_port),
             DB=str(self.db),
@@ -376,7 +485,7 @@ class Server:
         )
         subprocess.run([str(REPO / "scripts" / "raddb.sh"), str(self.dir)], env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        getattr(self, f"_prepare_{config}")()
+        getattr(self, f"_prepare_{config.replace('-', '_')}")()
 
     def _site(self, text):
         (self.raddb / "sites-available" / "rust").write_text(text)
@@ -393,6 +502,33 @@ class Server:
         conn = create_rust_store(self.db)
         rust_limits(conn, self.args.users, int(time.time()))
         conn.close()
+
+    def _prepare_rust_before(self):
+        conn = create_rust_store(self.db, BEFORE_MIGRATIONS)
+        rust_limits(conn, self.args.users, int(time.time()))
+        conn.close()
+
+    def _prepare_rust_pg(self):
+        name = self.cluster.new_db("rustpg")
+        rust_pg_store(self.cluster, name, self.args.users, int(time.time()))
+        self.db = self.cluster.conn(name)
+        mod = self.raddb / "mods-available" / "rust"
+        text = re.sub(r"(?m)^(\s*)db = .*$", lambda m: f'{m.group(1)}db = "{self.db}"', mod.read_text(), count=1)
+        mod.write_text(text)
+
+    def _prepare_sql_pg(self):
+        self._drop_rust()
+        r = self.raddb
+        name = self.cluster.new_db("radius")
+        radius_pg_store(self.cluster, name, self.args.users)
+        text = (r / "mods-available" / "sql").read_text()
+        text = re.sub(r'driver = "rlm_sql_null"', 'driver = "rlm_sql_postgresql"', text, count=1)
+        text = re.sub(r'dialect = "sqlite"', 'dialect = "postgresql"', text, count=1)
+        text = re.sub(r'(?m)^\tradius_db = "radius"', f'\tradius_db = "{self.cluster.conn(name)}"', text, count=1)
+        (r / "mods-available" / "sql").write_text(text)
+        (r / "mods-enabled" / "sql").symlink_to("../mods-available/sql")
+        (r / "mods-enabled" / "monthlytraffic").write_text(SQLCOUNTER_PG)
+        self._site(site(["sql", "monthlytraffic", "pap"], ["sql"], ["sql"]))
 
     def _prepare_policy(self):
         self._prepare_rust()
@@ -542,8 +678,10 @@ def measure(server, workload, args):
     runs = []
     for _ in range(args.runs):
         c0 = server.cpu_s()
+        p0 = server.cluster.cpu_s() if server.cluster else None
         r = server.loadgen(mode, duration=args.duration, window=window, nas_ip=next_nas_ip())
         cpu = server.cpu_s() - c0
+        pg_cpu = server.cluster.cpu_s() - p0 if server.cluster else None
         runs.append({
             "requests_per_s": r["requests_per_s"],
             "p50_ms": r["latency_ms"]["p50"],
@@ -554,6 +692,7 @@ def measure(server, workload, args):
             "retransmissions": r["retransmissions"],
             "codes": r["codes"],
             "cpu_s_per_10k": cpu / r["answered"] * 10_000 if r["answered"] else None,
+            "pg_cpu_s_per_10k": pg_cpu / r["answered"] * 10_000 if r["answered"] and pg_cpu is not None else None,
         })
         log(f"  {server.name} {workload}: {r['requests_per_s']:.0f} req/s, p99 {r['latency_ms']['p99']:.2f} ms, "
             f"lost {r['lost']}, codes {r['codes']}")
@@ -565,6 +704,7 @@ def measure(server, workload, args):
         "p50_ms": med("p50_ms"),
         "p99_ms": med("p99_ms"),
         "cpu_s_per_10k": med("cpu_s_per_10k"),
+        "pg_cpu_s_per_10k": med("pg_cpu_s_per_10k"),
         "sent": sum(x["sent"] for x in runs),
         "lost": sum(x["lost"] for x in runs),
         "rejects": sum(x["codes"].get("Access-Reject", 0) for x in runs),
@@ -683,15 +823,16 @@ def render(res, args):
         for c in cfgs:
             L.append(f"- **{c}**: {DESCRIPTIONS[c]}")
         L.append("")
-        L.append("| configuration | workload | req/s | p50 ms | p99 ms | lost / sent | rejects | CPU s / 10k req | peak RSS MiB |")
-        L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        L.append("| configuration | workload | req/s | p50 ms | p99 ms | lost / sent | rejects | CPU s / 10k req | PostgreSQL CPU s / 10k req | peak RSS MiB |")
+        L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for c in cfgs:
             for w, m in res["configs"][c].items():
                 if w not in WORKLOADS:
                     continue
                 L.append(f"| {c} | {w} | {fmt(m['requests_per_s'])} | {fmt(m['p50_ms'], '.2f')} | "
                          f"{fmt(m['p99_ms'], '.2f')} | {m['lost']} / {m['sent']} | {m['rejects']} | "
-                         f"{fmt(m['cpu_s_per_10k'], '.2f')} | {fmt(m['peak_rss_mib'], '.1f')} |")
+                         f"{fmt(m['cpu_s_per_10k'], '.2f')} | {fmt(m.get('pg_cpu_s_per_10k'), '.2f')} | "
+                         f"{fmt(m['peak_rss_mib'], '.1f')} |")
         L.append("")
         L.append("Workloads: " + "; ".join(f"**{w}** {d.format(w=args.window)}"
                                             for w, (_, _, d) in WORKLOADS.items()) + ".\n")
@@ -710,6 +851,30 @@ def render(res, args):
                     f"≥ 0.85: {'met' if r is not None and r >= 0.85 else '**not met**'}")
                 L.append(f"| {w} | {fmt(a['requests_per_s'])} | {fmt(b['requests_per_s'])} | {fmt(r, '.2f')} | "
                          f"{fmt(a['p50_ms'], '.2f')} / {fmt(b['p50_ms'], '.2f')} | {tgt} |")
+            L.append("")
+        rpg, spg = res["configs"].get("rust-pg"), res["configs"].get("sql-pg")
+        if rpg:
+            L.append("## PostgreSQL (same run, same cluster)\n")
+            L.append("| workload | rlm_rust PG req/s | rlm_sql PG req/s | rlm_rust PG / rlm_sql PG | target | rlm_rust SQLite req/s | PG / SQLite |")
+            L.append("| --- | ---: | ---: | ---: | --- | ---: | ---: |")
+            for w, t in (("acct", 5), ("auth", 2), ("login", 2)):
+                a = (rpg.get(w) or {}).get("requests_per_s")
+                b = ((spg or {}).get(w) or {}).get("requests_per_s")
+                q = ((rust or {}).get(w) or {}).get("requests_per_s")
+                r = ratio(a, b)
+                tgt = "" if r is None else f"≥ {t}× {'met' if r >= t else '**not met**'}"
+                L.append(f"| {w} | {fmt(a)} | {fmt(b)} | {fmt(r, '.1f')} | {tgt} | {fmt(q)} | {fmt(ratio(a, q), '.2f')} |")
+            L.append("")
+        before = res["configs"].get("rust-before")
+        if rust and before:
+            L.append("## rlm_rust on SQLite, this build vs --before (same run)\n")
+            L.append("| workload | before req/s | now req/s | now / before | target |")
+            L.append("| --- | ---: | ---: | ---: | --- |")
+            for w in ("acct", "auth", "login"):
+                a, b = (before.get(w) or {}).get("requests_per_s"), (rust.get(w) or {}).get("requests_per_s")
+                r = ratio(b, a)
+                tgt = "" if r is None else f"≥ 0.95 {'met' if r >= 0.95 else '**not met**'}"
+                L.append(f"| {w} | {fmt(a)} | {fmt(b)} | {fmt(r, '.3f')} | {tgt} |")
             L.append("")
         if rust:
             L.append("## Ratios (req/s)\n")
@@ -833,7 +998,10 @@ def parse_args(argv):
     bad = only - set(SECTIONS)
     if bad:
         p.error(f"unknown --only {', '.join(sorted(bad))} (choose from {', '.join(SECTIONS)})")
-    a.sections = only or (set(SECTIONS) - ({"python"} if not python_available() else set()))
+    a.sections = only or (set(SECTIONS) - ({"python"} if not python_available() else set())
+                          - ({"rust-before"} if not BEFORE_LIB else set()))
+    if "rust-before" in a.sections and not (BEFORE_LIB and BEFORE_MIGRATIONS):
+        p.error("rust-before needs scripts/bench.sh --before REV")
     if "scale" in a.sections:
         a.sections.add("rust")  # the empty-store figures scale is compared with
     if a.scale_users > a.scale_sessions or a.users > a.scale_users:

@@ -9,6 +9,8 @@
 #   scripts/bench.sh --quick          short runs, small scale store (under 3 minutes)
 #   scripts/bench.sh --only sql,rust  only some parts: baseline rust sql python scale memory disconnect
 #   scripts/bench.sh --help           every option (durations, window, users, scale sizes...)
+#   scripts/bench.sh --before REV     also rlm_rust built from commit REV ("rust-before"),
+#                                     side by side with this build on SQLite
 #
 # Writes target/bench/report.md (also printed) and target/bench/report.json.
 set -euo pipefail
@@ -18,4 +20,23 @@ bash scripts/deps.sh
 # "doubles"); the module measured is the product's, built last.
 cargo build --release --quiet --features doubles --bin rlm-rust-loadgen --bin rlm-rust-bench-disconnect
 cargo build --release --quiet --bin rlm-rust --lib
-exec python3 scripts/bench.py "$@"
+args=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--before" ]; then
+    rev=${2:?--before needs a commit}
+    shift 2
+    tree=target/bench-before/src
+    rm -rf "$tree" && mkdir -p "$tree"
+    git archive "$rev" | tar -x -C "$tree"
+    echo "bench: building rlm_rust at $rev (target/bench-before)" >&2
+    (cd "$tree" && CARGO_TARGET_DIR="$PWD/../target" cargo build --release --quiet --lib)
+    export BENCH_BEFORE_LIB=$PWD/target/bench-before/target/release/librlm_rust.so
+    mig=$tree/src/store/migrations
+    [ -d "$mig/sqlite" ] && mig=$mig/sqlite
+    export BENCH_BEFORE_MIGRATIONS=$PWD/$mig
+    continue
+  fi
+  args+=("$1")
+  shift
+done
+exec python3 scripts/bench.py "${args[@]}"
