@@ -25,6 +25,7 @@ pub mod notify;
 pub mod outbox;
 pub mod parallel;
 pub mod periods;
+pub mod pipeline;
 pub mod policies;
 pub mod policy_enforcement;
 pub mod radius;

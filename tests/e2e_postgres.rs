@@ -138,7 +138,7 @@ fn bind(ip: &str) -> SocketAddr {
 fn jobs_are_done_once_and_taken_over_from_a_killed_server() {
     let db = pg::fresh_db();
     let env = [("DM_TIMEOUT", "20s"), ("DM_RETRIES", "0"), ("QUEUE_LEASE", "5s"), ("BULK_DISCONNECT", "no")];
-    let (mut a, b) = pair(&db, "", &env);
+    let (a, b) = pair(&db, "", &env);
     let nas = NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Ack).unwrap();
     a.add_nas("127.0.0.2", "mikrotik", nas.addr());
 

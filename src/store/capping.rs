@@ -9,8 +9,7 @@ use super::StoreError;
 use chrono_tz::Tz;
 
 use crate::capping::{
-    accounting_action, evaluate, headroom, lookup_attribute, parse_limits, AcctAction, Decision,
-    EvalInput, EvalOptions, Headroom, Limits, OverLimitPolicy, Period, PeriodKind, RawLimits,
+    lookup_attribute, parse_limits, Decision, EvalOptions, Limits, Period, PeriodKind, RawLimits,
     Usage as CapUsage, UsageMark,
 };
 use crate::periods;
@@ -61,44 +60,6 @@ pub struct DecideRequest {
     pub delta: CapUsage,
 }
 
-/// The capping part of an accounting update, decided in the update's own commit
-/// (see [`crate::store::Store::record_capped`]).
-#[derive(Debug, Clone)]
-pub struct AcctCapping {
-    /// Capping attributes from the control list (or remembered from the login).
-    pub control: RawLimits,
-    pub caveat_captrafzero: bool,
-    pub period: PeriodKind,
-    pub opts: EvalOptions,
-    /// Over the allowance on Start / Interim: queue a disconnect (in the same commit)
-    /// or only report.
-    pub over_limit: OverLimitPolicy,
-    pub now: i64,
-    /// Quota fields of the user's policy from the control list (or remembered from
-    /// the login); the stored policy's fill the rest (see [`crate::policies::quota`]).
-    pub quota_control: crate::policies::RawPolicy,
-}
-
-/// What the capping part of an accounting update came to. The record itself is
-/// committed whatever this says.
-#[derive(Debug)]
-pub enum CapOutcome {
-    /// No limit for the user: nothing decided.
-    Unlimited,
-    /// Within the headroom of an earlier decision in this period that wrote
-    /// nothing (see [`crate::capping::headroom`]): a decision now would write and
-    /// do nothing too, so none was made.
-    Within,
-    /// Decided and written; with the ids of auto-topups added and what the session's
-    /// update calls for (a `Disconnect` is already queued, see
-    /// [`crate::sessions::Outcome::disconnect_queued`]).
-    Decided(Box<Decision>, Vec<u64>, AcctAction),
-    /// The user's limit attributes are invalid.
-    Invalid(crate::capping::LimitError),
-    /// The decision failed (its writes were rolled back, the record was not).
-    Failed(String),
-}
-
 /// Result of one delivery attempt, for [`crate::store::Store::outbox_mark`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboxResult {
@@ -147,7 +108,13 @@ pub struct LimitRow {
 pub(crate) fn apply(conn: &Connection, tz: Tz, op: &Op) -> Result<Done, StoreError> {
     match op {
         Op::Decide(r) => {
-            let (d, ids, _) = decide(conn, tz, r)?;
+            let tx = super::acct::WriterTx {
+                conn,
+                tz,
+                quotas: None,
+                hourly: None,
+            };
+            let (d, ids, _) = crate::pipeline::capping::decide(&tx, r)?;
             Ok(Done::Decided(Box::new(d), ids))
         }
         Op::TopupAdd(t) => insert_topup(conn, t).map(Done::Id),
@@ -243,7 +210,7 @@ fn put_consumption(
 /// Writes a decision: replaces the period's consumption rows of the user's topups,
 /// inserts the new auto-topups with their consumption, marks depleted topups and
 /// queues notifications (duplicates by key ignored). Returns the new topups' ids.
-fn apply_decision(
+pub(crate) fn apply_decision(
     conn: &Connection,
     username: &str,
     period_start: i64,
@@ -318,39 +285,6 @@ fn event_name(e: crate::capping::NotifyEvent) -> &'static str {
         crate::capping::NotifyEvent::Added => "added",
         crate::capping::NotifyEvent::LimitReached => "limit-reached",
     }
-}
-
-/// Loads the period's topups (and usage, unless given), evaluates and applies the
-/// decision, all inside the writer's transaction: concurrent decisions for one user
-/// are serialized, so two racing updates cannot both add auto-topups.
-fn decide(
-    conn: &Connection,
-    tz: Tz,
-    r: &DecideRequest,
-) -> Result<(Decision, Vec<u64>, Option<Headroom>), StoreError> {
-    let (usage, topups, marks) = match r.usage {
-        Some(u) => (
-            u,
-            topups_for_period(conn, &r.username, r.period.start, r.period.end)?,
-            usage_marks(conn, &r.username, r.period.start)?,
-        ),
-        None => capping_inputs(conn, tz, &r.username, r.period)?,
-    };
-    let input = EvalInput {
-        username: &r.username,
-        limits: &r.limits,
-        usage,
-        delta: r.delta,
-        marks: &marks,
-        topups: &topups,
-        period: r.period,
-        now: r.now,
-        opts: &r.opts,
-    };
-    let d = evaluate(&input);
-    let room = headroom(&input, &d);
-    let ids = apply_decision(conn, &r.username, r.period.start, r.now, &d)?;
-    Ok((d, ids, room))
 }
 
 /// What a decision reads: the user's usage in `period` (usage_month or usage_day,
@@ -493,85 +427,6 @@ pub(crate) fn user_snapshot(
         topups,
         marks,
     })
-}
-
-/// Runs after an accounting update in the writer's transaction: the user's limits
-/// (control list first, then the store), then the decision with the period's usage,
-/// under its own savepoint so a failure there never undoes the record. Also returns
-/// the decision's period and [`Headroom`] when it wrote nothing (unlimited users
-/// included), for [`super::writer::Headrooms`].
-pub(crate) fn decide_after_record(
-    conn: &Connection,
-    tz: Tz,
-    outcome: &crate::sessions::Outcome,
-    status: crate::sessions::AcctStatus,
-    c: &AcctCapping,
-) -> (CapOutcome, Option<(Period, Headroom)>) {
-    let username = outcome.username.as_str();
-    let Some(period) = Period::containing(c.period, c.now, &tz) else {
-        return (
-            CapOutcome::Failed(format!("time {} is out of range", c.now)),
-            None,
-        );
-    };
-    let stored = match user_limits(conn, username) {
-        Ok(rows) => rows,
-        Err(e) => return (CapOutcome::Failed(e.to_string()), None),
-    };
-    let unlimited = (CapOutcome::Unlimited, Some((period, Headroom::UNBOUNDED)));
-    if c.control.is_empty() && stored.is_empty() && !c.caveat_captrafzero {
-        return unlimited;
-    }
-    let limits = match merge_limits(username, c.control.clone(), &stored, c.caveat_captrafzero) {
-        Ok(l) if l.is_unlimited() => return unlimited,
-        Ok(l) => l,
-        Err(e) => return (CapOutcome::Invalid(e), None),
-    };
-    // The update's delta is part of the period's usage only if attributed to it.
-    let in_period = outcome.attributed.is_some_and(|a| match period.kind {
-        PeriodKind::Month => a.month == periods::local_month(period.start, tz),
-        PeriodKind::Day => a.day == periods::local_day(period.start, tz),
-    });
-    let request = DecideRequest {
-        username: username.to_string(),
-        limits,
-        period,
-        now: c.now,
-        opts: c.opts.clone(),
-        usage: None,
-        delta: if in_period {
-            cap_usage(&outcome.delta)
-        } else {
-            CapUsage::default()
-        },
-    };
-    let run = || {
-        super::writer::in_savepoint(conn, &super::writer::CAPPING, || decide(conn, tz, &request))
-    };
-    match run() {
-        Ok((d, ids, room)) => {
-            let action = accounting_action(status, &d, c.over_limit);
-            (
-                CapOutcome::Decided(Box::new(d), ids, action),
-                room.map(|h| (period, h)),
-            )
-        }
-        Err(e) => (CapOutcome::Failed(e.to_string()), None),
-    }
-}
-
-/// A user's limits: control-list values first, each missing field from the stored
-/// rows.
-pub fn merge_limits(
-    user: &str,
-    mut control: RawLimits,
-    stored: &[LimitRow],
-    caveat_captrafzero: bool,
-) -> Result<Limits, crate::capping::LimitError> {
-    if !stored.is_empty() {
-        control.fill_from(&super::raw_limits(stored));
-    }
-    parse_limits(user, &control, caveat_captrafzero)
 }
 
 /// Our canonical name for a capping attribute (accepts SMRadius aliases).

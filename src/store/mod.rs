@@ -5,6 +5,7 @@
 //! the backends. Callers use [`Store`] (the module, read-write), [`Reader`] (the
 //! CLI, read-only) or [`Admin`] (background jobs and the CLI's writes).
 
+mod acct;
 mod capping;
 mod copy;
 pub(crate) mod db;
@@ -30,10 +31,9 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use db::{Conn as Connection, DbError, Location};
 
-pub use capping::{
-    merge_limits, AcctCapping, CapOutcome, DecideRequest, LimitRow, OutboxResult, OutboxRow,
-    UserSnapshot,
-};
+pub use crate::pipeline::{merge_limits, AcctCapping, CapOutcome};
+pub(crate) use capping::cap_usage;
+pub use capping::{DecideRequest, LimitRow, OutboxResult, OutboxRow, UserSnapshot};
 pub use disconnect::{
     backoff_secs, Admin, BulkRun, DisconnectJob, JobOutcome, JobState, Method, NasConfig, NasRow,
     NewDisconnectJob, RetryTarget,
@@ -297,11 +297,11 @@ impl Store {
                 location: loc,
                 opts: opts.clone(),
             },
-            headrooms: writer::Headrooms::new(HEADROOM_USERS),
+            headrooms: crate::pipeline::capping::Headrooms::new(HEADROOM_USERS),
             hourly: Default::default(),
             quotas: policies::QuotaCache::new(HEADROOM_USERS),
             tz: opts.timezone,
-            rules: writer::Rules {
+            rules: crate::pipeline::Rules {
                 month_boundary: opts.month_boundary_disconnect,
                 bounds: opts.bounds,
             },

@@ -340,11 +340,11 @@ fn a_bad_item_fails_alone_within_its_batch() {
     let refs: Vec<&Request> = requests.iter().collect();
     let results = writer::apply_batch(
         &mut conn,
-        &mut writer::Headrooms::new(16),
+        &mut crate::pipeline::capping::Headrooms::new(16),
         &mut Default::default(),
         &mut policies::QuotaCache::new(16),
         UTC,
-        &writer::Rules::default(),
+        &crate::pipeline::Rules::default(),
         &refs,
     );
     let summary: Vec<Result<(), String>> = results

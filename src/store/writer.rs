@@ -8,7 +8,6 @@
 //! needs, so a rolled-back batch leaves nothing stale; the one thing kept in memory,
 //! the capping [`Headrooms`], is dropped with any failed batch.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
@@ -16,13 +15,13 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use super::db::{params, Conn as Connection, OptionalExtension};
 
-use super::capping::{cap_usage, AcctCapping, CapOutcome};
+use super::acct::WriterTx;
+use crate::pipeline::{self, capping::Headrooms, AcctCapping, CapOutcome, Rules};
 use super::policies::QuotaCache;
 use super::read::{session_row, to_db, Name, SESSION_COLUMNS};
 use super::StoreError;
-use crate::capping::{AcctAction, Headroom, Period, RawLimits};
 use crate::periods;
-use crate::sessions::{self, AcctUpdate, Attribution, Outcome, OutcomeKind, Session, Usage};
+use crate::sessions::{self, AcctUpdate, Attribution, Outcome, Session, Usage};
 
 pub(crate) enum Request {
     Record(AcctUpdate),
@@ -70,14 +69,6 @@ pub(crate) struct Counters {
     pub(crate) batches: AtomicU64,
     pub(crate) items: AtomicU64,
     pub(crate) failed_batches: AtomicU64,
-}
-
-/// The accounting rules' settings the writer applies to every update.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Rules {
-    /// Queue a disconnect for Start/Interim of sessions started in an earlier month.
-    pub(crate) month_boundary: bool,
-    pub(crate) bounds: sessions::Bounds,
 }
 
 pub(crate) struct Writer {
@@ -426,86 +417,24 @@ fn apply_one(
 ) -> Result<Reply, StoreError> {
     match request {
         Request::Record(u) => {
-            let (outcome, _) = record(conn, tz, rules, hourly, u)?;
+            let tx = WriterTx {
+                conn,
+                tz,
+                quotas: Some(std::cell::RefCell::new(quotas)),
+                hourly: Some(hourly),
+            };
+            let (outcome, _) = pipeline::record(&tx, tz, rules, u)?;
             headrooms.spend(&outcome);
             Ok(Reply::Recorded(outcome))
         }
         Request::RecordCapped(u, c) => {
-            let (mut outcome, session) = record(conn, tz, rules, hourly, u)?;
-            let cap = if headrooms.spend(&outcome) && headrooms.covers(&outcome.username, c) {
-                CapOutcome::Within
-            } else {
-                let (mut cap, room) =
-                    super::capping::decide_after_record(conn, tz, &outcome, u.status, c);
-                if let Some((period, left)) = room {
-                    headrooms.learn(&outcome.username, c, period, left);
-                }
-                let over = match &cap {
-                    CapOutcome::Decided(_, _, AcctAction::Disconnect { reason }) => {
-                        Some(reason.clone())
-                    }
-                    _ => None,
-                };
-                if let (Some(reason), CapOutcome::Decided(_, _, action)) = (over, &mut cap) {
-                    // The user's stored policy may say throttle or redirect instead: then
-                    // a CoA is queued for the background thread (once per session).
-                    match super::modulation::exhausted_change(conn, &outcome.username) {
-                        Some((kind, rate_limit, address_list)) => {
-                            let coa = super::modulation::NewCoaJob {
-                                session: session_job_of(
-                                    u,
-                                    session.as_ref(),
-                                    format!("over limit: {reason}"),
-                                ),
-                                purpose: super::modulation::CoaPurpose::Exhausted,
-                                rate_limit,
-                                address_list,
-                            };
-                            let why = format!("over limit: {reason}; {kind}");
-                            match super::modulation::enqueue_coa(conn, &coa, &why, u.event_time) {
-                                Ok(queued) => outcome.coa_queued |= queued,
-                                Err(e) => log::error!(
-                                    "cannot queue the CoA of {:?}: {e}",
-                                    coa.session.username
-                                ),
-                            }
-                            *action = AcctAction::Change {
-                                reason: format!("{reason}; {kind}"),
-                            };
-                        }
-                        None => disconnect_session(
-                            conn,
-                            u,
-                            session.as_ref(),
-                            &mut outcome,
-                            format!("over limit: {reason}"),
-                        ),
-                    }
-                }
-                cap
+            let tx = WriterTx {
+                conn,
+                tz,
+                quotas: Some(std::cell::RefCell::new(quotas)),
+                hourly: Some(hourly),
             };
-            // A session already on its way out (or being throttled) needs no quota check.
-            if !outcome.disconnect_queued && !outcome.coa_queued {
-                match super::policies::quota_after_record(
-                    conn,
-                    tz,
-                    quotas,
-                    &outcome,
-                    u.event_time,
-                    &c.quota_control,
-                ) {
-                    Ok(Some(reached)) => {
-                        let reason = format!("policy quota: {reached}");
-                        disconnect_session(conn, u, session.as_ref(), &mut outcome, reason);
-                        outcome.quota_reached = Some(reached);
-                    }
-                    Ok(None) => {}
-                    // The record stands; logins refuse a user whose quotas are invalid.
-                    Err(e) => {
-                        log::error!("policy quota check of {:?} failed: {e}", outcome.username)
-                    }
-                }
-            }
+            let (outcome, cap) = pipeline::record_capped(&tx, headrooms, tz, rules, u, c)?;
             Ok(Reply::RecordedCapped(outcome, cap))
         }
         Request::Enqueue(job, now) => {
@@ -555,101 +484,9 @@ fn apply_one(
 /// Queues the disconnection of the update's session, in the update's commit (one
 /// job per session: a session with a job keeps it).
 /// The disconnect queue's (or CoA queue's) job for the update's session.
-fn session_job_of(
-    u: &AcctUpdate,
-    session: Option<&Session>,
-    reason: String,
-) -> crate::store::NewDisconnectJob {
-    let start = session.map_or_else(
-        || u.event_time - i64::from(u.session_time.unwrap_or(0)),
-        |s| s.start_time,
-    );
-    crate::disconnect::session_job(u, session, start, reason)
-}
-
-fn disconnect_session(
-    conn: &Connection,
-    u: &AcctUpdate,
-    session: Option<&Session>,
-    outcome: &mut Outcome,
-    reason: String,
-) {
-    let job = session_job_of(u, session, reason);
-    // A failed insert is undone by SQLite alone; the record stands.
-    match super::disconnect::enqueue(conn, &job, u.event_time) {
-        Ok(queued) => outcome.disconnect_queued |= queued,
-        Err(e) => log::error!("cannot queue the disconnect of {:?}: {e}", job.username),
-    }
-}
-
-/// Applies one update; returns its outcome and the session as stored after it (None
-/// for Accounting-On/Off).
-fn record(
-    conn: &Connection,
-    tz: Tz,
-    rules: &Rules,
-    hourly: &super::modulation::HourlyUsers,
-    u: &AcctUpdate,
-) -> Result<(Outcome, Option<Session>), StoreError> {
-    sessions::validate(u).map_err(|why| StoreError::Invalid(why.to_string()))?;
-    if let Some(reason) = sessions::nas_close_reason(u.status) {
-        let closed = conn
-            .prepare_cached(
-                "UPDATE sessions SET stop_time = CASE WHEN ?1 > start_time THEN ?1 ELSE start_time END, closed_reason = ?2 \
-                 WHERE nas_ip = ?3 AND stop_time IS NULL",
-            )?
-            .execute(params![u.event_time, reason, u.nas_ip])?;
-        return Ok((Outcome::new(OutcomeKind::NasClosed { closed }, u), None));
-    }
-    let prev = load_session(conn, &u.nas_ip, u.session_key())?;
-    let mut wrap_ok = || nas_counts_wraps(conn, &u.nas_ip);
-    let Some(applied) = sessions::apply(prev.as_ref(), u, &rules.bounds, &mut wrap_ok) else {
-        return Err(StoreError::Invalid(format!(
-            "{} is not a session packet",
-            u.status
-        )));
-    };
-    let mut outcome = Outcome::new(applied.kind, u);
-    outcome.regressed = applied.regressed;
-    outcome.anomalies = applied.anomalies;
-    if let Some(p) = &prev {
-        outcome.username = p.username.clone();
-    }
-    if let Some(state) = &applied.state {
-        save_session(conn, &u.nas_ip, u.session_key(), prev.as_ref(), state)?;
-        outcome.username = state.username.clone();
-    }
-    if !applied.delta.is_zero() {
-        let attributed = Attribution {
-            day: periods::local_day(u.event_time, tz),
-            month: periods::local_month(u.event_time, tz),
-        };
-        add_usage(conn, &outcome.username, attributed, applied.delta)?;
-        // Only modulated users: everyone else's update writes nothing more.
-        if hourly.contains(&outcome.username) {
-            super::modulation::add_hour_usage(
-                conn,
-                &outcome.username,
-                u.event_time,
-                applied.delta,
-            )?;
-        }
-        outcome.delta = applied.delta;
-        outcome.attributed = Some(attributed);
-    }
-    if rules.month_boundary {
-        // Same transaction as the update: the job exists exactly when the update does.
-        let session = applied.state.as_ref().or(prev.as_ref());
-        if let Some(job) = crate::disconnect::month_boundary_job(u, session, u.event_time, tz) {
-            outcome.disconnect_queued = super::disconnect::enqueue(conn, &job, u.event_time)?;
-        }
-    }
-    Ok((outcome, applied.state.or(prev)))
-}
-
 /// The NAS's `counter_wrap` (a NAS not registered counts wraps: `auto` is the
 /// default). Asked only when an update looks like a 32-bit wrap, so rarely.
-fn nas_counts_wraps(conn: &Connection, nas_ip: &str) -> bool {
+pub(crate) fn nas_counts_wraps(conn: &Connection, nas_ip: &str) -> bool {
     let setting: Result<Option<String>, _> = conn
         .prepare_cached("SELECT counter_wrap FROM nas WHERE nas_ip = ?1")
         .and_then(|mut st| st.query_row([nas_ip], |r| r.get(0)).optional());
@@ -662,7 +499,7 @@ fn nas_counts_wraps(conn: &Connection, nas_ip: &str) -> bool {
     }
 }
 
-fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result<Option<Session>, StoreError> {
+pub(crate) fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result<Option<Session>, StoreError> {
     // Built once: this runs for every accounting item, on the thread they all wait for.
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE nas_ip = ?1 AND session_key = ?2")
@@ -692,7 +529,7 @@ macro_rules! update_progress {
 const UPDATE_PROGRESS: &str = update_progress!("");
 const UPDATE_PROGRESS_AND_STOP: &str = update_progress!(", stop_time = ?14");
 
-fn save_session(
+pub(crate) fn save_session(
     conn: &Connection,
     nas_ip: &str,
     key: &str,
@@ -777,7 +614,7 @@ fn save_session(
     Ok(())
 }
 
-fn add_usage(
+pub(crate) fn add_usage(
     conn: &Connection,
     username: &str,
     at: Attribution,
@@ -821,88 +658,3 @@ fn data_version(conn: &Connection) -> Option<i64> {
     conn.sqlite().and_then(super::db::sqlite::data_version)
 }
 
-/// What the writer knows of each capped user from the last capping decision that
-/// wrote nothing: its [`Headroom`], counted down by every update since. While an
-/// update stays within it, under the same control-list limits and in the same
-/// period, a new decision would come to the same (nothing to write, nothing to do)
-/// and is skipped; that is most Interim-Updates, far below any limit.
-///
-/// Everything else a decision reads is the store's, so this is dropped whenever the
-/// store may have changed otherwise: a commit by another connection (the CLI adding
-/// a topup or changing limits; seen through `PRAGMA data_version`), a capping write
-/// through this writer, or a failed batch.
-pub(crate) struct Headrooms {
-    by_user: HashMap<String, Learnt>,
-    data_version: Option<i64>,
-    /// Most users kept; beyond it all are dropped and learnt again.
-    capacity: usize,
-}
-
-struct Learnt {
-    control: RawLimits,
-    caveat_captrafzero: bool,
-    period: Period,
-    left: Headroom,
-}
-
-impl Headrooms {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Headrooms {
-            by_user: HashMap::new(),
-            data_version: None,
-            capacity,
-        }
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.by_user.clear();
-    }
-
-    /// Drops everything if another connection committed since the last call.
-    fn sync(&mut self, version: Option<i64>) {
-        if version.is_none() || version != self.data_version {
-            self.by_user.clear();
-        }
-        self.data_version = version;
-    }
-
-    /// Counts a recorded update down from its user's headroom; false when the user
-    /// has none left (then it is forgotten).
-    fn spend(&mut self, outcome: &Outcome) -> bool {
-        let Some(learnt) = self.by_user.get_mut(&outcome.username) else {
-            return false;
-        };
-        if learnt.left.take(cap_usage(&outcome.delta)) {
-            return true;
-        }
-        self.by_user.remove(&outcome.username);
-        false
-    }
-
-    /// The user's headroom holds for this update's capping inputs.
-    fn covers(&self, username: &str, c: &AcctCapping) -> bool {
-        self.by_user.get(username).is_some_and(|l| {
-            l.caveat_captrafzero == c.caveat_captrafzero
-                && l.period.kind == c.period
-                && (l.period.start..l.period.end).contains(&c.now)
-                && l.control == c.control
-                // A topup starting or expiring since changes the decision.
-                && l.left.holds_at(c.now)
-        })
-    }
-
-    fn learn(&mut self, username: &str, c: &AcctCapping, period: Period, left: Headroom) {
-        if self.by_user.len() >= self.capacity && !self.by_user.contains_key(username) {
-            self.by_user.clear();
-        }
-        self.by_user.insert(
-            username.to_string(),
-            Learnt {
-                control: c.control.clone(),
-                caveat_captrafzero: c.caveat_captrafzero,
-                period,
-                left,
-            },
-        );
-    }
-}

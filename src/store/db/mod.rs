@@ -274,7 +274,8 @@ impl Conn {
         self.prepare_cached(sql)?.query_row(params, f)
     }
 
-    /// Several statements without parameters (DDL, migrations).
+    /// Several statements without parameters (DDL, tests).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn execute_batch(&self, sql: &str) -> DbResult<()> {
         match self {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
@@ -457,15 +458,6 @@ impl Stmt<'_> {
             out.push(f(&Row::Sqlite(r)));
         }
         Ok(out.into_iter())
-    }
-
-    /// Whether the query returns a row.
-    pub(crate) fn exists(&mut self, params: impl Params) -> DbResult<bool> {
-        match self.query_row(params, |_| Ok(())) {
-            Ok(()) => Ok(true),
-            Err(DbError::NoRows) => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 }
 
