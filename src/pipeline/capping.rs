@@ -13,7 +13,7 @@ use crate::capping::{
     Usage as CapUsage,
 };
 use crate::periods;
-use crate::sessions::Outcome;
+use crate::sessions::{Outcome, Usage};
 use crate::store::{cap_usage, DecideRequest, LimitRow, StoreError};
 
 /// The capping part of an accounting update, decided in the update's own commit
@@ -165,11 +165,18 @@ pub fn merge_limits(
 /// store may have changed otherwise: a commit by another connection (the CLI adding
 /// a topup or changing limits; seen through `PRAGMA data_version`), a capping write
 /// through this writer, or a failed batch.
+///
+/// With several servers on the store (PostgreSQL) the others' accounting changes a
+/// user's usage too, unseen by the version: there each update also checks that the
+/// totals it left are this server's last totals plus its own delta (else another
+/// server counted in between, and the user is decided again).
 pub(crate) struct Headrooms {
     by_user: HashMap<String, Learnt>,
     data_version: Option<i64>,
     /// Most users kept; beyond it all are dropped and learnt again.
     capacity: usize,
+    /// Check each update's totals (several servers may write).
+    shared: bool,
 }
 
 struct Learnt {
@@ -177,6 +184,8 @@ struct Learnt {
     caveat_captrafzero: bool,
     period: Period,
     left: Headroom,
+    /// The period's totals after the last update seen (shared stores only).
+    totals: Option<Usage>,
 }
 
 impl Headrooms {
@@ -185,6 +194,15 @@ impl Headrooms {
             by_user: HashMap::new(),
             data_version: None,
             capacity,
+            shared: false,
+        }
+    }
+
+    /// For a store several servers write (see [`Headrooms`]).
+    pub(crate) fn shared(capacity: usize) -> Self {
+        Headrooms {
+            shared: true,
+            ..Headrooms::new(capacity)
         }
     }
 
@@ -202,11 +220,24 @@ impl Headrooms {
 
     /// Counts a recorded update down from its user's headroom; false when the user
     /// has none left (then it is forgotten).
-    pub(crate) fn spend(&mut self, outcome: &Outcome) -> bool {
+    pub(crate) fn spend(&mut self, outcome: &Outcome, totals: Option<&Totals>) -> bool {
+        let shared = self.shared;
         let Some(learnt) = self.by_user.get_mut(&outcome.username) else {
             return false;
         };
-        if learnt.left.take(cap_usage(&outcome.delta)) {
+        let consistent = !shared || {
+            let now = totals.map(|t| t.of(learnt.period.kind));
+            match (learnt.totals, now) {
+                // Nothing added by this update: nothing to compare yet.
+                (_, None) => outcome.delta.is_zero() && learnt.totals.is_some(),
+                (Some(before), Some(after)) => add(before, outcome.delta) == after,
+                (None, Some(_)) => false,
+            }
+        };
+        if consistent && learnt.left.take(cap_usage(&outcome.delta)) {
+            if let Some(t) = totals {
+                learnt.totals = Some(t.of(learnt.period.kind));
+            }
             return true;
         }
         self.by_user.remove(&outcome.username);
@@ -225,7 +256,20 @@ impl Headrooms {
         })
     }
 
-    pub(crate) fn learn(&mut self, username: &str, c: &AcctCapping, period: Period, left: Headroom) {
+    pub(crate) fn learn(
+        &mut self,
+        username: &str,
+        c: &AcctCapping,
+        period: Period,
+        left: Headroom,
+        totals: Option<&Totals>,
+    ) {
+        let totals = totals.map(|t| t.of(period.kind));
+        // A shared store's headroom is only as good as the totals it starts from.
+        if self.shared && totals.is_none() {
+            self.by_user.remove(username);
+            return;
+        }
         if self.by_user.len() >= self.capacity && !self.by_user.contains_key(username) {
             self.by_user.clear();
         }
@@ -236,7 +280,33 @@ impl Headrooms {
                 caveat_captrafzero: c.caveat_captrafzero,
                 period,
                 left,
+                totals,
             },
         );
+    }
+}
+
+/// The user's day and month totals as an update left them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub(crate) day: Usage,
+    pub(crate) month: Usage,
+}
+
+impl Totals {
+    fn of(&self, kind: PeriodKind) -> Usage {
+        match kind {
+            PeriodKind::Month => self.month,
+            PeriodKind::Day => self.day,
+        }
+    }
+}
+
+/// Saturating, as the store adds.
+fn add(a: Usage, b: Usage) -> Usage {
+    Usage {
+        input_octets: a.input_octets.saturating_add(b.input_octets).min(i64::MAX as u64),
+        output_octets: a.output_octets.saturating_add(b.output_octets).min(i64::MAX as u64),
+        session_time: a.session_time.saturating_add(b.session_time).min(i64::MAX as u64),
     }
 }

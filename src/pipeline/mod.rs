@@ -10,7 +10,7 @@ pub(crate) mod capping;
 use chrono_tz::Tz;
 
 pub use capping::{merge_limits, AcctCapping, CapOutcome};
-use capping::Headrooms;
+use capping::{Headrooms, Totals};
 
 use crate::capping::{AcctAction, Decision, Period, Usage as CapUsage, UsageMark};
 use crate::periods;
@@ -33,8 +33,10 @@ pub(crate) trait AcctStore {
         prev: Option<&Session>,
         s: &Session,
     ) -> Result<(), StoreError>;
-    /// Adds to the user's day and month (and hour, for modulated users).
-    fn add_usage(&self, user: &str, at: Attribution, event_time: i64, d: Usage) -> Result<(), StoreError>;
+    /// Adds to the user's day and month (and hour, for modulated users); the day's
+    /// and the month's totals after it.
+    /// (None where only this server writes: SQLite.)
+    fn add_usage(&self, user: &str, at: Attribution, event_time: i64, d: Usage) -> Result<Option<Totals>, StoreError>;
     /// Queues a disconnect (one per session); true when it was queued.
     fn enqueue_disconnect(&self, job: &NewDisconnectJob, now: i64) -> Result<bool, StoreError>;
     fn user_limits(&self, user: &str) -> Result<Vec<LimitRow>, StoreError>;
@@ -68,16 +70,17 @@ pub(crate) struct Rules {
 
 /// Applies one update; returns its outcome and the session as stored after it (None
 /// for Accounting-On/Off).
+/// Also the user's totals after it, when it added usage.
 pub(crate) fn record(
     tx: &impl AcctStore,
     tz: Tz,
     rules: &Rules,
     u: &AcctUpdate,
-) -> Result<(Outcome, Option<Session>), StoreError> {
+) -> Result<(Outcome, Option<Session>, Option<Totals>), StoreError> {
     sessions::validate(u).map_err(|why| StoreError::Invalid(why.to_string()))?;
     if let Some(reason) = sessions::nas_close_reason(u.status) {
         let closed = tx.close_nas(&u.nas_ip, u.event_time, reason)?;
-        return Ok((Outcome::new(OutcomeKind::NasClosed { closed }, u), None));
+        return Ok((Outcome::new(OutcomeKind::NasClosed { closed }, u), None, None));
     }
     let prev = tx.load_session(&u.nas_ip, u.session_key())?;
     let mut wrap_ok = || tx.nas_counts_wraps(&u.nas_ip);
@@ -97,12 +100,13 @@ pub(crate) fn record(
         tx.save_session(&u.nas_ip, u.session_key(), prev.as_ref(), state)?;
         outcome.username = state.username.clone();
     }
+    let mut totals = None;
     if !applied.delta.is_zero() {
         let attributed = Attribution {
             day: periods::local_day(u.event_time, tz),
             month: periods::local_month(u.event_time, tz),
         };
-        tx.add_usage(&outcome.username, attributed, u.event_time, applied.delta)?;
+        totals = tx.add_usage(&outcome.username, attributed, u.event_time, applied.delta)?;
         outcome.delta = applied.delta;
         outcome.attributed = Some(attributed);
     }
@@ -113,7 +117,7 @@ pub(crate) fn record(
             outcome.disconnect_queued = tx.enqueue_disconnect(&job, u.event_time)?;
         }
     }
-    Ok((outcome, applied.state.or(prev)))
+    Ok((outcome, applied.state.or(prev), totals))
 }
 
 
@@ -127,14 +131,14 @@ pub(crate) fn record_capped(
     u: &AcctUpdate,
     c: &AcctCapping,
 ) -> Result<(Outcome, CapOutcome), StoreError> {
-    let (mut outcome, session) = record(tx, tz, rules, u)?;
-    let cap = if headrooms.spend(&outcome) && headrooms.covers(&outcome.username, c) {
+    let (mut outcome, session, totals) = record(tx, tz, rules, u)?;
+    let cap = if headrooms.spend(&outcome, totals.as_ref()) && headrooms.covers(&outcome.username, c) {
         CapOutcome::Within
     } else {
         let (mut cap, room) =
             capping::decide_after_record(tx, tz, &outcome, u.status, c);
         if let Some((period, left)) = room {
-            headrooms.learn(&outcome.username, c, period, left);
+            headrooms.learn(&outcome.username, c, period, left, totals.as_ref());
         }
         let over = match &cap {
             CapOutcome::Decided(_, _, AcctAction::Disconnect { reason }) => {

@@ -10,6 +10,7 @@ use super::modulation::HourlyUsers;
 use super::policies::QuotaCache;
 use super::{capping, disconnect, modulation, policies, writer, LimitRow, NewCoaJob, NewDisconnectJob, StoreError};
 use crate::capping::{Decision, Period, Usage as CapUsage, UsageMark};
+use crate::pipeline::capping::Totals;
 use crate::pipeline::AcctStore;
 use crate::policies::{RawPolicy, Reached};
 use crate::sessions::{Attribution, Outcome, Session, Usage};
@@ -47,13 +48,13 @@ impl AcctStore for WriterTx<'_> {
         writer::save_session(self.conn, nas_ip, key, prev, s)
     }
 
-    fn add_usage(&self, user: &str, at: Attribution, event_time: i64, d: Usage) -> Result<(), StoreError> {
-        writer::add_usage(self.conn, user, at, d)?;
+    fn add_usage(&self, user: &str, at: Attribution, event_time: i64, d: Usage) -> Result<Option<Totals>, StoreError> {
+        let totals = writer::add_usage(self.conn, user, at, d)?;
         // Only modulated users: everyone else's update writes nothing more.
         if self.hourly.is_some_and(|h| h.contains(user)) {
             modulation::add_hour_usage(self.conn, user, event_time, d)?;
         }
-        Ok(())
+        Ok(totals)
     }
 
     fn enqueue_disconnect(&self, job: &NewDisconnectJob, now: i64) -> Result<bool, StoreError> {

@@ -554,10 +554,6 @@ fn record_capped_decides_in_the_same_commit_and_never_loses_the_record() {
 /// decision, and anything that could change its outcome ends the skipping.
 #[test]
 fn record_capped_skips_decisions_within_the_headroom_until_something_changes() {
-    // SQLite only: on PostgreSQL the headroom lasts one batch (other servers write).
-    if testdb::not_sqlite() {
-        return;
-    }
     use crate::capping::AcctAction;
     use crate::store::CapOutcome;
     let dir = tempfile::tempdir().unwrap();
@@ -623,7 +619,7 @@ fn record_capped_skips_decisions_within_the_headroom_until_something_changes() {
     }
     // Another process (the CLI) lowers joe's limit to 3 MB: the next update,
     // however small, is decided again and finds him over.
-    let cli = rusqlite::Connection::open(testdb::at(dir.path().join("rlm.sqlite"))).unwrap();
+    let cli = testdb::raw(testdb::at(dir.path().join("rlm.sqlite")));
     cli.execute(
         "UPDATE user_limits SET value = '3' WHERE username = 'joe'", ())
     .unwrap();
@@ -633,6 +629,21 @@ fn record_capped_skips_decisions_within_the_headroom_until_something_changes() {
         .limits_set("free", &[("Rust-Capping-Traffic-Limit", "100")])
         .unwrap();
     assert_eq!(run("free", 501, &[], now + 120), "disconnect");
+    // Another server on the same store counts 8 MB of pat's: this one's headroom
+    // (9 MB after 1 MB) no longer holds, and pat's next MB here exhausts him.
+    store
+        .limits_set("pat", &[("Rust-Capping-Traffic-Limit", "10")])
+        .unwrap();
+    assert_eq!(run("pat", 1, &[], now), "allowed");
+    assert_eq!(run("pat", 2, &[], now + 10), "within");
+    let other = open(&dir);
+    other
+        .record_capped(
+            packet(AcctStatus::Interim, "pat", "pat-2", 7 * MIB, now + 20),
+            acct_capping(&[], now + 20),
+        )
+        .unwrap();
+    assert_eq!(run("pat", 3, &[], now + 30), "disconnect");
 }
 
 /// Through the writer: decisions before and after validity boundaries write each
@@ -728,10 +739,6 @@ fn decisions_across_validity_boundaries_write_marks_and_count_topups_only_while_
 /// topup starts is decided (and marks the start), however small.
 #[test]
 fn headroom_ends_at_the_next_validity_boundary() {
-    // SQLite only: on PostgreSQL the headroom lasts one batch (other servers write).
-    if testdb::not_sqlite() {
-        return;
-    }
     use crate::store::CapOutcome;
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);

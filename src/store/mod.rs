@@ -291,13 +291,17 @@ impl Store {
         };
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel();
+        let backend = loc.backend();
         let writer = Writer {
             conn,
             reopen: writer::Reopen {
                 location: loc,
                 opts: opts.clone(),
             },
-            headrooms: crate::pipeline::capping::Headrooms::new(HEADROOM_USERS),
+            headrooms: match backend {
+                Backend::Sqlite => crate::pipeline::capping::Headrooms::new(HEADROOM_USERS),
+                Backend::Postgres => crate::pipeline::capping::Headrooms::shared(HEADROOM_USERS),
+            },
             hourly: Default::default(),
             quotas: policies::QuotaCache::new(HEADROOM_USERS),
             tz: opts.timezone,

@@ -16,9 +16,10 @@ use chrono_tz::Tz;
 use super::db::{params, Conn as Connection, OptionalExtension};
 
 use super::acct::WriterTx;
-use crate::pipeline::{self, capping::Headrooms, AcctCapping, CapOutcome, Rules};
+use crate::pipeline::capping::{Headrooms, Totals};
+use crate::pipeline::{self, AcctCapping, CapOutcome, Rules};
 use super::policies::QuotaCache;
-use super::read::{session_row, to_db, Name, SESSION_COLUMNS};
+use super::read::{count, session_row, to_db, Name, SESSION_COLUMNS};
 use super::StoreError;
 use crate::periods;
 use crate::sessions::{self, AcctUpdate, Attribution, Outcome, Session, Usage};
@@ -125,6 +126,8 @@ impl Writer {
     /// tried again when the database asks for it (a deadlock between servers).
     fn apply(&mut self, requests: &[&Request], outage: &mut Option<Outage>) -> Vec<Result<Reply, StoreError>> {
         let mut attempt = 0;
+        // PostgreSQL: without savepoints first (see Conn::set_savepoints).
+        let mut fast = self.conn.backend() == super::db::Backend::Postgres;
         loop {
             if self.conn.is_broken() {
                 match super::open_writer(&self.reopen.location, &self.reopen.opts) {
@@ -136,6 +139,7 @@ impl Writer {
                     }
                 }
             }
+            self.conn.set_savepoints(!fast);
             let (results, failure) = try_batch(
                 &mut self.conn,
                 &mut self.headrooms,
@@ -145,7 +149,12 @@ impl Writer {
                 &self.rules,
                 requests,
             );
+            self.conn.set_savepoints(true);
             match failure {
+                Some(Failure::Slow) if fast => {
+                    fast = false;
+                    continue;
+                }
                 Some(Failure::Retry) if attempt < RETRIES => {
                     attempt += 1;
                     log::debug!("store: batch retried after a deadlock or serialisation failure");
@@ -204,6 +213,8 @@ enum Failure {
     Connection(String),
     /// A lock held elsewhere (a tool's transaction) outlasted the wait.
     Busy,
+    /// An item failed in a batch run without savepoints: run it again with them.
+    Slow,
     Other,
 }
 
@@ -334,6 +345,11 @@ fn try_batch(
                 Failure::Other => {}
                 f => return all_failed(headrooms, quotas, format!("nothing of this batch was saved: {e}"), f),
             }
+            // Without savepoints only an item refused before it wrote anything may
+            // fail alone.
+            if !tx.savepoints() && (tx.tx_failed() || !matches!(e, StoreError::Invalid(_))) {
+                return all_failed(headrooms, quotas, format!("an item failed: {e}"), Failure::Slow);
+            }
         }
         // Some errors (disk full, I/O) make SQLite roll back the whole transaction:
         // then the items before this one are gone too, so the batch has failed.
@@ -345,6 +361,12 @@ fn try_batch(
             return all_failed(headrooms, quotas, why, Failure::Other);
         }
         results.push(result);
+    }
+    if tx.tx_failed() {
+        // A failure the pipeline absorbed (a capping decision) left the transaction
+        // unusable: never report it committed.
+        let f = if tx.savepoints() { Failure::Other } else { Failure::Slow };
+        return all_failed(headrooms, quotas, "a statement of the batch failed".into(), f);
     }
     match tx.commit() {
         Ok(()) => (results, None),
@@ -364,6 +386,9 @@ pub(crate) fn in_savepoint<T>(
     sp: &Savepoint,
     f: impl FnOnce() -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
+    if !conn.savepoints() {
+        return f();
+    }
     let exec = |sql: &str| -> Result<(), StoreError> {
         conn.prepare_cached(sql)?.execute(())?;
         Ok(())
@@ -423,8 +448,8 @@ fn apply_one(
                 quotas: Some(std::cell::RefCell::new(quotas)),
                 hourly: Some(hourly),
             };
-            let (outcome, _) = pipeline::record(&tx, tz, rules, u)?;
-            headrooms.spend(&outcome);
+            let (outcome, _, totals) = pipeline::record(&tx, tz, rules, u)?;
+            headrooms.spend(&outcome, totals.as_ref());
             Ok(Reply::Recorded(outcome))
         }
         Request::RecordCapped(u, c) => {
@@ -614,12 +639,13 @@ pub(crate) fn save_session(
     Ok(())
 }
 
+/// On PostgreSQL also the totals after it (see [`crate::pipeline::capping::Headrooms`]).
 pub(crate) fn add_usage(
     conn: &Connection,
     username: &str,
     at: Attribution,
     d: Usage,
-) -> Result<(), StoreError> {
+) -> Result<Option<Totals>, StoreError> {
     let targets = [
         (
             "INSERT INTO usage_day (username, day, input_octets, output_octets, session_time) \
@@ -638,23 +664,46 @@ pub(crate) fn add_usage(
             periods::month_key(at.month),
         ),
     ];
-    for (sql, period) in targets {
-        conn.prepare_cached(sql)?.execute(params![
+    let shared = conn.backend() == super::db::Backend::Postgres;
+    let mut totals = [Usage::default(); 2];
+    for (i, (sql, period)) in targets.into_iter().enumerate() {
+        let args = params![
             Name::new(username),
             period,
             to_db(d.input_octets),
             to_db(d.output_octets),
             to_db(d.session_time),
-        ])?;
+        ];
+        if shared {
+            let sql = format!("{sql} RETURNING input_octets, output_octets, session_time");
+            totals[i] = conn.prepare_cached(&sql)?.query_row(args, |r| {
+                Ok(Usage {
+                    input_octets: count(r, 0)?,
+                    output_octets: count(r, 1)?,
+                    session_time: count(r, 2)?,
+                })
+            })?;
+        } else {
+            conn.prepare_cached(sql)?.execute(args)?;
+        }
     }
-    Ok(())
+    Ok(shared.then_some(Totals {
+        day: totals[0],
+        month: totals[1],
+    }))
 }
 
-/// SQLite's `PRAGMA data_version`: changes when another connection commits. None
-/// (unknown) on PostgreSQL, where other servers commit all the time: there the caches
-/// hold only for the batch that filled them, whose transaction holds the row and
-/// advisory locks of the users it read.
+/// What the caches are checked against: SQLite's `PRAGMA data_version` (changes when
+/// another connection commits); on PostgreSQL the `store_version` row that triggers
+/// bump on every change of limits, topups, usage marks and policies (accounting
+/// does not bump it: [`crate::pipeline::capping::Headrooms`] checks usage itself).
 fn data_version(conn: &Connection) -> Option<i64> {
-    conn.sqlite().and_then(super::db::sqlite::data_version)
+    match conn {
+        Connection::Sqlite(c) => super::db::sqlite::data_version(c),
+        Connection::Postgres(_) => conn
+            .prepare_cached("SELECT n FROM store_version WHERE id = 1")
+            .and_then(|mut s| s.query_row((), |r| r.get::<_, i64>(0)))
+            .ok(),
+    }
 }
 

@@ -237,6 +237,7 @@ impl Conn {
     }
 
     /// The SQLite connection, for what only SQLite has (PRAGMAs).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn sqlite(&self) -> Option<&rusqlite::Connection> {
         match self {
             Conn::Sqlite(c) => Some(c),
@@ -348,6 +349,30 @@ impl Conn {
                 Ok(())
             }
             Conn::Postgres(c) => c.rollback(),
+        }
+    }
+
+    /// Whether [`crate::store`]'s savepoints are taken (always on SQLite). The
+    /// PostgreSQL writer runs a batch without them first (two round trips less per
+    /// item) and again with them only when an item failed.
+    pub(crate) fn savepoints(&self) -> bool {
+        match self {
+            Conn::Sqlite(_) => true,
+            Conn::Postgres(c) => c.savepoints.get(),
+        }
+    }
+
+    pub(crate) fn set_savepoints(&self, on: bool) {
+        if let Conn::Postgres(c) = self {
+            c.savepoints.set(on);
+        }
+    }
+
+    /// A statement of the open transaction failed and PostgreSQL ignores the rest.
+    pub(crate) fn tx_failed(&self) -> bool {
+        match self {
+            Conn::Sqlite(_) => false,
+            Conn::Postgres(c) => c.failed(),
         }
     }
 

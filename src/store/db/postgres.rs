@@ -15,6 +15,7 @@ use super::{dollar_placeholders, DbError, DbResult, Value};
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_shared_queues.sql"),
+    include_str!("../migrations/postgres/0003_store_version.sql"),
 ];
 
 /// Serialises migrations of servers starting at once (an arbitrary constant).
@@ -111,6 +112,8 @@ impl Target {
             client: RefCell::new(client),
             statements: RefCell::new(HashMap::new()),
             tx: Cell::new(false),
+            failed: Cell::new(false),
+            savepoints: Cell::new(true),
         })
     }
 }
@@ -237,6 +240,11 @@ pub(crate) struct PgConn {
     /// SQL text as written (with `?N`) → statements by parameter types.
     statements: RefCell<HashMap<String, Vec<(Vec<Type>, Statement)>>>,
     tx: Cell<bool>,
+    /// A statement of the open transaction failed: PostgreSQL ignores the rest, and
+    /// its COMMIT would roll back silently.
+    failed: Cell<bool>,
+    /// Savepoints are taken (see [`super::Conn::set_savepoints`]).
+    pub(crate) savepoints: Cell<bool>,
 }
 
 impl PgConn {
@@ -264,23 +272,46 @@ impl PgConn {
         Ok(stmt)
     }
 
+    /// Notes a failure inside the transaction (and a ROLLBACK TO that undid one).
+    fn track<T>(&self, sql: &str, r: DbResult<T>) -> DbResult<T> {
+        match &r {
+            Err(_) if self.tx.get() => self.failed.set(true),
+            Ok(_) if sql.starts_with("ROLLBACK TO") => self.failed.set(false),
+            _ => {}
+        }
+        r
+    }
+
     pub(crate) fn query(&self, sql: &str, values: &[Value<'_>]) -> DbResult<Vec<postgres::Row>> {
-        let types: Vec<Type> = values.iter().map(Value::pg_type).collect();
-        let stmt = self.statement(sql, &types)?;
-        let args: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
-        Ok(self.client.borrow_mut().query(&stmt, &args)?)
+        let r = (|| {
+            let types: Vec<Type> = values.iter().map(Value::pg_type).collect();
+            let stmt = self.statement(sql, &types)?;
+            let args: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
+            Ok(self.client.borrow_mut().query(&stmt, &args)?)
+        })();
+        self.track(sql, r)
     }
 
     pub(crate) fn execute(&self, sql: &str, values: &[Value<'_>]) -> DbResult<usize> {
-        let types: Vec<Type> = values.iter().map(Value::pg_type).collect();
-        let stmt = self.statement(sql, &types)?;
-        let args: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
-        let n = self.client.borrow_mut().execute(&stmt, &args)?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        let r = (|| {
+            let types: Vec<Type> = values.iter().map(Value::pg_type).collect();
+            let stmt = self.statement(sql, &types)?;
+            let args: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
+            let n = self.client.borrow_mut().execute(&stmt, &args)?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })();
+        self.track(sql, r)
     }
 
     pub(crate) fn batch(&self, sql: &str) -> DbResult<()> {
-        Ok(self.client.borrow_mut().batch_execute(sql)?)
+        let r = self.client.borrow_mut().batch_execute(sql).map_err(DbError::from);
+        self.track(sql, r)
+    }
+
+    /// A statement of the open transaction failed (and was not rolled back to a
+    /// savepoint).
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.get()
     }
 
     pub(crate) fn in_transaction(&self) -> bool {
@@ -295,16 +326,24 @@ impl PgConn {
     pub(crate) fn begin(&self) -> DbResult<()> {
         self.batch("BEGIN")?;
         self.tx.set(true);
+        self.failed.set(false);
         Ok(())
     }
 
     pub(crate) fn commit(&self) -> DbResult<()> {
+        if self.failed.get() {
+            let _ = self.rollback();
+            return Err(DbError::Other(
+                "a statement of the transaction failed; it was rolled back".into(),
+            ));
+        }
         // Whatever COMMIT answers, the transaction is over.
         self.tx.set(false);
         self.batch("COMMIT")
     }
 
     pub(crate) fn rollback(&self) -> DbResult<()> {
+        self.failed.set(false);
         if !self.tx.replace(false) || self.is_closed() {
             return Ok(());
         }
