@@ -58,6 +58,9 @@ use crate::sessions::{AcctUpdate, Outcome, Usage};
 use crate::topups::{ConsumptionRow, NewTopup, Topup, TopupBalance};
 use writer::{Counters, Job, Reply, Request, Writer};
 
+/// Writers (connections doing group commit) of a PostgreSQL store.
+const PG_WRITERS: usize = 4;
+
 /// Users whose capping headroom the writer keeps (about 150 B each); beyond that
 /// the table starts over, which costs one capping decision per user.
 const HEADROOM_USERS: usize = 100_000;
@@ -178,9 +181,9 @@ pub struct StoreStats {
 
 struct Inner {
     path: PathBuf,
-    /// None once shut down.
-    sender: RwLock<Option<Sender<Job>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// One per writer; None once shut down.
+    sender: RwLock<Option<Vec<Sender<Job>>>>,
+    writer: Mutex<Vec<JoinHandle<()>>>,
     reader: Reader,
     counters: Arc<Counters>,
 }
@@ -192,8 +195,8 @@ impl Inner {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = handle {
+        let handles = std::mem::take(&mut *self.writer.lock().unwrap_or_else(|e| e.into_inner()));
+        for h in handles {
             if h.join().is_err() {
                 log::error!("store: writer thread panicked");
             }
@@ -290,37 +293,56 @@ impl Store {
             pool: read::ReadPool::new(loc.clone(), opts.busy_timeout)?,
         };
         let counters = Arc::new(Counters::default());
-        let (tx, rx) = mpsc::channel();
         let backend = loc.backend();
-        let writer = Writer {
-            conn,
-            reopen: writer::Reopen {
-                location: loc,
-                opts: opts.clone(),
-            },
-            headrooms: match backend {
-                Backend::Sqlite => crate::pipeline::capping::Headrooms::new(HEADROOM_USERS),
-                Backend::Postgres => crate::pipeline::capping::Headrooms::shared(HEADROOM_USERS),
-            },
-            hourly: Default::default(),
-            quotas: policies::QuotaCache::new(HEADROOM_USERS),
-            tz: opts.timezone,
-            rules: crate::pipeline::Rules {
-                month_boundary: opts.month_boundary_disconnect,
-                bounds: opts.bounds,
-            },
-            max_batch: opts.max_batch,
-            counters: Arc::clone(&counters),
+        // PostgreSQL: several writers, each its own connection and group commit, a
+        // user always on the same one (its updates stay in order); like servers
+        // sharing the database. SQLite has one write lock: one writer.
+        let writers = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => PG_WRITERS,
         };
-        let handle = std::thread::Builder::new()
-            .name("rlm_rust-store".into())
-            .spawn(move || writer.run(rx))
-            .map_err(StoreError::Spawn)?;
+        let mut senders = Vec::with_capacity(writers);
+        let mut handles = Vec::with_capacity(writers);
+        let mut first = Some(conn);
+        for i in 0..writers {
+            let conn = match first.take() {
+                Some(c) => c,
+                None => open_writer(&loc, &opts)?,
+            };
+            let (tx, rx) = mpsc::channel();
+            let writer = Writer {
+                conn,
+                reopen: writer::Reopen {
+                    location: loc.clone(),
+                    opts: opts.clone(),
+                },
+                headrooms: match backend {
+                    Backend::Sqlite => crate::pipeline::capping::Headrooms::new(HEADROOM_USERS),
+                    Backend::Postgres => crate::pipeline::capping::Headrooms::shared(HEADROOM_USERS),
+                },
+                hourly: Default::default(),
+                quotas: policies::QuotaCache::new(HEADROOM_USERS),
+                tz: opts.timezone,
+                rules: crate::pipeline::Rules {
+                    month_boundary: opts.month_boundary_disconnect,
+                    bounds: opts.bounds,
+                },
+                max_batch: opts.max_batch,
+                counters: Arc::clone(&counters),
+            };
+            let name = if writers == 1 { "rlm_rust-store".to_string() } else { format!("rlm_rust-store{i}") };
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || writer.run(rx))
+                .map_err(StoreError::Spawn)?;
+            senders.push(tx);
+            handles.push(handle);
+        }
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                sender: RwLock::new(Some(tx)),
-                writer: Mutex::new(Some(handle)),
+                sender: RwLock::new(Some(senders)),
+                writer: Mutex::new(handles),
                 reader,
                 counters,
             }),
@@ -331,15 +353,17 @@ impl Store {
         &self.inner.path
     }
 
+    /// Hands a job to the writer of its user.
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        let senders = self.inner.sender.read().unwrap_or_else(|e| e.into_inner());
+        let senders = senders.as_ref().ok_or(StoreError::Closed)?;
+        let i = writer::shard(&job.request, senders.len());
+        senders[i].send(job).map_err(|_| StoreError::WriterGone)
+    }
+
     fn submit(&self, request: Request) -> Result<Reply, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        {
-            let sender = self.inner.sender.read().unwrap_or_else(|e| e.into_inner());
-            let sender = sender.as_ref().ok_or(StoreError::Closed)?;
-            sender
-                .send(Job { request, reply })
-                .map_err(|_| StoreError::WriterGone)?;
-        }
+        self.send(Job { request, reply })?;
         answer.recv().map_err(|_| StoreError::WriterGone)?
     }
 
@@ -586,14 +610,10 @@ impl Store {
     /// conflict with a concurrent one, the session's Start records the login).
     pub fn state_commit_nowait(&self, change: StateChange) -> Result<(), StoreError> {
         let (reply, _) = mpsc::sync_channel(1);
-        let sender = self.inner.sender.read().unwrap_or_else(|e| e.into_inner());
-        let sender = sender.as_ref().ok_or(StoreError::Closed)?;
-        sender
-            .send(Job {
-                request: Request::State(Box::new(change)),
-                reply,
-            })
-            .map_err(|_| StoreError::WriterGone)
+        self.send(Job {
+            request: Request::State(Box::new(change)),
+            reply,
+        })
     }
 
     /// Keeps (Some) or forgets (None) the control-list values of the user's login,
@@ -606,19 +626,15 @@ impl Store {
         at: i64,
     ) -> Result<(), StoreError> {
         let (reply, _) = mpsc::sync_channel(1);
-        let sender = self.inner.sender.read().unwrap_or_else(|e| e.into_inner());
-        let sender = sender.as_ref().ok_or(StoreError::Closed)?;
-        sender
-            .send(Job {
-                request: Request::LoginControl {
-                    username: username.to_string(),
-                    kind,
-                    vals,
-                    at,
-                },
-                reply,
-            })
-            .map_err(|_| StoreError::WriterGone)
+        self.send(Job {
+            request: Request::LoginControl {
+                username: username.to_string(),
+                kind,
+                vals,
+                at,
+            },
+            reply,
+        })
     }
 
     /// [`Store::login_control_put_nowait`], waiting for the commit (tests, tools).

@@ -235,6 +235,15 @@ fn request_user<'a>(r: &'a Request) -> Option<&'a str> {
     }
 }
 
+/// The writer (of `n`) that handles `r`: its user's, so one user's requests keep
+/// their order; requests of no user go to the first.
+pub(crate) fn shard(r: &Request, n: usize) -> usize {
+    match (n, request_user(r)) {
+        (0 | 1, _) | (_, None) => 0,
+        (n, Some(u)) => (user_lock_key(u) as u64 % n as u64) as usize,
+    }
+}
+
 /// Takes the transaction-scoped advisory lock of every user in the batch, in one
 /// order on every server: two servers' updates of one user then never interleave
 /// (usage, the session row, the capping decision), and never deadlock.
@@ -639,58 +648,67 @@ pub(crate) fn save_session(
     Ok(())
 }
 
-/// On PostgreSQL also the totals after it (see [`crate::pipeline::capping::Headrooms`]).
+macro_rules! saturating_add {
+    ($t:literal, $c:literal) => {
+        concat!($c, " = CASE WHEN ", $t, ".", $c, " > 9223372036854775807 - excluded.", $c,
+            " THEN 9223372036854775807 ELSE ", $t, ".", $c, " + excluded.", $c, " END")
+    };
+}
+
+/// Adds `?3..?5` to the user's (`?1`) bucket `?2` of `$t` (period column `$p`).
+macro_rules! usage_upsert {
+    ($t:literal, $p:literal, $key:literal) => {
+        concat!(
+            "INSERT INTO ", $t, " (username, ", $p, ", input_octets, output_octets, session_time) \
+             VALUES (?1, ", $key, ", ?3, ?4, ?5) ON CONFLICT (username, ", $p, ") DO UPDATE SET ",
+            saturating_add!($t, "input_octets"), ", ",
+            saturating_add!($t, "output_octets"), ", ",
+            saturating_add!($t, "session_time")
+        )
+    };
+}
+
+const DAY_UPSERT: &str = usage_upsert!("usage_day", "day", "?2");
+const MONTH_UPSERT: &str = usage_upsert!("usage_month", "month", "?2");
+/// PostgreSQL: both in one statement (one round trip), with the totals they left.
+const BOTH_UPSERT: &str = concat!(
+    "WITH d AS (", usage_upsert!("usage_day", "day", "?2"), " RETURNING input_octets, output_octets, session_time), ",
+    "m AS (", usage_upsert!("usage_month", "month", "?6"), " RETURNING input_octets, output_octets, session_time) ",
+    "SELECT d.input_octets, d.output_octets, d.session_time, ",
+    "m.input_octets, m.output_octets, m.session_time FROM d, m"
+);
+
+/// Adds `d` to the user's day and month; on PostgreSQL also returns the totals
+/// after it (see [`crate::pipeline::capping::Headrooms`]).
 pub(crate) fn add_usage(
     conn: &Connection,
     username: &str,
     at: Attribution,
     d: Usage,
 ) -> Result<Option<Totals>, StoreError> {
-    let targets = [
-        (
-            "INSERT INTO usage_day (username, day, input_octets, output_octets, session_time) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (username, day) DO UPDATE SET \
-             input_octets = CASE WHEN usage_day.input_octets > 9223372036854775807 - excluded.input_octets THEN 9223372036854775807 ELSE usage_day.input_octets + excluded.input_octets END, \
-             output_octets = CASE WHEN usage_day.output_octets > 9223372036854775807 - excluded.output_octets THEN 9223372036854775807 ELSE usage_day.output_octets + excluded.output_octets END, \
-             session_time = CASE WHEN usage_day.session_time > 9223372036854775807 - excluded.session_time THEN 9223372036854775807 ELSE usage_day.session_time + excluded.session_time END",
-            periods::day_key(at.day),
-        ),
-        (
-            "INSERT INTO usage_month (username, month, input_octets, output_octets, session_time) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (username, month) DO UPDATE SET \
-             input_octets = CASE WHEN usage_month.input_octets > 9223372036854775807 - excluded.input_octets THEN 9223372036854775807 ELSE usage_month.input_octets + excluded.input_octets END, \
-             output_octets = CASE WHEN usage_month.output_octets > 9223372036854775807 - excluded.output_octets THEN 9223372036854775807 ELSE usage_month.output_octets + excluded.output_octets END, \
-             session_time = CASE WHEN usage_month.session_time > 9223372036854775807 - excluded.session_time THEN 9223372036854775807 ELSE usage_month.session_time + excluded.session_time END",
-            periods::month_key(at.month),
-        ),
-    ];
-    let shared = conn.backend() == super::db::Backend::Postgres;
-    let mut totals = [Usage::default(); 2];
-    for (i, (sql, period)) in targets.into_iter().enumerate() {
-        let args = params![
-            Name::new(username),
-            period,
-            to_db(d.input_octets),
-            to_db(d.output_octets),
-            to_db(d.session_time),
-        ];
-        if shared {
-            let sql = format!("{sql} RETURNING input_octets, output_octets, session_time");
-            totals[i] = conn.prepare_cached(&sql)?.query_row(args, |r| {
-                Ok(Usage {
-                    input_octets: count(r, 0)?,
-                    output_octets: count(r, 1)?,
-                    session_time: count(r, 2)?,
-                })
-            })?;
-        } else {
-            conn.prepare_cached(sql)?.execute(args)?;
-        }
+    let (input, output, time) = (to_db(d.input_octets), to_db(d.output_octets), to_db(d.session_time));
+    let (day, month) = (periods::day_key(at.day), periods::month_key(at.month));
+    if conn.backend() == super::db::Backend::Postgres {
+        let (day, month) = conn.prepare_cached(BOTH_UPSERT)?.query_row(
+            params![Name::new(username), day, input, output, time, month],
+            |r| {
+                let u = |i| -> super::db::DbResult<Usage> {
+                    Ok(Usage {
+                        input_octets: count(r, i)?,
+                        output_octets: count(r, i + 1)?,
+                        session_time: count(r, i + 2)?,
+                    })
+                };
+                Ok((u(0)?, u(3)?))
+            },
+        )?;
+        return Ok(Some(Totals { day, month }));
     }
-    Ok(shared.then_some(Totals {
-        day: totals[0],
-        month: totals[1],
-    }))
+    for (sql, period) in [(DAY_UPSERT, day), (MONTH_UPSERT, month)] {
+        conn.prepare_cached(sql)?
+            .execute(params![Name::new(username), period, input, output, time])?;
+    }
+    Ok(None)
 }
 
 /// What the caches are checked against: SQLite's `PRAGMA data_version` (changes when
