@@ -367,19 +367,27 @@ pub struct UserSnapshot {
 
 /// A read transaction through cached statements (rusqlite's transactions parse
 /// BEGIN / ROLLBACK anew each time, which shows on the login path). Ends on drop.
-pub(crate) struct ReadTx<'c>(&'c Connection);
+/// SQLite: one WAL read lock and one view for the reads. PostgreSQL reads each
+/// statement's committed state anyway (READ COMMITTED): no transaction, two round
+/// trips less per login.
+pub(crate) struct ReadTx<'c>(Option<&'c Connection>);
 
 impl<'c> ReadTx<'c> {
     pub(crate) fn begin(conn: &'c Connection) -> Result<Self, StoreError> {
+        if conn.backend() == super::db::Backend::Postgres {
+            return Ok(ReadTx(None));
+        }
         conn.prepare_cached("BEGIN")?.execute(())?;
-        Ok(ReadTx(conn))
+        Ok(ReadTx(Some(conn)))
     }
 }
 
 impl Drop for ReadTx<'_> {
     fn drop(&mut self) {
-        if let Err(e) = self
-            .0
+        let Some(conn) = self.0 else {
+            return;
+        };
+        if let Err(e) = conn
             .prepare_cached("ROLLBACK")
             .and_then(|mut s| s.execute(()))
         {

@@ -304,6 +304,7 @@ impl Store {
         let mut senders = Vec::with_capacity(writers);
         let mut handles = Vec::with_capacity(writers);
         let mut first = Some(conn);
+        let outage = Arc::new(writer::SharedOutage::default());
         for i in 0..writers {
             let conn = match first.take() {
                 Some(c) => c,
@@ -329,6 +330,7 @@ impl Store {
                 },
                 max_batch: opts.max_batch,
                 counters: Arc::clone(&counters),
+                outage: Arc::clone(&outage),
             };
             let name = if writers == 1 { "rlm_rust-store".to_string() } else { format!("rlm_rust-store{i}") };
             let handle = std::thread::Builder::new()

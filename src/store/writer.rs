@@ -82,6 +82,7 @@ pub(crate) struct Writer {
     pub(crate) rules: Rules,
     pub(crate) max_batch: usize,
     pub(crate) counters: Arc<Counters>,
+    pub(crate) outage: Arc<SharedOutage>,
 }
 
 /// How the writer opens its connection again (PostgreSQL restarted, network cut).
@@ -96,7 +97,6 @@ const RETRIES: u32 = 3;
 impl Writer {
     /// Runs until every sender is gone, then returns (closing the connection).
     pub(crate) fn run(mut self, rx: Receiver<Job>) {
-        let mut outage: Option<Outage> = None;
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
             while batch.len() < self.max_batch.max(1) {
@@ -106,7 +106,8 @@ impl Writer {
                 }
             }
             let requests: Vec<&Request> = batch.iter().map(|j| &j.request).collect();
-            let results = self.apply(&requests, &mut outage);
+            let outage = Arc::clone(&self.outage);
+            let results = self.apply(&requests, &outage);
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.counters
                 .items
@@ -124,7 +125,7 @@ impl Writer {
 
     /// One batch, on a live connection (opened again if the server dropped it),
     /// tried again when the database asks for it (a deadlock between servers).
-    fn apply(&mut self, requests: &[&Request], outage: &mut Option<Outage>) -> Vec<Result<Reply, StoreError>> {
+    fn apply(&mut self, requests: &[&Request], outage: &SharedOutage) -> Vec<Result<Reply, StoreError>> {
         let mut attempt = 0;
         // PostgreSQL: without savepoints first (see Conn::set_savepoints).
         let mut fast = self.conn.backend() == super::db::Backend::Postgres;
@@ -172,15 +173,19 @@ impl Writer {
 }
 
 /// A run of failed batches because the database was unreachable: logged when it
-/// starts and when it ends, not once per batch.
+/// starts and when it ends, not once per batch (nor per writer).
 pub(crate) struct Outage {
     since: std::time::Instant,
     batches: u64,
 }
 
+/// The writers' common [`Outage`].
+pub(crate) type SharedOutage = std::sync::Mutex<Option<Outage>>;
+
 impl Outage {
-    fn failed(outage: &mut Option<Outage>, why: &str) {
-        match outage {
+    fn failed(outage: &SharedOutage, why: &str) {
+        let mut outage = outage.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *outage {
             Some(o) => o.batches += 1,
             None => {
                 log::error!("store: the database is unreachable ({why}); accounting requests fail until it is back");
@@ -192,7 +197,8 @@ impl Outage {
         }
     }
 
-    fn ended(outage: &mut Option<Outage>) {
+    fn ended(outage: &SharedOutage) {
+        let mut outage = outage.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(o) = outage.take() {
             log::info!(
                 "store: the database is back after {:.1} s; {} batches failed meanwhile",
