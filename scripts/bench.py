@@ -335,33 +335,26 @@ def site(authorize, accounting, post_auth):
     )
 
 
-SQLCOUNTER_PG = """sqlcounter monthlytraffic {
+def sqlcounter(dialect, started, bound):
+    """The stock monthlycounter of `dialect`, counting octets instead of seconds;
+    `started` is its SQL for the session's start in unix seconds, `bound` the
+    period start as its stock query writes it."""
+    return f"""sqlcounter monthlytraffic {{
 	sql_module_instance = sql
-	dialect = postgresql
+	dialect = {dialect}
 	counter_name = Monthly-Traffic
 	check_name = Max-Monthly-Traffic
 	reply_name = Mikrotik-Total-Limit
 	key = User-Name
 	reset = monthly
-	#  The stock PostgreSQL monthlycounter query, counting octets instead of seconds.
 	query = "SELECT COALESCE(SUM(acctinputoctets + acctoutputoctets), 0) FROM radacct \\
-		WHERE username = '%{${key}}' AND EXTRACT(epoch FROM acctstarttime) + COALESCE(acctsessiontime, 0) > '%%b'"
-}
+		WHERE username = '%{{${{key}}}}' AND {started} + COALESCE(acctsessiontime, 0) > {bound}"
+}}
 """
 
-SQLCOUNTER = """sqlcounter monthlytraffic {
-	sql_module_instance = sql
-	dialect = sqlite
-	counter_name = Monthly-Traffic
-	check_name = Max-Monthly-Traffic
-	reply_name = Mikrotik-Total-Limit
-	key = User-Name
-	reset = monthly
-	#  The stock monthlycounter query, counting octets instead of seconds.
-	query = "SELECT COALESCE(SUM(acctinputoctets + acctoutputoctets), 0) FROM radacct \\
-		WHERE username = '%{${key}}' AND acctstarttime + COALESCE(acctsessiontime, 0) > %%b"
-}
-"""
+
+SQLCOUNTER = sqlcounter("sqlite", "acctstarttime", "%%b")
+SQLCOUNTER_PG = sqlcounter("postgresql", "EXTRACT(epoch FROM acctstarttime)", "'%%b'")
 
 PYTHON_MODULE = '''"""Bench peer: a monthly traffic lookup like sqlcounter's, in rlm_python3."""
 import os

@@ -224,6 +224,15 @@ impl std::fmt::Debug for Store {
     }
 }
 
+fn login_control(username: &str, kind: ControlKind, vals: Option<String>, at: i64) -> Request {
+    Request::LoginControl {
+        username: username.to_string(),
+        kind,
+        vals,
+        at,
+    }
+}
+
 fn location(path: &Path) -> Result<Location, StoreError> {
     Location::parse(path).map_err(|why| StoreError::BadLocation { why })
 }
@@ -629,12 +638,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (reply, _) = mpsc::sync_channel(1);
         self.send(Job {
-            request: Request::LoginControl {
-                username: username.to_string(),
-                kind,
-                vals,
-                at,
-            },
+            request: login_control(username, kind, vals, at),
             reply,
         })
     }
@@ -647,12 +651,7 @@ impl Store {
         vals: Option<String>,
         at: i64,
     ) -> Result<(), StoreError> {
-        match self.submit(Request::LoginControl {
-            username: username.to_string(),
-            kind,
-            vals,
-            at,
-        })? {
+        match self.submit(login_control(username, kind, vals, at))? {
             Reply::Done => Ok(()),
             _ => Err(StoreError::WriterGone),
         }
