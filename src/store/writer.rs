@@ -544,8 +544,17 @@ pub(crate) fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE nas_ip = ?1 AND session_key = ?2")
     });
+    // PostgreSQL: the row stays locked until the batch commits. The user's advisory
+    // lock already serialises the session's updates, unless its packets name
+    // different users (then two servers could otherwise read the same baseline).
+    static FOR_UPDATE: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{} FOR UPDATE", *SQL));
+    let sql: &str = match conn.backend() {
+        super::db::Backend::Sqlite => &SQL,
+        super::db::Backend::Postgres => &FOR_UPDATE,
+    };
     let row = conn
-        .prepare_cached(&SQL)?
+        .prepare_cached(sql)?
         .query_row(params![nas_ip, Name::new(key)], session_row)
         .optional()?;
     Ok(row.map(|r| r.session))
