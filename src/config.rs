@@ -565,6 +565,28 @@ pub fn check_db_path(db: &std::path::Path) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn a_postgresql_db_and_the_queue_lease() {
+        let raw = |db: &str, lease: Option<&str>| RawConfig {
+            db: Some(db.into()),
+            queue_lease: lease.map(Into::into),
+            ..Default::default()
+        };
+        let c = parse(&raw("postgresql://rlm:s3cret@db.example.net/rlm", None)).unwrap();
+        assert_eq!(c.db_shown, "postgresql://rlm@db.example.net:5432/rlm");
+        assert_eq!(c.queue_lease, 300);
+        assert_eq!(parse(&raw("/var/lib/x.sqlite", Some("30s"))).unwrap().queue_lease, 30);
+        for lease in ["1s", "2d", "soon"] {
+            assert_eq!(parse(&raw("/x", Some(lease))).unwrap_err().option, "queue_lease", "{lease}");
+        }
+        // A broken connection string names the option, never echoes the string.
+        let e = parse(&raw("host=db port=notaport password=s3cret", None)).unwrap_err();
+        assert_eq!(e.option, "db");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        let e = parse(&raw("host=db user=rlm passfile=/nonexistent/pgpass", None)).unwrap_err();
+        assert!(e.to_string().contains("passfile"), "{e}");
+    }
+
+    #[test]
     fn hooks_per_event_and_for_all() {
         let d = parse(&RawConfig::default()).unwrap();
         assert!(d.hooks.commands.is_empty());
