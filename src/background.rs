@@ -12,6 +12,41 @@ pub trait Job: Send {
     fn run(&mut self) -> Result<(), String>;
 }
 
+/// A job failing run after run (a database outage): said once, not every tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failing {
+    error: String,
+    runs: u32,
+}
+
+/// What to log of a run, given how the job fared before: a new error (or another
+/// one) at error level, the same again at debug, the first success after failures
+/// at info.
+pub(crate) fn report(
+    state: &mut Option<Failing>,
+    error: Option<String>,
+) -> Option<(log::Level, String)> {
+    match (state.as_mut(), error) {
+        (None, None) => None,
+        (Some(f), None) => {
+            let m = format!("works again after {} failed run(s)", f.runs);
+            *state = None;
+            Some((log::Level::Info, m))
+        }
+        (Some(f), Some(e)) if f.error == e => {
+            f.runs += 1;
+            Some((log::Level::Debug, format!("{e} (again)")))
+        }
+        (_, Some(e)) => {
+            *state = Some(Failing {
+                error: e.clone(),
+                runs: 1,
+            });
+            Some((log::Level::Error, e))
+        }
+    }
+}
+
 pub struct Background {
     stop: Option<Sender<()>>,
     handle: Option<JoinHandle<()>>,
@@ -22,17 +57,28 @@ impl Background {
         let (stop, rx) = mpsc::channel::<()>();
         let handle = std::thread::Builder::new()
             .name("rlm_rust-bg".into())
-            .spawn(move || loop {
-                match rx.recv_timeout(interval) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        for job in jobs.iter_mut() {
-                            if let Err(e) = job.run() {
-                                log::error!("background job {}: {e}", job.name());
+            .spawn(move || {
+                let mut failing: Vec<Option<Failing>> = jobs.iter().map(|_| None).collect();
+                loop {
+                    match rx.recv_timeout(interval) {
+                        Err(RecvTimeoutError::Timeout) => {
+                            for (job, f) in jobs.iter_mut().zip(failing.iter_mut()) {
+                                let result = job.run();
+                                match report(f, result.err()) {
+                                    Some((log::Level::Error, m)) => {
+                                        log::error!("background job {}: {m}", job.name())
+                                    }
+                                    Some((log::Level::Info, m)) => {
+                                        log::info!("background job {}: {m}", job.name())
+                                    }
+                                    Some((_, m)) => log::debug!("background job {}: {m}", job.name()),
+                                    None => {}
+                                }
                             }
                         }
+                        // A message or a dropped sender both mean: stop.
+                        _ => return,
                     }
-                    // A message or a dropped sender both mean: stop.
-                    _ => return,
                 }
             })?;
         Ok(Background {
@@ -77,6 +123,29 @@ mod tests {
                 Ok(())
             }
         }
+    }
+
+    #[test]
+    fn a_failing_job_is_reported_once_per_burst() {
+        use log::Level::{Debug, Error, Info};
+        let mut st = None;
+        let e = |s: &str| Some(s.to_string());
+        // (error of this run, what is logged)
+        let runs = [
+            (None, None),
+            (e("db down"), Some(Error)),
+            (e("db down"), Some(Debug)),
+            (e("db down"), Some(Debug)),
+            (e("other"), Some(Error)),
+            (None, Some(Info)),
+            (None, None),
+            (e("db down"), Some(Error)),
+        ];
+        for (i, (err, want)) in runs.into_iter().enumerate() {
+            assert_eq!(report(&mut st, err).map(|(l, _)| l), want, "run {i}");
+        }
+        let mut st = Some(Failing { error: "x".into(), runs: 3 });
+        assert_eq!(report(&mut st, None).unwrap().1, "works again after 3 failed run(s)");
     }
 
     #[test]
