@@ -80,10 +80,11 @@ impl Backing {
         self.any.load(Ordering::Relaxed)
     }
 
-    fn read<T: ControlValues>(&self, user: &str) -> Option<T> {
+    /// The kept values and when they were kept.
+    fn read<T: ControlValues>(&self, user: &str) -> Option<(T, i64)> {
         match self.store.login_control(user, self.kind) {
-            Ok(Some(text)) => match serde_json::from_str::<Vec<(String, String)>>(&text) {
-                Ok(pairs) => Some(T::from_pairs(&pairs)),
+            Ok(Some((text, at))) => match serde_json::from_str::<Vec<(String, String)>>(&text) {
+                Ok(pairs) => Some((T::from_pairs(&pairs), at)),
                 Err(e) => {
                     log::warn!("the kept login values of a user are unreadable ({e}); ignored");
                     None
@@ -119,6 +120,9 @@ pub struct LoginMemory<T> {
     /// values take no lock (most installations keep limits and policies in the store).
     users: AtomicUsize,
     backing: Option<Backing>,
+    /// Shared stores: when this server last saw each user log in. Its own login is
+    /// newer than what the store holds until that write commits (it does not wait).
+    logins: Mutex<HashMap<String, i64>>,
 }
 
 impl<T: ControlValues> Default for LoginMemory<T> {
@@ -127,6 +131,7 @@ impl<T: ControlValues> Default for LoginMemory<T> {
             seen: Mutex::new(HashMap::new()),
             users: AtomicUsize::new(0),
             backing: None,
+            logins: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -167,13 +172,23 @@ impl<T: ControlValues> LoginMemory<T> {
         let Some(b) = self.backing.as_ref().filter(|b| b.any()) else {
             return T::default();
         };
-        let v: Option<T> = b.read(user);
-        if let (false, Some(v)) = (shared, &v) {
+        let v: Option<(T, i64)> = b.read(user);
+        if shared {
+            // This server's own later login wins over an older (or not yet
+            // committed) kept set.
+            let mine = self.logins.lock().unwrap_or_else(|p| p.into_inner()).get(user).copied();
+            if mine.is_some_and(|t| v.as_ref().is_none_or(|(_, at)| *at <= t)) {
+                let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                return seen.get(user).cloned().unwrap_or_default();
+            }
+            return v.map(|(v, _)| v).unwrap_or_default();
+        }
+        if let Some((v, _)) = &v {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             seen.insert(user.to_string(), v.clone());
             self.users.store(seen.len(), Ordering::Release);
         }
-        v.unwrap_or_default()
+        v.map(|(v, _)| v).unwrap_or_default()
     }
 
     fn login(&self, user: &str, control: &T) -> T {
@@ -195,6 +210,12 @@ impl<T: ControlValues> LoginMemory<T> {
         };
         self.users.store(seen.len(), Ordering::Release);
         drop(seen);
+        if self.backing.as_ref().is_some_and(|b| b.shared) {
+            self.logins
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(user.to_string(), crate::periods::now());
+        }
         if let Some(b) = &self.backing {
             // Another server may have kept another set since: there, always write.
             if changed || b.shared {

@@ -98,12 +98,22 @@ fn loadgen_against_the_real_server_loses_nothing_and_records_everything() {
     let mut stmt = db
         .prepare("SELECT username, input_octets, output_octets, session_time FROM usage_month")
         .unwrap();
-    let mut q = stmt.query([]).unwrap();
-    while let Some(r) = q.next().unwrap() {
-        let e = per_user.entry(r.get(0).unwrap()).or_default();
-        e.0 += r.get::<_, u64>(1).unwrap();
-        e.1 += r.get::<_, u64>(2).unwrap();
-        e.2 += r.get::<_, u64>(3).unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u64>(1)?,
+                r.get::<_, u64>(2)?,
+                r.get::<_, u64>(3)?,
+            ))
+        })
+        .unwrap();
+    for row in rows {
+        let (user, i, o, t) = row.unwrap();
+        let e = per_user.entry(user).or_default();
+        e.0 += i;
+        e.1 += o;
+        e.2 += t;
     }
     assert_eq!(per_user.len() as u64, USERS);
     for u in 0..USERS {

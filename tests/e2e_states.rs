@@ -566,7 +566,7 @@ fn hooks_get_every_event_and_a_kill_9_loses_no_pending_event_or_action() {
         let left: i64 = c
             .query_row(
                 "SELECT COUNT(*) FROM events WHERE id <= ?1 AND hook_state <> 'done'",
-                [ids.last().unwrap()],
+                [ids.last().unwrap().to_string().as_str()],
                 |r| r.get(0),
             )
             .unwrap();

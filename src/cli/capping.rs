@@ -181,10 +181,15 @@ fn auto_attr(kind: Kind, what: &str) -> String {
 
 /// Opens the store for writing; refuses to create a new database.
 pub(super) fn open_writer(cli: &Cli, tz: Tz) -> Result<Store, CliError> {
-    if !cli.db.exists() {
-        return Err(CliError::NoDatabase {
-            path: cli.db.clone(),
-        });
+    match crate::store::DbLocation::parse(&cli.db) {
+        Ok(l) if l.path().is_some_and(|p| !p.exists()) => {
+            return Err(CliError::NoDatabase {
+                path: cli.db.clone(),
+            })
+        }
+        // PostgreSQL: the module must have created its schema there.
+        Ok(l) if l.path().is_none() => drop(super::open_reader(cli)?),
+        _ => {}
     }
     let opts = StoreOptions {
         timezone: tz,

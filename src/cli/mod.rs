@@ -184,7 +184,7 @@ pub(crate) fn map_open(e: StoreError) -> CliError {
     }
 }
 
-fn open_reader(cli: &Cli) -> Result<Reader, CliError> {
+pub(crate) fn open_reader(cli: &Cli) -> Result<Reader, CliError> {
     Reader::open(&cli.db).map_err(map_open)
 }
 

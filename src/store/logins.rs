@@ -43,16 +43,17 @@ pub(crate) fn put(
     Ok(())
 }
 
+/// The user's values and when they were kept.
 pub(crate) fn get(
     conn: &Connection,
     username: &str,
     kind: ControlKind,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<(String, i64)>, StoreError> {
     Ok(conn
         .query_row(
-            "SELECT vals FROM login_controls WHERE username = ?1 AND kind = ?2",
+            "SELECT vals, at FROM login_controls WHERE username = ?1 AND kind = ?2",
             params![Name::new(username), kind.as_str()],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?)
 }

@@ -706,7 +706,8 @@ impl Reader {
     }
 
     /// The control-list values of the user's last login (see [`Store::login_control_put`]).
-    pub fn login_control(&self, username: &str, kind: ControlKind) -> Result<Option<String>, StoreError> {
+    /// ... and when they were kept.
+    pub fn login_control(&self, username: &str, kind: ControlKind) -> Result<Option<(String, i64)>, StoreError> {
         self.pool.with(|c| logins::get(c, username, kind))
     }
 

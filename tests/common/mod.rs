@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 pub const SECRET: &str = "testing123";
 const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
+/// RLM_E2E_BACKEND=postgres: servers start on a fresh PostgreSQL database.
+pub fn on_postgres() -> bool {
+    std::env::var("RLM_E2E_BACKEND").as_deref() == Ok("postgres")
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -88,8 +93,13 @@ impl Server {
             acct_port = free_udp_port();
         }
         std::fs::write(dir.join("users.extra"), &opts.users).unwrap();
+        // RLM_E2E_BACKEND=postgres: a server of its own on a fresh PostgreSQL database
+        // (scripts/test.sh runs the storage-heavy end-to-end files so too).
         let db = match &opts.db {
             Some(d) => PathBuf::from(d),
+            None if on_postgres() => {
+                PathBuf::from(pg::fresh_db())
+            }
             None => dir.join("db").join("rlm_rust.sqlite"),
         };
         let lib = target_dir().join("librlm_rust.so");
@@ -352,9 +362,16 @@ impl Server {
             .unwrap_or_else(|e| panic!("rlm-rust {args:?}: bad JSON ({e})"))
     }
 
-    pub fn sql(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap()
+    /// The store for a test's own queries, whichever backend it is on.
+    pub fn sql(&self) -> TestDb {
+        if self.db.exists() {
+            TestDb::Sqlite(
+                rusqlite::Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .unwrap(),
+            )
+        } else {
+            TestDb::Pg(std::cell::RefCell::new(pg::connect(self.db.to_str().unwrap())))
+        }
     }
 }
 
@@ -459,4 +476,145 @@ pub fn rate_of(p: &rlm_rust::radius::Packet) -> Option<String> {
     use rlm_rust::radius::attrs;
     vsa_value(p, attrs::VENDOR_MIKROTIK, attrs::MIKROTIK_RATE_LIMIT)
         .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+/// A test's read connection to the store: rusqlite's calls, as the tests use them
+/// (`?N` placeholders, text parameters), on SQLite or PostgreSQL (where every value
+/// comes back as text and is parsed).
+pub enum TestDb {
+    Sqlite(rusqlite::Connection),
+    Pg(std::cell::RefCell<postgres::Client>),
+}
+
+pub enum TestRow<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Pg(&'a postgres::SimpleQueryRow),
+}
+
+pub trait TestIdx {
+    fn idx(self) -> usize;
+}
+impl TestIdx for usize {
+    fn idx(self) -> usize {
+        self
+    }
+}
+
+/// A column value a test reads.
+pub trait TestCol: Sized + rusqlite::types::FromSql {
+    fn from_text(t: Option<&str>) -> Option<Self>;
+}
+macro_rules! test_col {
+    ($($t:ty),*) => {$(
+        impl TestCol for $t {
+            fn from_text(t: Option<&str>) -> Option<Self> {
+                t?.parse().ok()
+            }
+        }
+        impl TestCol for Option<$t> {
+            fn from_text(t: Option<&str>) -> Option<Self> {
+                match t {
+                    None => Some(None),
+                    Some(v) => v.parse().ok().map(Some),
+                }
+            }
+        }
+    )*};
+}
+test_col!(i64, i32, u32, u64, f64, String);
+
+/// Names as their exact bytes (PostgreSQL keeps them escaped, see rlm_rust::names).
+impl TestCol for Vec<u8> {
+    fn from_text(t: Option<&str>) -> Option<Self> {
+        Some(rlm_rust::names::encode(t?).into_owned())
+    }
+}
+
+impl TestCol for bool {
+    fn from_text(t: Option<&str>) -> Option<Self> {
+        match t? {
+            "1" | "t" | "true" => Some(true),
+            "0" | "f" | "false" => Some(false),
+            _ => None,
+        }
+    }
+}
+
+impl TestRow<'_> {
+    pub fn get<I: TestIdx, T: TestCol>(&self, i: I) -> rusqlite::Result<T> {
+        let i = i.idx();
+        match self {
+            TestRow::Sqlite(r) => r.get(i),
+            TestRow::Pg(r) => T::from_text(r.get(i)).ok_or(rusqlite::Error::InvalidColumnIndex(i)),
+        }
+    }
+}
+
+fn pg_inline(sql: &str, params: &[&str]) -> String {
+    let mut out = sql.to_string();
+    // Highest first: ?10 before ?1.
+    for (i, p) in params.iter().enumerate().rev() {
+        out = out.replace(&format!("?{}", i + 1), &format!("'{}'", p.replace('\'', "''")));
+    }
+    out
+}
+
+impl TestDb {
+    pub fn query_row<const N: usize, T>(
+        &self,
+        sql: &str,
+        params: [&str; N],
+        f: impl FnOnce(&TestRow<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        match self {
+            TestDb::Sqlite(c) => c.query_row(sql, rusqlite::params_from_iter(params.iter()), |r| f(&TestRow::Sqlite(r))),
+            TestDb::Pg(c) => {
+                let msgs = c.borrow_mut().simple_query(&pg_inline(sql, &params)).unwrap();
+                let row = msgs.iter().find_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(r) => Some(r),
+                    _ => None,
+                });
+                match row {
+                    Some(r) => f(&TestRow::Pg(r)),
+                    None => Err(rusqlite::Error::QueryReturnedNoRows),
+                }
+            }
+        }
+    }
+
+    pub fn prepare(&self, sql: &str) -> rusqlite::Result<TestStmt<'_>> {
+        Ok(TestStmt { db: self, sql: sql.to_string() })
+    }
+}
+
+pub struct TestStmt<'a> {
+    db: &'a TestDb,
+    sql: String,
+}
+
+impl TestStmt<'_> {
+    pub fn query_map<const N: usize, T>(
+        &mut self,
+        params: [&str; N],
+        mut f: impl FnMut(&TestRow<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<std::vec::IntoIter<rusqlite::Result<T>>> {
+        let mut out = Vec::new();
+        match self.db {
+            TestDb::Sqlite(c) => {
+                let mut st = c.prepare(&self.sql)?;
+                let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
+                while let Some(r) = rows.next()? {
+                    out.push(f(&TestRow::Sqlite(r)));
+                }
+            }
+            TestDb::Pg(c) => {
+                for m in c.borrow_mut().simple_query(&pg_inline(&self.sql, &params)).unwrap() {
+                    if let postgres::SimpleQueryMessage::Row(r) = m {
+                        out.push(f(&TestRow::Pg(&r)));
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter())
+    }
 }
