@@ -445,13 +445,7 @@ fn many_interims_of_one_user_at_once_store_every_auto_topup_they_announce() {
     }
     let used = server.cli_json(&["limits", "burst"]);
     assert_eq!(used["traffic"]["usage"].as_u64(), Some(120 * MIB), "{used}");
-    let topups = server.cli_json(&["topup", "list", "burst", "--all"]);
-    let stored: u64 = topups["topups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["value"].as_u64().unwrap())
-        .sum();
+    let stored = server.topups_total("burst");
     // What the notifications announced, as totals ("we added ... totalling N MB").
     let announced: Vec<i64> = {
         let db = server.sql();

@@ -362,6 +362,16 @@ impl Server {
             .unwrap_or_else(|e| panic!("rlm-rust {args:?}: bad JSON ({e})"))
     }
 
+    /// MB of all the user's topups (`topup list --all`).
+    pub fn topups_total(&self, user: &str) -> u64 {
+        self.cli_json(&["topup", "list", user, "--all"])["topups"]
+            .as_array()
+            .expect("a topups array")
+            .iter()
+            .map(|t| t["value"].as_u64().unwrap())
+            .sum()
+    }
+
     /// The store for a test's own queries, whichever backend it is on.
     pub fn sql(&self) -> TestDb {
         if self.db.exists() {
