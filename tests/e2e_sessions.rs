@@ -84,6 +84,7 @@ fn config_check_passes_and_bad_values_name_the_option() {
             "\t\ttimeout = forever",
             "hooks.timeout",
         ),
+        ("#\tqueue_lease = 5m", "\tqueue_lease = forever", "queue_lease"),
     ] {
         assert!(original.contains(from), "{from} not in the shipped config");
         std::fs::write(&module, original.replace(from, to)).unwrap();
@@ -96,6 +97,17 @@ fn config_check_passes_and_bad_values_name_the_option() {
             "{option} not named:\n{text}"
         );
     }
+    // A PostgreSQL connection string that cannot be parsed: named, never echoed.
+    let db_line = original.lines().find(|l| l.trim_start().starts_with("db = ")).unwrap();
+    std::fs::write(
+        &module,
+        original.replace(db_line, "\tdb = \"host=db port=notaport password=s3cret\""),
+    )
+    .unwrap();
+    let bad = check();
+    let text = String::from_utf8_lossy(&bad.stdout).into_owned() + &String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && text.contains("option 'db'"), "{text}");
+    assert!(!text.contains("s3cret"), "the password was shown:\n{text}");
 }
 
 #[test]

@@ -69,6 +69,14 @@ pub struct Static<T>(T);
 // SAFETY: the wrapped tables are immutable and only read by the server.
 unsafe impl<T> Sync for Static<T> {}
 
+/// A string option freeRADIUS's -X output shows only at -xxx (`db` may be a
+/// PostgreSQL connection string with its password).
+const fn secret_string_option(name: &'static CStr, offset: usize) -> sys::CONF_PARSER {
+    let mut p = string_option(name, offset, None);
+    p.type_ |= sys::PW_TYPE_SECRET as c_int;
+    p
+}
+
 const fn string_option(
     name: &'static CStr,
     offset: usize,
@@ -157,7 +165,7 @@ static HOOKS_CONFIG: Static<[sys::CONF_PARSER; 15]> = Static([
 
 /// Options without a default here are defaulted (and validated) in `config::parse`.
 static CONFIG: Static<[sys::CONF_PARSER; 17]> = Static([
-    string_option(c"db", offset_of!(InstanceData, db), None),
+    secret_string_option(c"db", offset_of!(InstanceData, db)),
     string_option(c"timezone", offset_of!(InstanceData, timezone), None),
     string_option(c"stale_after", offset_of!(InstanceData, stale_after), None),
     string_option(c"synchronous", offset_of!(InstanceData, synchronous), None),
