@@ -656,7 +656,7 @@ impl Admin {
         outcomes: &[(i64, JobOutcome)],
         now: i64,
     ) -> Result<usize, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.conn.transaction()?;
         let mut n = 0;
         for (id, outcome) in outcomes {
             n += usize::from(self.queue_mark(*id, outcome, now)?);
@@ -747,7 +747,7 @@ impl Admin {
         outcomes: &[(i64, super::CoaOutcome)],
         now: i64,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.conn.transaction()?;
         for (id, o) in outcomes {
             super::modulation::coa_mark(&self.conn, *id, o, now)?;
         }

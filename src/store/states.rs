@@ -981,7 +981,7 @@ pub(crate) fn action_mark(
 impl super::Admin {
     /// [`commit`] in its own transaction.
     pub fn state_commit(&self, change: &StateChange) -> Result<bool, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.conn.transaction()?;
         let applied = commit(&self.conn, change)?;
         tx.commit()?;
         Ok(applied)
@@ -1043,7 +1043,7 @@ impl super::Admin {
     }
 
     pub fn service_remove(&self, name: &str) -> Result<bool, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.conn.transaction()?;
         let removed = service_remove(&self.conn, name)?;
         tx.commit()?;
         Ok(removed)
@@ -1129,7 +1129,7 @@ impl super::Admin {
         marks: &[(i64, ActionOutcome)],
         now: i64,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.conn.transaction()?;
         for (id, o) in marks {
             action_mark(&self.conn, *id, o, now)?;
         }
@@ -1150,7 +1150,7 @@ impl super::Admin {
     /// Deletes events and finished NAS actions from before `before` (an event whose
     /// hook is still pending stays); returns how many of each.
     pub fn purge_history(&self, before: i64) -> Result<(usize, usize), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.conn.transaction()?;
         let events = self.conn.execute(
             "DELETE FROM events WHERE at < ?1 AND hook_state <> 'pending'",
             [before],

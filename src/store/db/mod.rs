@@ -300,8 +300,10 @@ impl Conn {
         }
     }
 
-    /// BEGIN (SQLite: IMMEDIATE, taking the write lock now); rolled back on drop
-    /// unless committed.
+    /// BEGIN (SQLite: IMMEDIATE, taking the write lock now, waiting up to the busy
+    /// timeout: a deferred transaction that reads first and then writes gets
+    /// "database is locked" at once when another connection committed in between);
+    /// rolled back on drop unless committed.
     pub(crate) fn transaction(&self) -> DbResult<Tx<'_>> {
         match self {
             Conn::Sqlite(c) => {
