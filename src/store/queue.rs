@@ -1,5 +1,5 @@
 //! Claiming due jobs of the queue tables (disconnects, NAS actions, CoAs, hooks) so
-//! that with several servers on one database exactly one works each job: the claim
+//! that with several servers on one database (PostgreSQL) exactly one works each job: the claim
 //! pushes the job's next attempt out by a lease and names the claimer, in one
 //! statement (PostgreSQL: skipping rows another server is claiming right now). The
 //! job's mark then sets its real next attempt; a claimer that dies leaves the job due
@@ -104,9 +104,17 @@ pub(crate) fn claim<T>(
     row: fn(&Row<'_>) -> DbResult<T>,
     id_of: fn(&T) -> i64,
 ) -> Result<Vec<T>, StoreError> {
-    let nas = if nas_ip.is_some() { " AND nas_ip = ?5" } else { "" };
+    let nas = if nas_ip.is_some() { " AND nas_ip = ?4" } else { "" };
+    // SQLite has one server: nothing to lease (a job whose mark failed is due again
+    // at the next run, as before leases).
+    let leased = conn.backend() == super::db::Backend::Postgres;
+    let set = if leased {
+        "claimed_by = ?3, next_attempt_at = ?5"
+    } else {
+        "claimed_by = ?3"
+    };
     let sql = format!(
-        "UPDATE {table} SET next_attempt_at = ?3, claimed_by = ?4 WHERE id IN \
+        "UPDATE {table} SET {set} WHERE id IN \
              (SELECT id FROM {table} WHERE {due} AND next_attempt_at <= ?1{nas} \
               ORDER BY next_attempt_at, id LIMIT ?2{}) \
          RETURNING {columns}",
@@ -115,9 +123,12 @@ pub(crate) fn claim<T>(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let until = now.saturating_add(lease.secs.max(1));
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = match nas_ip {
-        Some(n) => stmt.query_map(params![now, limit, until, server_id(), n], row)?,
-        None => stmt.query_map(params![now, limit, until, server_id()], row)?,
+    let (nas, until) = (nas_ip.unwrap_or(""), leased.then_some(until));
+    let rows = match (nas_ip.is_some(), until) {
+        (true, Some(u)) => stmt.query_map(params![now, limit, server_id(), nas, u], row)?,
+        (false, Some(u)) => stmt.query_map(params![now, limit, server_id(), None::<&str>, u], row)?,
+        (true, None) => stmt.query_map(params![now, limit, server_id(), nas], row)?,
+        (false, None) => stmt.query_map(params![now, limit, server_id()], row)?,
     };
     let mut out: Vec<T> = rows.collect::<Result<_, _>>()?;
     out.sort_by_key(id_of);
