@@ -231,6 +231,9 @@ fn a_database_outage_fails_requests_and_the_module_recovers_by_itself() {
         let r = s.acct(&acct_attrs("Interim-Update", "u", "sess-u", nas, 0, down * MIB, 60));
         assert!(!r.ok, "answered while the database is down: {}", r.output);
     }
+    // A login needs the store's reads: refused, not let in unchecked.
+    let login = s.auth("demo", "demo", "");
+    assert_ne!(login.code(), Some("Access-Accept"), "{}", login.output);
     let log = s.log_text();
     assert_eq!(log.matches("the database is unreachable").count(), 1, "{log}");
     let port = cluster.port;
