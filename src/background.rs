@@ -71,7 +71,9 @@ impl Background {
                                     Some((log::Level::Info, m)) => {
                                         log::info!("background job {}: {m}", job.name())
                                     }
-                                    Some((_, m)) => log::debug!("background job {}: {m}", job.name()),
+                                    Some((_, m)) => {
+                                        log::debug!("background job {}: {m}", job.name())
+                                    }
                                     None => {}
                                 }
                             }
@@ -144,8 +146,14 @@ mod tests {
         for (i, (err, want)) in runs.into_iter().enumerate() {
             assert_eq!(report(&mut st, err).map(|(l, _)| l), want, "run {i}");
         }
-        let mut st = Some(Failing { error: "x".into(), runs: 3 });
-        assert_eq!(report(&mut st, None).unwrap().1, "works again after 3 failed run(s)");
+        let mut st = Some(Failing {
+            error: "x".into(),
+            runs: 3,
+        });
+        assert_eq!(
+            report(&mut st, None).unwrap().1,
+            "works again after 3 failed run(s)"
+        );
     }
 
     #[test]

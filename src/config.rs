@@ -209,7 +209,13 @@ fn err(option: &'static str, value: &str, reason: impl Into<String>) -> ConfigEr
 pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
     let db = match raw.db.as_deref().map(str::trim) {
         None => PathBuf::from(DEFAULT_DB),
-        Some("") => return Err(err("db", "", "must name the SQLite file or a PostgreSQL server")),
+        Some("") => {
+            return Err(err(
+                "db",
+                "",
+                "must name the SQLite file or a PostgreSQL server",
+            ))
+        }
         Some(p) => PathBuf::from(p),
     };
     // Checked here so -XC names the option; never echoed (it may hold a password).
@@ -574,9 +580,18 @@ mod tests {
         let c = parse(&raw("postgresql://rlm:s3cret@db.example.net/rlm", None)).unwrap();
         assert_eq!(c.db_shown, "postgresql://rlm@db.example.net:5432/rlm");
         assert_eq!(c.queue_lease, 300);
-        assert_eq!(parse(&raw("/var/lib/x.sqlite", Some("30s"))).unwrap().queue_lease, 30);
+        assert_eq!(
+            parse(&raw("/var/lib/x.sqlite", Some("30s")))
+                .unwrap()
+                .queue_lease,
+            30
+        );
         for lease in ["1s", "2d", "soon"] {
-            assert_eq!(parse(&raw("/x", Some(lease))).unwrap_err().option, "queue_lease", "{lease}");
+            assert_eq!(
+                parse(&raw("/x", Some(lease))).unwrap_err().option,
+                "queue_lease",
+                "{lease}"
+            );
         }
         // A broken connection string names the option, never echoes the string.
         let e = parse(&raw("host=db port=notaport password=s3cret", None)).unwrap_err();

@@ -94,9 +94,13 @@ impl Instance {
         let store = Store::open(&config.db, opts)
             .map_err(|e| format!("option 'db' = \"{}\": {e}", config.db_shown))?;
         // A restart after a crash: this host's earlier process left claimed jobs.
-        match crate::store::Admin::open(&config.db).and_then(|a| a.release_dead_claims(crate::periods::now())) {
+        match crate::store::Admin::open(&config.db)
+            .and_then(|a| a.release_dead_claims(crate::periods::now()))
+        {
             Ok(0) => {}
-            Ok(n) => log::info!("rlm_rust: {n} queued job(s) claimed by a process that is gone are due again"),
+            Ok(n) => log::info!(
+                "rlm_rust: {n} queued job(s) claimed by a process that is gone are due again"
+            ),
             Err(e) => log::warn!("rlm_rust: cannot release the claims of an earlier process: {e}"),
         }
         let mut jobs: Vec<Box<dyn Job>> = Vec::new();
@@ -335,7 +339,9 @@ impl Instance {
             }
             // The store logs an outage once, when it starts and when it ends.
             Err(e @ crate::store::StoreError::Unavailable(_)) => {
-                log::debug!("accounting not recorded, no Accounting-Response so the NAS retransmits: {e}");
+                log::debug!(
+                    "accounting not recorded, no Accounting-Response so the NAS retransmits: {e}"
+                );
                 Rcode::Fail
             }
             Err(e) => {

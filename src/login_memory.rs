@@ -42,7 +42,9 @@ impl ControlValues for crate::policies::RawPolicy {
         crate::policies::RawPolicy::is_empty(self)
     }
     fn to_pairs(&self) -> Vec<(String, String)> {
-        self.iter().map(|(d, v)| (d.name.to_string(), v.to_string())).collect()
+        self.iter()
+            .map(|(d, v)| (d.name.to_string(), v.to_string()))
+            .collect()
     }
     fn from_pairs(pairs: &[(String, String)]) -> Self {
         let mut r = crate::policies::RawPolicy::new();
@@ -176,7 +178,12 @@ impl<T: ControlValues> LoginMemory<T> {
         if shared {
             // This server's own later login wins over an older (or not yet
             // committed) kept set.
-            let mine = self.logins.lock().unwrap_or_else(|p| p.into_inner()).get(user).copied();
+            let mine = self
+                .logins
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(user)
+                .copied();
             if mine.is_some_and(|t| v.as_ref().is_none_or(|(_, at)| *at <= t)) {
                 let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
                 return seen.get(user).cloned().unwrap_or_default();

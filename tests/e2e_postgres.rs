@@ -17,7 +17,10 @@ fn pair(db: &str, users: &str, env: &[(&str, &str)]) -> (Server, Server) {
         users: users.to_string(),
         background_interval: Some("1s".into()),
         stale_after: Some("0".into()),
-        raddb_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        raddb_env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..Default::default()
     };
     (Server::start(opts.clone()), Server::start(opts))
@@ -39,7 +42,17 @@ fn interleaved_interims_through_two_servers_give_exact_usage() {
     let rounds = 6;
     let batch = |status: &str, round: u64| -> String {
         (0..sessions)
-            .map(|i| acct_attrs(status, "u", &format!("s{i}"), nas, round * MIB, round * 2 * MIB, 60))
+            .map(|i| {
+                acct_attrs(
+                    status,
+                    "u",
+                    &format!("s{i}"),
+                    nas,
+                    round * MIB,
+                    round * 2 * MIB,
+                    60,
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n\n")
     };
@@ -55,13 +68,21 @@ fn interleaved_interims_through_two_servers_give_exact_usage() {
         });
     }
     let got = |col: &str| {
-        one_i64(&db, &format!("SELECT {col} FROM usage_month WHERE username = 'u'")) as u64
+        one_i64(
+            &db,
+            &format!("SELECT {col} FROM usage_month WHERE username = 'u'"),
+        ) as u64
     };
     assert_eq!(got("input_octets"), sessions as u64 * rounds * MIB);
     assert_eq!(got("output_octets"), sessions as u64 * rounds * 2 * MIB);
     // Both servers' CLIs read the one store.
     let usage = b.cli_json(&["usage", "u"]);
-    assert!(usage.to_string().contains(&(sessions as u64 * rounds * MIB).to_string()), "{usage}");
+    assert!(
+        usage
+            .to_string()
+            .contains(&(sessions as u64 * rounds * MIB).to_string()),
+        "{usage}"
+    );
 }
 
 /// The limits of a login on one server (the users file, here) apply to the
@@ -99,7 +120,12 @@ fn capping_decisions_of_one_user_are_serialised_across_servers() {
     let stored = a.topups_total("burst");
     // 120 MB used of 10 + topups, 2 MB kept free: 12 topups of 10 MB, no more (two
     // servers deciding side by side would both have added the same ones).
-    assert_eq!(stored, 120, "{}", a.cli_json(&["topup", "list", "burst", "--all"]));
+    assert_eq!(
+        stored,
+        120,
+        "{}",
+        a.cli_json(&["topup", "list", "burst", "--all"])
+    );
     let r = b.auth("burst", "pw", "");
     assert_eq!(r.code(), Some("Access-Accept"), "{}", r.output);
 
@@ -109,8 +135,12 @@ fn capping_decisions_of_one_user_are_serialised_across_servers() {
     for user in ["near0", "near1", "near2", "near3"] {
         a.session_update("Start", user, nas, 0);
         a.session_update("Interim-Update", user, nas, 9 * MIB);
-        assert_eq!(b.cli_json(&["topup", "list", user, "--all"])["topups"], serde_json::json!([]));
-        let logins = vec![format!("User-Name = \"{user}\", User-Password = \"pw\""); 16].join("\n\n");
+        assert_eq!(
+            b.cli_json(&["topup", "list", user, "--all"])["topups"],
+            serde_json::json!([])
+        );
+        let logins =
+            vec![format!("User-Name = \"{user}\", User-Password = \"pw\""); 16].join("\n\n");
         std::thread::scope(|s| {
             s.spawn(|| a.radclient_parallel("auth", &logins, 16));
             s.spawn(|| b.radclient_parallel("auth", &logins, 16));
@@ -131,7 +161,12 @@ fn bind(ip: &str) -> SocketAddr {
 #[test]
 fn jobs_are_done_once_and_taken_over_from_a_killed_server() {
     let db = pg::fresh_db();
-    let env = [("DM_TIMEOUT", "20s"), ("DM_RETRIES", "0"), ("QUEUE_LEASE", "5s"), ("BULK_DISCONNECT", "no")];
+    let env = [
+        ("DM_TIMEOUT", "20s"),
+        ("DM_RETRIES", "0"),
+        ("QUEUE_LEASE", "5s"),
+        ("BULK_DISCONNECT", "no"),
+    ];
     let (a, b) = pair(&db, "", &env);
     let nas = NasDouble::start(bind("127.0.0.2"), SECRET.as_bytes(), Answer::Ack).unwrap();
     a.add_nas("127.0.0.2", "mikrotik", nas.addr());
@@ -140,10 +175,17 @@ fn jobs_are_done_once_and_taken_over_from_a_killed_server() {
     a.session_update("Start", "one", "127.0.0.2", 0);
     a.cli_ok(&["user", "disconnect", "one"]);
     b.wait_for("the DM job done", Duration::from_secs(20), || {
-        one_i64(&db, "SELECT COUNT(*) FROM disconnect_queue WHERE state = 'done'") == 1
+        one_i64(
+            &db,
+            "SELECT COUNT(*) FROM disconnect_queue WHERE state = 'done'",
+        ) == 1
     });
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(nas.requests().len(), 1, "one Disconnect-Request for one job");
+    assert_eq!(
+        nas.requests().len(),
+        1,
+        "one Disconnect-Request for one job"
+    );
 
     // A job held by a server that is then killed: the NAS takes 10 s to answer.
     nas.set_latency(Duration::from_secs(10));
@@ -158,7 +200,9 @@ fn jobs_are_done_once_and_taken_over_from_a_killed_server() {
             .unwrap()
             .and_then(|r| r.get(0))
     };
-    b.wait_for("a server to claim the job", Duration::from_secs(20), || claimer().is_some());
+    b.wait_for("a server to claim the job", Duration::from_secs(20), || {
+        claimer().is_some()
+    });
     std::thread::sleep(Duration::from_millis(500));
     let holder = claimer().unwrap();
     let (mut holder_server, other) = if holder.ends_with(&format!(":{}", a.pid())) {
@@ -173,7 +217,15 @@ fn jobs_are_done_once_and_taken_over_from_a_killed_server() {
     std::thread::scope(|s| {
         s.spawn(|| {
             for i in 0..400 {
-                let attrs = acct_attrs("Start", &format!("load{i}"), &format!("l{i}"), "127.0.0.3", 0, 0, 0);
+                let attrs = acct_attrs(
+                    "Start",
+                    &format!("load{i}"),
+                    &format!("l{i}"),
+                    "127.0.0.3",
+                    0,
+                    0,
+                    0,
+                );
                 let r = radclient(port, "acct", &attrs, 1, 1);
                 if !r.ok {
                     eprintln!("load stopped at {i}: {}", r.output);
@@ -186,24 +238,51 @@ fn jobs_are_done_once_and_taken_over_from_a_killed_server() {
         holder_server.kill9();
     });
     let acked = sent.into_inner().unwrap();
-    assert!(!acked.is_empty() && acked.len() < 400, "{} acknowledged", acked.len());
-    let stored = one_i64(&db, "SELECT COUNT(*) FROM sessions WHERE nas_ip = '127.0.0.3'");
-    assert!(stored as usize >= acked.len(), "{stored} stored of {} acknowledged", acked.len());
+    assert!(
+        !acked.is_empty() && acked.len() < 400,
+        "{} acknowledged",
+        acked.len()
+    );
+    let stored = one_i64(
+        &db,
+        "SELECT COUNT(*) FROM sessions WHERE nas_ip = '127.0.0.3'",
+    );
+    assert!(
+        stored as usize >= acked.len(),
+        "{stored} stored of {} acknowledged",
+        acked.len()
+    );
     for sid in &acked {
-        let n = one_i64(&db, &format!("SELECT COUNT(*) FROM sessions WHERE acct_session_id = '{sid}'"));
+        let n = one_i64(
+            &db,
+            &format!("SELECT COUNT(*) FROM sessions WHERE acct_session_id = '{sid}'"),
+        );
         assert_eq!(n, 1, "acknowledged {sid} is stored");
     }
     // The survivor takes the job over after the lease and the NAS now answers.
     nas.set_latency(Duration::ZERO);
     let t = Instant::now();
-    other.wait_for("the other server to take the job over", Duration::from_secs(30), || {
-        one_i64(&db, "SELECT COUNT(*) FROM disconnect_queue WHERE username = 'two' AND state = 'done'") == 1
-    });
+    other.wait_for(
+        "the other server to take the job over",
+        Duration::from_secs(30),
+        || {
+            one_i64(
+                &db,
+                "SELECT COUNT(*) FROM disconnect_queue WHERE username = 'two' AND state = 'done'",
+            ) == 1
+        },
+    );
     let by: String = pg::connect(&db)
-        .query_one("SELECT claimed_by FROM disconnect_queue WHERE username = 'two'", &[])
+        .query_one(
+            "SELECT claimed_by FROM disconnect_queue WHERE username = 'two'",
+            &[],
+        )
         .unwrap()
         .get(0);
-    assert!(by.ends_with(&format!(":{}", other.pid())), "{by} finished it");
+    assert!(
+        by.ends_with(&format!(":{}", other.pid())),
+        "{by} finished it"
+    );
     assert!(t.elapsed() < Duration::from_secs(30));
 }
 
@@ -216,8 +295,13 @@ fn a_database_outage_fails_requests_and_the_module_recovers_by_itself() {
     let dir = std::env::temp_dir().join(format!("rlm-pg-outage-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut cluster = pg::OwnCluster::start(&dir, None);
-    pg::connect(&cluster.base).batch_execute("CREATE DATABASE rlm").unwrap();
-    let db = format!("host=127.0.0.1 port={} user=postgres dbname=rlm", cluster.port);
+    pg::connect(&cluster.base)
+        .batch_execute("CREATE DATABASE rlm")
+        .unwrap();
+    let db = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=rlm",
+        cluster.port
+    );
     let s = Server::start(Options {
         db: Some(db.clone()),
         stale_after: Some("0".into()),
@@ -228,28 +312,57 @@ fn a_database_outage_fails_requests_and_the_module_recovers_by_itself() {
     s.session_update("Interim-Update", "u", nas, 10 * MIB);
     cluster.stop();
     for down in [20, 30, 40] {
-        let r = s.acct(&acct_attrs("Interim-Update", "u", "sess-u", nas, 0, down * MIB, 60));
+        let r = s.acct(&acct_attrs(
+            "Interim-Update",
+            "u",
+            "sess-u",
+            nas,
+            0,
+            down * MIB,
+            60,
+        ));
         assert!(!r.ok, "answered while the database is down: {}", r.output);
     }
     // A login needs the store's reads: refused, not let in unchecked.
     let login = s.auth("demo", "demo", "");
     assert_ne!(login.code(), Some("Access-Accept"), "{}", login.output);
     let log = s.log_text();
-    assert_eq!(log.matches("the database is unreachable").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("the database is unreachable").count(),
+        1,
+        "{log}"
+    );
     let port = cluster.port;
     let _cluster = pg::OwnCluster::start(&dir, Some(port));
     let mut answered = false;
     for _ in 0..20 {
-        if s.acct(&acct_attrs("Interim-Update", "u", "sess-u", nas, 0, 50 * MIB, 60)).ok {
+        if s.acct(&acct_attrs(
+            "Interim-Update",
+            "u",
+            "sess-u",
+            nas,
+            0,
+            50 * MIB,
+            60,
+        ))
+        .ok
+        {
             answered = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(250));
     }
     assert!(answered, "{}", s.log_text());
-    assert!(s.log_text().contains("the database is back"), "{}", s.log_text());
+    assert!(
+        s.log_text().contains("the database is back"),
+        "{}",
+        s.log_text()
+    );
     assert_eq!(
-        one_i64(&db, "SELECT output_octets FROM usage_month WHERE username = 'u'") as u64,
+        one_i64(
+            &db,
+            "SELECT output_octets FROM usage_month WHERE username = 'u'"
+        ) as u64,
         50 * MIB
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -271,9 +384,29 @@ fn migrate_store_copies_a_sqlite_store_into_postgres() {
     let latin1 = "User-Name = \"m\\374ller\", Acct-Status-Type = Start, Acct-Session-Id = \"l1\", \
                   NAS-IP-Address = 127.0.0.2, Framed-IP-Address = 100.64.0.20";
     assert!(old.acct(latin1).ok);
-    old.cli_ok(&["nas", "add", nas, "--name", "edge-1", "--secret", "s3cret", "--api-user", "api", "--api-password", "apipw"]);
+    old.cli_ok(&[
+        "nas",
+        "add",
+        nas,
+        "--name",
+        "edge-1",
+        "--secret",
+        "s3cret",
+        "--api-user",
+        "api",
+        "--api-password",
+        "apipw",
+    ]);
     old.cli_ok(&["limits", "set", "ann", "--traffic-mb", "100"]);
-    old.cli_ok(&["topup", "add", "ann", "--traffic", "50", "--valid-to", "2099-01-01"]);
+    old.cli_ok(&[
+        "topup",
+        "add",
+        "ann",
+        "--traffic",
+        "50",
+        "--valid-to",
+        "2099-01-01",
+    ]);
     let views = |s: &Server| {
         [
             s.cli_json(&["sessions", "list"]),
@@ -293,9 +426,16 @@ fn migrate_store_copies_a_sqlite_store_into_postgres() {
         .env("RLM_RUST_MIGRATE_TO", &db)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(report.contains("sessions") && report.contains("topups"), "{report}");
+    assert!(
+        report.contains("sessions") && report.contains("topups"),
+        "{report}"
+    );
     let new = Server::start(Options {
         db: Some(db.clone()),
         stale_after: Some("0".into()),
@@ -312,14 +452,20 @@ fn migrate_store_copies_a_sqlite_store_into_postgres() {
         .get(0);
     assert_eq!(secret, "s3cret");
     let user: String = pg::connect(&db)
-        .query_one("SELECT username FROM sessions WHERE acct_session_id = 'l1'", &[])
+        .query_one(
+            "SELECT username FROM sessions WHERE acct_session_id = 'l1'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(rlm_rust::names::encode(&user).as_ref(), b"m\xfcller");
     // Counting goes on from the copied baseline: 7 MB more, not 14.
     new.session_update("Interim-Update", "ann", nas, 14 * MIB);
     assert_eq!(
-        one_i64(&db, "SELECT output_octets FROM usage_month WHERE username = 'ann'") as u64,
+        one_i64(
+            &db,
+            "SELECT output_octets FROM usage_month WHERE username = 'ann'"
+        ) as u64,
         14 * MIB
     );
     let again = std::process::Command::new(target_dir().join("rlm-rust"))

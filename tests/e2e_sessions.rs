@@ -84,7 +84,11 @@ fn config_check_passes_and_bad_values_name_the_option() {
             "\t\ttimeout = forever",
             "hooks.timeout",
         ),
-        ("#\tqueue_lease = 5m", "\tqueue_lease = forever", "queue_lease"),
+        (
+            "#\tqueue_lease = 5m",
+            "\tqueue_lease = forever",
+            "queue_lease",
+        ),
     ] {
         assert!(original.contains(from), "{from} not in the shipped config");
         std::fs::write(&module, original.replace(from, to)).unwrap();
@@ -98,15 +102,22 @@ fn config_check_passes_and_bad_values_name_the_option() {
         );
     }
     // A PostgreSQL connection string that cannot be parsed: named, never echoed.
-    let db_line = original.lines().find(|l| l.trim_start().starts_with("db = ")).unwrap();
+    let db_line = original
+        .lines()
+        .find(|l| l.trim_start().starts_with("db = "))
+        .unwrap();
     std::fs::write(
         &module,
         original.replace(db_line, "\tdb = \"host=db port=notaport password=s3cret\""),
     )
     .unwrap();
     let bad = check();
-    let text = String::from_utf8_lossy(&bad.stdout).into_owned() + &String::from_utf8_lossy(&bad.stderr);
-    assert!(!bad.status.success() && text.contains("option 'db'"), "{text}");
+    let text =
+        String::from_utf8_lossy(&bad.stdout).into_owned() + &String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && text.contains("option 'db'"),
+        "{text}"
+    );
     assert!(!text.contains("s3cret"), "the password was shown:\n{text}");
 }
 

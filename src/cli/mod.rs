@@ -101,7 +101,12 @@ pub struct MigrateStoreArgs {
     pub from: PathBuf,
     /// The PostgreSQL store, as the module's `db` option. Pass it in the environment
     /// (or with passfile=) to keep a password out of the process list.
-    #[arg(long, env = "RLM_RUST_MIGRATE_TO", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "RLM_RUST_MIGRATE_TO",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub to: String,
 }
 
@@ -252,7 +257,9 @@ fn migrate_store(cli: &Cli, args: &MigrateStoreArgs) -> Result<String, CliError>
             .iter()
             .map(|(t, n)| (t.clone(), serde_json::json!(n)))
             .collect();
-        return Ok(serde_json::to_string_pretty(&serde_json::json!({ "to": to.to_string(), "rows": tables }))? + "\n");
+        return Ok(serde_json::to_string_pretty(
+            &serde_json::json!({ "to": to.to_string(), "rows": tables }),
+        )? + "\n");
     }
     let rows: Vec<Vec<String>> = report
         .iter()

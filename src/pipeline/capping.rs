@@ -305,8 +305,17 @@ impl Totals {
 /// Saturating, as the store adds.
 fn add(a: Usage, b: Usage) -> Usage {
     Usage {
-        input_octets: a.input_octets.saturating_add(b.input_octets).min(i64::MAX as u64),
-        output_octets: a.output_octets.saturating_add(b.output_octets).min(i64::MAX as u64),
-        session_time: a.session_time.saturating_add(b.session_time).min(i64::MAX as u64),
+        input_octets: a
+            .input_octets
+            .saturating_add(b.input_octets)
+            .min(i64::MAX as u64),
+        output_octets: a
+            .output_octets
+            .saturating_add(b.output_octets)
+            .min(i64::MAX as u64),
+        session_time: a
+            .session_time
+            .saturating_add(b.session_time)
+            .min(i64::MAX as u64),
     }
 }

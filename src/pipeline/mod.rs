@@ -36,7 +36,13 @@ pub(crate) trait AcctStore {
     /// Adds to the user's day and month (and hour, for modulated users); the day's
     /// and the month's totals after it.
     /// (None where only this server writes: SQLite.)
-    fn add_usage(&self, user: &str, at: Attribution, event_time: i64, d: Usage) -> Result<Option<Totals>, StoreError>;
+    fn add_usage(
+        &self,
+        user: &str,
+        at: Attribution,
+        event_time: i64,
+        d: Usage,
+    ) -> Result<Option<Totals>, StoreError>;
     /// Queues a disconnect (one per session); true when it was queued.
     fn enqueue_disconnect(&self, job: &NewDisconnectJob, now: i64) -> Result<bool, StoreError>;
     fn user_limits(&self, user: &str) -> Result<Vec<LimitRow>, StoreError>;
@@ -48,15 +54,29 @@ pub(crate) trait AcctStore {
         usage: Option<CapUsage>,
     ) -> Result<(CapUsage, Vec<TopupBalance>, Vec<UsageMark>), StoreError>;
     /// Writes what a decision calls for; the ids of the auto-topups added.
-    fn apply_decision(&self, user: &str, period_start: i64, now: i64, d: &Decision) -> Result<Vec<u64>, StoreError>;
+    fn apply_decision(
+        &self,
+        user: &str,
+        period_start: i64,
+        now: i64,
+        d: &Decision,
+    ) -> Result<Vec<u64>, StoreError>;
     /// Runs `f` so that its writes are undone if it fails (the record's stay).
     fn nested<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError>;
     /// What the user's stored policy does to an exhausted user instead of a
     /// disconnect: (what, rate limit, address list).
-    fn exhausted_change(&self, user: &str) -> Option<(&'static str, Option<String>, Option<String>)>;
+    fn exhausted_change(
+        &self,
+        user: &str,
+    ) -> Option<(&'static str, Option<String>, Option<String>)>;
     fn enqueue_coa(&self, job: &NewCoaJob, why: &str, now: i64) -> Result<bool, StoreError>;
     /// The quota of the user's policy this update reached, if any.
-    fn policy_quota(&self, outcome: &Outcome, now: i64, control: &RawPolicy) -> Result<Option<Reached>, StoreError>;
+    fn policy_quota(
+        &self,
+        outcome: &Outcome,
+        now: i64,
+        control: &RawPolicy,
+    ) -> Result<Option<Reached>, StoreError>;
 }
 
 /// The accounting rules' settings the writer applies to every update.
@@ -66,7 +86,6 @@ pub(crate) struct Rules {
     pub(crate) month_boundary: bool,
     pub(crate) bounds: sessions::Bounds,
 }
-
 
 /// Applies one update; returns its outcome and the session as stored after it (None
 /// for Accounting-On/Off).
@@ -80,7 +99,11 @@ pub(crate) fn record(
     sessions::validate(u).map_err(|why| StoreError::Invalid(why.to_string()))?;
     if let Some(reason) = sessions::nas_close_reason(u.status) {
         let closed = tx.close_nas(&u.nas_ip, u.event_time, reason)?;
-        return Ok((Outcome::new(OutcomeKind::NasClosed { closed }, u), None, None));
+        return Ok((
+            Outcome::new(OutcomeKind::NasClosed { closed }, u),
+            None,
+            None,
+        ));
     }
     let prev = tx.load_session(&u.nas_ip, u.session_key())?;
     let mut wrap_ok = || tx.nas_counts_wraps(&u.nas_ip);
@@ -120,7 +143,6 @@ pub(crate) fn record(
     Ok((outcome, applied.state.or(prev), totals))
 }
 
-
 /// [`record`], then the capping decision for the session's user and what it calls
 /// for (skipped while the update stays within the user's headroom).
 pub(crate) fn record_capped(
@@ -132,18 +154,17 @@ pub(crate) fn record_capped(
     c: &AcctCapping,
 ) -> Result<(Outcome, CapOutcome), StoreError> {
     let (mut outcome, session, totals) = record(tx, tz, rules, u)?;
-    let cap = if headrooms.spend(&outcome, totals.as_ref()) && headrooms.covers(&outcome.username, c) {
+    let cap = if headrooms.spend(&outcome, totals.as_ref())
+        && headrooms.covers(&outcome.username, c)
+    {
         CapOutcome::Within
     } else {
-        let (mut cap, room) =
-            capping::decide_after_record(tx, tz, &outcome, u.status, c);
+        let (mut cap, room) = capping::decide_after_record(tx, tz, &outcome, u.status, c);
         if let Some((period, left)) = room {
             headrooms.learn(&outcome.username, c, period, left, totals.as_ref());
         }
         let over = match &cap {
-            CapOutcome::Decided(_, _, AcctAction::Disconnect { reason }) => {
-                Some(reason.clone())
-            }
+            CapOutcome::Decided(_, _, AcctAction::Disconnect { reason }) => Some(reason.clone()),
             _ => None,
         };
         if let (Some(reason), CapOutcome::Decided(_, _, action)) = (over, &mut cap) {
@@ -164,10 +185,9 @@ pub(crate) fn record_capped(
                     let why = format!("over limit: {reason}; {kind}");
                     match tx.enqueue_coa(&coa, &why, u.event_time) {
                         Ok(queued) => outcome.coa_queued |= queued,
-                        Err(e) => log::error!(
-                            "cannot queue the CoA of {:?}: {e}",
-                            coa.session.username
-                        ),
+                        Err(e) => {
+                            log::error!("cannot queue the CoA of {:?}: {e}", coa.session.username)
+                        }
                     }
                     *action = AcctAction::Change {
                         reason: format!("{reason}; {kind}"),
@@ -202,11 +222,7 @@ pub(crate) fn record_capped(
     Ok((outcome, cap))
 }
 
-fn session_job_of(
-    u: &AcctUpdate,
-    session: Option<&Session>,
-    reason: String,
-) -> NewDisconnectJob {
+fn session_job_of(u: &AcctUpdate, session: Option<&Session>, reason: String) -> NewDisconnectJob {
     let start = session.map_or_else(
         || u.event_time - i64::from(u.session_time.unwrap_or(0)),
         |s| s.start_time,
@@ -228,4 +244,3 @@ fn disconnect_session(
         Err(e) => log::error!("cannot queue the disconnect of {:?}: {e}", job.username),
     }
 }
-

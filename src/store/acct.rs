@@ -8,7 +8,10 @@ use chrono_tz::Tz;
 use super::db::{params, Conn as Connection};
 use super::modulation::HourlyUsers;
 use super::policies::QuotaCache;
-use super::{capping, disconnect, modulation, policies, writer, LimitRow, NewCoaJob, NewDisconnectJob, StoreError};
+use super::{
+    capping, disconnect, modulation, policies, writer, LimitRow, NewCoaJob, NewDisconnectJob,
+    StoreError,
+};
 use crate::capping::{Decision, Period, Usage as CapUsage, UsageMark};
 use crate::pipeline::capping::Totals;
 use crate::pipeline::AcctStore;
@@ -44,11 +47,23 @@ impl AcctStore for WriterTx<'_> {
         writer::nas_counts_wraps(self.conn, nas_ip)
     }
 
-    fn save_session(&self, nas_ip: &str, key: &str, prev: Option<&Session>, s: &Session) -> Result<(), StoreError> {
+    fn save_session(
+        &self,
+        nas_ip: &str,
+        key: &str,
+        prev: Option<&Session>,
+        s: &Session,
+    ) -> Result<(), StoreError> {
         writer::save_session(self.conn, nas_ip, key, prev, s)
     }
 
-    fn add_usage(&self, user: &str, at: Attribution, event_time: i64, d: Usage) -> Result<Option<Totals>, StoreError> {
+    fn add_usage(
+        &self,
+        user: &str,
+        at: Attribution,
+        event_time: i64,
+        d: Usage,
+    ) -> Result<Option<Totals>, StoreError> {
         let totals = writer::add_usage(self.conn, user, at, d)?;
         // Only modulated users: everyone else's update writes nothing more.
         if self.hourly.is_some_and(|h| h.contains(user)) {
@@ -81,7 +96,13 @@ impl AcctStore for WriterTx<'_> {
         }
     }
 
-    fn apply_decision(&self, user: &str, period_start: i64, now: i64, d: &Decision) -> Result<Vec<u64>, StoreError> {
+    fn apply_decision(
+        &self,
+        user: &str,
+        period_start: i64,
+        now: i64,
+        d: &Decision,
+    ) -> Result<Vec<u64>, StoreError> {
         capping::apply_decision(self.conn, user, period_start, now, d)
     }
 
@@ -89,7 +110,10 @@ impl AcctStore for WriterTx<'_> {
         writer::in_savepoint(self.conn, &writer::CAPPING, f)
     }
 
-    fn exhausted_change(&self, user: &str) -> Option<(&'static str, Option<String>, Option<String>)> {
+    fn exhausted_change(
+        &self,
+        user: &str,
+    ) -> Option<(&'static str, Option<String>, Option<String>)> {
         modulation::exhausted_change(self.conn, user)
     }
 
@@ -97,9 +121,21 @@ impl AcctStore for WriterTx<'_> {
         modulation::enqueue_coa(self.conn, job, why, now)
     }
 
-    fn policy_quota(&self, outcome: &Outcome, now: i64, control: &RawPolicy) -> Result<Option<Reached>, StoreError> {
+    fn policy_quota(
+        &self,
+        outcome: &Outcome,
+        now: i64,
+        control: &RawPolicy,
+    ) -> Result<Option<Reached>, StoreError> {
         match &self.quotas {
-            Some(q) => policies::quota_after_record(self.conn, self.tz, &mut q.borrow_mut(), outcome, now, control),
+            Some(q) => policies::quota_after_record(
+                self.conn,
+                self.tz,
+                &mut q.borrow_mut(),
+                outcome,
+                now,
+                control,
+            ),
             None => Ok(None),
         }
     }

@@ -1,8 +1,8 @@
-use crate::store::testdb;
 use crate::capping::{
     evaluate, parse_limits, EvalInput, EvalOptions, Period, PeriodKind, RawLimits, Usage,
 };
 use crate::sessions::{AcctStatus, AcctUpdate};
+use crate::store::testdb;
 use crate::store::{AcctCapping, OutboxResult, Store, StoreError, StoreOptions};
 use crate::topups::{ConsumptionRow, NewTopup, Topup, MIB, TYPE_AUTO, TYPE_TRAFFIC, TYPE_UPTIME};
 
@@ -30,7 +30,11 @@ fn acct_capping(control: &[(&str, &str)], now: i64) -> AcctCapping {
 }
 
 fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(testdb::at(dir.path().join("rlm.sqlite")), StoreOptions::default()).unwrap()
+    Store::open(
+        testdb::at(dir.path().join("rlm.sqlite")),
+        StoreOptions::default(),
+    )
+    .unwrap()
 }
 
 fn manual(user: &str, type_bits: u32, from: i64, to: i64, value: u64) -> NewTopup {
@@ -621,7 +625,9 @@ fn record_capped_skips_decisions_within_the_headroom_until_something_changes() {
     // however small, is decided again and finds him over.
     let cli = testdb::raw(testdb::at(dir.path().join("rlm.sqlite")));
     cli.execute(
-        "UPDATE user_limits SET value = '3' WHERE username = 'joe'", ())
+        "UPDATE user_limits SET value = '3' WHERE username = 'joe'",
+        (),
+    )
     .unwrap();
     assert_eq!(run("joe", 3, &[], now + 180), "disconnect");
     // A limit for the unlimited user through this store's own writer.

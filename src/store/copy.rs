@@ -19,12 +19,17 @@ const SEEDED: &[&str] = &["policy_revision"];
 /// PostgreSQL store at `to`. Both are migrated to the current schema first. Nothing
 /// is written unless all of it is.
 pub fn sqlite_to_postgres(from: &Path, to: &Location) -> Result<CopyReport, StoreError> {
-    let src = match open_writer(&Location::Sqlite(from.to_path_buf()), &StoreOptions::default())? {
+    let src = match open_writer(
+        &Location::Sqlite(from.to_path_buf()),
+        &StoreOptions::default(),
+    )? {
         Conn::Sqlite(c) => c,
         Conn::Postgres(_) => unreachable!("a SQLite location"),
     };
     if to.backend() != super::Backend::Postgres {
-        return Err(StoreError::Rejected("--to must be a PostgreSQL database".into()));
+        return Err(StoreError::Rejected(
+            "--to must be a PostgreSQL database".into(),
+        ));
     }
     let dst = open_writer(to, &StoreOptions::default())?;
     let tables: Vec<String> = src
@@ -34,7 +39,10 @@ pub fn sqlite_to_postgres(from: &Path, to: &Location) -> Result<CopyReport, Stor
         )?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let tables: Vec<String> = tables.into_iter().filter(|t| !SEEDED.contains(&t.as_str())).collect();
+    let tables: Vec<String> = tables
+        .into_iter()
+        .filter(|t| !SEEDED.contains(&t.as_str()))
+        .collect();
     for t in &tables {
         // presence_check is filled by the sessions' triggers as they are copied.
         if t == "presence_check" {
@@ -52,7 +60,9 @@ pub fn sqlite_to_postgres(from: &Path, to: &Location) -> Result<CopyReport, Stor
     for t in &tables {
         // (name, declared type); presence_check's rowid is implicit in SQLite.
         let mut cols: Vec<(String, String)> = src
-            .prepare(&format!("SELECT name, type FROM pragma_table_info('{t}') ORDER BY cid"))?
+            .prepare(&format!(
+                "SELECT name, type FROM pragma_table_info('{t}') ORDER BY cid"
+            ))?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         if t == "presence_check" {

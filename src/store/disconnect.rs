@@ -802,7 +802,12 @@ impl Admin {
 
     /// Takes this month's automatic bulk run of a NAS for this server; false when
     /// another server (or an earlier run of this one) has it.
-    pub fn bulk_month_claim(&self, nas_ip: &str, month_start: i64, now: i64) -> Result<bool, StoreError> {
+    pub fn bulk_month_claim(
+        &self,
+        nas_ip: &str,
+        month_start: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let n = self.conn.execute(
             "INSERT INTO bulk_month_claims (nas_ip, month_start, claimed_by, at) \
              VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",

@@ -1,6 +1,6 @@
-use crate::store::testdb;
 use super::*;
 use crate::sessions::{AcctStatus, AcctUpdate};
+use crate::store::testdb;
 use crate::store::{Lease, Reader, Store};
 
 fn open(dir: &tempfile::TempDir) -> Admin {
@@ -517,16 +517,24 @@ fn claims_are_exclusive_and_lapse_after_the_lease() {
         let db = Admin::open(testdb::at(dir.path().join("db.sqlite"))).unwrap();
         assert!(db.queue_enqueue(&job("127.0.0.2", "k"), 100).unwrap());
         let lease = Lease { secs: 60 };
-        assert_eq!(db.queue_claim_on("127.0.0.2", 200, 7, lease).unwrap().len(), 1);
+        assert_eq!(
+            db.queue_claim_on("127.0.0.2", 200, 7, lease).unwrap().len(),
+            1
+        );
         // Not marked (the mark failed): due again at once.
-        assert_eq!(db.queue_claim_on("127.0.0.2", 201, 7, lease).unwrap().len(), 1);
+        assert_eq!(
+            db.queue_claim_on("127.0.0.2", 201, 7, lease).unwrap().len(),
+            1
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = testdb::at(dir.path().join("db.sqlite"));
     let first = Admin::open(&path).unwrap();
     for i in 0..60 {
-        assert!(first.queue_enqueue(&job("127.0.0.2", &format!("k{i}")), 100).unwrap());
+        assert!(first
+            .queue_enqueue(&job("127.0.0.2", &format!("k{i}")), 100)
+            .unwrap());
     }
     let lease = Lease { secs: 60 };
     // Four "servers" claim at once, in small batches, until nothing is due.
@@ -553,10 +561,19 @@ fn claims_are_exclusive_and_lapse_after_the_lease() {
     all.sort_unstable();
     let total = all.len();
     all.dedup();
-    assert_eq!((total, all.len()), (60, 60), "every job claimed exactly once");
+    assert_eq!(
+        (total, all.len()),
+        (60, 60),
+        "every job claimed exactly once"
+    );
     // Nothing is due within the lease; one job marked done stays done.
-    assert!(first.queue_claim_on("127.0.0.2", 259, 100, lease).unwrap().is_empty());
-    assert!(first.queue_mark(all[0], &JobOutcome::Done(Method::Dm), 210).unwrap());
+    assert!(first
+        .queue_claim_on("127.0.0.2", 259, 100, lease)
+        .unwrap()
+        .is_empty());
+    assert!(first
+        .queue_mark(all[0], &JobOutcome::Done(Method::Dm), 210)
+        .unwrap());
     // After the lease the 59 unmarked ones (their claimer died) are due again.
     let again = first.queue_claim_on("127.0.0.2", 260, 100, lease).unwrap();
     assert_eq!(again.len(), 59);

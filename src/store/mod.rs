@@ -34,19 +34,19 @@ use db::{Conn as Connection, DbError, Location};
 pub use crate::pipeline::{merge_limits, AcctCapping, CapOutcome};
 pub(crate) use capping::cap_usage;
 pub use capping::{DecideRequest, LimitRow, OutboxResult, OutboxRow, UserSnapshot};
+pub use copy::{sqlite_to_postgres, CopyReport};
+pub use db::{Backend, Location as DbLocation};
 pub use disconnect::{
     backoff_secs, Admin, BulkRun, DisconnectJob, JobOutcome, JobState, Method, NasConfig, NasRow,
     NewDisconnectJob, RetryTarget,
 };
+pub use logins::ControlKind;
 pub use modulation::{CoaJob, CoaOutcome, CoaPurpose, ModulatedSession, NewCoaJob};
 pub use policies::{
     CustomAttrRow, DeviceRow, LoginQuery, ParsedAt, PolicyDef, PolicyStats, PolicyView,
 };
-pub use copy::{sqlite_to_postgres, CopyReport};
-pub use logins::ControlKind;
 pub use queue::{server_id, Lease};
 pub use read::{OpenState, PeriodKind, SessionFilter, SessionRow, UsageRow};
-pub use db::{Backend, Location as DbLocation};
 pub use schema::{PG_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use states::{
     ActionOutcome, EventRow, HookOutcome, HookPlan, NasActionRow, NewEvent, PresenceDue,
@@ -328,7 +328,9 @@ impl Store {
                 },
                 headrooms: match backend {
                     Backend::Sqlite => crate::pipeline::capping::Headrooms::new(HEADROOM_USERS),
-                    Backend::Postgres => crate::pipeline::capping::Headrooms::shared(HEADROOM_USERS),
+                    Backend::Postgres => {
+                        crate::pipeline::capping::Headrooms::shared(HEADROOM_USERS)
+                    }
                 },
                 hourly: Default::default(),
                 quotas: policies::QuotaCache::new(HEADROOM_USERS),
@@ -341,7 +343,11 @@ impl Store {
                 counters: Arc::clone(&counters),
                 outage: Arc::clone(&outage),
             };
-            let name = if writers == 1 { "rlm_rust-store".to_string() } else { format!("rlm_rust-store{i}") };
+            let name = if writers == 1 {
+                "rlm_rust-store".to_string()
+            } else {
+                format!("rlm_rust-store{i}")
+            };
             let handle = std::thread::Builder::new()
                 .name(name)
                 .spawn(move || writer.run(rx))
@@ -707,7 +713,11 @@ impl Reader {
 
     /// The control-list values of the user's last login (see [`Store::login_control_put`]).
     /// ... and when they were kept.
-    pub fn login_control(&self, username: &str, kind: ControlKind) -> Result<Option<(String, i64)>, StoreError> {
+    pub fn login_control(
+        &self,
+        username: &str,
+        kind: ControlKind,
+    ) -> Result<Option<(String, i64)>, StoreError> {
         self.pool.with(|c| logins::get(c, username, kind))
     }
 
@@ -1050,6 +1060,6 @@ pub fn raw_limits(rows: &[LimitRow]) -> RawLimits {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 pub(crate) mod testdb;
+#[cfg(test)]
+mod tests;

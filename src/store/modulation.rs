@@ -249,7 +249,8 @@ pub(crate) fn coa_list(conn: &Connection) -> Result<Vec<CoaJob>, StoreError> {
 }
 
 pub(crate) fn coa_pending(conn: &Connection, limit: usize) -> Result<Vec<CoaJob>, StoreError> {
-    let sql = format!("SELECT {COA_COLUMNS} FROM coa_queue WHERE state = 'pending' ORDER BY id LIMIT ?1");
+    let sql =
+        format!("SELECT {COA_COLUMNS} FROM coa_queue WHERE state = 'pending' ORDER BY id LIMIT ?1");
     let mut stmt = conn.prepare_cached(&sql)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt.query_map([limit], coa_row)?;

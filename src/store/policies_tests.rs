@@ -5,7 +5,11 @@ use crate::store::tests::upd;
 use crate::store::{CustomAttrRow, PolicyDef, PolicyView, Store, StoreError, StoreOptions};
 
 fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(testdb::at(dir.path().join("rlm.sqlite")), StoreOptions::default()).unwrap()
+    Store::open(
+        testdb::at(dir.path().join("rlm.sqlite")),
+        StoreOptions::default(),
+    )
+    .unwrap()
 }
 
 fn attr(a: &str, op: &str, v: &str) -> CustomAttrRow {
@@ -137,7 +141,11 @@ fn assignment_with_exact_user_bytes_and_refused_removal() {
     let conn = testdb::raw(store.path());
     if let Some(c) = conn.sqlite() {
         let raw: Vec<u8> = c
-            .query_row("SELECT CAST(username AS BLOB) FROM user_policies", [], |r| r.get(0))
+            .query_row(
+                "SELECT CAST(username AS BLOB) FROM user_policies",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(raw, b"m\xfcller");
     }
@@ -553,7 +561,9 @@ fn policy_changes_reach_the_writer_whoever_writes_them() {
     let other = testdb::raw(testdb::at(dir.path().join("rlm.sqlite")));
     other
         .execute(
-            "INSERT INTO user_policies (username, policy, assigned_at) VALUES ('v', 'big', 0)", ())
+            "INSERT INTO user_policies (username, policy, assigned_at) VALUES ('v', 'big', 0)",
+            (),
+        )
         .unwrap();
     assert!(interim(&store, i, "v", "sv", 21 * MIB, 60, NOON + 1, &[]).is_some());
 }

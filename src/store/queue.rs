@@ -36,7 +36,10 @@ impl Lease {
     }
 
     pub fn set_current(secs: u64) {
-        LEASE_SECS.store(i64::try_from(secs).unwrap_or(i64::MAX).max(1), Ordering::Relaxed);
+        LEASE_SECS.store(
+            i64::try_from(secs).unwrap_or(i64::MAX).max(1),
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -72,9 +75,9 @@ pub(crate) fn release_dead(conn: &Connection, now: i64) -> Result<usize, StoreEr
             .collect::<Result<_, _>>()?;
         for c in claimers {
             let dead = match c.rsplit_once(':') {
-                Some((h, pid)) if h == host && c != id => {
-                    pid.parse::<u32>().is_ok_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
-                }
+                Some((h, pid)) if h == host && c != id => pid
+                    .parse::<u32>()
+                    .is_ok_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()),
                 _ => false,
             };
             if dead {
@@ -104,7 +107,11 @@ pub(crate) fn claim<T>(
     row: fn(&Row<'_>) -> DbResult<T>,
     id_of: fn(&T) -> i64,
 ) -> Result<Vec<T>, StoreError> {
-    let nas = if nas_ip.is_some() { " AND nas_ip = ?4" } else { "" };
+    let nas = if nas_ip.is_some() {
+        " AND nas_ip = ?4"
+    } else {
+        ""
+    };
     // SQLite has one server: nothing to lease (a job whose mark failed is due again
     // at the next run, as before leases).
     let leased = conn.backend() == super::db::Backend::Postgres;
@@ -126,7 +133,9 @@ pub(crate) fn claim<T>(
     let (nas, until) = (nas_ip.unwrap_or(""), leased.then_some(until));
     let rows = match (nas_ip.is_some(), until) {
         (true, Some(u)) => stmt.query_map(params![now, limit, server_id(), nas, u], row)?,
-        (false, Some(u)) => stmt.query_map(params![now, limit, server_id(), None::<&str>, u], row)?,
+        (false, Some(u)) => {
+            stmt.query_map(params![now, limit, server_id(), None::<&str>, u], row)?
+        }
         (true, None) => stmt.query_map(params![now, limit, server_id(), nas], row)?,
         (false, None) => stmt.query_map(params![now, limit, server_id()], row)?,
     };

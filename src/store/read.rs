@@ -163,7 +163,9 @@ pub(crate) fn list_sessions(
         OpenState::Closed => sql.push_str(" AND stop_time IS NOT NULL"),
     }
     sql.push_str(" ORDER BY start_time DESC, id DESC LIMIT ?");
-    let limit = f.limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let limit = f
+        .limit
+        .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
     params.push(&limit);
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params.as_slice(), session_row)?;
@@ -205,7 +207,9 @@ pub(crate) fn usage(conn: &Connection, username: &str) -> Result<Vec<UsageRow>, 
 
 fn usage_at(conn: &Connection, sql: &str, username: &str, key: &str) -> Result<Usage, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_row(super::db::params![Name::new(username), key], |r| usage_of(r, 0));
+    let rows = stmt.query_row(super::db::params![Name::new(username), key], |r| {
+        usage_of(r, 0)
+    });
     match rows {
         Ok(u) => Ok(u),
         Err(super::db::DbError::NoRows) => Ok(Usage::default()),

@@ -16,9 +16,8 @@ pub const PG_SCHEMA_VERSION: u32 = db::postgres::MIGRATIONS.len() as u32;
 pub(crate) fn migrate(conn: &mut Conn) -> Result<u32, StoreError> {
     let (found, ran, supported) = match conn {
         Conn::Sqlite(c) => {
-            let (found, ran) = db::sqlite::migrate(c).map_err(|(version, source)| {
-                StoreError::Migration { version, source }
-            })?;
+            let (found, ran) = db::sqlite::migrate(c)
+                .map_err(|(version, source)| StoreError::Migration { version, source })?;
             (found, ran, SCHEMA_VERSION)
         }
         Conn::Postgres(c) => {

@@ -1166,7 +1166,6 @@ impl super::Admin {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::testdb;
     use super::super::tests::upd;
     use super::super::{Admin, Store, StoreOptions};
     use super::*;
@@ -1174,6 +1173,7 @@ mod tests {
     use crate::sessions::AcctStatus;
     use crate::states::worker::{apply, Change};
     use crate::states::{Input, Source};
+    use crate::store::testdb;
 
     #[test]
     fn sessions_mark_presence_and_transitions_commit_onto_their_version() {

@@ -84,7 +84,9 @@ pub(crate) fn at(path: impl AsRef<Path>) -> PathBuf {
             let Location::Postgres(t) = admin else {
                 unreachable!()
             };
-            let conn = t.connect(true, std::time::Duration::from_secs(5)).expect("connect to the test cluster");
+            let conn = t
+                .connect(true, std::time::Duration::from_secs(5))
+                .expect("connect to the test cluster");
             conn.batch(&format!("CREATE DATABASE {name}")).unwrap();
             name
         })
@@ -104,7 +106,9 @@ fn base_without_dbname(base: &str) -> String {
 pub(crate) fn raw(path: impl AsRef<Path>) -> Conn {
     match Location::parse(path.as_ref()).unwrap() {
         Location::Sqlite(p) => Conn::Sqlite(rusqlite::Connection::open(p).unwrap()),
-        Location::Postgres(t) => Conn::Postgres(t.connect(true, std::time::Duration::from_secs(5)).unwrap()),
+        Location::Postgres(t) => {
+            Conn::Postgres(t.connect(true, std::time::Duration::from_secs(5)).unwrap())
+        }
     }
 }
 
@@ -132,7 +136,9 @@ pub(crate) fn schema_version(conn: &Conn) -> u32 {
 pub(crate) fn set_schema_version(conn: &Conn, v: u32) {
     match conn {
         Conn::Sqlite(c) => c.pragma_update(None, "user_version", v).unwrap(),
-        Conn::Postgres(c) => c.batch(&format!("UPDATE rlm_schema SET version = {v}")).unwrap(),
+        Conn::Postgres(c) => c
+            .batch(&format!("UPDATE rlm_schema SET version = {v}"))
+            .unwrap(),
     }
 }
 

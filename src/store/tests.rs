@@ -1,6 +1,6 @@
-use crate::store::testdb;
 use super::*;
 use crate::sessions::{octets, AcctStatus, OutcomeKind};
+use crate::store::testdb;
 use chrono::DateTime;
 use chrono_tz::{Europe, UTC};
 
@@ -349,7 +349,13 @@ fn a_bad_item_fails_alone_within_its_batch() {
     );
     let summary: Vec<Result<(), String>> = results
         .into_iter()
-        .map(|r| r.map(|_| ()).map_err(|e| e.to_string().replace("PostgreSQL: ", "").replace(" (SQLSTATE P0001)", "")))
+        .map(|r| {
+            r.map(|_| ()).map_err(|e| {
+                e.to_string()
+                    .replace("PostgreSQL: ", "")
+                    .replace(" (SQLSTATE P0001)", "")
+            })
+        })
         .collect();
     assert_eq!(
         summary,
@@ -902,14 +908,16 @@ fn migrations_from_every_earlier_version_keep_the_data() {
             Backend::Postgres => db::postgres::MIGRATIONS,
         };
         if let Connection::Postgres(c) = &conn {
-            c.batch("CREATE TABLE rlm_schema (version BIGINT NOT NULL)").unwrap();
+            c.batch("CREATE TABLE rlm_schema (version BIGINT NOT NULL)")
+                .unwrap();
         }
         for sql in &migrations[..from as usize] {
             conn.execute_batch(sql).unwrap();
         }
         testdb::set_schema_version(&conn, from);
         if let Connection::Postgres(c) = &conn {
-            c.batch(&format!("INSERT INTO rlm_schema (version) VALUES ({from})")).unwrap();
+            c.batch(&format!("INSERT INTO rlm_schema (version) VALUES ({from})"))
+                .unwrap();
         }
         // Columns that exist since migration 1.
         conn.execute_batch(
@@ -923,13 +931,25 @@ fn migrations_from_every_earlier_version_keep_the_data() {
         drop(conn);
         let store = Store::open(&path, StoreOptions::default())
             .unwrap_or_else(|e| panic!("from version {from}: {e}"));
-        assert_eq!(testdb::schema_version(&testdb::raw(&path)), versions, "from {from}");
+        assert_eq!(
+            testdb::schema_version(&testdb::raw(&path)),
+            versions,
+            "from {from}"
+        );
         assert_eq!(
             store.month_usage("ann", date("2026-05-28")).unwrap(),
             usage(5, 700, 60),
             "from {from}"
         );
-        let mut u = upd(AcctStatus::Interim, "ann", "old", 5, 1700, Some(120), 1780000120);
+        let mut u = upd(
+            AcctStatus::Interim,
+            "ann",
+            "old",
+            5,
+            1700,
+            Some(120),
+            1780000120,
+        );
         u.session_id = "old".into();
         let o = store.record(u).unwrap();
         assert_eq!(o.delta, usage(0, 1000, 60), "from {from}: {o:?}");

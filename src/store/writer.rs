@@ -12,16 +12,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 
-use chrono_tz::Tz;
 use super::db::{params, Conn as Connection, OptionalExtension};
+use chrono_tz::Tz;
 
 use super::acct::WriterTx;
-use crate::pipeline::capping::{Headrooms, Totals};
-use crate::pipeline::{self, AcctCapping, CapOutcome, Rules};
 use super::policies::QuotaCache;
 use super::read::{count, session_row, to_db, Name, SESSION_COLUMNS};
 use super::StoreError;
 use crate::periods;
+use crate::pipeline::capping::{Headrooms, Totals};
+use crate::pipeline::{self, AcctCapping, CapOutcome, Rules};
 use crate::sessions::{self, AcctUpdate, Attribution, Outcome, Session, Usage};
 
 pub(crate) enum Request {
@@ -112,7 +112,10 @@ impl Writer {
             self.counters
                 .items
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            if matches!(results.first(), Some(Err(StoreError::Batch(_) | StoreError::Unavailable(_)))) {
+            if matches!(
+                results.first(),
+                Some(Err(StoreError::Batch(_) | StoreError::Unavailable(_)))
+            ) {
                 self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
             }
             // Each caller logs its own outcome, in its request's log.
@@ -125,7 +128,11 @@ impl Writer {
 
     /// One batch, on a live connection (opened again if the server dropped it),
     /// tried again when the database asks for it (a deadlock between servers).
-    fn apply(&mut self, requests: &[&Request], outage: &SharedOutage) -> Vec<Result<Reply, StoreError>> {
+    fn apply(
+        &mut self,
+        requests: &[&Request],
+        outage: &SharedOutage,
+    ) -> Vec<Result<Reply, StoreError>> {
         let mut attempt = 0;
         // PostgreSQL: without savepoints first (see Conn::set_savepoints).
         let mut fast = self.conn.backend() == super::db::Backend::Postgres;
@@ -136,7 +143,10 @@ impl Writer {
                     Err(e) => {
                         let why = e.to_string();
                         Outage::failed(outage, &why);
-                        return requests.iter().map(|_| Err(StoreError::Unavailable(why.clone()))).collect();
+                        return requests
+                            .iter()
+                            .map(|_| Err(StoreError::Unavailable(why.clone())))
+                            .collect();
                     }
                 }
             }
@@ -163,7 +173,10 @@ impl Writer {
                 }
                 Some(Failure::Connection(why)) => {
                     Outage::failed(outage, &why);
-                    return requests.iter().map(|_| Err(StoreError::Unavailable(why.clone()))).collect();
+                    return requests
+                        .iter()
+                        .map(|_| Err(StoreError::Unavailable(why.clone())))
+                        .collect();
                 }
                 _ => Outage::ended(outage),
             }
@@ -264,7 +277,11 @@ fn lock_users(conn: &Connection, requests: &[&Request]) -> Result<(), StoreError
     if keys.is_empty() {
         return Ok(());
     }
-    let list = keys.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let list = keys
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     conn.query_row(
         "SELECT count(pg_advisory_xact_lock(k::bigint)) \
          FROM unnest(string_to_array(?1, ',')) AS t(k)",
@@ -318,29 +335,40 @@ fn try_batch(
     rules: &Rules,
     requests: &[&Request],
 ) -> (Vec<Result<Reply, StoreError>>, Option<Failure>) {
-    let all_failed = |headrooms: &mut Headrooms, quotas: &mut QuotaCache, why: String, f: Failure| {
-        // What was learnt in this batch may rest on what was just rolled back.
-        headrooms.clear();
-        quotas.clear();
-        let results = requests
-            .iter()
-            .map(|_| Err(StoreError::Batch(why.clone())))
-            .collect();
-        (results, Some(f))
-    };
+    let all_failed =
+        |headrooms: &mut Headrooms, quotas: &mut QuotaCache, why: String, f: Failure| {
+            // What was learnt in this batch may rest on what was just rolled back.
+            headrooms.clear();
+            quotas.clear();
+            let results = requests
+                .iter()
+                .map(|_| Err(StoreError::Batch(why.clone())))
+                .collect();
+            (results, Some(f))
+        };
     let conn: &Connection = conn;
     let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
             let e = StoreError::from(e);
             let f = failure_of(&e);
-            return all_failed(headrooms, quotas, format!("could not begin the write transaction: {e}"), f);
+            return all_failed(
+                headrooms,
+                quotas,
+                format!("could not begin the write transaction: {e}"),
+                f,
+            );
         }
     };
     if tx.backend() == super::db::Backend::Postgres {
         if let Err(e) = lock_users(&tx, requests) {
             let f = failure_of(&e);
-            return all_failed(headrooms, quotas, format!("could not lock the batch's users: {e}"), f);
+            return all_failed(
+                headrooms,
+                quotas,
+                format!("could not lock the batch's users: {e}"),
+                f,
+            );
         }
     }
     // SQLite: holding the write lock, nobody else can commit until we do.
@@ -358,12 +386,24 @@ fn try_batch(
             // A deadlock, or the server gone: the batch as a whole is over.
             match failure_of(e) {
                 Failure::Other => {}
-                f => return all_failed(headrooms, quotas, format!("nothing of this batch was saved: {e}"), f),
+                f => {
+                    return all_failed(
+                        headrooms,
+                        quotas,
+                        format!("nothing of this batch was saved: {e}"),
+                        f,
+                    )
+                }
             }
             // Without savepoints only an item refused before it wrote anything may
             // fail alone.
             if !tx.savepoints() && (tx.tx_failed() || !matches!(e, StoreError::Invalid(_))) {
-                return all_failed(headrooms, quotas, format!("an item failed: {e}"), Failure::Slow);
+                return all_failed(
+                    headrooms,
+                    quotas,
+                    format!("an item failed: {e}"),
+                    Failure::Slow,
+                );
             }
         }
         // Some errors (disk full, I/O) make SQLite roll back the whole transaction:
@@ -380,15 +420,29 @@ fn try_batch(
     if tx.tx_failed() {
         // A failure the pipeline absorbed (a capping decision) left the transaction
         // unusable: never report it committed.
-        let f = if tx.savepoints() { Failure::Other } else { Failure::Slow };
-        return all_failed(headrooms, quotas, "a statement of the batch failed".into(), f);
+        let f = if tx.savepoints() {
+            Failure::Other
+        } else {
+            Failure::Slow
+        };
+        return all_failed(
+            headrooms,
+            quotas,
+            "a statement of the batch failed".into(),
+            f,
+        );
     }
     match tx.commit() {
         Ok(()) => (results, None),
         Err(e) => {
             let e = StoreError::from(e);
             let f = failure_of(&e);
-            all_failed(headrooms, quotas, format!("commit failed, nothing of this batch was saved: {e}"), f)
+            all_failed(
+                headrooms,
+                quotas,
+                format!("commit failed, nothing of this batch was saved: {e}"),
+                f,
+            )
         }
     }
 }
@@ -539,7 +593,11 @@ pub(crate) fn nas_counts_wraps(conn: &Connection, nas_ip: &str) -> bool {
     }
 }
 
-pub(crate) fn load_session(conn: &Connection, nas_ip: &str, key: &str) -> Result<Option<Session>, StoreError> {
+pub(crate) fn load_session(
+    conn: &Connection,
+    nas_ip: &str,
+    key: &str,
+) -> Result<Option<Session>, StoreError> {
     // Built once: this runs for every accounting item, on the thread they all wait for.
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE nas_ip = ?1 AND session_key = ?2")
@@ -665,8 +723,22 @@ pub(crate) fn save_session(
 
 macro_rules! saturating_add {
     ($t:literal, $c:literal) => {
-        concat!($c, " = CASE WHEN ", $t, ".", $c, " > 9223372036854775807 - excluded.", $c,
-            " THEN 9223372036854775807 ELSE ", $t, ".", $c, " + excluded.", $c, " END")
+        concat!(
+            $c,
+            " = CASE WHEN ",
+            $t,
+            ".",
+            $c,
+            " > 9223372036854775807 - excluded.",
+            $c,
+            " THEN 9223372036854775807 ELSE ",
+            $t,
+            ".",
+            $c,
+            " + excluded.",
+            $c,
+            " END"
+        )
     };
 }
 
@@ -674,10 +746,20 @@ macro_rules! saturating_add {
 macro_rules! usage_upsert {
     ($t:literal, $p:literal, $key:literal) => {
         concat!(
-            "INSERT INTO ", $t, " (username, ", $p, ", input_octets, output_octets, session_time) \
-             VALUES (?1, ", $key, ", ?3, ?4, ?5) ON CONFLICT (username, ", $p, ") DO UPDATE SET ",
-            saturating_add!($t, "input_octets"), ", ",
-            saturating_add!($t, "output_octets"), ", ",
+            "INSERT INTO ",
+            $t,
+            " (username, ",
+            $p,
+            ", input_octets, output_octets, session_time) \
+             VALUES (?1, ",
+            $key,
+            ", ?3, ?4, ?5) ON CONFLICT (username, ",
+            $p,
+            ") DO UPDATE SET ",
+            saturating_add!($t, "input_octets"),
+            ", ",
+            saturating_add!($t, "output_octets"),
+            ", ",
             saturating_add!($t, "session_time")
         )
     };
@@ -687,8 +769,12 @@ const DAY_UPSERT: &str = usage_upsert!("usage_day", "day", "?2");
 const MONTH_UPSERT: &str = usage_upsert!("usage_month", "month", "?2");
 /// PostgreSQL: both in one statement (one round trip), with the totals they left.
 const BOTH_UPSERT: &str = concat!(
-    "WITH d AS (", usage_upsert!("usage_day", "day", "?2"), " RETURNING input_octets, output_octets, session_time), ",
-    "m AS (", usage_upsert!("usage_month", "month", "?6"), " RETURNING input_octets, output_octets, session_time) ",
+    "WITH d AS (",
+    usage_upsert!("usage_day", "day", "?2"),
+    " RETURNING input_octets, output_octets, session_time), ",
+    "m AS (",
+    usage_upsert!("usage_month", "month", "?6"),
+    " RETURNING input_octets, output_octets, session_time) ",
     "SELECT d.input_octets, d.output_octets, d.session_time, ",
     "m.input_octets, m.output_octets, m.session_time FROM d, m"
 );
@@ -701,7 +787,11 @@ pub(crate) fn add_usage(
     at: Attribution,
     d: Usage,
 ) -> Result<Option<Totals>, StoreError> {
-    let (input, output, time) = (to_db(d.input_octets), to_db(d.output_octets), to_db(d.session_time));
+    let (input, output, time) = (
+        to_db(d.input_octets),
+        to_db(d.output_octets),
+        to_db(d.session_time),
+    );
     let (day, month) = (periods::day_key(at.day), periods::month_key(at.month));
     if conn.backend() == super::db::Backend::Postgres {
         let (day, month) = conn.prepare_cached(BOTH_UPSERT)?.query_row(
@@ -720,8 +810,13 @@ pub(crate) fn add_usage(
         return Ok(Some(Totals { day, month }));
     }
     for (sql, period) in [(DAY_UPSERT, day), (MONTH_UPSERT, month)] {
-        conn.prepare_cached(sql)?
-            .execute(params![Name::new(username), period, input, output, time])?;
+        conn.prepare_cached(sql)?.execute(params![
+            Name::new(username),
+            period,
+            input,
+            output,
+            time
+        ])?;
     }
     Ok(None)
 }
@@ -739,4 +834,3 @@ fn data_version(conn: &Connection) -> Option<i64> {
             .ok(),
     }
 }
-

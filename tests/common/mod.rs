@@ -97,9 +97,7 @@ impl Server {
         // (scripts/test.sh runs the storage-heavy end-to-end files so too).
         let db = match &opts.db {
             Some(d) => PathBuf::from(d),
-            None if on_postgres() => {
-                PathBuf::from(pg::fresh_db())
-            }
+            None if on_postgres() => PathBuf::from(pg::fresh_db()),
             None => dir.join("db").join("rlm_rust.sqlite"),
         };
         let lib = target_dir().join("librlm_rust.so");
@@ -376,11 +374,16 @@ impl Server {
     pub fn sql(&self) -> TestDb {
         if self.db.exists() {
             TestDb::Sqlite(
-                rusqlite::Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                    .unwrap(),
+                rusqlite::Connection::open_with_flags(
+                    &self.db,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .unwrap(),
             )
         } else {
-            TestDb::Pg(std::cell::RefCell::new(pg::connect(self.db.to_str().unwrap())))
+            TestDb::Pg(std::cell::RefCell::new(pg::connect(
+                self.db.to_str().unwrap(),
+            )))
         }
     }
 }
@@ -564,7 +567,10 @@ fn pg_inline(sql: &str, params: &[&str]) -> String {
     let mut out = sql.to_string();
     // Highest first: ?10 before ?1.
     for (i, p) in params.iter().enumerate().rev() {
-        out = out.replace(&format!("?{}", i + 1), &format!("'{}'", p.replace('\'', "''")));
+        out = out.replace(
+            &format!("?{}", i + 1),
+            &format!("'{}'", p.replace('\'', "''")),
+        );
     }
     out
 }
@@ -577,9 +583,14 @@ impl TestDb {
         f: impl FnOnce(&TestRow<'_>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
         match self {
-            TestDb::Sqlite(c) => c.query_row(sql, rusqlite::params_from_iter(params.iter()), |r| f(&TestRow::Sqlite(r))),
+            TestDb::Sqlite(c) => c.query_row(sql, rusqlite::params_from_iter(params.iter()), |r| {
+                f(&TestRow::Sqlite(r))
+            }),
             TestDb::Pg(c) => {
-                let msgs = c.borrow_mut().simple_query(&pg_inline(sql, &params)).unwrap();
+                let msgs = c
+                    .borrow_mut()
+                    .simple_query(&pg_inline(sql, &params))
+                    .unwrap();
                 let row = msgs.iter().find_map(|m| match m {
                     postgres::SimpleQueryMessage::Row(r) => Some(r),
                     _ => None,
@@ -593,7 +604,10 @@ impl TestDb {
     }
 
     pub fn prepare(&self, sql: &str) -> rusqlite::Result<TestStmt<'_>> {
-        Ok(TestStmt { db: self, sql: sql.to_string() })
+        Ok(TestStmt {
+            db: self,
+            sql: sql.to_string(),
+        })
     }
 }
 
@@ -618,7 +632,11 @@ impl TestStmt<'_> {
                 }
             }
             TestDb::Pg(c) => {
-                for m in c.borrow_mut().simple_query(&pg_inline(&self.sql, &params)).unwrap() {
+                for m in c
+                    .borrow_mut()
+                    .simple_query(&pg_inline(&self.sql, &params))
+                    .unwrap()
+                {
                     if let postgres::SimpleQueryMessage::Row(r) = m {
                         out.push(f(&TestRow::Pg(&r)));
                     }

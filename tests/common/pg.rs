@@ -39,10 +39,20 @@ fn cluster() -> &'static Cluster {
 pub fn fresh_db() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let c = cluster();
-    let name = format!("e2e{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let name = format!(
+        "e2e{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
     let mut admin = postgres::Client::connect(&c.base, postgres::NoTls).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-    let base: Vec<&str> = c.base.split_whitespace().filter(|w| !w.starts_with("dbname=")).collect();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let base: Vec<&str> = c
+        .base
+        .split_whitespace()
+        .filter(|w| !w.starts_with("dbname="))
+        .collect();
     format!("{} dbname={name}", base.join(" "))
 }
 
@@ -57,13 +67,20 @@ pub struct OwnCluster {
 impl OwnCluster {
     pub fn start(dir: &std::path::Path, port: Option<u16>) -> OwnCluster {
         let mut cmd = Command::new("bash");
-        cmd.arg(super::repo().join("scripts/pg-cluster.sh")).arg(dir);
+        cmd.arg(super::repo().join("scripts/pg-cluster.sh"))
+            .arg(dir);
         if let Some(p) = port {
             cmd.arg(p.to_string());
         }
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert!(line.contains("port="), "pg-cluster.sh printed {line:?}");
         let port = line
             .split_whitespace()

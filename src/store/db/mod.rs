@@ -51,7 +51,9 @@ impl Location {
     pub fn parse(s: impl AsRef<Path>) -> Result<Location, String> {
         let p = s.as_ref();
         match p.to_str() {
-            Some(s) if postgres::looks_like(s) => Ok(Location::Postgres(postgres::Target::parse(s)?)),
+            Some(s) if postgres::looks_like(s) => {
+                Ok(Location::Postgres(postgres::Target::parse(s)?))
+            }
             _ => Ok(Location::Sqlite(p.to_path_buf())),
         }
     }
@@ -549,8 +551,14 @@ mod tests {
 
     #[test]
     fn locations() {
-        assert_eq!(Location::parse("/var/lib/x.sqlite").unwrap().backend(), Backend::Sqlite);
-        assert_eq!(Location::parse("rel.db").unwrap().backend(), Backend::Sqlite);
+        assert_eq!(
+            Location::parse("/var/lib/x.sqlite").unwrap().backend(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Location::parse("rel.db").unwrap().backend(),
+            Backend::Sqlite
+        );
         for s in [
             "postgresql://rlm@db.example/rlm",
             "postgres://rlm:pw@127.0.0.1:5433/rlm",

@@ -100,7 +100,11 @@ impl Target {
 
     /// `lock_timeout`: how long a statement waits for a lock another server (or
     /// tool) holds, as `busy_timeout` is for SQLite.
-    pub(crate) fn connect(&self, synchronous_commit: bool, lock_timeout: Duration) -> DbResult<PgConn> {
+    pub(crate) fn connect(
+        &self,
+        synchronous_commit: bool,
+        lock_timeout: Duration,
+    ) -> DbResult<PgConn> {
         let mut client = self.config.connect(NoTls)?;
         // Acknowledged means durable, unless the operator chose `synchronous = normal`.
         client.batch_execute(&format!(
@@ -158,7 +162,13 @@ fn take_passfile(s: &str) -> (String, Option<String>) {
 }
 
 /// The first `.pgpass` line matching host, port, database and user (`*` matches any).
-fn read_passfile(path: &str, host: &str, port: u16, db: &str, user: &str) -> Result<String, String> {
+fn read_passfile(
+    path: &str,
+    host: &str,
+    port: u16,
+    db: &str,
+    user: &str,
+) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the PostgreSQL passfile {path}: {e}"))?;
     let port = port.to_string();
@@ -171,7 +181,11 @@ fn read_passfile(path: &str, host: &str, port: u16, db: &str, user: &str) -> Res
             continue;
         }
         let want = [host, port.as_str(), db, user];
-        if fields[..4].iter().zip(want).all(|(f, w)| f == "*" || f == w) {
+        if fields[..4]
+            .iter()
+            .zip(want)
+            .all(|(f, w)| f == "*" || f == w)
+        {
             return Ok(fields[4].clone());
         }
     }
@@ -202,7 +216,11 @@ fn split_pgpass(line: &str) -> Vec<String> {
 /// SQLSTATE, or the connection's failure.
 pub(crate) fn describe(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
-        return format!("PostgreSQL: {} (SQLSTATE {})", db.message(), db.code().code());
+        return format!(
+            "PostgreSQL: {} (SQLSTATE {})",
+            db.message(),
+            db.code().code()
+        );
     }
     let mut s = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -304,7 +322,11 @@ impl PgConn {
     }
 
     pub(crate) fn batch(&self, sql: &str) -> DbResult<()> {
-        let r = self.client.borrow_mut().batch_execute(sql).map_err(DbError::from);
+        let r = self
+            .client
+            .borrow_mut()
+            .batch_execute(sql)
+            .map_err(DbError::from);
         self.track(sql, r)
     }
 
@@ -355,7 +377,10 @@ impl PgConn {
 pub(crate) fn migrate(conn: &PgConn) -> DbResult<(u32, u32)> {
     conn.begin()?;
     let result = (|| {
-        conn.query("SELECT pg_advisory_xact_lock(?1)", &[Value::Int(MIGRATION_LOCK)])?;
+        conn.query(
+            "SELECT pg_advisory_xact_lock(?1)",
+            &[Value::Int(MIGRATION_LOCK)],
+        )?;
         conn.batch("CREATE TABLE IF NOT EXISTS rlm_schema (version BIGINT NOT NULL)")?;
         let current = version(conn)?.unwrap_or(0);
         let supported = MIGRATIONS.len() as u32;
@@ -363,9 +388,8 @@ pub(crate) fn migrate(conn: &PgConn) -> DbResult<(u32, u32)> {
             return Ok((current, 0));
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            conn.batch(sql).map_err(|e| {
-                DbError::Other(format!("schema migration {} failed: {e}", i + 1))
-            })?;
+            conn.batch(sql)
+                .map_err(|e| DbError::Other(format!("schema migration {} failed: {e}", i + 1)))?;
             log::info!("store: applied PostgreSQL schema migration {}", i + 1);
         }
         conn.batch("DELETE FROM rlm_schema")?;
@@ -408,11 +432,17 @@ mod tests {
     fn passfile_is_taken_out_of_both_forms() {
         assert_eq!(
             take_passfile("postgresql://u@h/db?passfile=/etc/p&sslmode=disable"),
-            ("postgresql://u@h/db?sslmode=disable".to_string(), Some("/etc/p".to_string()))
+            (
+                "postgresql://u@h/db?sslmode=disable".to_string(),
+                Some("/etc/p".to_string())
+            )
         );
         assert_eq!(
             take_passfile("postgresql://u@h/db?passfile=/etc/p"),
-            ("postgresql://u@h/db".to_string(), Some("/etc/p".to_string()))
+            (
+                "postgresql://u@h/db".to_string(),
+                Some("/etc/p".to_string())
+            )
         );
         assert_eq!(
             take_passfile("host=h passfile=/etc/p dbname=x"),
@@ -431,10 +461,15 @@ mod tests {
         )
         .unwrap();
         let f = f.to_str().unwrap();
-        assert_eq!(read_passfile(f, "127.0.0.1", 5433, "rlm", "rlm").unwrap(), "s3cr:et");
+        assert_eq!(
+            read_passfile(f, "127.0.0.1", 5433, "rlm", "rlm").unwrap(),
+            "s3cr:et"
+        );
         assert_eq!(read_passfile(f, "h", 1, "x", "y").unwrap(), "fallback");
-        let t = Target::parse(&format!("host=127.0.0.1 port=5433 dbname=rlm user=rlm passfile={f}"))
-            .unwrap();
+        let t = Target::parse(&format!(
+            "host=127.0.0.1 port=5433 dbname=rlm user=rlm passfile={f}"
+        ))
+        .unwrap();
         assert_eq!(t.config.get_password(), Some(&b"s3cr:et"[..]));
         assert!(!t.to_string().contains("s3cr"));
         assert!(Target::parse("host=h passfile=/nonexistent user=u").is_err());

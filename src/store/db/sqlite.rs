@@ -44,21 +44,29 @@ pub(crate) fn open_writer(
         if !mode.eq_ignore_ascii_case("wal") {
             return Ok(Some(mode));
         }
-        conn.pragma_update(None, "synchronous", if full_sync { "FULL" } else { "NORMAL" })?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            if full_sync { "FULL" } else { "NORMAL" },
+        )?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(None)
     };
     match setup() {
         Ok(None) => Ok(conn),
-        Ok(Some(mode)) => Err((DbError::Other(format!("journal_mode is {mode}")), Some(mode))),
+        Ok(Some(mode)) => Err((
+            DbError::Other(format!("journal_mode is {mode}")),
+            Some(mode),
+        )),
         Err(e) => Err((e.into(), None)),
     }
 }
 
 /// A read-only connection.
 pub(crate) fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, DbError> {
-    let flags =
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(busy_timeout)?;
     // Up to MAX_IDLE_READERS of these live at once, and under a steady write load
@@ -89,7 +97,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(u32, u32), (u32, DbError
         return Ok((current, 0));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        tx.execute_batch(sql).map_err(|e| (i as u32 + 1, e.into()))?;
+        tx.execute_batch(sql)
+            .map_err(|e| (i as u32 + 1, e.into()))?;
         log::info!("store: applied schema migration {}", i + 1);
     }
     tx.pragma_update(None, "user_version", supported)

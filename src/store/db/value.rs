@@ -26,7 +26,10 @@ pub(crate) enum Value<'a> {
     /// A user name or session id (see [`crate::names`]): SQLite stores the exact
     /// bytes it came from, as TEXT compared byte for byte; PostgreSQL, whose TEXT must
     /// be UTF-8, stores the escaped form, which is just as injective.
-    Name { bytes: Cow<'a, [u8]>, text: &'a str },
+    Name {
+        bytes: Cow<'a, [u8]>,
+        text: &'a str,
+    },
     Blob(&'a [u8]),
 }
 
@@ -197,7 +200,10 @@ fn pg<'a, T: FromSql<'a>>(r: &'a postgres::Row, i: usize) -> DbResult<T> {
 struct PgInt(i64);
 
 impl<'a> FromSql<'a> for PgInt {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(PgInt(match *ty {
             Type::INT8 => i64::from_sql(ty, raw)?,
             Type::INT4 => i32::from_sql(ty, raw)?.into(),
@@ -214,8 +220,14 @@ impl<'a> FromSql<'a> for PgInt {
     fn accepts(ty: &Type) -> bool {
         matches!(
             *ty,
-            Type::INT8 | Type::INT4 | Type::INT2 | Type::OID | Type::BOOL | Type::FLOAT8
-                | Type::FLOAT4 | Type::NUMERIC
+            Type::INT8
+                | Type::INT4
+                | Type::INT2
+                | Type::OID
+                | Type::BOOL
+                | Type::FLOAT8
+                | Type::FLOAT4
+                | Type::NUMERIC
         )
     }
 }
@@ -236,7 +248,11 @@ fn numeric_to_i64(raw: &[u8]) -> Result<i64, Box<dyn std::error::Error + Sync + 
     let mut v: i128 = 0;
     // Digits 0..=weight are the integer part.
     for k in 0..=weight.max(-1) {
-        let d = if (k as usize) < ndigits { word(4 + k as usize)? as i128 } else { 0 };
+        let d = if (k as usize) < ndigits {
+            word(4 + k as usize)? as i128
+        } else {
+            0
+        };
         v = v.saturating_mul(10_000).saturating_add(d);
     }
     let v = if sign == 0x4000 { -v } else { v };
@@ -335,7 +351,10 @@ impl FromDb for Option<f64> {
 pub(super) fn is_null(r: &postgres::Row, i: usize) -> bool {
     struct Raw;
     impl<'a> FromSql<'a> for Raw {
-        fn from_sql(_: &Type, _: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        fn from_sql(
+            _: &Type,
+            _: &'a [u8],
+        ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
             Ok(Raw)
         }
         fn accepts(_: &Type) -> bool {
@@ -460,7 +479,10 @@ mod tests {
             // beyond i64 saturates
             (6, 0, vec![1], i64::MAX),
         ] {
-            assert_eq!(numeric_to_i64(&numeric(weight, sign, &digits)).unwrap(), want);
+            assert_eq!(
+                numeric_to_i64(&numeric(weight, sign, &digits)).unwrap(),
+                want
+            );
         }
         assert!(numeric_to_i64(&numeric(0, 0xC000, &[])).is_err());
     }
