@@ -93,15 +93,20 @@ impl Instance {
         crate::store::Lease::set_current(config.queue_lease);
         let store = Store::open(&config.db, opts)
             .map_err(|e| format!("option 'db' = \"{}\": {e}", config.db_shown))?;
-        // A restart after a crash: this host's earlier process left claimed jobs.
-        match crate::store::Admin::open(&config.db)
-            .and_then(|a| a.release_dead_claims(crate::periods::now()))
-        {
-            Ok(0) => {}
-            Ok(n) => log::info!(
-                "rlm_rust: {n} queued job(s) claimed by a process that is gone are due again"
-            ),
-            Err(e) => log::warn!("rlm_rust: cannot release the claims of an earlier process: {e}"),
+        // A restart after a crash: this host's earlier process left claimed jobs
+        // (only a shared store leases them).
+        if store.backend() == crate::store::Backend::Postgres {
+            match crate::store::Admin::open(&config.db)
+                .and_then(|a| a.release_dead_claims(crate::periods::now()))
+            {
+                Ok(0) => {}
+                Ok(n) => log::info!(
+                    "rlm_rust: {n} queued job(s) claimed by a process that is gone are due again"
+                ),
+                Err(e) => {
+                    log::warn!("rlm_rust: cannot release the claims of an earlier process: {e}")
+                }
+            }
         }
         let mut jobs: Vec<Box<dyn Job>> = Vec::new();
         if config.stale_after > 0 {

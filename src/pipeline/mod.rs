@@ -70,12 +70,14 @@ pub(crate) trait AcctStore {
         user: &str,
     ) -> Option<(&'static str, Option<String>, Option<String>)>;
     fn enqueue_coa(&self, job: &NewCoaJob, why: &str, now: i64) -> Result<bool, StoreError>;
-    /// The quota of the user's policy this update reached, if any.
+    /// The quota of the user's policy this update reached, if any; `totals`: what
+    /// [`AcctStore::add_usage`] returned for it.
     fn policy_quota(
         &self,
         outcome: &Outcome,
         now: i64,
         control: &RawPolicy,
+        totals: Option<&Totals>,
     ) -> Result<Option<Reached>, StoreError>;
 }
 
@@ -206,7 +208,7 @@ pub(crate) fn record_capped(
     };
     // A session already on its way out (or being throttled) needs no quota check.
     if !outcome.disconnect_queued && !outcome.coa_queued {
-        match tx.policy_quota(&outcome, u.event_time, &c.quota_control) {
+        match tx.policy_quota(&outcome, u.event_time, &c.quota_control, totals.as_ref()) {
             Ok(Some(reached)) => {
                 let reason = format!("policy quota: {reached}");
                 disconnect_session(tx, u, session.as_ref(), &mut outcome, reason);
@@ -222,6 +224,7 @@ pub(crate) fn record_capped(
     Ok((outcome, cap))
 }
 
+/// The disconnect queue's (or CoA queue's) job for the update's session.
 fn session_job_of(u: &AcctUpdate, session: Option<&Session>, reason: String) -> NewDisconnectJob {
     let start = session.map_or_else(
         || u.event_time - i64::from(u.session_time.unwrap_or(0)),
@@ -230,6 +233,8 @@ fn session_job_of(u: &AcctUpdate, session: Option<&Session>, reason: String) -> 
     crate::disconnect::session_job(u, session, start, reason)
 }
 
+/// Queues the disconnection of the update's session, in the update's commit (one
+/// job per session: a session with a job keeps it).
 fn disconnect_session(
     tx: &impl AcctStore,
     u: &AcctUpdate,

@@ -28,6 +28,23 @@ pub(crate) struct WriterTx<'a> {
     pub(crate) hourly: Option<&'a HourlyUsers>,
 }
 
+impl<'a> WriterTx<'a> {
+    /// An accounting update's: with the writer's policy and modulation caches.
+    pub(crate) fn accounting(
+        conn: &'a Connection,
+        tz: Tz,
+        quotas: &'a mut QuotaCache,
+        hourly: &'a HourlyUsers,
+    ) -> Self {
+        WriterTx {
+            conn,
+            tz,
+            quotas: Some(RefCell::new(quotas)),
+            hourly: Some(hourly),
+        }
+    }
+}
+
 impl AcctStore for WriterTx<'_> {
     fn close_nas(&self, nas_ip: &str, at: i64, reason: &str) -> Result<usize, StoreError> {
         Ok(self
@@ -126,6 +143,7 @@ impl AcctStore for WriterTx<'_> {
         outcome: &Outcome,
         now: i64,
         control: &RawPolicy,
+        totals: Option<&Totals>,
     ) -> Result<Option<Reached>, StoreError> {
         match &self.quotas {
             Some(q) => policies::quota_after_record(
@@ -135,6 +153,7 @@ impl AcctStore for WriterTx<'_> {
                 outcome,
                 now,
                 control,
+                totals,
             ),
             None => Ok(None),
         }

@@ -365,37 +365,6 @@ pub struct UserSnapshot {
     pub marks: Vec<UsageMark>,
 }
 
-/// A read transaction through cached statements (rusqlite's transactions parse
-/// BEGIN / ROLLBACK anew each time, which shows on the login path). Ends on drop.
-/// SQLite: one WAL read lock and one view for the reads. PostgreSQL reads each
-/// statement's committed state anyway (READ COMMITTED): no transaction, two round
-/// trips less per login.
-pub(crate) struct ReadTx<'c>(Option<&'c Connection>);
-
-impl<'c> ReadTx<'c> {
-    pub(crate) fn begin(conn: &'c Connection) -> Result<Self, StoreError> {
-        if conn.backend() == super::db::Backend::Postgres {
-            return Ok(ReadTx(None));
-        }
-        conn.prepare_cached("BEGIN")?.execute(())?;
-        Ok(ReadTx(Some(conn)))
-    }
-}
-
-impl Drop for ReadTx<'_> {
-    fn drop(&mut self) {
-        let Some(conn) = self.0 else {
-            return;
-        };
-        if let Err(e) = conn
-            .prepare_cached("ROLLBACK")
-            .and_then(|mut s| s.execute(()))
-        {
-            log::warn!("ending a read transaction: {e}");
-        }
-    }
-}
-
 /// One read transaction (one WAL read lock, one consistent view) instead of one per
 /// statement: the login path's reads.
 pub(crate) fn user_snapshot(
@@ -406,7 +375,7 @@ pub(crate) fn user_snapshot(
     month: chrono::NaiveDate,
     with_topups: bool,
 ) -> Result<UserSnapshot, StoreError> {
-    let _tx = ReadTx::begin(conn)?;
+    let _tx = conn.read_transaction()?;
     let open_sessions: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM sessions WHERE username = ?1 AND stop_time IS NULL")?
         .query_row([Name::new(username)], |r| r.get(0))?;

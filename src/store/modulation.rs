@@ -348,7 +348,7 @@ pub struct ModulatedSession {
 }
 
 pub(crate) fn modulated_sessions(conn: &Connection) -> Result<Vec<ModulatedSession>, StoreError> {
-    let _tx = super::capping::ReadTx::begin(conn)?;
+    let _tx = conn.read_transaction()?;
     let mut stmt = conn.prepare_cached(
         "SELECT s.nas_ip, s.session_key, s.username, s.acct_session_id, s.framed_ip, \
            s.start_time, u.policy, \

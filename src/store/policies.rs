@@ -8,7 +8,6 @@ use chrono::NaiveDate;
 
 use super::db::{params, Conn as Connection, OptionalExtension};
 
-use super::capping::ReadTx;
 use super::read::{from_db, name, Name};
 use super::StoreError;
 use crate::periods;
@@ -396,7 +395,7 @@ pub(crate) fn policy_get(conn: &Connection, policy: &str) -> Result<Option<Polic
 }
 
 pub(crate) fn policy_list(conn: &Connection) -> Result<Vec<PolicyDef>, StoreError> {
-    let _tx = ReadTx::begin(conn)?;
+    let _tx = conn.read_transaction()?;
     let names: Vec<String> = conn
         .prepare_cached("SELECT name FROM policies ORDER BY name")?
         .query_map((), |r| r.get(0))?
@@ -477,7 +476,7 @@ fn counts(
 /// assigned policy, and unless `always_count`, that is the one lookup in
 /// user_policies.
 pub(crate) fn login_view(conn: &Connection, q: &LoginQuery<'_>) -> Result<PolicyView, StoreError> {
-    let _tx = ReadTx::begin(conn)?;
+    let _tx = conn.read_transaction()?;
     let assigned: Option<(String, i64, i64)> = conn
         .prepare_cached(
             "SELECT u.policy, u.assigned_at, r.n FROM user_policies u, policy_revision r \
@@ -673,6 +672,11 @@ impl QuotaCache {
 /// event's day and month in `tz` when it added nothing), and the quota reached, if
 /// any. Reads nothing for a user without quotas once the cache knows the user, nor
 /// while the update stays within the room left at the user's last check.
+///
+/// `totals`: the day's and month's usage the update's own upsert returned (a store
+/// several servers write: PostgreSQL). Then they are the usage, read in the same
+/// statement, and no room is kept (another server's accounting would not count it
+/// down).
 pub(crate) fn quota_after_record(
     conn: &Connection,
     tz: chrono_tz::Tz,
@@ -680,6 +684,7 @@ pub(crate) fn quota_after_record(
     outcome: &crate::sessions::Outcome,
     event_time: i64,
     control: &RawPolicy,
+    totals: Option<&crate::pipeline::capping::Totals>,
 ) -> Result<Option<Reached>, StoreError> {
     use crate::sessions::AcctStatus;
     if !matches!(outcome.status, AcctStatus::Start | AcctStatus::Interim) {
@@ -715,6 +720,10 @@ pub(crate) fn quota_after_record(
             Usage::default(),
         ),
     };
+    if let Some(t) = totals {
+        entry.room = None;
+        return Ok(quotas.reached(&t.day, &t.month));
+    }
     if let Some((c, d, m, room)) = &mut entry.room {
         if (&*c, *d, *m) == (control, day, month) && room.take(&delta) {
             return Ok(None);

@@ -581,7 +581,15 @@ fn users_without_quotas_cost_no_read_once_known() {
     };
     let none = crate::policies::RawPolicy::new();
     let check = |cache: &mut QuotaCache, user: &str| {
-        quota_after_record(&conn, chrono_tz::UTC, cache, &outcome(user), NOON, &none)
+        quota_after_record(
+            &conn,
+            chrono_tz::UTC,
+            cache,
+            &outcome(user),
+            NOON,
+            &none,
+            None,
+        )
     };
     // No policy has a quota: one read for everybody, then none.
     let mut cache = QuotaCache::new(16);
@@ -628,7 +636,7 @@ fn users_without_quotas_cost_no_read_once_known() {
     };
     let mut cache = QuotaCache::new(16);
     let check = |cache: &mut QuotaCache, o| {
-        quota_after_record(&conn, chrono_tz::UTC, cache, &o, NOON, &none)
+        quota_after_record(&conn, chrono_tz::UTC, cache, &o, NOON, &none, None)
     };
     assert_eq!(check(&mut cache, spending(0)).unwrap(), None);
     conn.execute_batch("ALTER TABLE usage_day RENAME TO gone")
@@ -702,4 +710,25 @@ fn quota_path_cost() {
         let secs = t.elapsed().as_secs_f64();
         eprintln!("quotas {with_quotas}: {:.0} updates/s", n as f64 / secs);
     }
+}
+
+/// Another server's accounting (a second writer on the same store) counts toward
+/// a quota this writer checked before: its room is not kept past that.
+#[test]
+fn another_writers_usage_reaches_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(&dir);
+    let b = open(&dir);
+    let i = AcctStatus::Interim;
+    quota_policy(&a, "q", &[("daily-traffic", "10")]);
+    a.policy_assign("u", Some("q"), NOON).unwrap();
+    assert_eq!(interim(&a, i, "u", "s1", 2 * MIB, 60, NOON, &[]), None);
+    assert_eq!(
+        interim(&a, i, "u", "s1", 3 * MIB, 120, NOON + 60, &[]),
+        None
+    );
+    // 6 MB through the other writer: 9 MB of 10.
+    assert_eq!(interim(&b, i, "u", "s2", 6 * MIB, 60, NOON + 70, &[]), None);
+    // This writer's next MB reaches the quota, though its own room had 7 MB left.
+    assert!(interim(&a, i, "u", "s1", 4 * MIB, 180, NOON + 120, &[]).is_some());
 }

@@ -59,7 +59,13 @@ const TABLES: [&str; 4] = ["disconnect_queue", "nas_actions", "coa_queue", "even
 
 /// Makes the jobs claimed by an earlier process of this host that is gone (a
 /// restart after kill -9 or a crash) due now, instead of after their lease.
+/// PostgreSQL only: SQLite leases nothing, and there this would only cut short the
+/// backoff of jobs the earlier process had marked. (On PostgreSQL such a job, whose
+/// claimer was this host's dead process, is tried once early too.)
 pub(crate) fn release_dead(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    if conn.backend() != super::db::Backend::Postgres {
+        return Ok(0);
+    }
     let id = server_id();
     let Some((host, _)) = id.rsplit_once(':') else {
         return Ok(0);

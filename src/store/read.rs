@@ -174,7 +174,7 @@ pub(crate) fn list_sessions(
 
 pub(crate) fn usage(conn: &Connection, username: &str) -> Result<Vec<UsageRow>, StoreError> {
     // One read transaction: months and days from the same snapshot.
-    let tx = conn.unchecked_transaction()?;
+    let _tx = conn.read_transaction()?;
     let mut out = Vec::new();
     let queries = [
         (
@@ -189,7 +189,7 @@ pub(crate) fn usage(conn: &Connection, username: &str) -> Result<Vec<UsageRow>, 
         ),
     ];
     for (kind, sql) in queries {
-        let mut stmt = tx.prepare_cached(sql)?;
+        let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt.query_map([Name::new(username)], |r| {
             Ok(UsageRow {
                 kind,
@@ -201,7 +201,6 @@ pub(crate) fn usage(conn: &Connection, username: &str) -> Result<Vec<UsageRow>, 
             out.push(row?);
         }
     }
-    tx.finish()?;
     Ok(out)
 }
 

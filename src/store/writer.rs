@@ -106,8 +106,7 @@ impl Writer {
                 }
             }
             let requests: Vec<&Request> = batch.iter().map(|j| &j.request).collect();
-            let outage = Arc::clone(&self.outage);
-            let results = self.apply(&requests, &outage);
+            let results = self.apply(&requests);
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.counters
                 .items
@@ -128,11 +127,13 @@ impl Writer {
 
     /// One batch, on a live connection (opened again if the server dropped it),
     /// tried again when the database asks for it (a deadlock between servers).
-    fn apply(
-        &mut self,
-        requests: &[&Request],
-        outage: &SharedOutage,
-    ) -> Vec<Result<Reply, StoreError>> {
+    fn apply(&mut self, requests: &[&Request]) -> Vec<Result<Reply, StoreError>> {
+        let unavailable = |why: &str| -> Vec<Result<Reply, StoreError>> {
+            requests
+                .iter()
+                .map(|_| Err(StoreError::Unavailable(why.to_string())))
+                .collect()
+        };
         let mut attempt = 0;
         // PostgreSQL: without savepoints first (see Conn::set_savepoints).
         let mut fast = self.conn.backend() == super::db::Backend::Postgres;
@@ -142,11 +143,8 @@ impl Writer {
                     Ok(conn) => self.conn = conn,
                     Err(e) => {
                         let why = e.to_string();
-                        Outage::failed(outage, &why);
-                        return requests
-                            .iter()
-                            .map(|_| Err(StoreError::Unavailable(why.clone())))
-                            .collect();
+                        Outage::failed(&self.outage, &why);
+                        return unavailable(&why);
                     }
                 }
             }
@@ -172,13 +170,10 @@ impl Writer {
                     continue;
                 }
                 Some(Failure::Connection(why)) => {
-                    Outage::failed(outage, &why);
-                    return requests
-                        .iter()
-                        .map(|_| Err(StoreError::Unavailable(why.clone())))
-                        .collect();
+                    Outage::failed(&self.outage, &why);
+                    return unavailable(&why);
                 }
-                _ => Outage::ended(outage),
+                _ => Outage::ended(&self.outage),
             }
             return results;
         }
@@ -511,23 +506,13 @@ fn apply_one(
 ) -> Result<Reply, StoreError> {
     match request {
         Request::Record(u) => {
-            let tx = WriterTx {
-                conn,
-                tz,
-                quotas: Some(std::cell::RefCell::new(quotas)),
-                hourly: Some(hourly),
-            };
+            let tx = WriterTx::accounting(conn, tz, quotas, hourly);
             let (outcome, _, totals) = pipeline::record(&tx, tz, rules, u)?;
             headrooms.spend(&outcome, totals.as_ref());
             Ok(Reply::Recorded(outcome))
         }
         Request::RecordCapped(u, c) => {
-            let tx = WriterTx {
-                conn,
-                tz,
-                quotas: Some(std::cell::RefCell::new(quotas)),
-                hourly: Some(hourly),
-            };
+            let tx = WriterTx::accounting(conn, tz, quotas, hourly);
             let (outcome, cap) = pipeline::record_capped(&tx, headrooms, tz, rules, u, c)?;
             Ok(Reply::RecordedCapped(outcome, cap))
         }
@@ -575,9 +560,6 @@ fn apply_one(
     }
 }
 
-/// Queues the disconnection of the update's session, in the update's commit (one
-/// job per session: a session with a job keeps it).
-/// The disconnect queue's (or CoA queue's) job for the update's session.
 /// The NAS's `counter_wrap` (a NAS not registered counts wraps: `auto` is the
 /// default). Asked only when an update looks like a 32-bit wrap, so rarely.
 pub(crate) fn nas_counts_wraps(conn: &Connection, nas_ip: &str) -> bool {
