@@ -100,14 +100,14 @@ impl Backing {
         }
     }
 
-    fn write<T: ControlValues>(&self, user: &str, values: Option<&T>) {
+    fn write<T: ControlValues>(&self, user: &str, values: Option<&T>, at: i64) {
         let text = values.map(|v| serde_json::to_string(&v.to_pairs()).unwrap_or_default());
         if text.is_some() {
             self.any.store(true, Ordering::Relaxed);
         }
-        if let Err(e) =
-            self.store
-                .login_control_put_nowait(user, self.kind, text, crate::periods::now())
+        if let Err(e) = self
+            .store
+            .login_control_put_nowait(user, self.kind, text, at)
         {
             log::warn!("cannot keep the login values: {e}");
         }
@@ -217,16 +217,17 @@ impl<T: ControlValues> LoginMemory<T> {
         };
         self.users.store(seen.len(), Ordering::Release);
         drop(seen);
+        let now = crate::periods::now();
         if self.backing.as_ref().is_some_and(|b| b.shared) {
             self.logins
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(user.to_string(), crate::periods::now());
+                .insert(user.to_string(), now);
         }
         if let Some(b) = &self.backing {
             // Another server may have kept another set since: there, always write.
             if changed || b.shared {
-                b.write(user, (!control.is_empty()).then_some(control));
+                b.write(user, (!control.is_empty()).then_some(control), now);
             }
         }
         control.clone()

@@ -80,27 +80,26 @@ pub fn sqlite_to_postgres(from: &Path, to: &Location) -> Result<CopyReport, Stor
         let mut rows = stmt.query([])?;
         let mut n = 0u64;
         while let Some(r) = rows.next()? {
-            let mut texts: Vec<String> = Vec::new();
-            let mut kinds: Vec<Result<Value<'static>, usize>> = Vec::with_capacity(cols.len());
-            for (i, (_, ty)) in cols.iter().enumerate() {
-                kinds.push(match r.get_ref(i)? {
-                    ValueRef::Null => Ok(Value::Null(null_type(ty))),
-                    ValueRef::Integer(v) => Ok(Value::Int(v)),
-                    ValueRef::Real(v) => Ok(Value::Real(v)),
-                    // Names as their escaped form (see crate::names): PostgreSQL's TEXT is UTF-8.
-                    ValueRef::Text(b) | ValueRef::Blob(b) => {
-                        texts.push(crate::names::decode(b));
-                        Err(texts.len() - 1)
-                    }
-                });
-            }
-            let values: Vec<Value<'_>> = kinds
-                .into_iter()
-                .map(|k| match k {
-                    Ok(v) => v,
-                    Err(i) => Value::Text(&texts[i]),
+            // Names as their escaped form (see crate::names): PostgreSQL's TEXT is UTF-8.
+            let texts: Vec<Option<String>> = (0..cols.len())
+                .map(|i| match r.get_ref(i)? {
+                    ValueRef::Text(b) | ValueRef::Blob(b) => Ok(Some(crate::names::decode(b))),
+                    _ => Ok(None),
                 })
-                .collect();
+                .collect::<rusqlite::Result<_>>()?;
+            let values: Vec<Value<'_>> = cols
+                .iter()
+                .zip(&texts)
+                .enumerate()
+                .map(|(i, ((_, ty), text))| {
+                    Ok(match (text, r.get_ref(i)?) {
+                        (Some(t), _) => Value::Text(t),
+                        (None, ValueRef::Integer(v)) => Value::Int(v),
+                        (None, ValueRef::Real(v)) => Value::Real(v),
+                        (None, _) => Value::Null(null_type(ty)),
+                    })
+                })
+                .collect::<rusqlite::Result<_>>()?;
             tx.execute(&insert, values)?;
             n += 1;
         }

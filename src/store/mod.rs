@@ -1,5 +1,6 @@
 //! The session store: SQLite (WAL, the embedded default) or PostgreSQL (several
-//! servers on one database), with one writer thread per process doing group commit.
+//! servers on one database), with writer threads doing group commit (one for
+//! SQLite, [`PG_WRITERS`] for PostgreSQL).
 //!
 //! All SQL of the crate lives under this module; [`db`] holds what differs between
 //! the backends. Callers use [`Store`] (the module, read-write), [`Reader`] (the
@@ -224,15 +225,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn login_control(username: &str, kind: ControlKind, vals: Option<String>, at: i64) -> Request {
-    Request::LoginControl {
-        username: username.to_string(),
-        kind,
-        vals,
-        at,
-    }
-}
-
 fn location(path: &Path) -> Result<Location, StoreError> {
     Location::parse(path).map_err(|why| StoreError::BadLocation { why })
 }
@@ -376,6 +368,12 @@ impl Store {
         let senders = senders.as_ref().ok_or(StoreError::Closed)?;
         let i = writer::shard(&job.request, senders.len());
         senders[i].send(job).map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Hands a request over without waiting for its commit (nobody reads the reply).
+    fn send_nowait(&self, request: Request) -> Result<(), StoreError> {
+        let (reply, _) = mpsc::sync_channel(1);
+        self.send(Job { request, reply })
     }
 
     fn submit(&self, request: Request) -> Result<Reply, StoreError> {
@@ -626,11 +624,7 @@ impl Store {
     /// request must not wait for (a login's `user_auth`; should it be lost, or
     /// conflict with a concurrent one, the session's Start records the login).
     pub fn state_commit_nowait(&self, change: StateChange) -> Result<(), StoreError> {
-        let (reply, _) = mpsc::sync_channel(1);
-        self.send(Job {
-            request: Request::State(Box::new(change)),
-            reply,
-        })
+        self.send_nowait(Request::State(Box::new(change)))
     }
 
     /// Keeps (Some) or forgets (None) the control-list values of the user's login,
@@ -642,25 +636,12 @@ impl Store {
         vals: Option<String>,
         at: i64,
     ) -> Result<(), StoreError> {
-        let (reply, _) = mpsc::sync_channel(1);
-        self.send(Job {
-            request: login_control(username, kind, vals, at),
-            reply,
+        self.send_nowait(Request::LoginControl {
+            username: username.to_string(),
+            kind,
+            vals,
+            at,
         })
-    }
-
-    /// [`Store::login_control_put_nowait`], waiting for the commit (tests, tools).
-    pub fn login_control_put(
-        &self,
-        username: &str,
-        kind: ControlKind,
-        vals: Option<String>,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        match self.submit(login_control(username, kind, vals, at))? {
-            Reply::Done => Ok(()),
-            _ => Err(StoreError::WriterGone),
-        }
     }
 
     /// Stops the writer after it has finished the queued jobs. Idempotent; later
@@ -711,8 +692,8 @@ impl Reader {
         self.pool.location().backend()
     }
 
-    /// The control-list values of the user's last login (see [`Store::login_control_put`]).
-    /// ... and when they were kept.
+    /// The control-list values of the user's last login (see
+    /// [`Store::login_control_put_nowait`]) and when they were kept.
     pub fn login_control(
         &self,
         username: &str,

@@ -300,25 +300,29 @@ impl PgConn {
         r
     }
 
-    pub(crate) fn query(&self, sql: &str, values: &[Value<'_>]) -> DbResult<Vec<postgres::Row>> {
+    /// Runs `sql` (prepared once for its parameters' types) through `run`.
+    fn with_statement<T>(
+        &self,
+        sql: &str,
+        values: &[Value<'_>],
+        run: impl FnOnce(&mut Client, &Statement, &[&(dyn ToSql + Sync)]) -> Result<T, postgres::Error>,
+    ) -> DbResult<T> {
         let r = (|| {
             let types: Vec<Type> = values.iter().map(Value::pg_type).collect();
             let stmt = self.statement(sql, &types)?;
             let args: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
-            Ok(self.client.borrow_mut().query(&stmt, &args)?)
+            Ok(run(&mut self.client.borrow_mut(), &stmt, &args)?)
         })();
         self.track(sql, r)
     }
 
+    pub(crate) fn query(&self, sql: &str, values: &[Value<'_>]) -> DbResult<Vec<postgres::Row>> {
+        self.with_statement(sql, values, |c, st, args| c.query(st, args))
+    }
+
     pub(crate) fn execute(&self, sql: &str, values: &[Value<'_>]) -> DbResult<usize> {
-        let r = (|| {
-            let types: Vec<Type> = values.iter().map(Value::pg_type).collect();
-            let stmt = self.statement(sql, &types)?;
-            let args: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
-            let n = self.client.borrow_mut().execute(&stmt, &args)?;
-            Ok(usize::try_from(n).unwrap_or(usize::MAX))
-        })();
-        self.track(sql, r)
+        let n = self.with_statement(sql, values, |c, st, args| c.execute(st, args))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     pub(crate) fn batch(&self, sql: &str) -> DbResult<()> {
