@@ -10,9 +10,11 @@ bash scripts/deps.sh
 cargo build --quiet --all-targets
 cargo test --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" "$@"
 # The store's suite again, on PostgreSQL (a cluster of its own, gone when it ends).
-# And the end-to-end files that are about storage, with the servers on PostgreSQL.
+# And every end-to-end file (but the two-server one, which is on PostgreSQL anyway)
+# again with the servers on PostgreSQL.
 if [ $# -eq 0 ]; then
   RLM_TEST_BACKEND=postgres cargo test --lib --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" store:: login_memory::
   RLM_E2E_BACKEND=postgres cargo test --no-fail-fast --test e2e_sessions --test e2e_capping \
-    --test e2e_policies --test e2e_policy_quotas -- --test-threads="${TEST_THREADS:-2}"
+    --test e2e_policies --test e2e_policy_quotas --test e2e_states --test e2e_disconnect \
+    --test e2e_modulation --test e2e_bad_input --test e2e_unique_id -- --test-threads="${TEST_THREADS:-2}"
 fi

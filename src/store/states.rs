@@ -508,7 +508,7 @@ fn service_change(
         } => conn
             .prepare_cached(
                 "UPDATE user_services SET state = 'ended', ended_at = ?3, end_reason = ?4, \
-                     persistent = CASE WHEN ?5 THEN 0 ELSE persistent END, updated = ?3 \
+                     persistent = CASE WHEN ?5 <> 0 THEN 0 ELSE persistent END, updated = ?3 \
                  WHERE username = ?1 AND service = ?2",
             )?
             .execute(params![user, service, now, reason.as_str(), unsubscribe])?,

@@ -563,8 +563,17 @@ impl TestRow<'_> {
     }
 }
 
+/// `?N` replaced by quoted values, and SQLite's `CAST(x AS BLOB)` by `x` (a name's
+/// text, which [`TestCol`] for `Vec<u8>` reads back as its exact bytes).
 fn pg_inline(sql: &str, params: &[&str]) -> String {
     let mut out = sql.to_string();
+    while let Some(start) = out.find("CAST(") {
+        let Some(len) = out[start..].find(" AS BLOB)") else {
+            break;
+        };
+        let inner = out[start + 5..start + len].to_string();
+        out.replace_range(start..start + len + " AS BLOB)".len(), &inner);
+    }
     // Highest first: ?10 before ?1.
     for (i, p) in params.iter().enumerate().rev() {
         out = out.replace(
