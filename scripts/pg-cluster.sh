@@ -25,11 +25,15 @@ fi
   -c max_connections=300 -c shared_buffers=64MB -c log_min_messages=warning \
   >"$dir/postgres.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do
-  [ -S "$dir/.s.PGSQL.$port" ] && break
+# Ready means accepting connections: the socket appears while the server is still
+# "starting up" and refuses logins (a loaded CI machine showed that window).
+ready=
+for _ in $(seq 300); do
+  if "$bindir/pg_isready" -q -h "$dir" -p "$port"; then ready=1; break; fi
   kill -0 $pid 2>/dev/null || { cat "$dir/postgres.log" >&2; exit 1; }
   sleep 0.1
 done
+[ -n "$ready" ] || { echo "pg-cluster: not accepting connections after 30 s" >&2; cat "$dir/postgres.log" >&2; exit 1; }
 echo "host=127.0.0.1 port=$port user=postgres dbname=postgres"
 # Stop (fast shutdown) once whoever started us is gone.
 cat >/dev/null || true
