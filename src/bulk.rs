@@ -189,6 +189,9 @@ pub fn record(
     finished: i64,
 ) -> Result<(), StoreError> {
     let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    for r in results {
+        crate::metrics::global().bulk(r);
+    }
     for r in results.iter().filter(|r| r.skipped.is_none()) {
         admin.bulk_run_record(&BulkRun {
             nas_ip: r.nas_ip.clone(),

@@ -289,7 +289,7 @@ impl DmClient {
             results[i] = Some(res);
         });
         let abort = run.err().map(|e| e.to_string());
-        results
+        let results: Vec<Result<DmOutcome, CoaError>> = results
             .into_iter()
             .map(|r| {
                 r.unwrap_or_else(|| {
@@ -298,7 +298,23 @@ impl DmClient {
                     )))
                 })
             })
-            .collect()
+            .collect();
+        let counted = &crate::metrics::global().dm_results;
+        for (code, r) in codes.iter().zip(&results) {
+            let kind = if *code == Code::CoaRequest {
+                "coa"
+            } else {
+                "disconnect"
+            };
+            let result = match r {
+                Ok(DmOutcome::Ack) => "ack",
+                Ok(DmOutcome::Nak { .. }) => "nak",
+                Err(CoaError::Timeout { .. }) => "timeout",
+                Err(_) => "error",
+            };
+            counted.inc(&[kind, result]);
+        }
+        results
     }
 
     pub fn send_one(&mut self, job: Job) -> Result<DmOutcome, CoaError> {

@@ -25,6 +25,8 @@ pub struct RawConfig {
     pub max_session_rate: Option<String>,
     pub events_keep: Option<String>,
     pub queue_lease: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub metrics_token: Option<String>,
     pub capping: RawCapping,
     pub hooks: RawHooks,
 }
@@ -132,6 +134,10 @@ pub struct Config {
     /// Seconds a server keeps a queued job it claimed (several servers on one
     /// database: a job of a server killed mid-job is taken over after this).
     pub queue_lease: u64,
+    /// Where the module serves its `/metrics` (off when unset).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// A bearer token `/metrics` requires, if set.
+    pub metrics_token: Option<String>,
 }
 
 /// Capping settings (`capping { ... }`).
@@ -305,6 +311,17 @@ pub fn parse(raw: &RawConfig) -> Result<Config, ConfigError> {
                 Err(r) => return Err(err("queue_lease", v, r)),
             },
         },
+        metrics_listen: match raw.metrics_listen.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => Some(v.parse().map_err(|_| {
+                err(
+                    "metrics_listen",
+                    v,
+                    "must be an address and port, as 127.0.0.1:9812 or [::1]:9812",
+                )
+            })?),
+        },
+        metrics_token: raw.metrics_token.clone().filter(|t| !t.is_empty()),
         events_keep: match raw.events_keep.as_deref() {
             None => 90 * 86_400,
             Some(v) => parse_duration(v).map_err(|r| err("events_keep", v, r))?,
@@ -599,6 +616,32 @@ mod tests {
         assert!(!e.to_string().contains("s3cret"), "{e}");
         let e = parse(&raw("host=db user=rlm passfile=/nonexistent/pgpass", None)).unwrap_err();
         assert!(e.to_string().contains("passfile"), "{e}");
+    }
+
+    #[test]
+    fn metrics_listener_address_and_token() {
+        let raw = |listen: Option<&str>, token: Option<&str>| RawConfig {
+            metrics_listen: listen.map(Into::into),
+            metrics_token: token.map(Into::into),
+            ..Default::default()
+        };
+        let off = parse(&raw(None, None)).unwrap();
+        assert_eq!((off.metrics_listen, off.metrics_token), (None, None));
+        assert_eq!(
+            parse(&raw(Some(""), Some(""))).unwrap().metrics_listen,
+            None
+        );
+        let on = parse(&raw(Some("127.0.0.1:9812"), Some("t0k"))).unwrap();
+        assert_eq!(on.metrics_listen, Some("127.0.0.1:9812".parse().unwrap()));
+        assert_eq!(on.metrics_token.as_deref(), Some("t0k"));
+        assert!(parse(&raw(Some("[::1]:9812"), None)).is_ok());
+        for bad in ["9812", "localhost:9812", "127.0.0.1", "127.0.0.1:99999"] {
+            assert_eq!(
+                parse(&raw(Some(bad), None)).unwrap_err().option,
+                "metrics_listen",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -388,15 +388,24 @@ pub fn api_login(nas: &NasConfig) -> Result<Client, String> {
             server_name: None,
         }),
     };
-    let mut client = Client::connect(host, nas.api_port, &opts)
-        .map_err(|e| format!("RouterOS API {host}:{}: connect: {e}", nas.api_port))?;
-    client.login(user, password).map_err(|e| match e {
-        routeros::Error::LoginRefused(why) => format!(
-            "RouterOS API {host}:{}: login as {user:?} refused: {why}",
-            nas.api_port
-        ),
-        e => format!("RouterOS API {host}:{}: login: {e}", nas.api_port),
+    let errors = &crate::metrics::global().api_errors;
+    let mut client = Client::connect(host, nas.api_port, &opts).map_err(|e| {
+        errors.inc(&["connect"]);
+        format!("RouterOS API {host}:{}: connect: {e}", nas.api_port)
     })?;
+    client
+        .login(user, password)
+        .map_err(|e| {
+            errors.inc(&["login"]);
+            e
+        })
+        .map_err(|e| match e {
+            routeros::Error::LoginRefused(why) => format!(
+                "RouterOS API {host}:{}: login as {user:?} refused: {why}",
+                nas.api_port
+            ),
+            e => format!("RouterOS API {host}:{}: login: {e}", nas.api_port),
+        })?;
     Ok(client)
 }
 

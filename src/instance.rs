@@ -32,6 +32,23 @@ pub enum Rcode {
     Updated,
 }
 
+impl Rcode {
+    /// unlang's name of the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rcode::Reject => "reject",
+            Rcode::Fail => "fail",
+            Rcode::Ok => "ok",
+            Rcode::Handled => "handled",
+            Rcode::Invalid => "invalid",
+            Rcode::Userlock => "userlock",
+            Rcode::Notfound => "notfound",
+            Rcode::Noop => "noop",
+            Rcode::Updated => "updated",
+        }
+    }
+}
+
 pub struct Instance {
     pub name: String,
     pub config: Config,
@@ -46,6 +63,8 @@ pub struct Instance {
     secrets: ClientSecrets,
     /// Tells the disconnect jobs to end their network waits early at detach.
     stopping: Arc<AtomicBool>,
+    /// `/metrics`, shared with other instances on the same address.
+    _metrics: Option<Arc<crate::metrics::listener::Listener>>,
 }
 
 /// Closes sessions that sent nothing for `stale_after`.
@@ -91,6 +110,14 @@ impl Instance {
             ..Default::default()
         };
         crate::store::Lease::set_current(config.queue_lease);
+        let metrics = match config.metrics_listen {
+            None => None,
+            Some(addr) => Some(
+                crate::metrics::listener::start(addr, config.metrics_token.clone()).map_err(
+                    |e| format!("option 'metrics_listen' = \"{addr}\": cannot listen: {e}"),
+                )?,
+            ),
+        };
         let store = Store::open(&config.db, opts)
             .map_err(|e| format!("option 'db' = \"{}\": {e}", config.db_shown))?;
         // A restart after a crash: this host's earlier process left claimed jobs
@@ -236,6 +263,7 @@ impl Instance {
             hooks,
             secrets,
             stopping,
+            _metrics: metrics,
         })
     }
 
@@ -251,6 +279,21 @@ impl Instance {
         src_ip: Option<IpAddr>,
         received_at: i64,
     ) -> Rcode {
+        let (rcode, outcome) =
+            self.accounting_outcome(attrs, control, control_policy, src_ip, received_at);
+        crate::metrics::global().accounting.inc(&[outcome]);
+        rcode
+    }
+
+    /// What [`Instance::accounting`] returns, and its outcome for the metrics.
+    fn accounting_outcome(
+        &self,
+        attrs: &impl Attrs,
+        control: &RawLimits,
+        control_policy: &RawPolicy,
+        src_ip: Option<IpAddr>,
+        received_at: i64,
+    ) -> (Rcode, &'static str) {
         let update = match accounting::extract(attrs, src_ip, received_at) {
             Ok(u) => u,
             Err(Skip::Untracked(code)) => {
@@ -258,11 +301,11 @@ impl Instance {
                 log::debug!(
                     "Acct-Status-Type {code} is not tracked: acknowledged without recording"
                 );
-                return Rcode::Ok;
+                return (Rcode::Ok, "not_tracked");
             }
             Err(Skip::Invalid(why)) => {
                 log::error!("invalid accounting request: {why}");
-                return Rcode::Invalid;
+                return (Rcode::Invalid, "invalid");
             }
         };
         let capping = self
@@ -340,20 +383,20 @@ impl Instance {
                     }
                     AcctAction::Change { .. } => {}
                 }
-                Rcode::Ok
+                (Rcode::Ok, "recorded")
             }
             // The store logs an outage once, when it starts and when it ends.
             Err(e @ crate::store::StoreError::Unavailable(_)) => {
                 log::debug!(
                     "accounting not recorded, no Accounting-Response so the NAS retransmits: {e}"
                 );
-                Rcode::Fail
+                (Rcode::Fail, "failed")
             }
             Err(e) => {
                 log::error!(
                     "accounting not recorded, no Accounting-Response so the NAS retransmits: {e}"
                 );
-                Rcode::Fail
+                (Rcode::Fail, "failed")
             }
         }
     }
@@ -386,13 +429,15 @@ impl Instance {
         control: &RawLimits,
         now: i64,
     ) -> Answer {
-        match username.filter(|u| !u.is_empty()) {
+        let a = match username.filter(|u| !u.is_empty()) {
             Some(user) => self.enforcer.authorize(request, user, control, now),
             None => {
                 log::debug!("no User-Name: nothing to look up");
                 Answer::rcode(Rcode::Noop)
             }
-        }
+        };
+        crate::metrics::global().authorize.inc(&[a.rcode.as_str()]);
+        a
     }
 
     /// `session`: the user's open sessions in the module's table (stale ones, silent
@@ -422,6 +467,25 @@ impl Instance {
     /// waiting services start and go into the reply with the operator's rate.
     /// `existing_rate`: the reply's Mikrotik-Rate-Limit before this module's.
     pub fn post_auth(
+        &self,
+        request: u32,
+        login: &Login<'_>,
+        control: &RawLimits,
+        existing_session_timeout: Option<u32>,
+        existing_rate: Option<&str>,
+    ) -> Answer {
+        let a = self.post_auth_answer(
+            request,
+            login,
+            control,
+            existing_session_timeout,
+            existing_rate,
+        );
+        crate::metrics::global().post_auth.inc(&[a.rcode.as_str()]);
+        a
+    }
+
+    fn post_auth_answer(
         &self,
         request: u32,
         login: &Login<'_>,

@@ -10,9 +10,10 @@
 //! `topup add`, `policy add`, `user policy`, ... through the store's writer.
 
 mod bulk;
-mod capping;
-mod format;
+pub(crate) mod capping;
+pub(crate) mod format;
 mod nas;
+mod operator;
 mod policy;
 mod states;
 
@@ -92,6 +93,12 @@ pub enum Command {
     /// Copy a SQLite store into a new, empty PostgreSQL one (stop the servers that
     /// write the SQLite file first).
     MigrateStore(MigrateStoreArgs),
+    /// The operator console: web screens and a JSON API on this store (runs until
+    /// SIGTERM or Ctrl-C).
+    Serve(operator::ServeArgs),
+    /// The console's operators: add, list, passwd, role, remove.
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +205,38 @@ pub(crate) fn open_admin(cli: &Cli) -> Result<crate::store::Admin, CliError> {
     crate::store::Admin::open_existing(&cli.db).map_err(map_open)
 }
 
+/// Runs a command given as its words after `rlm-rust` with `--json`, in this process:
+/// how the console reads and changes what the CLI does, through the same code.
+pub fn run_json(
+    db: &std::path::Path,
+    tz: Tz,
+    words: Vec<std::ffi::OsString>,
+) -> Result<serde_json::Value, CliError> {
+    let mut argv: Vec<std::ffi::OsString> = vec!["rlm-rust".into(), "--json".into()];
+    argv.extend(words);
+    let mut cli = Cli::try_parse_from(argv).map_err(|e| {
+        CliError::Input(
+            e.render()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("invalid input")
+                .trim_start_matches("error: ")
+                .to_string(),
+        )
+    })?;
+    cli.db = db.to_path_buf();
+    cli.timezone = Some(tz);
+    let out = match run(&cli) {
+        Ok(out) => out,
+        Err(CliError::Partial { stdout, message }) if !stdout.is_empty() => {
+            return Err(CliError::Partial { stdout, message })
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(serde_json::from_str(&out)?)
+}
+
 /// Runs a parsed command; returns what to print on stdout.
 pub fn run(cli: &Cli) -> Result<String, CliError> {
     let tz = cli.timezone.unwrap_or_else(system_tz);
@@ -213,6 +252,7 @@ pub fn run(cli: &Cli) -> Result<String, CliError> {
                     _ => OpenState::Any,
                 },
                 limit: (args.limit > 0).then_some(args.limit),
+                ..Default::default()
             };
             let rows = reader.list_sessions(&filter)?;
             if cli.json {
@@ -241,6 +281,8 @@ pub fn run(cli: &Cli) -> Result<String, CliError> {
         Command::Service(cmd) => states::run_service(cli, cmd, tz),
         Command::Events(args) => states::run_events(cli, args, tz),
         Command::MigrateStore(args) => migrate_store(cli, args),
+        Command::Serve(args) => operator::run_serve(cli, args, tz),
+        Command::Operator(cmd) => operator::run_operator(cli, cmd, tz),
     }
 }
 
@@ -278,11 +320,17 @@ struct StderrLog;
 
 impl log::Log for StderrLog {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= log::Level::Warn
+        m.level() <= log::max_level()
     }
     fn log(&self, r: &log::Record<'_>) {
-        if self.enabled(r.metadata()) {
-            eprintln!("rlm-rust: warning: {}", r.args());
+        // The console's own lines (logins, changes) only: not its HTTP stack's.
+        if self.enabled(r.metadata()) && r.target().starts_with("rlm_rust") {
+            let level = match r.level() {
+                log::Level::Error => "error",
+                log::Level::Warn => "warning",
+                _ => "info",
+            };
+            eprintln!("rlm-rust: {level}: {}", r.args());
         }
     }
     fn flush(&self) {}
@@ -295,6 +343,9 @@ pub fn main() -> ExitCode {
         log::set_max_level(log::LevelFilter::Warn);
     }
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        log::set_max_level(log::LevelFilter::Info);
+    }
     match run(&cli) {
         Ok(out) => {
             // A closed pipe (`| head`) is not an error worth reporting.

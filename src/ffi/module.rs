@@ -37,6 +37,8 @@ pub struct InstanceData {
     max_session_rate: *const c_char,
     events_keep: *const c_char,
     queue_lease: *const c_char,
+    metrics_listen: *const c_char,
+    metrics_token: *const c_char,
     hooks: HooksData,
     state: *mut Instance,
 }
@@ -164,7 +166,7 @@ static HOOKS_CONFIG: Static<[sys::CONF_PARSER; 15]> = Static([
 ]);
 
 /// Options without a default here are defaulted (and validated) in `config::parse`.
-static CONFIG: Static<[sys::CONF_PARSER; 17]> = Static([
+static CONFIG: Static<[sys::CONF_PARSER; 19]> = Static([
     secret_string_option(c"db", offset_of!(InstanceData, db)),
     string_option(c"timezone", offset_of!(InstanceData, timezone), None),
     string_option(c"stale_after", offset_of!(InstanceData, stale_after), None),
@@ -210,6 +212,12 @@ static CONFIG: Static<[sys::CONF_PARSER; 17]> = Static([
     ),
     string_option(c"events_keep", offset_of!(InstanceData, events_keep), None),
     string_option(c"queue_lease", offset_of!(InstanceData, queue_lease), None),
+    string_option(
+        c"metrics_listen",
+        offset_of!(InstanceData, metrics_listen),
+        None,
+    ),
+    secret_string_option(c"metrics_token", offset_of!(InstanceData, metrics_token)),
     sys::CONF_PARSER {
         name: c"hooks".as_ptr(),
         type_: sys::PW_TYPE_SUBSECTION as c_int,
@@ -299,6 +307,8 @@ unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_vo
             max_session_rate: opt(data.max_session_rate),
             events_keep: opt(data.events_keep),
             queue_lease: opt(data.queue_lease),
+            metrics_listen: opt(data.metrics_listen),
+            metrics_token: opt(data.metrics_token),
             hooks: config::RawHooks {
                 all: opt(data.hooks.all),
                 timeout: opt(data.hooks.timeout),

@@ -217,8 +217,22 @@ impl Client {
             ));
         }
         let res = self.pipeline_inner(cmds);
-        if res.is_err() {
-            self.broken = true;
+        let errors = &crate::metrics::global().api_errors;
+        match &res {
+            Err(_) => {
+                self.broken = true;
+                errors.inc(&["connection"]);
+            }
+            Ok(results) => {
+                // "no such item" is an answer (the session is already gone), not a failure.
+                let traps = results
+                    .iter()
+                    .filter(|r| r.as_ref().is_err_and(|e| !e.is_no_such_item()))
+                    .count();
+                if traps > 0 {
+                    errors.add(&["command"], traps as u64);
+                }
+            }
         }
         res
     }

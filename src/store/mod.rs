@@ -8,6 +8,7 @@
 
 mod acct;
 mod capping;
+mod console;
 mod copy;
 pub(crate) mod db;
 mod disconnect;
@@ -35,6 +36,7 @@ use db::{Conn as Connection, DbError, Location};
 pub use crate::pipeline::{merge_limits, AcctCapping, CapOutcome};
 pub(crate) use capping::cap_usage;
 pub use capping::{DecideRequest, LimitRow, OutboxResult, OutboxRow, UserSnapshot};
+pub use console::{ConsoleSession, NasSessionCounts, OperatorRow, QueueCount, Role};
 pub use copy::{sqlite_to_postgres, CopyReport};
 pub use db::{Backend, Location as DbLocation};
 pub use disconnect::{

@@ -27,6 +27,11 @@ pub struct SessionFilter {
     pub username: Option<String>,
     pub nas_ip: Option<String>,
     pub state: OpenState,
+    /// Only sessions that started before this (unix seconds).
+    pub started_before: Option<i64>,
+    /// Keyset paging: only sessions after this `(start_time, id)` in the newest-first
+    /// order (the last row of the previous page).
+    pub after: Option<(i64, i64)>,
     /// None: all matching sessions.
     pub limit: Option<usize>,
 }
@@ -145,11 +150,34 @@ pub(crate) fn list_sessions(
     conn: &Connection,
     f: &SessionFilter,
 ) -> Result<Vec<SessionRow>, StoreError> {
-    // A handful of fixed SQL shapes (so each stays cached and can use its index).
-    let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE TRUE");
     let user = f.username.as_deref().map(Name::new);
+    let (after_start, after_id) = f.after.unwrap_or((0, 0));
     let mut params: Vec<&dyn ToValue> = Vec::new();
-    if let Some(u) = &user {
+    let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE TRUE");
+    session_conditions(&mut sql, &mut params, f, &user);
+    if f.after.is_some() {
+        sql.push_str(" AND (start_time < ? OR (start_time = ? AND id < ?))");
+        params.extend([&after_start as &dyn ToValue, &after_start, &after_id]);
+    }
+    sql.push_str(" ORDER BY start_time DESC, id DESC LIMIT ?");
+    let limit = f
+        .limit
+        .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    params.push(&limit);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params.as_slice(), session_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The filter's conditions (not its cursor or limit). A handful of fixed SQL shapes,
+/// so each stays cached and can use its index.
+fn session_conditions<'a>(
+    sql: &mut String,
+    params: &mut Vec<&'a dyn ToValue>,
+    f: &'a SessionFilter,
+    user: &'a Option<Name<'a>>,
+) {
+    if let Some(u) = user {
         sql.push_str(" AND username = ?");
         params.push(u);
     }
@@ -162,14 +190,20 @@ pub(crate) fn list_sessions(
         OpenState::Open => sql.push_str(" AND stop_time IS NULL"),
         OpenState::Closed => sql.push_str(" AND stop_time IS NOT NULL"),
     }
-    sql.push_str(" ORDER BY start_time DESC, id DESC LIMIT ?");
-    let limit = f
-        .limit
-        .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
-    params.push(&limit);
+    if let Some(b) = &f.started_before {
+        sql.push_str(" AND start_time < ?");
+        params.push(b);
+    }
+}
+
+/// How many sessions match the filter's conditions (its cursor and limit aside).
+pub(crate) fn count_sessions(conn: &Connection, f: &SessionFilter) -> Result<u64, StoreError> {
+    let user = f.username.as_deref().map(Name::new);
+    let mut params: Vec<&dyn ToValue> = Vec::new();
+    let mut sql = "SELECT COUNT(*) FROM sessions WHERE TRUE".to_string();
+    session_conditions(&mut sql, &mut params, f, &user);
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params.as_slice(), session_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(stmt.query_row(params.as_slice(), |r| count(r, 0))?)
 }
 
 pub(crate) fn usage(conn: &Connection, username: &str) -> Result<Vec<UsageRow>, StoreError> {

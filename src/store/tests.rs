@@ -646,10 +646,67 @@ fn list_sessions_filters_and_limits() {
             },
             vec![],
         ),
+        (
+            SessionFilter {
+                started_before: Some(t + 3),
+                ..Default::default()
+            },
+            vec!["s2", "s1", "s0"],
+        ),
+        (
+            SessionFilter {
+                started_before: Some(t + 3),
+                state: OpenState::Open,
+                ..Default::default()
+            },
+            vec!["s2", "s1"],
+        ),
+        // Keyset pages: after (start, id) in newest-first order.
+        (
+            SessionFilter {
+                after: Some((t + 3, i64::MAX)),
+                limit: Some(2),
+                ..Default::default()
+            },
+            vec!["s3", "s2"],
+        ),
+        (
+            SessionFilter {
+                after: Some((t + 3, 0)),
+                ..Default::default()
+            },
+            vec!["s2", "s1", "s0"],
+        ),
     ];
     for (f, want) in cases {
         assert_eq!(ids(f.clone()), want, "{f:?}");
+        let all = SessionFilter {
+            after: None,
+            limit: None,
+            ..f.clone()
+        };
+        assert_eq!(
+            store.count_sessions(&f).unwrap(),
+            ids(all).len() as u64,
+            "the count ignores cursor and limit: {f:?}"
+        );
     }
+    // Walking pages of 2 by the last row's (start, id) visits every session once.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_sessions(&SessionFilter {
+                after,
+                limit: Some(2),
+                ..Default::default()
+            })
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.session.start_time, last.id));
+        seen.extend(page.into_iter().map(|r| r.session_key));
+    }
+    assert_eq!(seen, ["s4", "s3", "s2", "s1", "s0"]);
 }
 
 #[test]

@@ -106,7 +106,11 @@ impl Writer {
                 }
             }
             let requests: Vec<&Request> = batch.iter().map(|j| &j.request).collect();
+            let started = std::time::Instant::now();
             let results = self.apply(&requests);
+            if results.first().is_some_and(Result::is_ok) {
+                crate::metrics::global().committed(batch.len(), started.elapsed());
+            }
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.counters
                 .items

@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_shared_queues.sql"),
     include_str!("../migrations/postgres/0003_store_version.sql"),
+    include_str!("../migrations/postgres/0004_console.sql"),
 ];
 
 /// Serialises migrations of servers starting at once (an arbitrary constant).

@@ -24,6 +24,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0012_policy_revision.sql"),
     include_str!("../migrations/sqlite/0013_services_states.sql"),
     include_str!("../migrations/sqlite/0014_shared_queues.sql"),
+    include_str!("../migrations/sqlite/0015_console.sql"),
 ];
 
 /// The write connection: WAL (readers never block it), `synchronous` as configured.
