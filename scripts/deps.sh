@@ -2,13 +2,14 @@
 # Installs what building and testing rlm_rust needs on Debian 12, idempotently:
 # the stock freeradius server and tools, the headers (libfreeradius-dev plus the ones it
 # lacks, from the matching Debian source package), bindgen's libclang, and the Python
-# packages the tests use as independent protocol peers.
+# packages the tests use as independent protocol peers; PostgreSQL and Chromium with
+# its WebDriver for the shared-store and console tests.
 set -euo pipefail
 
 SRC_ROOT=/usr/local/src/rlm_rust
 PKGS=(freeradius freeradius-utils libfreeradius-dev libclang-dev libtalloc-dev libpcre3-dev
       libssl-dev dpkg-dev pkg-config faketime sqlite3 freeradius-python3
-      postgresql freeradius-postgresql)
+      postgresql freeradius-postgresql chromium chromium-driver)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 missing=()

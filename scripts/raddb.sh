@@ -22,7 +22,8 @@
 #   POST_AUTH_UNLANG  unlang added to post-auth right after "rust"
 #   PREACCT_UNLANG    unlang added to preacct right after "rust"
 #   DISCONNECT_PRIOR_MONTH, DM_TIMEOUT, DM_RETRIES, DISCONNECT_BATCH,
-#   BULK_DISCONNECT, BULK_DISCONNECT_DELAY, MAX_SESSION_RATE, QUEUE_LEASE
+#   BULK_DISCONNECT, BULK_DISCONNECT_DELAY, MAX_SESSION_RATE, QUEUE_LEASE,
+#   METRICS_LISTEN, METRICS_TOKEN
 #                     the module's disconnect options (default: the module's defaults)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,7 +82,8 @@ if [ -n "${HOOKS:-}" ]; then
   mv "$r/rust.tmp" "$r/mods-available/rust"
 fi
 for opt in disconnect_prior_month dm_timeout dm_retries disconnect_batch \
-           bulk_disconnect bulk_disconnect_delay max_session_rate queue_lease; do
+           bulk_disconnect bulk_disconnect_delay max_session_rate queue_lease \
+           metrics_listen metrics_token; do
   var=$(echo "$opt" | tr a-z A-Z)
   if [ -n "${!var:-}" ]; then
     sed -i -e "s|^#\(\s*\)$opt = .*|\1$opt = ${!var}|" "$r/mods-available/rust"

@@ -13,8 +13,8 @@ cargo test --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" "$@"
 # And every end-to-end file (but the two-server one, which is on PostgreSQL anyway)
 # again with the servers on PostgreSQL.
 if [ $# -eq 0 ]; then
-  RLM_TEST_BACKEND=postgres cargo test --lib --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" store:: login_memory::
+  RLM_TEST_BACKEND=postgres cargo test --lib --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" store:: login_memory:: console::
   RLM_E2E_BACKEND=postgres cargo test --no-fail-fast --test e2e_sessions --test e2e_capping \
     --test e2e_policies --test e2e_policy_quotas --test e2e_states --test e2e_disconnect \
-    --test e2e_modulation --test e2e_bad_input --test e2e_unique_id -- --test-threads="${TEST_THREADS:-2}"
+    --test e2e_modulation --test e2e_bad_input --test e2e_unique_id --test e2e_console -- --test-threads="${TEST_THREADS:-2}"
 fi

@@ -17,7 +17,7 @@ pub struct Bar {
 
 const W: u32 = 720;
 const H: u32 = 220;
-const LEFT: u32 = 64;
+const LEFT: u32 = 84;
 const BOTTOM: u32 = 36;
 const TOP: u32 = 12;
 const DOWNLOAD: &str = "#2f6fb0";
@@ -36,6 +36,11 @@ pub fn nice_max(v: u64) -> u64 {
         }
         unit = unit.saturating_mul(1024);
     }
+}
+
+/// An axis value: "500 MiB", not "500.00 MiB".
+fn axis_label(v: u64) -> String {
+    human_bytes(v).replace(".00 ", " ")
 }
 
 fn esc(s: &str) -> String {
@@ -72,7 +77,7 @@ pub fn usage_bars(title: &str, bars: &[Bar]) -> String {
             W - 8,
             LEFT - 6,
             y + 4,
-            esc(&human_bytes(v))
+            esc(&axis_label(v))
         );
     }
     if bars.is_empty() {
@@ -85,7 +90,7 @@ pub fn usage_bars(title: &str, bars: &[Bar]) -> String {
     }
     let n = bars.len().max(1) as u32;
     let slot = plot_w / n;
-    let bar_w = (slot * 7 / 10).max(1);
+    let bar_w = (slot * 7 / 10).clamp(1, 48);
     // At most ~12 labels under the axis.
     let every = (bars.len() / 12).max(1);
     for (i, b) in bars.iter().enumerate() {

@@ -105,13 +105,25 @@ impl From<crate::cli::CliError> for Fail {
     }
 }
 
-/// Runs blocking store work off the async threads.
+/// Runs blocking store work on a thread of its own, outside the async runtime: the
+/// PostgreSQL client runs a runtime of its own, which tokio refuses to start on any
+/// thread of this one (spawn_blocking's included).
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Fail> + Send + 'static,
 ) -> Result<T, Fail> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(Fail::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}"))))
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("console store".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| Fail::new(StatusCode::SERVICE_UNAVAILABLE, format!("no thread: {e}")))?;
+    rx.await.unwrap_or_else(|_| {
+        Err(Fail::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the store call failed unexpectedly",
+        ))
+    })
 }
 
 /// The console's routes (and `/metrics` unless it has its own listener).

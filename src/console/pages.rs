@@ -194,7 +194,7 @@ pub async fn nas_list(op: Operator, State(app): State<Shared>) -> Response {
                                 td { input type="checkbox" name="nas" value=(ip) aria-label=(format!("select {ip}")); }
                                 td { (ip) }
                                 td { (s(n, "name")) }
-                                td { (s(n, "nas_type")) }
+                                td { (s(n, "type")) }
                                 td { (s(n, "dm_target")) }
                                 td { @if n["secret_set"].as_bool() == Some(true) { "set" } @else { span.muted { "from clients.conf" } } }
                                 td.api {
@@ -211,7 +211,7 @@ pub async fn nas_list(op: Operator, State(app): State<Shared>) -> Response {
                                             (view::time(r["finished"].as_i64().or(r["started"].as_i64()).unwrap_or(0), tz)) ": "
                                             (r["removed"]) " removed"
                                             @if r["failed"].as_u64().unwrap_or(0) > 0 { ", " span.bad { (r["failed"]) " failed" } }
-                                            @if let Some(e) = r["error"].as_str() { " " span.bad { (e) } }
+                                            @if let Some(e) = r["error"].as_str() { " " span.bad { "failed: " (e) } }
                                         }
                                     }
                                 }
@@ -317,10 +317,12 @@ pub async fn bulk_view(op: Operator, State(app): State<Shared>, Path(id): Path<u
                     } }
                 }
             }
-            @if op.role == crate::store::Role::Admin {
+            @if candidates.is_empty() && run.failed_nases() == 0 {
+                p.notice { "Nothing to remove." }
+            } @else if op.role == crate::store::Role::Admin {
                 form method="post" action="/bulk" {
                     (csrf(&op))
-                    input type="hidden" name="before" value=(run.before.to_string());
+                    input type="hidden" name="before" value=(chrono::DateTime::from_timestamp(run.before, 0).map(|t| t.to_rfc3339()).unwrap_or_default());
                     @for ip in &run.nases { input type="hidden" name="nas" value=(ip); }
                     div.actions { button.danger type="submit" #confirm { "Disconnect these sessions now" } a href="/nas" { "Cancel" } }
                 }
@@ -476,6 +478,28 @@ fn bars(rows: &Value, key: &str, take: usize) -> Vec<Bar> {
     v
 }
 
+fn topups_table(t: &Value, tz: chrono_tz::Tz) -> Markup {
+    let rows = t.as_array().cloned().unwrap_or_default();
+    let at = |v: &Value| v.as_i64().map_or("-".to_string(), |t| view::time(t, tz));
+    html! {
+        @if rows.is_empty() { p.muted { "No topups." } }
+        @else {
+            table.data {
+                thead { tr { th { "Id" } th { "Kind" } th.num { "Amount" } th { "Valid from" } th { "Valid to" } th { "State" } } }
+                tbody { @for r in &rows {
+                    tr {
+                        td { (r["id"]) }
+                        td { (s(r, "kind")) @if r["auto"].as_bool() == Some(true) { " (auto-topup)" } }
+                        td.num { (r["value"]) " " (s(r, "unit")) }
+                        td { (at(&r["valid_from"])) } td { (at(&r["valid_to"])) }
+                        td { @if r["depleted"].as_bool() == Some(true) { "depleted " (at(&r["depleted_at"])) } @else { "available" } }
+                    }
+                } }
+            }
+        }
+    }
+}
+
 /// Bytes for traffic, a duration for uptime (the limits JSON counts in those).
 fn amount(kind: &str, v: i64) -> String {
     let abs = v.unsigned_abs();
@@ -541,7 +565,7 @@ pub async fn user(op: Operator, State(app): State<Shared>, uri: axum::http::Uri)
             (limits_table(&d["limits"]))
             @if let Some(e) = d["limits"]["explanation"].as_str() { p.muted { (e) } }
             h2 { "Topups and auto-topups" }
-            div #topups { (view::json(&d["topups"])) }
+            div #topups { (topups_table(&d["topups"], tz)) }
             @if op.role == crate::store::Role::Admin {
                 h2 { "Add a topup" }
                 form.stack #topup-form method="post" action=(format!("{}/topups", view::user_href(&user))) {

@@ -12,10 +12,13 @@ use super::*;
 use crate::sessions::{AcctStatus, AcctUpdate};
 use crate::store::{testdb, NasConfig, Role, Store, StoreOptions};
 
+/// Synchronous tests: store calls (PostgreSQL's client among them) must not run on a
+/// tokio thread, so only the router runs in this runtime.
 struct Env {
     _dir: tempfile::TempDir,
     app: Shared,
     store: Store,
+    rt: tokio::runtime::Runtime,
 }
 
 struct Res {
@@ -88,6 +91,11 @@ fn env_with(metrics_token: Option<&str>) -> Env {
         _dir: dir,
         app,
         store,
+        rt: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
     }
 }
 
@@ -96,29 +104,32 @@ fn env() -> Env {
 }
 
 impl Env {
-    async fn send(&self, req: Request<Body>) -> Res {
-        let res = router(Arc::clone(&self.app)).oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = axum::body::to_bytes(res.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        Res {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
+    fn send(&self, req: Request<Body>) -> Res {
+        let app = Arc::clone(&self.app);
+        self.rt.block_on(async move {
+            let res = router(app).oneshot(req).await.unwrap();
+            let status = res.status();
+            let headers = res.headers().clone();
+            let body = axum::body::to_bytes(res.into_body(), 1 << 24)
+                .await
+                .unwrap();
+            Res {
+                status,
+                headers,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            }
+        })
     }
 
-    async fn get(&self, path: &str, cookie: Option<&str>) -> Res {
+    fn get(&self, path: &str, cookie: Option<&str>) -> Res {
         let mut b = Request::get(path);
         if let Some(c) = cookie {
             b = b.header(header::COOKIE, c);
         }
-        self.send(b.body(Body::empty()).unwrap()).await
+        self.send(b.body(Body::empty()).unwrap())
     }
 
-    async fn post_form(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Res {
+    fn post_form(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Res {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -127,10 +138,10 @@ impl Env {
         if let Some(c) = cookie {
             b = b.header(header::COOKIE, c);
         }
-        self.send(b.body(Body::from(body)).unwrap()).await
+        self.send(b.body(Body::from(body)).unwrap())
     }
 
-    async fn post_json(
+    fn post_json(
         &self,
         path: &str,
         s: &Session,
@@ -144,22 +155,19 @@ impl Env {
             b = b.header("x-csrf-token", c);
         }
         self.send(b.body(Body::from(body.to_string())).unwrap())
-            .await
     }
 
     /// Logs in; the cookie and the session's CSRF token.
-    async fn login(&self, name: &str) -> Session {
-        let r = self
-            .post_form(
-                "/login",
-                None,
-                &[("name", name), ("password", &format!("{name}-password"))],
-            )
-            .await;
+    fn login(&self, name: &str) -> Session {
+        let r = self.post_form(
+            "/login",
+            None,
+            &[("name", name), ("password", &format!("{name}-password"))],
+        );
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         let set = r.headers[header::SET_COOKIE].to_str().unwrap().to_string();
         let cookie = set.split(';').next().unwrap().to_string();
-        let me = self.get("/api/me", Some(&cookie)).await.json();
+        let me = self.get("/api/me", Some(&cookie)).json();
         Session {
             cookie,
             set_cookie: set,
@@ -174,10 +182,10 @@ struct Session {
     csrf: String,
 }
 
-#[tokio::test]
-async fn login_sets_a_strict_http_only_cookie_and_wrong_passwords_are_refused_then_limited() {
+#[test]
+fn login_sets_a_strict_http_only_cookie_and_wrong_passwords_are_refused_then_limited() {
     let e = env();
-    let s = e.login("alice").await;
+    let s = e.login("alice");
     for flag in [
         "HttpOnly",
         "SameSite=Strict",
@@ -187,7 +195,7 @@ async fn login_sets_a_strict_http_only_cookie_and_wrong_passwords_are_refused_th
     ] {
         assert!(s.set_cookie.contains(flag), "{flag}: {}", s.set_cookie);
     }
-    let me = e.get("/api/me", Some(&s.cookie)).await.json();
+    let me = e.get("/api/me", Some(&s.cookie)).json();
     assert_eq!(
         (me["operator"].as_str(), me["role"].as_str()),
         (Some("alice"), Some("admin"))
@@ -205,33 +213,27 @@ async fn login_sets_a_strict_http_only_cookie_and_wrong_passwords_are_refused_th
         ("nobody", "alice-password"),
         ("<x>", "y"),
     ] {
-        let r = e
-            .post_form("/login", None, &[("name", name), ("password", password)])
-            .await;
+        let r = e.post_form("/login", None, &[("name", name), ("password", password)]);
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{name}");
         assert!(r.headers.get(header::SET_COOKIE).is_none());
         assert!(r.body.contains("Wrong operator or password"), "{}", r.body);
     }
     for _ in 0..4 {
-        e.post_form("/login", None, &[("name", "victor"), ("password", "guess")])
-            .await;
+        e.post_form("/login", None, &[("name", "victor"), ("password", "guess")]);
     }
-    e.post_form("/login", None, &[("name", "victor"), ("password", "guess")])
-        .await;
+    e.post_form("/login", None, &[("name", "victor"), ("password", "guess")]);
     // Locked out now, even with the right password.
-    let r = e
-        .post_form(
-            "/login",
-            None,
-            &[("name", "victor"), ("password", "victor-password")],
-        )
-        .await;
+    let r = e.post_form(
+        "/login",
+        None,
+        &[("name", "victor"), ("password", "victor-password")],
+    );
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert!(r.headers.get(header::SET_COOKIE).is_none());
 }
 
-#[tokio::test]
-async fn nothing_but_login_and_metrics_is_reachable_without_a_session() {
+#[test]
+fn nothing_but_login_and_metrics_is_reachable_without_a_session() {
     let e = env();
     for path in [
         "/",
@@ -241,7 +243,7 @@ async fn nothing_but_login_and_metrics_is_reachable_without_a_session() {
         "/queue",
         "/bulk/1",
     ] {
-        let r = e.get(path, None).await;
+        let r = e.get(path, None);
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(r.headers[header::LOCATION], "/login", "{path}");
     }
@@ -253,29 +255,25 @@ async fn nothing_but_login_and_metrics_is_reachable_without_a_session() {
         "/api/queue",
         "/api/bulk/1",
     ] {
-        assert_eq!(
-            e.get(path, None).await.status,
-            StatusCode::UNAUTHORIZED,
-            "{path}"
-        );
+        assert_eq!(e.get(path, None).status, StatusCode::UNAUTHORIZED, "{path}");
     }
     // A made-up or malformed cookie is no session.
     let fake = format!("{}={}", auth::COOKIE, "ab".repeat(32));
     assert_eq!(
-        e.get("/api/me", Some(&fake)).await.status,
+        e.get("/api/me", Some(&fake)).status,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        e.get("/api/me", Some("rlm_console=x'--")).await.status,
+        e.get("/api/me", Some("rlm_console=x'--")).status,
         StatusCode::UNAUTHORIZED
     );
-    let login = e.get("/login", None).await;
+    let login = e.get("/login", None);
     assert_eq!(login.status, StatusCode::OK);
     assert!(login.headers[header::CONTENT_SECURITY_POLICY]
         .to_str()
         .unwrap()
         .contains("default-src 'none'"));
-    let m = e.get("/metrics", None).await;
+    let m = e.get("/metrics", None);
     assert_eq!(m.status, StatusCode::OK);
     assert!(
         m.body.contains("# TYPE rlm_rust_queue_jobs gauge"),
@@ -288,30 +286,27 @@ async fn nothing_but_login_and_metrics_is_reachable_without_a_session() {
         .starts_with("text/plain; version=0.0.4"));
 }
 
-#[tokio::test]
-async fn metrics_with_a_token_need_it() {
+#[test]
+fn metrics_with_a_token_need_it() {
     let e = env_with(Some("metrics-t0ken"));
-    assert_eq!(
-        e.get("/metrics", None).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(e.get("/metrics", None).status, StatusCode::UNAUTHORIZED);
     let with = |t: &str| {
         Request::get("/metrics")
             .header(header::AUTHORIZATION, format!("Bearer {t}"))
             .body(Body::empty())
             .unwrap()
     };
-    assert_eq!(e.send(with("wrong")).await.status, StatusCode::UNAUTHORIZED);
-    let ok = e.send(with("metrics-t0ken")).await;
+    assert_eq!(e.send(with("wrong")).status, StatusCode::UNAUTHORIZED);
+    let ok = e.send(with("metrics-t0ken"));
     assert_eq!(ok.status, StatusCode::OK);
     assert!(ok.body.contains("rlm_rust_accounting_requests_total"));
 }
 
-#[tokio::test]
-async fn posts_need_the_csrf_token_the_admin_role_and_the_same_origin() {
+#[test]
+fn posts_need_the_csrf_token_the_admin_role_and_the_same_origin() {
     let e = env();
-    let admin = e.login("alice").await;
-    let viewer = e.login("victor").await;
+    let admin = e.login("alice");
+    let viewer = e.login("victor");
     let body = serde_json::json!({ "all_failed": "1" });
     let cases: [(&Session, Option<&str>, StatusCode); 4] = [
         (&admin, None, StatusCode::FORBIDDEN),
@@ -324,27 +319,21 @@ async fn posts_need_the_csrf_token_the_admin_role_and_the_same_origin() {
         (&admin, Some(admin.csrf.as_str()), StatusCode::OK),
     ];
     for (s, csrf, want) in cases {
-        let r = e.post_json("/api/queue/retry", s, csrf, body.clone()).await;
+        let r = e.post_json("/api/queue/retry", s, csrf, body.clone());
         assert_eq!(r.status, want, "{csrf:?}: {}", r.body);
     }
     // One session's token is not another's.
-    let r = e
-        .post_json("/api/queue/retry", &admin, Some(&viewer.csrf), body.clone())
-        .await;
+    let r = e.post_json("/api/queue/retry", &admin, Some(&viewer.csrf), body.clone());
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Forms: the same rules.
-    let r = e
-        .post_form("/queue/retry", Some(&admin.cookie), &[("all_failed", "1")])
-        .await;
+    let r = e.post_form("/queue/retry", Some(&admin.cookie), &[("all_failed", "1")]);
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body.contains("CSRF"), "{}", r.body);
-    let r = e
-        .post_form(
-            "/queue/retry",
-            Some(&viewer.cookie),
-            &[("csrf", &viewer.csrf), ("all_failed", "1")],
-        )
-        .await;
+    let r = e.post_form(
+        "/queue/retry",
+        Some(&viewer.cookie),
+        &[("csrf", &viewer.csrf), ("all_failed", "1")],
+    );
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body.contains("viewer"), "{}", r.body);
     // A page elsewhere posting with the admin's cookie (and even a stolen token).
@@ -355,7 +344,7 @@ async fn posts_need_the_csrf_token_the_admin_role_and_the_same_origin() {
         .header(header::ORIGIN, "http://evil.example")
         .body(Body::from(format!("csrf={}&all_failed=1", admin.csrf)))
         .unwrap();
-    assert_eq!(e.send(req).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(e.send(req).status, StatusCode::FORBIDDEN);
     let req = Request::post("/queue/retry")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::COOKIE, &admin.cookie)
@@ -363,10 +352,10 @@ async fn posts_need_the_csrf_token_the_admin_role_and_the_same_origin() {
         .header(header::ORIGIN, "http://127.0.0.1:8088")
         .body(Body::from(format!("csrf={}&all_failed=1", admin.csrf)))
         .unwrap();
-    assert_eq!(e.send(req).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(e.send(req).status, StatusCode::SEE_OTHER);
     // Viewers read every screen.
     for path in ["/nas", "/sessions", "/queue", "/users/alice"] {
-        let r = e.get(path, Some(&viewer.cookie)).await;
+        let r = e.get(path, Some(&viewer.cookie));
         assert_eq!(r.status, StatusCode::OK, "{path}");
         assert!(
             !r.body.contains("Add a topup"),
@@ -375,42 +364,40 @@ async fn posts_need_the_csrf_token_the_admin_role_and_the_same_origin() {
     }
 }
 
-#[tokio::test]
-async fn logout_ends_the_session() {
+#[test]
+fn logout_ends_the_session() {
     let e = env();
-    let s = e.login("alice").await;
-    let r = e.post_form("/logout", Some(&s.cookie), &[]).await;
+    let s = e.login("alice");
+    let r = e.post_form("/logout", Some(&s.cookie), &[]);
     assert_eq!(
         r.status,
         StatusCode::FORBIDDEN,
         "logout needs the token too"
     );
-    let r = e
-        .post_form("/logout", Some(&s.cookie), &[("csrf", &s.csrf)])
-        .await;
+    let r = e.post_form("/logout", Some(&s.cookie), &[("csrf", &s.csrf)]);
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(r.headers[header::SET_COOKIE]
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
     assert_eq!(
-        e.get("/api/me", Some(&s.cookie)).await.status,
+        e.get("/api/me", Some(&s.cookie)).status,
         StatusCode::UNAUTHORIZED
     );
     // A new password ends every session of the operator.
-    let s = e.login("alice").await;
+    let s = e.login("alice");
     e.app
         .admin()
         .operator_update("alice", Some("$argon2id$x"), None, 5)
         .unwrap();
     assert_eq!(
-        e.get("/api/me", Some(&s.cookie)).await.status,
+        e.get("/api/me", Some(&s.cookie)).status,
         StatusCode::UNAUTHORIZED
     );
 }
 
-#[tokio::test]
-async fn nas_list_shows_targets_credentials_and_counts_never_secrets() {
+#[test]
+fn nas_list_shows_targets_credentials_and_counts_never_secrets() {
     let e = env();
     let now = crate::periods::now();
     let month = crate::periods::month_start(now, chrono_tz::UTC);
@@ -426,8 +413,8 @@ async fn nas_list_shows_targets_credentials_and_counts_never_secrets() {
             ))
             .unwrap();
     }
-    let s = e.login("alice").await;
-    let j = e.get("/api/nas", Some(&s.cookie)).await.json();
+    let s = e.login("alice");
+    let j = e.get("/api/nas", Some(&s.cookie)).json();
     let a = &j["nas"][0];
     assert_eq!(a["nas_ip"], "192.0.2.10");
     assert_eq!(a["dm_target"], "192.0.2.10:3799");
@@ -443,7 +430,7 @@ async fn nas_list_shows_targets_credentials_and_counts_never_secrets() {
         (Some(3), Some(2))
     );
     assert_eq!(j["nas"][1]["api_credentials"], false);
-    let page = e.get("/nas", Some(&s.cookie)).await;
+    let page = e.get("/nas", Some(&s.cookie));
     for text in [j.to_string(), page.body.clone()] {
         assert!(
             !text.contains("nas-secret-value") && !text.contains("api-secret-value"),
@@ -454,47 +441,36 @@ async fn nas_list_shows_targets_credentials_and_counts_never_secrets() {
     assert!(page.body.contains("Bulk disconnect all NASes"));
 }
 
-#[tokio::test]
-async fn bulk_runs_report_each_nas_and_are_recorded_for_real_runs() {
+#[test]
+fn bulk_runs_report_each_nas_and_are_recorded_for_real_runs() {
     let e = env();
-    let s = e.login("alice").await;
+    let s = e.login("alice");
     for bad in [
         serde_json::json!({}),
         serde_json::json!({ "nas": ["203.0.113.99"] }),
         serde_json::json!({ "all": true, "before": "yesterday-ish" }),
     ] {
-        let r = e
-            .post_json("/api/bulk", &s, Some(&s.csrf), bad.clone())
-            .await;
+        let r = e.post_json("/api/bulk", &s, Some(&s.csrf), bad.clone());
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
     }
     let wait = |id: u64| {
-        let e = &e;
-        let cookie = s.cookie.clone();
-        async move {
-            for _ in 0..100 {
-                let run = e
-                    .get(&format!("/api/bulk/{id}"), Some(&cookie))
-                    .await
-                    .json();
-                if !run["finished"].is_null() {
-                    return run;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        for _ in 0..100 {
+            let run = e.get(&format!("/api/bulk/{id}"), Some(&s.cookie)).json();
+            if !run["finished"].is_null() {
+                return run;
             }
-            panic!("bulk run {id} did not finish");
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        panic!("bulk run {id} did not finish");
     };
-    let r = e
-        .post_json(
-            "/api/bulk",
-            &s,
-            Some(&s.csrf),
-            serde_json::json!({ "all": true, "dry_run": true }),
-        )
-        .await;
+    let r = e.post_json(
+        "/api/bulk",
+        &s,
+        Some(&s.csrf),
+        serde_json::json!({ "all": true, "dry_run": true }),
+    );
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
-    let run = wait(r.json()["id"].as_u64().unwrap()).await;
+    let run = wait(r.json()["id"].as_u64().unwrap());
     let results = run["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     assert!(
@@ -510,22 +486,18 @@ async fn bulk_runs_report_each_nas_and_are_recorded_for_real_runs() {
         0,
         "a dry run records nothing"
     );
-    let page = e
-        .get(&format!("/bulk/{}", run["id"]), Some(&s.cookie))
-        .await;
+    let page = e.get(&format!("/bulk/{}", run["id"]), Some(&s.cookie));
     assert!(
         page.body.contains("Dry run finished")
             && page.body.contains("Disconnect these sessions now")
     );
 
     // The form route (as the NAS list's row button posts it), for real.
-    let r = e
-        .post_form(
-            "/bulk",
-            Some(&s.cookie),
-            &[("csrf", &s.csrf), ("one", "tower-a")],
-        )
-        .await;
+    let r = e.post_form(
+        "/bulk",
+        Some(&s.cookie),
+        &[("csrf", &s.csrf), ("one", "tower-a")],
+    );
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let id: u64 = r.headers[header::LOCATION]
         .to_str()
@@ -535,26 +507,26 @@ async fn bulk_runs_report_each_nas_and_are_recorded_for_real_runs() {
         .unwrap()
         .parse()
         .unwrap();
-    let run = wait(id).await;
+    let run = wait(id);
     assert_eq!(run["dry_run"], false);
     let runs = e.app.admin().bulk_runs("192.0.2.10").unwrap();
     assert_eq!(runs.len(), 1);
     assert!(runs[0].error.as_deref().unwrap().contains("connect"));
-    let page = e.get(&format!("/bulk/{id}"), Some(&s.cookie)).await;
+    let page = e.get(&format!("/bulk/{id}"), Some(&s.cookie));
     assert!(page.body.contains("1 failed"), "{}", page.body);
-    let m = e.get("/metrics", None).await.body;
+    let m = e.get("/metrics", None).body;
     assert!(
         m.contains("rlm_rust_bulk_last_run{nas=\"192.0.2.10\",value=\"failed\"}"),
         "{m}"
     );
     assert_eq!(
-        e.get("/api/bulk/999", Some(&s.cookie)).await.status,
+        e.get("/api/bulk/999", Some(&s.cookie)).status,
         StatusCode::NOT_FOUND
     );
 }
 
-#[tokio::test]
-async fn sessions_page_by_keyset_filter_and_queue_disconnects() {
+#[test]
+fn sessions_page_by_keyset_filter_and_queue_disconnects() {
     let e = env();
     let t = crate::periods::now() - 100_000;
     for i in 0..120 {
@@ -570,7 +542,7 @@ async fn sessions_page_by_keyset_filter_and_queue_disconnects() {
             ))
             .unwrap();
     }
-    let s = e.login("alice").await;
+    let s = e.login("alice");
     let mut seen = std::collections::HashSet::new();
     let mut after: Option<String> = None;
     let mut pages = 0;
@@ -579,7 +551,7 @@ async fn sessions_page_by_keyset_filter_and_queue_disconnects() {
             Some(a) => format!("/api/sessions?after={a}"),
             None => "/api/sessions".into(),
         };
-        let p = e.get(&path, Some(&s.cookie)).await.json();
+        let p = e.get(&path, Some(&s.cookie)).json();
         assert_eq!(p["total"], 120);
         for r in p["sessions"].as_array().unwrap() {
             assert!(
@@ -596,7 +568,6 @@ async fn sessions_page_by_keyset_filter_and_queue_disconnects() {
     assert_eq!((seen.len(), pages), (120, 3));
     let bob = e
         .get("/api/sessions?user=%3Cb%3Ebob%3C%2Fb%3E", Some(&s.cookie))
-        .await
         .json();
     assert_eq!(bob["total"], 40);
     let before = e
@@ -609,13 +580,11 @@ async fn sessions_page_by_keyset_filter_and_queue_disconnects() {
             ),
             Some(&s.cookie),
         )
-        .await
         .json();
     // Started = event time - Acct-Session-Time (60 s): t + i - 60 < t + 10.
     assert_eq!(before["total"], 70);
     let page = e
         .get("/sessions?user=%3Cb%3Ebob%3C%2Fb%3E", Some(&s.cookie))
-        .await
         .body;
     assert!(
         page.contains("&lt;b&gt;bob&lt;/b&gt;") && !page.contains("<b>bob</b>"),
@@ -627,7 +596,7 @@ async fn sessions_page_by_keyset_filter_and_queue_disconnects() {
         "/api/sessions?before=soon",
     ] {
         assert_eq!(
-            e.get(bad, Some(&s.cookie)).await.status,
+            e.get(bad, Some(&s.cookie)).status,
             StatusCode::BAD_REQUEST,
             "{bad}"
         );
@@ -647,7 +616,6 @@ async fn sessions_page_by_keyset_filter_and_queue_disconnects() {
             Some(&s.csrf),
             serde_json::json!({ "ids": [ids[0], ids[1], 999_999] }),
         )
-        .await
         .json();
     assert_eq!(
         (r["queued"].as_u64(), r["not_open"].as_u64()),
@@ -656,13 +624,11 @@ async fn sessions_page_by_keyset_filter_and_queue_disconnects() {
     );
     // The form: a row's button, then the same session again.
     let one = ids[0].to_string();
-    let r = e
-        .post_form(
-            "/sessions/disconnect",
-            Some(&s.cookie),
-            &[("csrf", &s.csrf), ("one", &one)],
-        )
-        .await;
+    let r = e.post_form(
+        "/sessions/disconnect",
+        Some(&s.cookie),
+        &[("csrf", &s.csrf), ("one", &one)],
+    );
     assert!(
         r.body
             .contains("0 disconnect job(s) queued, 1 already queued"),
@@ -676,12 +642,10 @@ async fn sessions_page_by_keyset_filter_and_queue_disconnects() {
         serde_json::json!({ "ids": [] }),
         serde_json::json!({ "ids": vec![1; 1001] }),
     ] {
-        let r = e
-            .post_json("/api/sessions/disconnect", &s, Some(&s.csrf), bad)
-            .await;
+        let r = e.post_json("/api/sessions/disconnect", &s, Some(&s.csrf), bad);
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
     }
-    let q = e.get("/api/queue", Some(&s.cookie)).await.json();
+    let q = e.get("/api/queue", Some(&s.cookie)).json();
     assert_eq!(q["jobs"].as_array().unwrap().len(), 2);
     assert!(q["counts"]
         .as_array()
@@ -689,17 +653,15 @@ async fn sessions_page_by_keyset_filter_and_queue_disconnects() {
         .iter()
         .any(|c| c["queue"] == "disconnect" && c["state"] == "pending" && c["jobs"] == 2));
     assert_eq!(
-        e.get("/api/queue?state=bogus", Some(&s.cookie))
-            .await
-            .status,
+        e.get("/api/queue?state=bogus", Some(&s.cookie)).status,
         StatusCode::BAD_REQUEST
     );
-    let page = e.get("/queue", Some(&s.cookie)).await.body;
+    let page = e.get("/queue", Some(&s.cookie)).body;
     assert!(page.contains("operator alice (console)"), "{page}");
 }
 
-#[tokio::test]
-async fn user_screen_charts_usage_and_a_topup_added_there_is_the_clis() {
+#[test]
+fn user_screen_charts_usage_and_a_topup_added_there_is_the_clis() {
     let e = env();
     let now = crate::periods::now();
     e.store
@@ -725,9 +687,9 @@ async fn user_screen_charts_usage_and_a_topup_added_there_is_the_clis() {
     e.store
         .limits_set("m\u{fc}ller", &[("Rust-Capping-Traffic-Limit", "100")])
         .unwrap();
-    let s = e.login("alice").await;
+    let s = e.login("alice");
     let path = view::user_href("m\u{fc}ller");
-    let page = e.get(&path, Some(&s.cookie)).await;
+    let page = e.get(&path, Some(&s.cookie));
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("<svg class=\"chart\""), "{}", page.body);
     assert!(page.body.contains("download 4.00 MiB"), "{}", page.body);
@@ -762,7 +724,7 @@ async fn user_screen_charts_usage_and_a_topup_added_there_is_the_clis() {
         ),
     ];
     for (body, says) in cases {
-        let r = e.post_json(&api, &s, Some(&s.csrf), body.clone()).await;
+        let r = e.post_json(&api, &s, Some(&s.csrf), body.clone());
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
         assert!(
             r.json()["error"].as_str().unwrap().contains(says),
@@ -770,18 +732,16 @@ async fn user_screen_charts_usage_and_a_topup_added_there_is_the_clis() {
             r.body
         );
     }
-    let r = e
-        .post_form(
-            &format!("{path}/topups"),
-            Some(&s.cookie),
-            &[
-                ("csrf", &s.csrf),
-                ("kind", "traffic"),
-                ("amount", "250"),
-                ("valid_to", "2099-01-01"),
-            ],
-        )
-        .await;
+    let r = e.post_form(
+        &format!("{path}/topups"),
+        Some(&s.cookie),
+        &[
+            ("csrf", &s.csrf),
+            ("kind", "traffic"),
+            ("amount", "250"),
+            ("valid_to", "2099-01-01"),
+        ],
+    );
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(r.headers[header::LOCATION], path.as_str());
     // What the CLI lists.
@@ -792,30 +752,30 @@ async fn user_screen_charts_usage_and_a_topup_added_there_is_the_clis() {
     )
     .unwrap();
     assert_eq!(listed["topups"][0]["value"], 250, "{listed}");
-    let j = e.get(&format!("/api{path}"), Some(&s.cookie)).await.json();
+    let j = e.get(&format!("/api{path}"), Some(&s.cookie)).json();
     assert_eq!(j["topups"][0]["value"], 250);
     assert_eq!(j["limits"]["traffic"]["topups"], 250 << 20, "{j}");
     // A Latin-1 name's bytes in the path, and broken ones.
     let latin1 = crate::names::decode(b"m\xfcller");
     assert_eq!(view::user_href(&latin1), "/users/m%FCller");
     assert_eq!(
-        e.get("/users/m%FCller", Some(&s.cookie)).await.status,
+        e.get("/users/m%FCller", Some(&s.cookie)).status,
         StatusCode::OK
     );
     assert_eq!(
-        e.get("/api/users/m%ZZ", Some(&s.cookie)).await.status,
+        e.get("/api/users/m%ZZ", Some(&s.cookie)).status,
         StatusCode::BAD_REQUEST
     );
     // A literal '%' in a name stays one: "a%41" is not "aA".
     assert_eq!(view::user_href("a%41"), "/users/a%2541");
-    let j = e.get("/api/users/a%2541", Some(&s.cookie)).await.json();
+    let j = e.get("/api/users/a%2541", Some(&s.cookie)).json();
     assert_eq!(j["username"], "a%41");
 }
 
-#[tokio::test]
-async fn queue_retry_and_purge_change_what_the_cli_sees() {
+#[test]
+fn queue_retry_and_purge_change_what_the_cli_sees() {
     let e = env();
-    let s = e.login("alice").await;
+    let s = e.login("alice");
     let job = crate::store::NewDisconnectJob {
         nas_ip: "192.0.2.10".into(),
         session_key: "k".into(),
@@ -839,25 +799,21 @@ async fn queue_retry_and_purge_change_what_the_cli_sees() {
         )
         .unwrap();
     drop(admin);
-    let page = e.get("/queue?state=failed", Some(&s.cookie)).await.body;
+    let page = e.get("/queue?state=failed", Some(&s.cookie)).body;
     assert!(page.contains("NAS said no"), "{page}");
-    let r = e
-        .post_json(
-            "/api/queue/retry",
-            &s,
-            Some(&s.csrf),
-            serde_json::json!({ "id": "x" }),
-        )
-        .await;
+    let r = e.post_json(
+        "/api/queue/retry",
+        &s,
+        Some(&s.csrf),
+        serde_json::json!({ "id": "x" }),
+    );
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = e
-        .post_json(
-            "/api/queue/retry",
-            &s,
-            Some(&s.csrf),
-            serde_json::json!({ "id": id.to_string() }),
-        )
-        .await;
+    let r = e.post_json(
+        "/api/queue/retry",
+        &s,
+        Some(&s.csrf),
+        serde_json::json!({ "id": id.to_string() }),
+    );
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
         e.app.admin().queue_list(None).unwrap()[0].state,
@@ -871,18 +827,14 @@ async fn queue_retry_and_purge_change_what_the_cli_sees() {
             3,
         )
         .unwrap();
-    let r = e
-        .post_json(
-            "/api/queue/purge",
-            &s,
-            Some(&s.csrf),
-            serde_json::json!({ "older_than": "soon" }),
-        )
-        .await;
+    let r = e.post_json(
+        "/api/queue/purge",
+        &s,
+        Some(&s.csrf),
+        serde_json::json!({ "older_than": "soon" }),
+    );
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    let r = e
-        .post_json("/api/queue/purge", &s, Some(&s.csrf), serde_json::json!({}))
-        .await;
+    let r = e.post_json("/api/queue/purge", &s, Some(&s.csrf), serde_json::json!({}));
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(e.app.admin().queue_list(None).unwrap().is_empty());
 }

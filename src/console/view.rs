@@ -89,7 +89,7 @@ pub fn fail_page(f: Fail, op: Option<&Operator>) -> Response {
     let status = f.status;
     let body = html! {
         p.error role="alert" { (f.message) }
-        p { a href="javascript:history.back()" { "Back" } }
+        p { "Go back and try again, or " a href="/" { "start over" } "." }
     };
     (status, page("Error", Tab::None, op, body)).into_response()
 }
