@@ -35,6 +35,43 @@ pub fn skip_reason(nas: &NasConfig) -> Option<String> {
     })
 }
 
+/// Why [`select`] found no NASes to work on.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("no NAS with IP or name {0:?}")]
+    Unknown(String),
+    #[error("no NASes registered (add them with `rlm-rust nas add`)")]
+    NoneRegistered,
+    #[error("choose a NAS (by IP or name), or all")]
+    NoneChosen,
+}
+
+/// The NASes a bulk run works on: every registered one (`all`), or those named by IP
+/// or name, in that order.
+pub fn select(admin: &Admin, all: bool, keys: &[String]) -> Result<Vec<NasConfig>, SelectError> {
+    let nases: Vec<NasConfig> = if all {
+        admin.nas_list()?.into_iter().map(|n| n.config).collect()
+    } else {
+        if keys.is_empty() {
+            return Err(SelectError::NoneChosen);
+        }
+        let mut v = Vec::new();
+        for key in keys {
+            let row = admin
+                .nas_get(key)?
+                .ok_or_else(|| SelectError::Unknown(key.clone()))?;
+            v.push(row.config);
+        }
+        v
+    };
+    if nases.is_empty() {
+        return Err(SelectError::NoneRegistered);
+    }
+    Ok(nases)
+}
+
 #[derive(Debug, Clone)]
 pub struct BulkOptions {
     /// "Now" for turning uptimes into start times (unix seconds).

@@ -79,6 +79,30 @@ impl Shots {
     }
 }
 
+async fn type_into(c: &Client, css: &str, text: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn log_in(c: &Client, name: &str, password: &str) {
+    type_into(c, "input[name=name]", name).await;
+    type_into(c, "input[name=password]", password).await;
+    click(c, "form.login button").await;
+}
+
 async fn text_of(c: &Client, css: &str) -> String {
     match c.find(Locator::Css(css)).await {
         Ok(e) => e.text().await.unwrap(),
@@ -317,45 +341,11 @@ fn an_operator_runs_the_console_in_a_real_browser() {
         c.goto(&format!("{base}/nas")).await.unwrap();
         assert!(c.current_url().await.unwrap().path().ends_with("/login"));
         shots.take(&c, "login").await;
-        c.find(Locator::Css("input[name=name]"))
-            .await
-            .unwrap()
-            .send_keys("noc")
-            .await
-            .unwrap();
-        c.find(Locator::Css("input[name=password]"))
-            .await
-            .unwrap()
-            .send_keys("wrong password")
-            .await
-            .unwrap();
-        c.find(Locator::Css("form.login button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        log_in(&c, "noc", "wrong password").await;
         assert!(wait_text(&c, "p.error", "wrong password")
             .await
             .contains("Wrong operator or password"));
-        c.find(Locator::Css("input[name=name]"))
-            .await
-            .unwrap()
-            .send_keys("noc")
-            .await
-            .unwrap();
-        c.find(Locator::Css("input[name=password]"))
-            .await
-            .unwrap()
-            .send_keys("noc-password-1")
-            .await
-            .unwrap();
-        c.find(Locator::Css("form.login button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        log_in(&c, "noc", "noc-password-1").await;
 
         // NAS list: counts from the module's sessions, credentials without secrets.
         let nas = wait_text(&c, "#nas-list", "NAS list").await;
@@ -375,12 +365,7 @@ fn an_operator_runs_the_console_in_a_real_browser() {
         shots.take(&c, "nas-list").await;
 
         // Bulk disconnect all: dry run first, then for real.
-        c.find(Locator::Css("#bulk-all"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "#bulk-all").await;
         let summary = wait_text(&c, "#summary", "dry run").await;
         assert!(summary.contains("Dry run finished"), "{summary}");
         let would = text_of(&c, "#would-remove").await;
@@ -395,12 +380,7 @@ fn an_operator_runs_the_console_in_a_real_browser() {
             "a dry run removes nothing"
         );
         shots.take(&c, "bulk-dry-run").await;
-        c.find(Locator::Css("#confirm"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "#confirm").await;
         let summary = wait_text(&c, "#summary", "bulk run").await;
         assert!(
             summary.contains("Finished") && summary.contains("1 failed"),
@@ -440,12 +420,7 @@ fn an_operator_runs_the_console_in_a_real_browser() {
             .unwrap();
         assert!(text_of(&c, "#total").await.starts_with("1 open session"));
         assert!(text_of(&c, "#sessions").await.contains("carol"));
-        c.find(Locator::Css("#sessions button[name=one]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "#sessions button[name=one]").await;
         assert!(wait_text(&c, "#result", "disconnect")
             .await
             .starts_with("1 disconnect job(s) queued"));
@@ -475,18 +450,8 @@ fn an_operator_runs_the_console_in_a_real_browser() {
         c.find(Locator::Css("svg.chart rect.down"))
             .await
             .expect("a usage bar");
-        c.find(Locator::Css("#topup-form input[name=amount]"))
-            .await
-            .unwrap()
-            .send_keys("500")
-            .await
-            .unwrap();
-        c.find(Locator::Css("#topup-form button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(&c, "#topup-form input[name=amount]", "500").await;
+        click(&c, "#topup-form button").await;
         let topups = wait_text(&c, "#topups", "topups").await;
         assert!(topups.contains("500"), "{topups}");
         let listed = server.cli_json(&["topup", "list", "alice"]);
@@ -495,12 +460,7 @@ fn an_operator_runs_the_console_in_a_real_browser() {
         shots.take(&c, "user").await;
 
         // Logging out ends the session.
-        c.find(Locator::Css("form.logout button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "form.logout button").await;
         c.goto(&format!("{base}/queue")).await.unwrap();
         assert!(c.current_url().await.unwrap().path().ends_with("/login"));
         c.close().await.unwrap();

@@ -89,6 +89,11 @@ fn config_check_passes_and_bad_values_name_the_option() {
             "\tqueue_lease = forever",
             "queue_lease",
         ),
+        (
+            "#\tmetrics_listen = 127.0.0.1:9812",
+            "\tmetrics_listen = 9812",
+            "metrics_listen",
+        ),
     ] {
         assert!(original.contains(from), "{from} not in the shipped config");
         std::fs::write(&module, original.replace(from, to)).unwrap();
@@ -536,7 +541,24 @@ fn a_failed_write_returns_fail_so_the_nas_retransmits() {
 
 #[test]
 fn hup_reloads_the_module_and_keeps_recording() {
-    let s = Server::start(Options::default());
+    // With the metrics listener on: the new instance shares the old one's port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = Server::start(Options {
+        raddb_env: vec![("METRICS_LISTEN".into(), format!("127.0.0.1:{port}"))],
+        ..Default::default()
+    });
+    let scrape = || {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    };
     assert!(
         s.acct(&acct_attrs("Start", "ivy", "hup-1", "127.0.0.2", 0, 0, 0))
             .ok
@@ -581,6 +603,11 @@ fn hup_reloads_the_module_and_keeps_recording() {
     );
     assert_eq!(session_row(&s, "hup-1").unwrap().1, 2048);
     assert!(!s.log_text().contains("panic"));
+    let m = scrape();
+    assert!(
+        m.contains("rlm_rust_accounting_requests_total{outcome=\"recorded\"} 2"),
+        "both updates counted across the reload: {m}"
+    );
 }
 
 #[test]

@@ -13,7 +13,6 @@ use super::format::{cell, human_duration, local_time, rfc3339, table, Align};
 use super::{Cli, CliError};
 use crate::bulk::{self, BulkOptions, NasResult};
 use crate::periods;
-use crate::store::NasConfig;
 
 #[derive(Debug, Args)]
 pub struct BulkArgs {
@@ -56,23 +55,10 @@ pub fn run_bulk(cli: &Cli, args: &BulkArgs, tz: Tz) -> Result<String, CliError> 
         Some(d) => parse_date(d, tz).map_err(CliError::Input)?,
         None => periods::month_start(now, tz),
     };
-    let nases: Vec<NasConfig> = if args.all {
-        admin.nas_list()?.into_iter().map(|n| n.config).collect()
-    } else {
-        let mut v = Vec::new();
-        for key in &args.nas {
-            let row = admin
-                .nas_get(key)?
-                .ok_or_else(|| CliError::Input(format!("no NAS with IP or name {key:?}")))?;
-            v.push(row.config);
-        }
-        v
-    };
-    if nases.is_empty() {
-        return Err(CliError::Input(
-            "no NASes registered (add them with `rlm-rust nas add`)".into(),
-        ));
-    }
+    let nases = bulk::select(&admin, args.all, &args.nas).map_err(|e| match e {
+        bulk::SelectError::Store(e) => CliError::Store(e),
+        e => CliError::Input(e.to_string()),
+    })?;
     let opts = BulkOptions {
         now,
         boundary: before,

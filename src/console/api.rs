@@ -503,31 +503,10 @@ pub(crate) fn bulk_start_do(app: &Shared, op: &Operator, b: &BulkBody) -> Result
             .map_err(|e| Fail::bad(format!("before: {e}")))?,
         None => periods::month_start(now, app.opts.tz),
     };
-    let nases = {
-        let admin = app.admin();
-        if b.all {
-            admin
-                .nas_list()?
-                .into_iter()
-                .map(|n| n.config)
-                .collect::<Vec<_>>()
-        } else {
-            if b.nas.is_empty() {
-                return Err(Fail::bad("choose a NAS, or all"));
-            }
-            let mut v = Vec::new();
-            for key in &b.nas {
-                let row = admin
-                    .nas_get(key)?
-                    .ok_or_else(|| Fail::bad(format!("no NAS with IP or name {key:?}")))?;
-                v.push(row.config);
-            }
-            v
-        }
-    };
-    if nases.is_empty() {
-        return Err(Fail::bad("no NASes registered"));
-    }
+    let nases = crate::bulk::select(&app.admin(), b.all, &b.nas).map_err(|e| match e {
+        crate::bulk::SelectError::Store(e) => Fail::from(e),
+        e => Fail::bad(e.to_string()),
+    })?;
     let opts = BulkOptions {
         now,
         boundary: before,

@@ -273,8 +273,8 @@ pub fn global() -> &'static Metrics {
 pub fn token_matches(given: &str, want: &str) -> bool {
     let (g, w) = (given.as_bytes(), want.as_bytes());
     let mut diff = g.len() ^ w.len();
-    for i in 0..w.len() {
-        diff |= usize::from(g.get(i).copied().unwrap_or(0) ^ w[i]);
+    for (i, b) in w.iter().enumerate() {
+        diff |= usize::from(g.get(i).copied().unwrap_or(0) ^ b);
     }
     diff == 0
 }
