@@ -68,13 +68,21 @@ struct Backing {
 }
 
 impl Backing {
-    /// Whether the store keeps values of this kind for anyone (asked at most every
-    /// [`ANY_RECHECK`]; true at once after this process kept some).
+    /// Whether the store may keep values of this kind for anyone: asked at most every
+    /// [`ANY_RECHECK`], and true for good once it said so or this process kept some
+    /// (an answer read before that write committed must not turn it off again). A
+    /// shared store is always read: another server's first kept values would
+    /// otherwise go unseen until the next check (found under CI load: both servers
+    /// of a two-server test skipped the limits for 30 s).
     fn any(&self) -> bool {
+        if self.shared || self.any.load(Ordering::Relaxed) {
+            return true;
+        }
         let mut checked = self.any_checked.lock().unwrap_or_else(|p| p.into_inner());
         if checked.is_none_or(|t| t.elapsed() >= ANY_RECHECK) {
             match self.store.login_controls_any(self.kind) {
-                Ok(any) => self.any.store(any, Ordering::Relaxed),
+                Ok(true) => self.any.store(true, Ordering::Relaxed),
+                Ok(false) => {}
                 Err(e) => log::warn!("cannot read the kept login values: {e}"),
             }
             *checked = Some(Instant::now());
@@ -330,5 +338,32 @@ mod store_tests {
         let d = Store::open(&path, StoreOptions::default()).unwrap();
         let on_d = LoginMemory::<RawLimits>::with_store(d, ControlKind::Limits);
         assert_eq!(on_d.control_part("u", &none, false), none);
+    }
+
+    /// A server that asked before any login values existed still sees another
+    /// server's first ones at once (it cached "nobody has any" for 30 s before).
+    #[test]
+    fn another_servers_first_values_are_seen_at_once_on_a_shared_store() {
+        if testdb::backend() != Backend::Postgres {
+            return; // one server per SQLite file: its own memory answers
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = testdb::at(dir.path().join("rlm.sqlite"));
+        let a = Store::open(&path, StoreOptions::default()).unwrap();
+        let b = Store::open(&path, StoreOptions::default()).unwrap();
+        let on_a = LoginMemory::<RawLimits>::with_store(a.clone(), ControlKind::Limits);
+        let on_b = LoginMemory::<RawLimits>::with_store(b.clone(), ControlKind::Limits);
+        let none = RawLimits::new();
+        assert_eq!(on_b.control_part("u", &none, false), none);
+        on_a.control_part("u", &limits("100"), true);
+        for _ in 0..100 {
+            if a.login_control("u", ControlKind::Limits).unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(on_b.control_part("u", &none, false), limits("100"));
+        a.shutdown();
+        b.shutdown();
     }
 }
