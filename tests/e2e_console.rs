@@ -110,6 +110,25 @@ async fn text_of(c: &Client, css: &str) -> String {
     }
 }
 
+/// The text of `css` once it contains `needle` (after a click the old page may still
+/// be the one shown).
+async fn wait_for_text(c: &Client, css: &str, needle: &str) -> String {
+    for _ in 0..100 {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if t.contains(needle) {
+                    return t;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{css} never said {needle:?}:\n{}",
+        c.source().await.unwrap_or_default()
+    );
+}
+
 async fn wait_text(c: &Client, css: &str, what: &str) -> String {
     for _ in 0..100 {
         if let Ok(e) = c.find(Locator::Css(css)).await {
@@ -381,7 +400,8 @@ fn an_operator_runs_the_console_in_a_real_browser() {
         );
         shots.take(&c, "bulk-dry-run").await;
         click(&c, "#confirm").await;
-        let summary = wait_text(&c, "#summary", "bulk run").await;
+        // The dry run's page says "Dry run finished": wait for the real run's.
+        let summary = wait_for_text(&c, "#summary", "Finished.").await;
         assert!(
             summary.contains("Finished") && summary.contains("1 failed"),
             "{summary}"
@@ -452,8 +472,8 @@ fn an_operator_runs_the_console_in_a_real_browser() {
             .expect("a usage bar");
         type_into(&c, "#topup-form input[name=amount]", "500").await;
         click(&c, "#topup-form button").await;
-        let topups = wait_text(&c, "#topups", "topups").await;
-        assert!(topups.contains("500"), "{topups}");
+        let topups = wait_for_text(&c, "#topups", "500 MB").await;
+        assert!(topups.contains("traffic"), "{topups}");
         let listed = server.cli_json(&["topup", "list", "alice"]);
         assert_eq!(listed["topups"][0]["value"], 500, "{listed}");
         assert_eq!(listed["topups"][0]["kind"], "traffic");
@@ -461,6 +481,7 @@ fn an_operator_runs_the_console_in_a_real_browser() {
 
         // Logging out ends the session.
         click(&c, "form.logout button").await;
+        wait_text(&c, "form.login", "the login page after logging out").await;
         c.goto(&format!("{base}/queue")).await.unwrap();
         assert!(c.current_url().await.unwrap().path().ends_with("/login"));
         c.close().await.unwrap();
