@@ -380,15 +380,22 @@ pub fn api_login(nas: &NasConfig) -> Result<Client, String> {
     };
     let host = nas.api_host_or_ip();
     let timeout = Duration::from_millis(u64::from(nas.api_timeout_ms.max(1)));
+    let errors = &crate::metrics::global().api_errors;
+    let tls = match api_tls_verify(nas) {
+        Ok(v) => v.map(|verify| routeros::TlsOptions {
+            verify,
+            server_name: None,
+        }),
+        Err(e) => {
+            errors.inc(&["connect"]);
+            return Err(format!("RouterOS API {host}:{}: {e}", nas.api_port));
+        }
+    };
     let opts = routeros::ConnectOptions {
         connect_timeout: timeout,
         io_timeout: timeout,
-        tls: nas.api_tls.then_some(routeros::TlsOptions {
-            verify: routeros::TlsVerify::AcceptAny,
-            server_name: None,
-        }),
+        tls,
     };
-    let errors = &crate::metrics::global().api_errors;
     let mut client = Client::connect(host, nas.api_port, &opts).map_err(|e| {
         errors.inc(&["connect"]);
         format!("RouterOS API {host}:{}: connect: {e}", nas.api_port)
@@ -407,6 +414,26 @@ pub fn api_login(nas: &NasConfig) -> Result<Client, String> {
             e => format!("RouterOS API {host}:{}: login: {e}", nas.api_port),
         })?;
     Ok(client)
+}
+
+/// How API-SSL checks the NAS's certificate (None: plain API). Verification needs the
+/// NAS's CA: without one (and without an explicit opt-out) the password is not sent.
+pub fn api_tls_verify(nas: &NasConfig) -> Result<Option<routeros::TlsVerify>, String> {
+    if !nas.api_tls {
+        return Ok(None);
+    }
+    if !nas.api_tls_verify {
+        return Ok(Some(routeros::TlsVerify::AcceptAny));
+    }
+    match nas.api_ca.as_deref().filter(|c| !c.trim().is_empty()) {
+        Some(pem) => Ok(Some(routeros::TlsVerify::CaPem(pem.as_bytes().to_vec()))),
+        None => Err(
+            "API-SSL certificate cannot be verified: no CA for this NAS (rlm-rust nas set NAS \
+             --api-ca FILE with the router's certificate or its CA, or --api-tls-insecure to \
+             accept any certificate)"
+                .into(),
+        ),
+    }
 }
 
 /// Does the RouterOS API row belong to this job's session? Same user, and the job's

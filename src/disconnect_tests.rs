@@ -510,3 +510,33 @@ fn writer_queues_nothing_when_disabled() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn api_ssl_is_verified_unless_turned_off_and_needs_a_ca() {
+    use crate::routeros::TlsVerify;
+    let nas = |tls: bool, verify: bool, ca: Option<&str>| {
+        let mut n = NasConfig::new("192.0.2.1");
+        n.api_tls = tls;
+        n.api_tls_verify = verify;
+        n.api_ca = ca.map(Into::into);
+        n
+    };
+    let pem = "-----BEGIN CERTIFICATE-----";
+    assert_eq!(api_tls_verify(&nas(false, true, None)), Ok(None));
+    assert_eq!(api_tls_verify(&nas(false, false, Some(pem))), Ok(None));
+    assert_eq!(
+        api_tls_verify(&nas(true, false, None)),
+        Ok(Some(TlsVerify::AcceptAny))
+    );
+    assert_eq!(
+        api_tls_verify(&nas(true, true, Some(pem))),
+        Ok(Some(TlsVerify::CaPem(pem.as_bytes().to_vec())))
+    );
+    for ca in [None, Some(""), Some("  \n")] {
+        let e = api_tls_verify(&nas(true, true, ca)).unwrap_err();
+        assert!(
+            e.contains("--api-ca") && e.contains("--api-tls-insecure"),
+            "{e}"
+        );
+    }
+}

@@ -135,6 +135,18 @@ impl Instance {
                 }
             }
         }
+        for n in store.nas_list().unwrap_or_default() {
+            let c = &n.config;
+            if c.api_tls && !c.api_tls_verify {
+                log::warn!(
+                    "NAS {}: its API-SSL certificate is not verified (api-tls-insecure): anyone on \
+                     the path can take its API password; give it its CA with `rlm-rust nas set {} \
+                     --api-ca FILE --api-tls-verify`",
+                    c.nas_ip,
+                    c.nas_ip
+                );
+            }
+        }
         let mut jobs: Vec<Box<dyn Job>> = Vec::new();
         if config.stale_after > 0 {
             jobs.push(Box::new(StaleSessions {

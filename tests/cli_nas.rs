@@ -93,7 +93,11 @@ fn nas_add_list_set_remove() {
         lines[1].contains("127.0.0.2:3799") && lines[1].contains(" set "),
         "{out}"
     );
-    assert!(lines[1].ends_with("radius@127.0.0.9:8729 tls"), "{out}");
+    // API-SSL without a CA: verification is on, so nothing would be sent.
+    assert!(
+        lines[1].ends_with("radius@127.0.0.9:8729 tls (no CA: refused)"),
+        "{out}"
+    );
     assert!(lines[2].contains("127.0.0.10:1700"), "{out}");
     // A password but no user: no API credentials, and the table says what is missing.
     assert!(lines[2].ends_with(" none (no API user)"), "{out}");

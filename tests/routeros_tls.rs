@@ -159,3 +159,169 @@ fn unusable_ca_pem_is_an_error() {
         "{err:?}"
     );
 }
+
+/// The NAS row's API-SSL settings through the CLI's bulk disconnect: without a CA
+/// nothing is sent, a certificate of another issuer is refused before the login
+/// (the password never reaches it), the right CA works, and `--api-tls-insecure`
+/// is the explicit opt-out that `nas list` flags.
+#[test]
+fn a_nas_api_ssl_certificate_is_verified_against_its_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("rlm.sqlite");
+    let (right, wrong) = (tmp.path().join("ca.pem"), tmp.path().join("other.pem"));
+    std::fs::write(&right, CERT_PEM).unwrap();
+    std::fs::write(&wrong, OTHER_PEM).unwrap();
+    let cli = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rlm-rust"))
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .env_remove("RLM_RUST_DB")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let d = RouterOsDouble::start(DoubleConfig::default()).unwrap();
+    d.add_session(SessionTable::Ppp, "old", "100.64.0.2", "10w");
+    let port = tls_terminator(d.addr()).to_string();
+    let (_, err) = cli(
+        &[
+            "nas",
+            "add",
+            "192.0.2.41",
+            "--name",
+            "tls-nas",
+            "--api-host",
+            "127.0.0.1",
+            "--api-port",
+            &port,
+            "--api-user",
+            "admin",
+            "--api-password-stdin",
+            "--api-tls",
+        ],
+        "secret\n",
+    );
+    assert!(err.is_empty(), "{err}");
+    let bulk = || {
+        let (out, _) = cli(&["--json", "bulk-disconnect", "--all"], "");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["nases"][0].clone()
+    };
+    let (list, _) = cli(&["nas", "list"], "");
+    assert!(list.contains("tls (no CA: refused)"), "{list}");
+    let r = bulk();
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be verified: no CA"),
+        "{r}"
+    );
+
+    cli(
+        &["nas", "set", "tls-nas", "--api-ca", wrong.to_str().unwrap()],
+        "",
+    );
+    let r = bulk();
+    let e = r["error"].as_str().unwrap();
+    assert!(
+        e.contains("connect") && e.to_lowercase().contains("certificate"),
+        "{r}"
+    );
+    assert_eq!(
+        d.counters().logins_ok + d.counters().logins_failed,
+        0,
+        "no login reached it"
+    );
+
+    let port = tls_terminator(d.addr()).to_string();
+    cli(
+        &[
+            "nas",
+            "set",
+            "tls-nas",
+            "--api-ca",
+            right.to_str().unwrap(),
+            "--api-port",
+            &port,
+        ],
+        "",
+    );
+    let (list, _) = cli(&["nas", "list"], "");
+    assert!(list.contains("tls (CA)"), "{list}");
+    let r = bulk();
+    assert_eq!(
+        (r["removed"].as_u64(), r["error"].as_str()),
+        (Some(1), None),
+        "{r}"
+    );
+
+    let port = tls_terminator(d.addr()).to_string();
+    cli(
+        &[
+            "nas",
+            "set",
+            "tls-nas",
+            "--api-tls-insecure",
+            "--api-ca",
+            "",
+            "--api-port",
+            &port,
+        ],
+        "",
+    );
+    let (list, _) = cli(&["--json", "nas", "list"], "");
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(
+        (
+            v["nas"][0]["api_tls_verify"].as_bool(),
+            v["nas"][0]["api_ca_set"].as_bool()
+        ),
+        (Some(false), Some(false))
+    );
+    let (list, _) = cli(&["nas", "list"], "");
+    assert!(list.contains("tls NOT VERIFIED"), "{list}");
+    assert!(bulk()["error"].is_null());
+    let (_, err) = cli(
+        &[
+            "nas",
+            "set",
+            "tls-nas",
+            "--api-ca",
+            tmp.path()
+                .join("ca.pem")
+                .parent()
+                .unwrap()
+                .to_str()
+                .unwrap(),
+        ],
+        "",
+    );
+    assert!(err.contains("--api-ca"), "{err}");
+    std::fs::write(tmp.path().join("junk.pem"), "not a certificate").unwrap();
+    let (_, err) = cli(
+        &[
+            "nas",
+            "set",
+            "tls-nas",
+            "--api-ca",
+            tmp.path().join("junk.pem").to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(err.contains("no PEM certificate"), "{err}");
+}

@@ -98,6 +98,17 @@ pub struct NasOptions {
     /// Use API-SSL.
     #[arg(long, conflicts_with = "no_api_tls")]
     pub api_tls: bool,
+    /// API-SSL: the PEM file of the router's certificate or its CA, which its
+    /// certificate must chain to and name its API host in ("" removes it).
+    #[arg(long, value_name = "FILE")]
+    pub api_ca: Option<String>,
+    /// API-SSL: accept any certificate (MikroTik's default self-signed one). Anyone
+    /// on the path can then read the API password.
+    #[arg(long, conflicts_with = "api_tls_verify")]
+    pub api_tls_insecure: bool,
+    /// API-SSL: verify the certificate against --api-ca again (the default).
+    #[arg(long)]
+    pub api_tls_verify: bool,
     /// Plain API (no TLS).
     #[arg(long)]
     pub no_api_tls: bool,
@@ -265,6 +276,25 @@ fn apply(nas: &mut NasConfig, o: &NasOptions) -> Result<(), CliError> {
     if o.api_tls || o.no_api_tls {
         nas.api_tls = o.api_tls;
     }
+    if o.api_tls_insecure || o.api_tls_verify {
+        nas.api_tls_verify = o.api_tls_verify;
+    }
+    match o.api_ca.as_deref() {
+        None => {}
+        Some("") => nas.api_ca = None,
+        Some(p) => {
+            let p = Path::new(p);
+            let pem = std::fs::read_to_string(p)
+                .map_err(|e| CliError::Input(format!("--api-ca {}: {e}", p.display())))?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(CliError::Input(format!(
+                    "--api-ca {}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+                    p.display()
+                )));
+            }
+            nas.api_ca = Some(pem);
+        }
+    }
     if let Some(ms) = o.api_timeout_ms {
         nas.api_timeout_ms = ms;
     }
@@ -408,6 +438,8 @@ struct NasJson<'a> {
     /// User and password set: the NAS can be worked on over its API (bulk sweep).
     api_credentials: bool,
     api_tls: bool,
+    api_tls_verify: bool,
+    api_ca_set: bool,
     api_timeout_ms: u32,
     counter_wrap: &'static str,
     timezone: Option<&'a str>,
@@ -439,6 +471,8 @@ fn nas_json(rows: &[NasRow], tz: Tz) -> Result<String, CliError> {
                 api_password_set: c.api_password.is_some(),
                 api_credentials: has_api(c),
                 api_tls: c.api_tls,
+                api_tls_verify: c.api_tls_verify,
+                api_ca_set: c.api_ca.is_some(),
                 api_timeout_ms: c.api_timeout_ms,
                 counter_wrap: wrap_name(c),
                 timezone: c.timezone.as_deref(),
@@ -469,12 +503,22 @@ fn api_cell(c: &NasConfig) -> String {
         .into();
     }
     let user = c.api_user.as_deref().unwrap_or_default();
-    let tls = if c.api_tls { " tls" } else { "" };
+    let tls = tls_name(c);
     cell(&format!(
         "{user}@{}:{}{tls}",
         c.api_host_or_ip(),
         c.api_port
     ))
+}
+
+/// API-SSL and how its certificate is checked, as `nas list` shows it.
+fn tls_name(c: &NasConfig) -> &'static str {
+    match (c.api_tls, c.api_tls_verify, c.api_ca.is_some()) {
+        (false, _, _) => "",
+        (true, false, _) => " tls NOT VERIFIED",
+        (true, true, true) => " tls (CA)",
+        (true, true, false) => " tls (no CA: refused)",
+    }
 }
 
 fn wrap_name(c: &NasConfig) -> &'static str {
@@ -670,7 +714,11 @@ mod tests {
         assert_eq!(api_cell(&c), "radius@127.0.0.9:8728");
         c.api_tls = true;
         c.api_port = 8729;
-        assert_eq!(api_cell(&c), "radius@127.0.0.9:8729 tls");
+        assert_eq!(api_cell(&c), "radius@127.0.0.9:8729 tls (no CA: refused)");
+        c.api_ca = Some("-----BEGIN CERTIFICATE-----".into());
+        assert_eq!(api_cell(&c), "radius@127.0.0.9:8729 tls (CA)");
+        c.api_tls_verify = false;
+        assert_eq!(api_cell(&c), "radius@127.0.0.9:8729 tls NOT VERIFIED");
         c.api_user = Some(String::new());
         assert_eq!(api_cell(&c), "none (no API user)");
     }

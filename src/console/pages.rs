@@ -199,7 +199,11 @@ pub async fn nas_list(op: Operator, State(app): State<Shared>) -> Response {
                                 td { @if n["secret_set"].as_bool() == Some(true) { "set" } @else { span.muted { "from clients.conf" } } }
                                 td.api {
                                     @if n["api_credentials"].as_bool() == Some(true) {
-                                        (s(n, "api_user")) "@" (s(n, "api_effective_host")) ":" (n["api_port"]) @if n["api_tls"].as_bool() == Some(true) { " (TLS)" }
+                                        (s(n, "api_user")) "@" (s(n, "api_effective_host")) ":" (n["api_port"]) @if n["api_tls"].as_bool() == Some(true) {
+                                            @if n["api_tls_verify"].as_bool() == Some(false) { " " span.bad { "(TLS not verified)" } }
+                                            @else if n["api_ca_set"].as_bool() == Some(true) { " (TLS, CA)" }
+                                            @else { " " span.bad { "(TLS, no CA: refused)" } }
+                                        }
                                     } @else { span.muted { "not set" } }
                                 }
                                 td.num { (n["open_sessions"]) }

@@ -30,6 +30,10 @@ pub struct NasConfig {
     pub api_user: Option<String>,
     pub api_password: Option<String>,
     pub api_tls: bool,
+    /// API-SSL: CA certificate(s), PEM, the router's certificate must chain to.
+    pub api_ca: Option<String>,
+    /// API-SSL: verify the certificate (against `api_ca`); off accepts any.
+    pub api_tls_verify: bool,
     pub api_timeout_ms: u32,
     /// `counter_wrap = auto`: a 32-bit counter (no Gigawords) that goes backwards
     /// while the session time goes forward is counted as a wrap when plausible.
@@ -58,6 +62,8 @@ impl NasConfig {
             api_user: None,
             api_password: None,
             api_tls: false,
+            api_ca: None,
+            api_tls_verify: true,
             api_timeout_ms: 5000,
             counter_wrap: true,
             timezone: None,
@@ -89,6 +95,8 @@ impl std::fmt::Debug for NasConfig {
             .field("api_user", &self.api_user)
             .field("api_password_set", &self.api_password.is_some())
             .field("api_tls", &self.api_tls)
+            .field("api_ca_set", &self.api_ca.is_some())
+            .field("api_tls_verify", &self.api_tls_verify)
             .field("api_timeout_ms", &self.api_timeout_ms)
             .field("counter_wrap", &self.counter_wrap)
             .field("timezone", &self.timezone)
@@ -282,7 +290,7 @@ pub fn backoff_secs(previous_attempts: u32) -> i64 {
 
 pub(crate) const NAS_COLUMNS: &str = "id, nas_ip, name, type, coa_host, coa_port, secret, api_host, \
      api_port, api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap, timezone, \
-     stop_event, redirect_list";
+     stop_event, redirect_list, api_ca, api_tls_verify";
 
 fn port(v: i64) -> u16 {
     u16::try_from(v).unwrap_or(0)
@@ -308,6 +316,8 @@ pub(crate) fn nas_row(r: &Row<'_>) -> DbResult<NasRow> {
             timezone: r.get(16)?,
             stop_event: r.get::<_, i64>(17)? != 0,
             redirect_list: r.get(18)?,
+            api_ca: r.get(19)?,
+            api_tls_verify: r.get::<_, i64>(20)? != 0,
         },
         created: r.get(13)?,
         updated: r.get(14)?,
@@ -472,8 +482,9 @@ impl Admin {
     pub fn nas_upsert(&self, nas: &NasConfig, now: i64) -> Result<i64, StoreError> {
         let id = self.conn.query_row(
             "INSERT INTO nas (nas_ip, name, type, coa_host, coa_port, secret, api_host, api_port, \
-                 api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap, timezone, stop_event, redirect_list) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17) \
+                 api_user, api_password, api_tls, api_timeout_ms, created, updated, counter_wrap, timezone, stop_event, redirect_list, \
+                 api_ca, api_tls_verify) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
              ON CONFLICT (nas_ip) DO UPDATE SET name = excluded.name, type = excluded.type, \
                  coa_host = excluded.coa_host, coa_port = excluded.coa_port, \
                  secret = excluded.secret, api_host = excluded.api_host, \
@@ -481,7 +492,8 @@ impl Admin {
                  api_password = excluded.api_password, api_tls = excluded.api_tls, \
                  api_timeout_ms = excluded.api_timeout_ms, updated = excluded.updated, \
                  counter_wrap = excluded.counter_wrap, timezone = excluded.timezone, \
-                 stop_event = excluded.stop_event, redirect_list = excluded.redirect_list \
+                 stop_event = excluded.stop_event, redirect_list = excluded.redirect_list, \
+                 api_ca = excluded.api_ca, api_tls_verify = excluded.api_tls_verify \
              RETURNING id",
             params![
                 nas.nas_ip,
@@ -501,6 +513,8 @@ impl Admin {
                 nas.timezone,
                 nas.stop_event,
                 nas.redirect_list,
+                nas.api_ca,
+                nas.api_tls_verify,
             ],
             |r| r.get(0),
         )?;

@@ -584,3 +584,43 @@ fn claims_are_exclusive_and_lapse_after_the_lease() {
     assert!(!second.bulk_month_claim("127.0.0.2", 1_000, 1_011).unwrap());
     assert!(second.bulk_month_claim("127.0.0.2", 2_000, 2_010).unwrap());
 }
+
+#[test]
+fn migration_16_keeps_api_ssl_nases_working_unverified_and_verifies_new_ones() {
+    if testdb::not_sqlite() {
+        return; // PostgreSQL's 0005 is the same SQL
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &crate::store::db::sqlite::MIGRATIONS[..15] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 15).unwrap();
+        for (ip, tls) in [("192.0.2.1", 1), ("192.0.2.2", 0)] {
+            conn.execute(
+                "INSERT INTO nas (nas_ip, name, api_tls, created, updated) VALUES (?1, ?1, ?2, 1, 1)",
+                rusqlite::params![ip, tls],
+            )
+            .unwrap();
+        }
+    }
+    let db = Admin::open(&path).unwrap();
+    let old_tls = db.nas_get("192.0.2.1").unwrap().unwrap().config;
+    assert_eq!(
+        (old_tls.api_tls, old_tls.api_tls_verify, old_tls.api_ca),
+        (true, false, None)
+    );
+    let plain = db.nas_get("192.0.2.2").unwrap().unwrap().config;
+    assert!(
+        plain.api_tls_verify,
+        "verification is on for everything else"
+    );
+    let mut new = NasConfig::new("192.0.2.3");
+    new.api_tls = true;
+    new.api_ca = Some("-----BEGIN CERTIFICATE-----\n...".into());
+    db.nas_upsert(&new, 2).unwrap();
+    let back = db.nas_get("192.0.2.3").unwrap().unwrap().config;
+    assert_eq!((back.api_tls_verify, back.api_ca), (true, new.api_ca));
+}

@@ -17,6 +17,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0002_shared_queues.sql"),
     include_str!("../migrations/postgres/0003_store_version.sql"),
     include_str!("../migrations/postgres/0004_console.sql"),
+    include_str!("../migrations/postgres/0005_api_ca.sql"),
 ];
 
 /// Serialises migrations of servers starting at once (an arbitrary constant).

@@ -25,6 +25,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0013_services_states.sql"),
     include_str!("../migrations/sqlite/0014_shared_queues.sql"),
     include_str!("../migrations/sqlite/0015_console.sql"),
+    include_str!("../migrations/sqlite/0016_api_ca.sql"),
 ];
 
 /// The write connection: WAL (readers never block it), `synchronous` as configured.
