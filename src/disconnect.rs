@@ -218,6 +218,8 @@ pub struct PassReport {
     pub unconfirmed: usize,
     /// Still queued after this pass (retried later with backoff).
     pub retry: usize,
+    /// Given up after [`MAX_ATTEMPTS`]: failed until an operator retries them.
+    pub given_up: usize,
 }
 
 impl PassReport {
@@ -228,6 +230,7 @@ impl PassReport {
         self.done_api += o.done_api;
         self.unconfirmed += o.unconfirmed;
         self.retry += o.retry;
+        self.given_up += o.given_up;
     }
 }
 
@@ -327,6 +330,28 @@ pub fn job_outcome(verdict: &DmVerdict, api: Option<&Result<usize, String>>) -> 
             ),
             error_cause: *error_cause,
         },
+    }
+}
+
+/// Attempts after which a job that keeps failing is given up (state failed, until
+/// `rlm-rust queue retry`): with the backoff capped at an hour, about a day.
+pub const MAX_ATTEMPTS: u32 = 30;
+
+/// `outcome` for a job that had `attempts` before this one: a failure that would be
+/// retried becomes final once the job has used [`MAX_ATTEMPTS`].
+pub fn give_up_after(outcome: JobOutcome, attempts: u32) -> JobOutcome {
+    match outcome {
+        JobOutcome::DmFailed { error, error_cause } | JobOutcome::Retry { error, error_cause }
+            if attempts.saturating_add(1) >= MAX_ATTEMPTS =>
+        {
+            JobOutcome::Failed {
+                error: format!(
+                    "{error} (given up after {MAX_ATTEMPTS} attempts: `rlm-rust queue retry` tries again)"
+                ),
+                error_cause,
+            }
+        }
+        o => o,
     }
 }
 
@@ -672,7 +697,7 @@ impl NasRun<'_> {
 
         let mut marks = Vec::with_capacity(jobs.len());
         for (i, (job, verdict)) in jobs.iter().zip(&verdicts).enumerate() {
-            let outcome = job_outcome(verdict, api.get(&i));
+            let outcome = give_up_after(job_outcome(verdict, api.get(&i)), job.attempts);
             let who = format!("{:?} on {} ({})", job.username, job.nas_ip, job.reason);
             match (&outcome, verdict, api.get(&i)) {
                 (JobOutcome::Done(Method::Dm), ..) => {
@@ -701,6 +726,10 @@ impl NasRun<'_> {
                 (JobOutcome::DmFailed { error, .. }, ..) => {
                     report.retry += 1;
                     log::warn!("disconnect: {who} not done, retried later: {error}");
+                }
+                (JobOutcome::Failed { error, .. }, ..) => {
+                    report.given_up += 1;
+                    log::error!("disconnect: {who}: {error}");
                 }
                 (other, ..) => log::error!("disconnect: {who}: unexpected outcome {other:?}"),
             }
@@ -873,12 +902,13 @@ impl Job for QueueWorker {
                 log::info!(
                     "disconnect queue: {} due: {} done by Disconnect-Request, {} by RouterOS \
                      API, {} unconfirmed (queued again at their next Interim), {} retried \
-                     later; {} closed by their session's Stop",
+                     later, {} given up; {} closed by their session's Stop",
                     r.due,
                     r.done_dm,
                     r.done_api,
                     r.unconfirmed,
                     r.retry,
+                    r.given_up,
                     r.closed_by_stop
                 );
             }

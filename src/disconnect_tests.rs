@@ -540,3 +540,54 @@ fn api_ssl_is_verified_unless_turned_off_and_needs_a_ca() {
         );
     }
 }
+
+#[test]
+fn a_job_that_keeps_failing_is_given_up_after_max_attempts() {
+    let failed = |e: &str| JobOutcome::DmFailed {
+        error: e.into(),
+        error_cause: Some(404),
+    };
+    let retry = JobOutcome::Retry {
+        error: "timeout".into(),
+        error_cause: None,
+    };
+    // Attempts before this one, and whether this failure ends the job.
+    let cases = [
+        (0, false),
+        (MAX_ATTEMPTS - 2, false),
+        (MAX_ATTEMPTS - 1, true),
+        (u32::MAX, true),
+    ];
+    for (attempts, gives_up) in cases {
+        for outcome in [failed("x"), retry.clone()] {
+            let got = give_up_after(outcome.clone(), attempts);
+            if gives_up {
+                let JobOutcome::Failed { error, .. } = &got else {
+                    panic!("{attempts}: {got:?}")
+                };
+                assert!(
+                    error.contains("given up after") && error.contains("queue retry"),
+                    "{error}"
+                );
+            } else {
+                assert_eq!(got, outcome, "{attempts}");
+            }
+        }
+    }
+    // What is final already, or done, stays as it is.
+    let done = JobOutcome::Done(Method::Api);
+    assert_eq!(give_up_after(done.clone(), u32::MAX), done);
+    let unconfirmed = JobOutcome::Unconfirmed {
+        error: "nak".into(),
+        error_cause: Some(503),
+    };
+    assert_eq!(give_up_after(unconfirmed.clone(), u32::MAX), unconfirmed);
+    // The error keeps its Error-Cause.
+    assert!(matches!(
+        give_up_after(failed("x"), MAX_ATTEMPTS),
+        JobOutcome::Failed {
+            error_cause: Some(404),
+            ..
+        }
+    ));
+}

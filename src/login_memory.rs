@@ -55,6 +55,28 @@ impl ControlValues for crate::policies::RawPolicy {
     }
 }
 
+/// Users whose values are kept in memory at most (about 300 B each): past it an
+/// arbitrary one is dropped, and read back from the store when it is asked for.
+pub const MAX_REMEMBERED: usize = 100_000;
+
+/// Inserts into a map bounded to `cap` entries; returns the key dropped for it.
+fn insert_bounded<V>(
+    map: &mut HashMap<String, V>,
+    key: &str,
+    value: V,
+    cap: usize,
+) -> Option<String> {
+    let mut dropped = None;
+    if map.len() >= cap && !map.contains_key(key) {
+        dropped = map.keys().next().cloned();
+        if let Some(victim) = &dropped {
+            map.remove(victim);
+        }
+    }
+    map.insert(key.to_string(), value);
+    dropped
+}
+
 /// How often whether the store keeps any values at all is asked again.
 const ANY_RECHECK: Duration = Duration::from_secs(30);
 
@@ -133,6 +155,8 @@ pub struct LoginMemory<T> {
     /// Shared stores: when this server last saw each user log in. Its own login is
     /// newer than what the store holds until that write commits (it does not wait).
     logins: Mutex<HashMap<String, i64>>,
+    /// At most this many users in `seen` and in `logins` ([`MAX_REMEMBERED`]).
+    cap: usize,
 }
 
 impl<T: ControlValues> Default for LoginMemory<T> {
@@ -142,6 +166,7 @@ impl<T: ControlValues> Default for LoginMemory<T> {
             users: AtomicUsize::new(0),
             backing: None,
             logins: Mutex::new(HashMap::new()),
+            cap: MAX_REMEMBERED,
         }
     }
 }
@@ -200,8 +225,9 @@ impl<T: ControlValues> LoginMemory<T> {
         }
         if let Some((v, _)) = &v {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            seen.insert(user.to_string(), v.clone());
-            self.users.store(seen.len(), Ordering::Release);
+            // Not on a shared store (which returned above): no login times to match.
+            insert_bounded(&mut seen, user, v.clone(), self.cap);
+            self.set_users(seen.len());
         }
         v.map(|(v, _)| v).unwrap_or_default()
     }
@@ -215,22 +241,32 @@ impl<T: ControlValues> LoginMemory<T> {
             return T::default();
         }
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut dropped = Vec::new();
         let changed = if control.is_empty() {
             seen.remove(user).is_some()
         } else if seen.get(user) != Some(control) {
-            seen.insert(user.to_string(), control.clone());
+            dropped.extend(insert_bounded(&mut seen, user, control.clone(), self.cap));
             true
         } else {
             false
         };
-        self.users.store(seen.len(), Ordering::Release);
+        self.set_users(seen.len());
         drop(seen);
         let now = crate::periods::now();
         if self.backing.as_ref().is_some_and(|b| b.shared) {
-            self.logins
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(user.to_string(), now);
+            // A user dropped from one map is dropped from both: a login time without
+            // values would read as "this login had none".
+            let mut logins = self.logins.lock().unwrap_or_else(|p| p.into_inner());
+            for d in &dropped {
+                logins.remove(d);
+            }
+            let gone = insert_bounded(&mut logins, user, now, self.cap);
+            drop(logins);
+            if let Some(g) = gone {
+                let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                seen.remove(&g);
+                self.set_users(seen.len());
+            }
         }
         if let Some(b) = &self.backing {
             // Another server may have kept another set since: there, always write.
@@ -239,6 +275,15 @@ impl<T: ControlValues> LoginMemory<T> {
             }
         }
         control.clone()
+    }
+
+    fn set_users(&self, n: usize) {
+        self.users.store(n, Ordering::Release);
+        if let Some(b) = &self.backing {
+            crate::metrics::global()
+                .login_memory
+                .set(&[b.kind.as_str()], n as u64);
+        }
     }
 
     /// Users remembered in memory (for tests and stats).
@@ -365,5 +410,43 @@ mod store_tests {
         assert_eq!(on_b.control_part("u", &none, false), limits("100"));
         a.shutdown();
         b.shutdown();
+    }
+
+    /// Memory holds at most its cap of users; one dropped is read back from the
+    /// store, so accounting still applies its login's values.
+    #[test]
+    fn memory_is_bounded_and_a_dropped_user_comes_back_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = testdb::at(dir.path().join("rlm.sqlite"));
+        let store = Store::open(&path, StoreOptions::default()).unwrap();
+        let mut m = LoginMemory::<RawLimits>::with_store(store.clone(), ControlKind::Limits);
+        m.cap = 3;
+        for i in 0..10 {
+            m.control_part(&format!("u{i}"), &limits(&format!("{}", 100 + i)), true);
+        }
+        assert_eq!(m.len(), 3, "bounded");
+        assert!(m.logins.lock().unwrap().len() <= 3);
+        for i in 0..10 {
+            let user = format!("u{i}");
+            for _ in 0..100 {
+                if store
+                    .login_control(&user, ControlKind::Limits)
+                    .unwrap()
+                    .is_some()
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        for i in 0..10 {
+            assert_eq!(
+                m.control_part(&format!("u{i}"), &RawLimits::new(), false),
+                limits(&format!("{}", 100 + i)),
+                "u{i}"
+            );
+        }
+        assert!(m.len() <= 3);
+        store.shutdown();
     }
 }

@@ -767,3 +767,47 @@ fn a_refused_api_login_is_tried_once_per_run() {
         .unwrap()
         .contains("refused")));
 }
+
+/// A job that keeps failing is not retried forever: at its last attempt it is
+/// given up (failed, with why), and `queue retry` starts it over.
+#[test]
+fn a_job_that_keeps_failing_is_given_up_after_its_last_attempt() {
+    let f = Fixture::new();
+    let r1 = routeros();
+    f.admin
+        .nas_upsert(&nas("192.0.2.31", None, Some((&r1, "wrong"))), NOW)
+        .unwrap();
+    f.enqueue("192.0.2.31", "hank", None);
+    // As after MAX_ATTEMPTS - 1 failed passes.
+    rusqlite::Connection::open(&f.db)
+        .unwrap()
+        .execute(
+            "UPDATE disconnect_queue SET attempts = ?1",
+            [rlm_rust::disconnect::MAX_ATTEMPTS - 1],
+        )
+        .unwrap();
+    let r = f.worker().pass(NOW).unwrap();
+    assert_eq!((r.retry, r.given_up), (0, 1));
+    let j = f.job("hank");
+    assert_eq!(j.state, JobState::Failed);
+    assert_eq!(j.attempts, rlm_rust::disconnect::MAX_ATTEMPTS);
+    let err = j.last_error.unwrap();
+    assert!(
+        err.contains("refused") && err.contains("given up after"),
+        "{err}"
+    );
+    assert_eq!(
+        f.worker().pass(NOW + 86_400).unwrap().due,
+        0,
+        "no longer due"
+    );
+    f.admin
+        .queue_retry(rlm_rust::store::RetryTarget::Id(j.id), NOW)
+        .unwrap();
+    let r = f.worker().pass(NOW).unwrap();
+    assert_eq!(
+        (r.due, r.retry),
+        (1, 1),
+        "an operator's retry starts it over"
+    );
+}

@@ -14,11 +14,13 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, RwLock};
 
-/// A counter per combination of label values.
+/// A counter (or, made with [`CounterVec::gauge`], a gauge) per combination of
+/// label values.
 pub struct CounterVec {
     name: &'static str,
     help: &'static str,
     labels: &'static [&'static str],
+    kind: &'static str,
     values: RwLock<BTreeMap<Vec<String>, AtomicU64>>,
 }
 
@@ -32,8 +34,43 @@ impl CounterVec {
             name,
             help,
             labels,
+            kind: "counter",
             values: RwLock::new(BTreeMap::new()),
         }
+    }
+
+    /// A family whose values are set, not added to.
+    pub const fn gauge(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Self {
+        CounterVec {
+            name,
+            help,
+            labels,
+            kind: "gauge",
+            values: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Sets a gauge's series.
+    pub fn set(&self, values: &[&str], n: u64) {
+        {
+            let map = self.values.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = map
+                .iter()
+                .find_map(|(k, c)| (k.iter().eq(values.iter())).then_some(c))
+            {
+                c.store(n, Ordering::Relaxed);
+                return;
+            }
+        }
+        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        let mut map = self.values.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_insert_with(|| AtomicU64::new(0))
+            .store(n, Ordering::Relaxed);
     }
 
     pub fn inc(&self, values: &[&str]) {
@@ -69,7 +106,7 @@ impl CounterVec {
     }
 
     fn render(&self, out: &mut String) {
-        header(out, self.name, self.help, "counter");
+        header(out, self.name, self.help, self.kind);
         let map = self.values.read().unwrap_or_else(|e| e.into_inner());
         for (k, v) in map.iter() {
             let pairs: Vec<(&str, &str)> = self
@@ -162,6 +199,8 @@ pub struct Metrics {
     pub bulk_nases: CounterVec,
     /// Bulk disconnect: sessions by result.
     pub bulk_sessions: CounterVec,
+    /// Users whose login values are kept in memory, by kind (bounded).
+    pub login_memory: CounterVec,
 }
 
 const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
@@ -217,6 +256,11 @@ impl Metrics {
                 "Sessions handled by bulk disconnect runs by result (removed, already_gone, failed).",
                 &["result"],
             ),
+            login_memory: CounterVec::gauge(
+                "rlm_rust_login_memory_users",
+                "Users whose login control values (limits, policy) are kept in memory; at most 100000 each, the rest read from the store.",
+                &["kind"],
+            ),
         }
     }
 
@@ -231,6 +275,7 @@ impl Metrics {
             &self.api_errors,
             &self.bulk_nases,
             &self.bulk_sessions,
+            &self.login_memory,
         ] {
             c.render(&mut out);
         }
@@ -343,6 +388,16 @@ mod tests {
              t_total{kind=\"coa\",result=\"na\\\"k\"} 1\n\
              t_total{kind=\"dm\",result=\"ack\"} 3\n"
         );
+    }
+
+    #[test]
+    fn gauges_are_set() {
+        let g = CounterVec::gauge("g", "G.", &["kind"]);
+        g.set(&["a"], 5);
+        g.set(&["a"], 3);
+        let mut out = String::new();
+        g.render(&mut out);
+        assert_eq!(out, "# HELP g G.\n# TYPE g gauge\ng{kind=\"a\"} 3\n");
     }
 
     #[test]
