@@ -123,12 +123,7 @@ pub struct Operator {
 impl Operator {
     /// A change: an admin, with this session's CSRF token.
     pub fn may_change(&self, csrf: Option<&str>) -> Result<(), Fail> {
-        if !csrf.is_some_and(|c| crate::metrics::token_matches(c, &self.csrf)) {
-            return Err(Fail::new(
-                StatusCode::FORBIDDEN,
-                "missing or wrong CSRF token (reload the page)",
-            ));
-        }
+        self.check_csrf(csrf)?;
         if self.role != Role::Admin {
             return Err(Fail::new(
                 StatusCode::FORBIDDEN,
@@ -139,6 +134,18 @@ impl Operator {
             ));
         }
         Ok(())
+    }
+
+    /// This session's CSRF token (logging out needs only this, viewers too).
+    pub fn check_csrf(&self, csrf: Option<&str>) -> Result<(), Fail> {
+        if csrf.is_some_and(|c| crate::metrics::token_matches(c, &self.csrf)) {
+            Ok(())
+        } else {
+            Err(Fail::new(
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token (reload the page)",
+            ))
+        }
     }
 }
 

@@ -130,7 +130,7 @@ pub async fn login(State(app): State<Shared>, body: Bytes) -> Response {
 
 pub async fn logout(op: Operator, State(app): State<Shared>, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(e) = check_csrf_only(&op, f.get("csrf").as_deref()) {
+    if let Err(e) = op.check_csrf(f.get("csrf").as_deref()) {
         return view::fail_page(e, Some(&op));
     }
     let hash = op.token_hash.clone();
@@ -147,18 +147,6 @@ pub async fn logout(op: Operator, State(app): State<Shared>, body: Bytes) -> Res
         ],
     )
         .into_response()
-}
-
-/// Logging out is allowed to viewers too; it still needs the token.
-fn check_csrf_only(op: &Operator, given: Option<&str>) -> Result<(), Fail> {
-    if given.is_some_and(|c| crate::metrics::token_matches(c, &op.csrf)) {
-        Ok(())
-    } else {
-        Err(Fail::new(
-            StatusCode::FORBIDDEN,
-            "missing or wrong CSRF token (reload the page)",
-        ))
-    }
 }
 
 // ---- NAS list and bulk disconnect ----

@@ -56,21 +56,7 @@ impl CounterVec {
 
     /// Sets a gauge's series.
     pub fn set(&self, values: &[&str], n: u64) {
-        {
-            let map = self.values.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = map
-                .iter()
-                .find_map(|(k, c)| (k.iter().eq(values.iter())).then_some(c))
-            {
-                c.store(n, Ordering::Relaxed);
-                return;
-            }
-        }
-        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-        let mut map = self.values.write().unwrap_or_else(|e| e.into_inner());
-        map.entry(key)
-            .or_insert_with(|| AtomicU64::new(0))
-            .store(n, Ordering::Relaxed);
+        self.with_series(values, |c| c.store(n, Ordering::Relaxed));
     }
 
     pub fn inc(&self, values: &[&str]) {
@@ -78,23 +64,27 @@ impl CounterVec {
     }
 
     pub fn add(&self, values: &[&str], n: u64) {
+        self.with_series(values, |c| {
+            c.fetch_add(n, Ordering::Relaxed);
+        });
+    }
+
+    /// Runs `f` on the series of `values`, made on first use.
+    fn with_series(&self, values: &[&str], f: impl FnOnce(&AtomicU64)) {
         debug_assert_eq!(values.len(), self.labels.len(), "{}", self.name);
         {
-            // The common case: the series exists; a shared lock and an atomic add.
+            // The common case: the series exists; a shared lock and an atomic op.
             let map = self.values.read().unwrap_or_else(|e| e.into_inner());
             if let Some(c) = map
                 .iter()
                 .find_map(|(k, c)| (k.iter().eq(values.iter())).then_some(c))
             {
-                c.fetch_add(n, Ordering::Relaxed);
-                return;
+                return f(c);
             }
         }
         let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
         let mut map = self.values.write().unwrap_or_else(|e| e.into_inner());
-        map.entry(key)
-            .or_insert_with(|| AtomicU64::new(0))
-            .fetch_add(n, Ordering::Relaxed);
+        f(map.entry(key).or_insert_with(|| AtomicU64::new(0)));
     }
 
     /// The current value of one series (0 if never counted).
