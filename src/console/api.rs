@@ -84,12 +84,12 @@ pub(crate) fn nas_data(app: &Shared) -> Result<Value, Fail> {
     let now = periods::now();
     let month = periods::month_start(now, app.opts.tz);
     let counts = app.reader.nas_session_counts(month)?;
-    let admin = app.admin();
+    let mut last_runs = app.admin().last_bulk_runs()?;
     let mut out = Vec::new();
     for mut n in listed["nas"].as_array().cloned().unwrap_or_default() {
         let ip = n["nas_ip"].as_str().unwrap_or_default().to_string();
         let c = counts.get(&ip).copied().unwrap_or_default();
-        let last = admin.bulk_runs(&ip)?.into_iter().next();
+        let last = last_runs.remove(&ip);
         let o = n.as_object_mut().expect("nas list rows are objects");
         o.insert("open_sessions".into(), json!(c.open));
         o.insert("prior_month_sessions".into(), json!(c.open_before));
@@ -597,8 +597,9 @@ pub(crate) fn metrics_text(app: &Shared) -> Result<String, Fail> {
         "gauge",
     );
     let admin = app.admin();
+    let runs = admin.last_bulk_runs()?;
     for n in admin.nas_list()? {
-        if let Some(r) = admin.bulk_runs(&n.config.nas_ip)?.into_iter().next() {
+        if let Some(r) = runs.get(&n.config.nas_ip) {
             let ip = n.config.nas_ip.as_str();
             sample(
                 &mut out,

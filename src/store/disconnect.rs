@@ -850,23 +850,41 @@ impl Admin {
 
     /// Bulk runs of one NAS, newest first.
     pub fn bulk_runs(&self, nas_ip: &str) -> Result<Vec<BulkRun>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT nas_ip, started, finished, seen, removed, failed, error FROM bulk_runs \
-             WHERE nas_ip = ?1 ORDER BY started DESC, id DESC",
-        )?;
-        let rows = stmt.query_map([nas_ip], |r| {
-            Ok(BulkRun {
-                nas_ip: r.get(0)?,
-                started: r.get(1)?,
-                finished: r.get(2)?,
-                seen: r.get(3)?,
-                removed: r.get(4)?,
-                failed: r.get(5)?,
-                error: r.get(6)?,
-            })
-        })?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {BULK_RUN_COLUMNS} FROM bulk_runs WHERE nas_ip = ?1 ORDER BY started DESC, id DESC"
+        ))?;
+        let rows = stmt.query_map([nas_ip], bulk_run_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    /// Each NAS's newest bulk run (as [`Admin::bulk_runs`] orders them), in one read.
+    pub fn last_bulk_runs(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, BulkRun>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {BULK_RUN_COLUMNS} FROM bulk_runs ORDER BY nas_ip, started DESC, id DESC"
+        ))?;
+        let mut last = std::collections::BTreeMap::new();
+        for run in stmt.query_map((), bulk_run_row)? {
+            let run = run?;
+            last.entry(run.nas_ip.clone()).or_insert(run);
+        }
+        Ok(last)
+    }
+}
+
+const BULK_RUN_COLUMNS: &str = "nas_ip, started, finished, seen, removed, failed, error";
+
+fn bulk_run_row(r: &Row<'_>) -> DbResult<BulkRun> {
+    Ok(BulkRun {
+        nas_ip: r.get(0)?,
+        started: r.get(1)?,
+        finished: r.get(2)?,
+        seen: r.get(3)?,
+        removed: r.get(4)?,
+        failed: r.get(5)?,
+        error: r.get(6)?,
+    })
 }
 
 #[cfg(test)]

@@ -479,8 +479,26 @@ fn bulk_runs_are_logged() {
     };
     let id2 = db.bulk_run_record(&later).unwrap();
     assert_ne!(id1, id2);
-    assert_eq!(db.bulk_runs("127.0.0.2").unwrap(), vec![later, run]);
+    assert_eq!(
+        db.bulk_runs("127.0.0.2").unwrap(),
+        vec![later.clone(), run.clone()]
+    );
     assert!(db.bulk_runs("127.0.0.9").unwrap().is_empty());
+    // The newest of each NAS in one read: by start, not by insertion order.
+    let other = BulkRun {
+        nas_ip: "127.0.0.3".into(),
+        ..run.clone()
+    };
+    db.bulk_run_record(&other).unwrap();
+    db.bulk_run_record(&BulkRun {
+        started: 5,
+        ..run.clone()
+    })
+    .unwrap();
+    let last = db.last_bulk_runs().unwrap();
+    assert_eq!(last.len(), 2);
+    assert_eq!(last["127.0.0.2"], later);
+    assert_eq!(last["127.0.0.3"], other);
 }
 
 #[test]
