@@ -1,5 +1,6 @@
 //! API-SSL: the client through a test-only TLS terminator in front of the double.
 #![cfg(feature = "routeros-tls")]
+mod common;
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -172,23 +173,7 @@ fn a_nas_api_ssl_certificate_is_verified_against_its_ca() {
     std::fs::write(&right, CERT_PEM).unwrap();
     std::fs::write(&wrong, OTHER_PEM).unwrap();
     let cli = |args: &[&str], stdin: &str| {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rlm-rust"))
-            .arg("--db")
-            .arg(&db)
-            .args(args)
-            .env_remove("RLM_RUST_DB")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = common::cli::run(&db, "UTC", args, stdin);
         (
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
