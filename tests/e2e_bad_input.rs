@@ -190,47 +190,8 @@ fn counters_at_their_maximum_never_make_a_user_unreadable() {
 
 use rlm_rust::radius::attrs::Attribute;
 use rlm_rust::radius::packet::Packet;
-use rlm_rust::radius::Code;
 use std::net::UdpSocket;
-use std::time::{Duration, Instant};
-
-/// Sends Accounting-Requests straight over UDP (raw bytes anywhere, far faster than a
-/// radclient per packet), at most `window` in flight; returns how many were answered
-/// with an Accounting-Response.
-fn send_all(server: &Server, packets: &[Vec<Attribute>], window: usize) -> usize {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.connect(("127.0.0.1", server.acct_port)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let (mut next, mut answered, mut in_flight) = (0usize, 0usize, 0usize);
-    let mut last_progress = Instant::now();
-    let mut buf = [0u8; 4096];
-    while next < packets.len() || in_flight > 0 {
-        while in_flight < window && next < packets.len() {
-            let mut p = Packet::new(Code::AccountingRequest, (next % 256) as u8);
-            p.attributes = packets[next].clone();
-            sock.send(&p.encode_request(SECRET.as_bytes()).unwrap())
-                .unwrap();
-            next += 1;
-            in_flight += 1;
-        }
-        match sock.recv(&mut buf) {
-            Ok(n) if n >= 20 && buf[0] == 5 => {
-                answered += 1;
-                in_flight -= 1;
-                last_progress = Instant::now();
-            }
-            Ok(_) => {}
-            // Unanswered (invalid, or refused by the server): give up on them.
-            Err(_) if last_progress.elapsed() > Duration::from_secs(2) => {
-                in_flight = 0;
-                last_progress = Instant::now();
-            }
-            Err(_) => {}
-        }
-    }
-    answered
-}
+use std::time::Duration;
 
 fn s(typ: u8, v: &[u8]) -> Attribute {
     Attribute::new(typ, v.to_vec())
