@@ -30,7 +30,7 @@ fn main() {
     let bindings = bindgen::Builder::default()
         .header("include/wrapper.h")
         .clang_args(&clang_args)
-        .allowlist_type("module_t|REQUEST|RADIUS_PACKET|VALUE_PAIR|DICT_ATTR|CONF_PARSER|CONF_SECTION|rlm_rcode_t|rlm_components|log_type_t|log_lvl_t|FR_TOKEN|PW_TYPE|fr_ipaddr_t|xlat_func_t|xlat_escape_t|RADCLIENT")
+        .allowlist_type("module_t|main_config_t|REQUEST|RADIUS_PACKET|VALUE_PAIR|DICT_ATTR|CONF_PARSER|CONF_SECTION|rlm_rcode_t|rlm_components|log_type_t|log_lvl_t|FR_TOKEN|PW_TYPE|fr_ipaddr_t|xlat_func_t|xlat_escape_t|RADCLIENT")
         .allowlist_function("radlog|radlog_request|radlog_request_error|radlog_debug_enabled|fr_pair_make|fr_pair_find_by_num|fr_pair_find_by_da|dict_attrbyname|cf_log_err_cs|cf_section_name1|cf_section_name2|xlat_register|xlat_unregister|fr_pair_value_strcpy|fr_pair_afrom_da|fr_pair_add|fr_pair_delete_by_num|fr_pair_value_from_str|rad_get_request_identifier|client_find|vp_prints_value")
         .allowlist_var("rad_debug_lvl|check_config|PW_TYPE_.*|RLM_TYPE_.*|TAG_ANY")
         .default_enum_style(bindgen::EnumVariation::ModuleConsts)

@@ -568,23 +568,6 @@ pub fn parse_duration(value: &str) -> Result<u64, String> {
     })
 }
 
-/// For `freeradius -C`: the database's directory must exist (the file may not yet).
-pub fn check_db_path(db: &std::path::Path) -> Result<(), ConfigError> {
-    let dir = match db.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(err(
-            "db",
-            &db.display().to_string(),
-            format!("directory {} does not exist", dir.display()),
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -124,6 +124,83 @@ fn config_check_passes_and_bad_values_name_the_option() {
         "{text}"
     );
     assert!(!text.contains("s3cret"), "the password was shown:\n{text}");
+
+    // An unusable SQLite path fails -XC, naming db: a missing directory, a file
+    // that is not a database, a schema from a newer build.
+    let garbage = tmp.path().join("garbage.sqlite");
+    std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+    let newer = tmp.path().join("newer.sqlite");
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 9999")
+        .unwrap();
+    for (path, why) in [
+        (tmp.path().join("no/such/dir/db.sqlite"), "does not exist"),
+        (garbage, "is not a usable database"),
+        (newer, "newer than this module knows"),
+    ] {
+        std::fs::write(
+            &module,
+            original.replace(db_line, &format!("\tdb = {}", path.display())),
+        )
+        .unwrap();
+        let bad = check();
+        let text = String::from_utf8_lossy(&bad.stdout).into_owned()
+            + &String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            !bad.status.success() && text.contains("option 'db'") && text.contains(why),
+            "{why}:\n{text}"
+        );
+    }
+    std::fs::write(&module, &original).unwrap();
+
+    // Without an $INCLUDE the module loads dictionary.rust from the server's
+    // dictionary directory (-D here, /usr/share/freeradius for the package); with
+    // neither, -XC fails and says what to do.
+    let dictionary = raddb.join("dictionary");
+    let local = std::fs::read_to_string(&dictionary).unwrap();
+    let without: String = local
+        .lines()
+        .filter(|l| !l.contains("dictionary.rust"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without, local, "raddb.sh includes dictionary.rust");
+    std::fs::write(&dictionary, without).unwrap();
+    let dictdir = tmp.path().join("dictdir");
+    std::fs::create_dir(&dictdir).unwrap();
+    std::fs::write(
+        dictdir.join("dictionary"),
+        "$INCLUDE /usr/share/freeradius/dictionary\n",
+    )
+    .unwrap();
+    let check_with_dictdir = || {
+        let out = std::process::Command::new("freeradius")
+            .arg("-XC")
+            .arg("-d")
+            .arg(&raddb)
+            .arg("-D")
+            .arg(&dictdir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = check_with_dictdir();
+    assert!(
+        !ok && text.contains("dictionary.rust") && text.contains("$INCLUDE"),
+        "{text}"
+    );
+    std::fs::copy(
+        repo().join("freeradius-config/dictionary.rust"),
+        dictdir.join("dictionary.rust"),
+    )
+    .unwrap();
+    let (ok, text) = check_with_dictdir();
+    assert!(
+        ok && text.contains("Configuration appears to be OK"),
+        "{text}"
+    );
 }
 
 #[test]

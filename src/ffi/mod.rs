@@ -4,12 +4,15 @@
 //! - `log`, `request`: the thin safe wrapper (logging bridge, request and pairs).
 //! - `module`: the exported `module_t rlm_rust` and its callbacks.
 //! - `clients`: secrets from the server's client list, for the background worker.
+//! - `dictionary`: loads dictionary.rust when the server loads the module.
 //!
 //! The modules that call server functions (`radlog`, `fr_pair_make`, ...) are left out
 //! of the crate's own unit-test binary, which has no server to link against; they are
 //! tested through the real `freeradius` (tests/e2e_*.rs).
 #[cfg(not(test))]
 pub mod clients;
+#[cfg(not(test))]
+mod dictionary;
 #[cfg(not(test))]
 pub mod log;
 #[cfg(not(test))]

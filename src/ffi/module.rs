@@ -281,6 +281,14 @@ fn config_error(cs: *mut sys::CONF_SECTION, msg: &str) {
 unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_void) -> c_int {
     let result = catch_unwind(AssertUnwindSafe(|| {
         frlog::init();
+        match super::dictionary::outcome() {
+            Ok(Some(file)) => log::debug!("rlm_rust: loaded {file}"),
+            Ok(None) => {}
+            Err(why) => {
+                config_error(cs, &why);
+                return -1;
+            }
+        }
         let data = &mut *(inst as *mut InstanceData);
         let raw = RawConfig {
             db: opt(data.db),
@@ -334,9 +342,14 @@ unsafe extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, inst: *mut c_vo
         }
         if sys::check_config {
             // `freeradius -C`: validate only; open no files and start no threads.
-            return match config::check_db_path(&config.db) {
+            return match crate::store::check_location(&config.db) {
                 Ok(()) => 0,
-                Err(e) => {
+                Err(why) => {
+                    let e = config::ConfigError {
+                        option: "db",
+                        value: config.db_shown.clone(),
+                        reason: why,
+                    };
                     config_error(cs, &e.to_string());
                     -1
                 }

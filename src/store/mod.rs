@@ -101,7 +101,7 @@ pub enum StoreError {
     Batch(String),
     /// The database cannot be reached (logged by the store when this starts and
     /// ends, not with every request).
-    #[error("the database is unreachable: {0}")]
+    #[error("the database cannot be written: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
     Db(#[from] DbError),
@@ -227,6 +227,58 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// What `freeradius -C` can tell of a store without opening it for writing: a
+/// SQLite file that exists must be a database of a schema this build knows, and
+/// the server's user must be able to write it and create `-wal` / `-shm` beside
+/// it. PostgreSQL is checked at the first start (`-C` does not connect).
+pub fn check_location(db: &Path) -> Result<(), String> {
+    let Location::Sqlite(path) = location(db).map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!("directory {} does not exist", dir.display()));
+    }
+    let probe = dir.join(format!(".rlm_rust-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) => {
+            return Err(format!(
+                "cannot create files in {} ({e}): the server's user needs to write there",
+                dir.display()
+            ))
+        }
+    }
+    if !path.exists() {
+        return Ok(()); // created at the first start
+    }
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+    {
+        return Err(format!("cannot open {} for writing ({e})", path.display()));
+    }
+    match db::sqlite::check_file(&path) {
+        Ok(v) if v as usize > db::sqlite::MIGRATIONS.len() => Err(format!(
+            "{} has schema version {v}, newer than this module knows ({}): a newer rlm_rust wrote it",
+            path.display(),
+            db::sqlite::MIGRATIONS.len()
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{} is not a usable database: {e}", path.display())),
+    }
+}
+
 fn location(path: &Path) -> Result<Location, StoreError> {
     Location::parse(path).map_err(|why| StoreError::BadLocation { why })
 }
@@ -319,6 +371,7 @@ impl Store {
                 reopen: writer::Reopen {
                     location: loc.clone(),
                     opts: opts.clone(),
+                    file: writer::file_identity(&loc),
                 },
                 headrooms: match backend {
                     Backend::Sqlite => crate::pipeline::capping::Headrooms::new(HEADROOM_USERS),

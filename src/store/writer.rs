@@ -85,10 +85,44 @@ pub(crate) struct Writer {
     pub(crate) outage: Arc<SharedOutage>,
 }
 
-/// How the writer opens its connection again (PostgreSQL restarted, network cut).
+/// How the writer opens its connection again (PostgreSQL restarted, network cut,
+/// the SQLite file restored).
 pub(crate) struct Reopen {
     pub(crate) location: super::db::Location,
     pub(crate) opts: super::StoreOptions,
+    /// SQLite: the (device, inode) of the file the connection has open.
+    pub(crate) file: Option<(u64, u64)>,
+}
+
+/// The (device, inode) of a SQLite store's file, if it is one and exists.
+pub(crate) fn file_identity(location: &super::db::Location) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(location.path()?).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+enum FileCheck {
+    Same,
+    /// Deleted (or moved away): writes would go to a file nobody opens again.
+    Gone(String),
+    /// Another file at the path (restored from a backup): open that one.
+    Replaced,
+}
+
+impl Reopen {
+    fn check_file(&self) -> FileCheck {
+        let Some(had) = self.file else {
+            return FileCheck::Same;
+        };
+        match file_identity(&self.location) {
+            Some(now) if now == had => FileCheck::Same,
+            Some(_) => FileCheck::Replaced,
+            None => FileCheck::Gone(format!(
+                "the database file {} was deleted or moved; restore it",
+                self.location
+            )),
+        }
+    }
 }
 
 /// Times a batch is tried again after a deadlock or serialisation failure.
@@ -141,10 +175,25 @@ impl Writer {
         let mut attempt = 0;
         // PostgreSQL: without savepoints first (see Conn::set_savepoints).
         let mut fast = self.conn.backend() == super::db::Backend::Postgres;
+        let mut reopen = match self.reopen.check_file() {
+            FileCheck::Same => false,
+            FileCheck::Replaced => true,
+            FileCheck::Gone(why) => {
+                Outage::failed(&self.outage, &why);
+                return unavailable(&why);
+            }
+        };
         loop {
-            if self.conn.is_broken() {
+            if reopen || self.conn.is_broken() {
                 match super::open_writer(&self.reopen.location, &self.reopen.opts) {
-                    Ok(conn) => self.conn = conn,
+                    Ok(conn) => {
+                        self.conn = conn;
+                        self.reopen.file = file_identity(&self.reopen.location);
+                        // What was learnt may be of another file's data.
+                        self.headrooms.clear();
+                        self.quotas.clear();
+                        reopen = false;
+                    }
                     Err(e) => {
                         let why = e.to_string();
                         Outage::failed(&self.outage, &why);
@@ -177,6 +226,14 @@ impl Writer {
                     Outage::failed(&self.outage, &why);
                     return unavailable(&why);
                 }
+                Some(Failure::Busy) => {
+                    let why = match results.first() {
+                        Some(Err(e)) => format!("locked by another process: {e}"),
+                        _ => "locked by another process".to_string(),
+                    };
+                    Outage::failed(&self.outage, &why);
+                    return unavailable(&why);
+                }
                 _ => Outage::ended(&self.outage),
             }
             return results;
@@ -184,7 +241,8 @@ impl Writer {
     }
 }
 
-/// A run of failed batches because the database was unreachable: logged when it
+/// A run of failed batches because the database could not be written (unreachable,
+/// disk full, read-only, locked, deleted): logged when it
 /// starts and when it ends, not once per batch (nor per writer).
 pub(crate) struct Outage {
     since: std::time::Instant,
@@ -200,7 +258,7 @@ impl Outage {
         match &mut *outage {
             Some(o) => o.batches += 1,
             None => {
-                log::error!("store: the database is unreachable ({why}); accounting requests fail until it is back");
+                log::error!("store: the database cannot be written ({why}); accounting requests fail (no response, the NAS retransmits) until it is back");
                 *outage = Some(Outage {
                     since: std::time::Instant::now(),
                     batches: 1,

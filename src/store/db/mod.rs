@@ -105,14 +105,21 @@ impl DbError {
             DbError::Postgres(e) => {
                 e.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE)
             }
+            DbError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
             _ => false,
         }
     }
 
-    /// The server or the connection to it is gone (not a bad statement).
+    /// The server or the connection to it is gone (PostgreSQL), or the file cannot
+    /// be written at all (SQLite: disk full, read-only, I/O error, corrupt): not a
+    /// bad statement, and every other write fails the same way until it is fixed.
     pub(crate) fn is_connection(&self) -> bool {
         match self {
             DbError::Postgres(e) => postgres::is_connection(e),
+            DbError::Sqlite(e) => sqlite::is_storage_fault(e),
             _ => false,
         }
     }

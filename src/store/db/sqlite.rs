@@ -115,3 +115,21 @@ pub(crate) fn data_version(conn: &Connection) -> Option<i64> {
         .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
         .ok()
 }
+
+/// The file, its directory or the disk refuses writes (as opposed to one bad
+/// statement): full, read-only, I/O error, corrupt, not a database, cannot open.
+pub(crate) fn is_storage_fault(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(DiskFull | ReadOnly | SystemIoFailure | DatabaseCorrupt | NotADatabase | CannotOpen)
+    )
+}
+
+/// Opens an existing store read-only and reads its header and schema: fails on a
+/// file that is not a database or is damaged where SQLite looks first.
+pub(crate) fn check_file(path: &Path) -> Result<u32, rusqlite::Error> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+    user_version(&conn)
+}
