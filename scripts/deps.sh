@@ -3,13 +3,15 @@
 # the stock freeradius server and tools, the headers (libfreeradius-dev plus the ones it
 # lacks, from the matching Debian source package), bindgen's libclang, and the Python
 # packages the tests use as independent protocol peers; PostgreSQL and Chromium with
-# its WebDriver for the shared-store and console tests.
+# its WebDriver for the shared-store and console tests; debhelper and help2man for the
+# Debian package (scripts/package.sh).
 set -euo pipefail
 
 SRC_ROOT=/usr/local/src/rlm_rust
 PKGS=(freeradius freeradius-utils libfreeradius-dev libclang-dev libtalloc-dev libpcre3-dev
       libssl-dev dpkg-dev pkg-config faketime sqlite3 freeradius-python3
-      postgresql freeradius-postgresql chromium chromium-driver)
+      postgresql freeradius-postgresql chromium chromium-driver
+      debhelper help2man)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 missing=()

@@ -17,4 +17,6 @@ if [ $# -eq 0 ]; then
   RLM_E2E_BACKEND=postgres cargo test --no-fail-fast --test e2e_sessions --test e2e_capping \
     --test e2e_policies --test e2e_policy_quotas --test e2e_states --test e2e_disconnect \
     --test e2e_modulation --test e2e_bad_input --test e2e_unique_id --test e2e_console -- --test-threads="${TEST_THREADS:-2}"
+  # The Debian package, installed into this machine's own server and purged again.
+  bash tests/package.sh
 fi
