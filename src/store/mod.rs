@@ -85,7 +85,7 @@ pub enum StoreError {
     SchemaTooNew { found: u32, supported: u32 },
     #[error("the database has no rlm_rust schema (never opened by the module?)")]
     NoSchema,
-    #[error("schema migration {version} failed: {source}")]
+    #[error("{}", migration_failed(*.version, .source))]
     Migration { version: u32, source: DbError },
     #[error("database {} cannot use WAL journaling (journal_mode is {mode}); is it on a network filesystem?", path.display())]
     NotWal { path: PathBuf, mode: String },
@@ -224,6 +224,14 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("path", &self.inner.path)
             .finish_non_exhaustive()
+    }
+}
+
+/// Version 0: before any migration (reading or taking the schema).
+fn migration_failed(version: u32, source: &DbError) -> String {
+    match version {
+        0 => format!("cannot check the schema: {source}"),
+        v => format!("schema migration {v} failed: {source}"),
     }
 }
 
