@@ -247,6 +247,64 @@ fn forged_reply_is_ignored_and_real_one_accepted() {
     assert_eq!(out.unwrap(), DmOutcome::Ack);
 }
 
+/// Replies that must not complete a request: correctly signed by the NAS, but for
+/// another identifier, or from another address than the one asked (a NAS behind NAT,
+/// or a spoofer); or late, after the request gave up.
+#[test]
+fn replies_for_another_id_from_another_address_or_late_are_ignored() {
+    let Some(nas) = Nas::start("127.0.0.2", &["--alt-bind", "127.0.0.3"]) else {
+        return;
+    };
+    for user in ["wrongid-eve", "othersrc-eve", "late-600-eve"] {
+        let err = send_disconnect(nas.addr, SECRET, &dm(user), 1, SHORT).unwrap_err();
+        assert!(
+            matches!(err, CoaError::Timeout { attempts: 2, .. }),
+            "{user}: {err:?}"
+        );
+    }
+    // The late replies arrive while the next requests wait: they complete nothing,
+    // and the next exchanges still get their own answers.
+    let mut client = DmClient::new(PipelineConfig {
+        window: 8,
+        timeout: Duration::from_secs(2),
+        retries: 0,
+    })
+    .unwrap();
+    let jobs: Vec<Job> = (0..4)
+        .map(|i| Job::disconnect(nas.addr, SECRET, &dm(&format!("ok{i}-frank"))))
+        .collect();
+    for (i, r) in client.send_many(jobs).into_iter().enumerate() {
+        assert_eq!(r.unwrap(), DmOutcome::Ack, "request {i}");
+    }
+}
+
+#[test]
+fn a_duplicated_reply_completes_its_request_once_and_disturbs_no_other() {
+    let Some(nas) = Nas::start("127.0.0.2", &[]) else {
+        return;
+    };
+    let mut client = DmClient::new(PipelineConfig {
+        window: 8,
+        timeout: Duration::from_secs(2),
+        retries: 0,
+    })
+    .unwrap();
+    let jobs: Vec<Job> = ["dup-a", "plain-b", "dup-c", "plain-d"]
+        .iter()
+        .map(|u| Job::disconnect(nas.addr, SECRET, &dm(u)))
+        .collect();
+    let results = client.send_many(jobs);
+    assert_eq!(results.len(), 4);
+    for r in results {
+        assert_eq!(r.unwrap(), DmOutcome::Ack);
+    }
+    assert_eq!(
+        nas.records(SHORT).len(),
+        4,
+        "no retransmissions were needed"
+    );
+}
+
 #[test]
 fn reply_of_the_wrong_kind_is_a_bad_response() {
     let Some(nas) = Nas::start("127.0.0.1", &[]) else {

@@ -430,3 +430,94 @@ fn disconnect_one_user_by_name_and_address() {
     assert_eq!(disconnect_user(&mut c, "alice", None).unwrap(), 0);
     let _ = a1;
 }
+
+/// A hostile "router" of raw bytes: reads the login sentence, then writes `reply`
+/// in pieces of `piece` bytes, `gap` apart.
+fn raw_router(reply: Vec<u8>, piece: usize, gap: Duration) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf);
+        for p in reply.chunks(piece.max(1)) {
+            if s.write_all(p).is_err() {
+                return;
+            }
+            std::thread::sleep(gap);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    port
+}
+
+fn short_opts() -> ConnectOptions {
+    ConnectOptions {
+        io_timeout: Duration::from_secs(1),
+        ..opts()
+    }
+}
+
+#[test]
+fn a_router_that_trickles_its_reply_is_cut_off_at_the_timeout() {
+    // "!done" and a 40-byte word, a byte every 150 ms: each read succeeds well
+    // within the idle timeout, but the reply would take 7 s.
+    let mut reply = vec![5];
+    reply.extend_from_slice(b"!done");
+    reply.push(40);
+    reply.extend_from_slice(&[b'a'; 40]);
+    reply.push(0);
+    let port = raw_router(reply, 1, Duration::from_millis(150));
+    let mut c = Client::connect("127.0.0.1", port, &short_opts()).unwrap();
+    let started = std::time::Instant::now();
+    let err = c.login(USER, PASS).unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "held for {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn garbage_and_oversized_words_end_the_conversation_at_once() {
+    for (what, reply) in [
+        ("reserved control byte", vec![0xF8, 1, 2, 3, 4, 5]),
+        ("4 GiB word", vec![0xF0, 0xFF, 0xFF, 0xFF, 0xFF, b'x']),
+        ("2 MiB word", {
+            let mut v = vec![0xE0, 0x20, 0x00, 0x00];
+            v.extend(std::iter::repeat_n(b'y', 1024));
+            v
+        }),
+        ("9 MiB sentence of 1 MiB words", {
+            let mut v = Vec::new();
+            for _ in 0..9 {
+                v.extend_from_slice(&[0xE0, 0x10, 0x00, 0x00]);
+                v.extend(std::iter::repeat_n(b'z', 1 << 20));
+            }
+            v
+        }),
+        ("not a reply", {
+            let mut v = vec![9];
+            v.extend_from_slice(b"HTTP/1.1 ");
+            v.push(0);
+            v
+        }),
+    ] {
+        let port = raw_router(reply, 4096, Duration::ZERO);
+        let mut c = Client::connect("127.0.0.1", port, &short_opts()).unwrap();
+        let started = std::time::Instant::now();
+        let err = c.login(USER, PASS).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{what}: waited {:?} for {err:?}",
+            started.elapsed()
+        );
+        assert!(!matches!(err, Error::Timeout(_)), "{what}: {err:?}");
+        // The connection is not used again after a protocol error.
+        assert!(c.print("/ppp/active", &[], &[]).is_err(), "{what}");
+    }
+}

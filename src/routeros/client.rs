@@ -116,6 +116,8 @@ impl<T: Read + Write + Send> Stream for T {}
 
 pub struct Client {
     io: Box<dyn Stream>,
+    /// The socket under `io` (shared), for each reply's remaining time.
+    tcp: TcpStream,
     peer: SocketAddr,
     decoder: Decoder,
     io_timeout: Duration,
@@ -156,12 +158,14 @@ impl Client {
         tcp.set_nodelay(true)?;
         tcp.set_read_timeout(Some(opts.io_timeout))?;
         tcp.set_write_timeout(Some(opts.io_timeout))?;
+        let socket = tcp.try_clone()?;
         let io: Box<dyn Stream> = match &opts.tls {
             None => Box::new(tcp),
             Some(tls) => super::tls::wrap(tcp, host, tls, opts.io_timeout)?,
         };
         Ok(Client {
             io,
+            tcp: socket,
             peer,
             decoder: Decoder::new(),
             io_timeout: opts.io_timeout,
@@ -382,14 +386,22 @@ impl Client {
         self.io.flush().map_err(|e| io_error(e, t))
     }
 
+    /// One reply sentence, which must arrive whole within `io_timeout`: a router
+    /// that trickles a byte now and then cannot hold the worker past it.
     fn read_reply(&mut self) -> Result<Reply> {
         let mut buf = [0u8; 16 * 1024];
+        let deadline = std::time::Instant::now() + self.io_timeout;
         loop {
             if let Some(words) = self.decoder.next_sentence()? {
                 let reply = Reply::parse(words)?;
                 log::trace!("routeros: {} -> {:?}", self.peer, reply);
                 return Ok(reply);
             }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout(self.io_timeout));
+            }
+            self.tcp.set_read_timeout(Some(left))?;
             let n = self
                 .io
                 .read(&mut buf)

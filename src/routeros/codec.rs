@@ -18,6 +18,9 @@ use std::fmt;
 pub const DEFAULT_MAX_WORD_LEN: usize = 1 << 20;
 /// Default limit on words per sentence (a `!re` has a few dozen attributes).
 pub const DEFAULT_MAX_WORDS: usize = 4096;
+/// Bytes of one sentence's words together: without it, 4096 words of 1 MiB each
+/// could be held before the sentence ends.
+pub const MAX_SENTENCE_BYTES: usize = 8 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
@@ -27,6 +30,8 @@ pub enum CodecError {
     WordTooLong { len: u64, max: usize },
     #[error("sentence has more than {0} words")]
     TooManyWords(usize),
+    #[error("sentence is longer than {0} bytes")]
+    SentenceTooLong(usize),
     #[error("empty sentence")]
     EmptySentence,
     #[error("unknown reply word {0:?}")]
@@ -108,6 +113,8 @@ pub struct Decoder {
     words: Vec<String>,
     max_word_len: usize,
     max_words: usize,
+    /// Bytes of the words of the sentence being read.
+    sentence_bytes: usize,
 }
 
 impl Default for Decoder {
@@ -126,6 +133,7 @@ impl Decoder {
             buf: Vec::new(),
             pos: 0,
             words: Vec::new(),
+            sentence_bytes: 0,
             max_word_len,
             max_words,
         }
@@ -172,10 +180,15 @@ impl Decoder {
                 if self.words.is_empty() {
                     continue;
                 }
+                self.sentence_bytes = 0;
                 return Ok(Some(std::mem::take(&mut self.words)));
             }
             if self.words.len() >= self.max_words {
                 return Err(CodecError::TooManyWords(self.max_words));
+            }
+            self.sentence_bytes += len;
+            if self.sentence_bytes > MAX_SENTENCE_BYTES {
+                return Err(CodecError::SentenceTooLong(MAX_SENTENCE_BYTES));
             }
             // RouterOS sends bytes in the router's code page: non-UTF-8 bytes in
             // names or comments are kept exactly ([`crate::names`]), so a Latin-1

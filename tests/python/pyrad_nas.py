@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--secret", required=True)
     ap.add_argument("--reply-on-bad-auth", action="store_true")
+    ap.add_argument("--alt-bind", help="second address, for replies from the wrong source")
     args = ap.parse_args()
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -74,6 +75,10 @@ def main():
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((args.bind, args.port))
     sock.settimeout(0.1)
+    alt = None
+    if args.alt_bind:
+        alt = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        alt.bind((args.alt_bind, 0))
     emit({"port": sock.getsockname()[1]})
 
     done = threading.Event()
@@ -129,7 +134,19 @@ def main():
                 else packet.DisconnectACK
         else:
             reply.add_message_authenticator()
+        if user.startswith("wrongid-"):
+            # Correctly signed, but for an identifier that was not asked.
+            reply.id = (pkt.id + 1) % 256
         data = reply.ReplyPacket()
+        if user.startswith("othersrc-"):
+            # As from behind a NAT or another interface: not the address asked.
+            alt.sendto(data, addr)
+            continue
+        if user.startswith("late-"):
+            threading.Timer(float(user.split("-")[1]) / 1000, sock.sendto, (data, addr)).start()
+            continue
+        if user.startswith("dup-"):
+            sock.sendto(data, addr)
         if user.startswith("forged-"):
             forged = bytearray(data)
             forged[4] ^= 0xFF
