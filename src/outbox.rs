@@ -72,6 +72,18 @@ impl Job for Outbox {
                     log::info!("notification {} sent to {}", row.key, row.target);
                     OutboxResult::Sent
                 }
+                Err(error) if row.attempts + 1 >= crate::disconnect::MAX_ATTEMPTS => {
+                    log::error!(
+                        "notification {} to {} given up after {} attempts: {error}",
+                        row.key,
+                        row.target,
+                        row.attempts + 1
+                    );
+                    OutboxResult::Failed {
+                        error: format!("given up: {error}"),
+                        retry_at: crate::store::NEVER,
+                    }
+                }
                 Err(error) => {
                     let retry_at = now + backoff_secs(row.attempts);
                     log::warn!(
@@ -147,11 +159,11 @@ mod tests {
         assert!(render(&t, &bad).is_err());
     }
 
-    #[test]
-    fn a_failed_delivery_is_retried_later_and_a_good_one_marks_sent() {
+    /// A store with one notification for bob queued, and the job that sends it
+    /// with a command that always fails.
+    fn one_queued(dir: &tempfile::TempDir, now: i64) -> (Store, Outbox) {
         use crate::capping::{Decision, Kind, Notification, NotifyEvent, State};
         use crate::store::StoreOptions;
-        let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db.sqlite"), StoreOptions::default()).unwrap();
         let mut vars = Vars::new();
         vars.set("user.username", "bob");
@@ -173,13 +185,20 @@ mod tests {
             }],
             explanation: String::new(),
         };
-        let now = periods::now();
         store.apply_decision("bob", 0, now - 1, &decision).unwrap();
-        let mut job = Outbox {
+        let job = Outbox {
             store: store.clone(),
             command: argv("/bin/false"),
             template: Template::parse("hi [% user.username %]").unwrap(),
         };
+        (store, job)
+    }
+
+    #[test]
+    fn a_failed_delivery_is_retried_later_and_a_good_one_marks_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = periods::now();
+        let (store, mut job) = one_queued(&dir, now);
         job.run().unwrap();
         let row = &store.outbox_due(i64::MAX, 10).unwrap()[0];
         assert_eq!(row.attempts, 1);
@@ -207,5 +226,39 @@ mod tests {
         job.run().unwrap();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "hi bob");
         assert!(store.outbox_due(i64::MAX, 10).unwrap().is_empty(), "sent");
+    }
+
+    #[test]
+    fn a_notification_that_keeps_failing_is_given_up_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = periods::now();
+        let (store, mut job) = one_queued(&dir, now);
+        for _ in 0..crate::disconnect::MAX_ATTEMPTS {
+            job.run().unwrap();
+            let row = &store.outbox_due(i64::MAX, 10).unwrap()[0];
+            if row.next_attempt_at == crate::store::NEVER {
+                break;
+            }
+            // Due again at once (as if the backoff had passed).
+            rusqlite::Connection::open(store.path())
+                .unwrap()
+                .execute_batch("UPDATE notification_outbox SET next_attempt_at = 0")
+                .unwrap();
+        }
+        let row = &store.outbox_due(i64::MAX, 10).unwrap()[0];
+        assert_eq!(row.attempts, crate::disconnect::MAX_ATTEMPTS);
+        assert_eq!(row.next_attempt_at, crate::store::NEVER);
+        assert!(row.last_error.as_deref().unwrap().starts_with("given up"));
+        assert!(store.outbox_due(i64::MAX - 1, 10).unwrap().is_empty());
+        let counts = crate::store::Reader::open(store.path())
+            .unwrap()
+            .queue_counts()
+            .unwrap();
+        assert!(
+            counts
+                .iter()
+                .any(|c| c.queue == "notification" && c.state == "failed" && c.jobs == 1),
+            "{counts:?}"
+        );
     }
 }

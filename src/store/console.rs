@@ -106,7 +106,13 @@ fn operator_list(conn: &Connection) -> Result<Vec<OperatorRow>, StoreError> {
 }
 
 fn queue_counts(conn: &Connection) -> Result<Vec<QueueCount>, StoreError> {
-    let queries: [(&'static str, &str); 4] = [
+    let outbox = format!(
+        "SELECT CASE WHEN sent_at IS NOT NULL THEN 'sent' WHEN next_attempt_at = {} THEN 'failed' \
+           ELSE 'pending' END, COUNT(*) FROM notification_outbox GROUP BY 1",
+        super::NEVER
+    );
+    let queries: [(&'static str, &str); 5] = [
+        ("notification", &outbox),
         ("disconnect", "SELECT state, COUNT(*) FROM disconnect_queue GROUP BY state"),
         ("coa", "SELECT state, COUNT(*) FROM coa_queue GROUP BY state"),
         ("nas_action", "SELECT state, COUNT(*) FROM nas_actions GROUP BY state"),

@@ -227,6 +227,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// `next_attempt_at` of a queued item that was given up: never due again.
+pub const NEVER: i64 = i64::MAX;
+
 /// Version 0: before any migration (reading or taking the schema).
 fn migration_failed(version: u32, source: &DbError) -> String {
     match version {
