@@ -90,13 +90,29 @@ stop() { kill "$server"; wait "$server" || true; server=; }
 rad() { radclient -r 3 -t 3 "127.0.0.1:$1" "$2" testing123; }
 acct_pkt() { echo "User-Name = pkguser, Acct-Status-Type = $1, Acct-Session-Id = pkg-1, NAS-IP-Address = 127.0.0.2, Acct-Output-Octets = $2, Acct-Session-Time = 60"; }
 
+# The database an older version left (schema 15, before API-SSL verification), with an
+# API-SSL NAS: migrated at the first start, its data kept, the NAS still working
+# (unverified, with a warning). The NAS is on loopback: nothing listens there.
+db=/var/lib/freeradius/rlm_rust.sqlite
+for m in src/store/migrations/sqlite/00*.sql; do
+  case $m in */0016_*) break ;; esac
+  sqlite3 $db <"$m"
+done
+sqlite3 $db "PRAGMA journal_mode = WAL; PRAGMA user_version = 15;
+  INSERT INTO nas (nas_ip, name, api_host, api_user, api_password, api_tls, created, updated)
+  VALUES ('127.0.0.9', 'oldnas', '127.0.0.9', 'api', 'old-secret', 1, 0, 0);" >/dev/null || fail "could not seed an old database"
+chown freerad:freerad $db && chmod 640 $db
+
 freeradius -XC >"$work/check.log" 2>&1 || { cat "$work/check.log"; fail "freeradius -XC"; }
 start
+grep -q 'applied schema migration 16' "$log" || fail "the old database was not migrated"
+grep -q 'applied schema migration 15' "$log" && fail "a migration the old database had ran again"
+rlm-rust --db $db nas list | grep oldnas | grep -q 'NOT VERIFIED' || fail "the old NAS after the migration: $(rlm-rust --db $db nas list)"
+grep -q 'old-secret' "$log" && fail "an API password in the log"
 [ "$(ps -o user= -p "$server" | tr -d ' ')" = freerad ] || fail "the server does not run as freerad"
 echo 'User-Name = pkguser, User-Password = pw' | rad $auth auth | grep -q 'Access-Accept' || fail "no Access-Accept"
 acct_pkt Start 0 | rad $acct acct | grep -q 'Accounting-Response' || fail "Start not answered"
 acct_pkt Interim-Update 123456 | rad $acct acct | grep -q 'Accounting-Response' || fail "Interim not answered"
-db=/var/lib/freeradius/rlm_rust.sqlite
 [ "$(stat -c %U:%G:%a $db)" = freerad:freerad:640 ] || fail "$db: $(stat -c %U:%G:%a $db)"
 rlm-rust --db $db --json sessions list --user pkguser | grep -q 123456 || fail "the CLI does not show the session: $(rlm-rust --db $db sessions list)"
 runuser -u freerad -- rlm-rust --db $db sessions list --user pkguser | grep -q pkguser || fail "the CLI as freerad"
