@@ -234,6 +234,29 @@ fn queue_list_retry_purge() {
         ids
     };
 
+    // Every queue's jobs by state.
+    let out = stdout(&rlm(&db, &["queue", "counts"]));
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["QUEUE", "STATE", "JOBS"], "{out}");
+    for want in [
+        ["disconnect", "failed", "2"],
+        ["disconnect", "done", "2"],
+        ["disconnect", "dm-failed", "1"],
+    ] {
+        assert!(rows.iter().any(|r| r[..] == want[..]), "{want:?}:\n{out}");
+    }
+    let v = json(&rlm(&db, &["--json", "queue", "counts"]));
+    let total: u64 = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["jobs"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 5);
+
     let out = stdout(&rlm(&db, &["queue", "list", "--state", "failed"]));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");

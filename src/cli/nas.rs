@@ -140,6 +140,9 @@ pub enum QueueCommand {
         #[arg(long, value_parser = crate::cli::user_arg())]
         user: Option<String>,
     },
+    /// Jobs of every queue by state (disconnect, coa, nas_action, hook,
+    /// notification): what is waiting, done and given up.
+    Counts,
     /// List disconnect jobs, oldest first.
     List {
         /// Only jobs in this state (pending, dm-failed, unconfirmed, done, failed).
@@ -379,6 +382,29 @@ fn no_nas(key: &str) -> CliError {
 pub(super) fn run_queue(cli: &Cli, cmd: &QueueCommand, tz: Tz) -> Result<String, CliError> {
     match cmd {
         QueueCommand::Actions { user } => super::states::run_actions(cli, user.as_deref(), tz),
+        QueueCommand::Counts => {
+            let counts = open_reader(cli)?.queue_counts()?;
+            if cli.json {
+                let mut out = serde_json::to_string_pretty(&counts)?;
+                out.push('\n');
+                return Ok(out);
+            }
+            if counts.is_empty() {
+                return Ok("every queue is empty\n".to_string());
+            }
+            let rows: Vec<Vec<String>> = counts
+                .iter()
+                .map(|c| vec![c.queue.to_string(), c.state.clone(), c.jobs.to_string()])
+                .collect();
+            Ok(table(
+                &[
+                    ("QUEUE", Align::Left),
+                    ("STATE", Align::Left),
+                    ("JOBS", Align::Right),
+                ],
+                &rows,
+            ))
+        }
         QueueCommand::List { state } => {
             let jobs = open_reader(cli)?.queue_list(*state)?;
             if cli.json {
