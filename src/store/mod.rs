@@ -227,6 +227,14 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The (device, inode) of a SQLite store's file, if it is one and exists: a file
+/// deleted or replaced under open connections is seen by comparing these.
+pub(crate) fn file_identity(location: &Location) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(location.path()?).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
 /// `next_attempt_at` of a queued item that was given up: never due again.
 pub const NEVER: i64 = i64::MAX;
 
@@ -382,7 +390,7 @@ impl Store {
                 reopen: writer::Reopen {
                     location: loc.clone(),
                     opts: opts.clone(),
-                    file: writer::file_identity(&loc),
+                    file: file_identity(&loc),
                 },
                 headrooms: match backend {
                     Backend::Sqlite => crate::pipeline::capping::Headrooms::new(HEADROOM_USERS),

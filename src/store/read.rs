@@ -309,20 +309,34 @@ const MAX_IDLE_READERS: usize = 64;
 pub(crate) struct ReadPool {
     location: Location,
     busy_timeout: Duration,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Idle>,
+}
+
+struct Idle {
+    conns: Vec<Connection>,
+    /// SQLite: the (device, inode) the connections have open; another file at the
+    /// path (a restored backup) makes them all stale.
+    file: Option<(u64, u64)>,
+    /// Counts such replacements: a connection of an older one is not kept.
+    generation: u64,
 }
 
 impl ReadPool {
     /// Opens one connection now so a missing or foreign database fails at open time.
     pub(crate) fn new(location: Location, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let file = super::file_identity(&location);
         let pool = ReadPool {
             location,
             busy_timeout,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(Idle {
+                conns: Vec::new(),
+                file,
+                generation: 0,
+            }),
         };
         let first = pool.connect()?;
         schema::check(&first)?;
-        pool.idle_conns().push(first);
+        pool.idle_conns().conns.push(first);
         Ok(pool)
     }
 
@@ -330,7 +344,7 @@ impl ReadPool {
         &self.location
     }
 
-    fn idle_conns(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+    fn idle_conns(&self) -> std::sync::MutexGuard<'_, Idle> {
         // A panic while holding this lock cannot leave the Vec inconsistent.
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -343,7 +357,18 @@ impl ReadPool {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = self.idle_conns().pop();
+        // A deleted file keeps being read through the open connections (the writer
+        // refuses to write until it is back); a file put in its place is opened anew.
+        let now = super::file_identity(&self.location);
+        let (pooled, generation) = {
+            let mut idle = self.idle_conns();
+            if now.is_some() && now != idle.file {
+                idle.conns.clear();
+                idle.file = now;
+                idle.generation += 1;
+            }
+            (idle.conns.pop(), idle.generation)
+        };
         let conn = match pooled {
             Some(c) => c,
             None => self.connect()?,
@@ -351,9 +376,13 @@ impl ReadPool {
         let result = f(&conn);
         let mut idle = self.idle_conns();
         // A connection left inside a transaction (a failed ROLLBACK), or whose server
-        // went away, is not reused.
-        if idle.len() < MAX_IDLE_READERS && conn.is_autocommit() && !conn.is_broken() {
-            idle.push(conn);
+        // went away, or of a replaced file, is not reused.
+        if idle.conns.len() < MAX_IDLE_READERS
+            && idle.generation == generation
+            && conn.is_autocommit()
+            && !conn.is_broken()
+        {
+            idle.conns.push(conn);
         }
         result
     }

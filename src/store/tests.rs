@@ -1013,3 +1013,51 @@ fn migrations_from_every_earlier_version_keep_the_data() {
         assert_eq!(o.delta, usage(0, 1000, 60), "from {from}: {o:?}");
     }
 }
+
+/// The database file deleted while open, then a backup put back: the writer fails
+/// until the file is back, then writes to it; readers read the restored file too.
+#[test]
+fn a_deleted_then_restored_file_is_written_and_read_again() {
+    if testdb::not_sqlite() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_in(&dir, UTC);
+    let path = store.path().to_path_buf();
+    let reader = Reader::open(&path).unwrap();
+    let t = ts("2026-03-01T10:00:00Z");
+    store
+        .record(upd(AcctStatus::Start, "amy", "s1", 0, 0, None, t))
+        .unwrap();
+    let backup = dir.path().join("backup.sqlite");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!("VACUUM INTO '{}'", backup.display()))
+        .unwrap();
+    store
+        .record(upd(AcctStatus::Start, "amy", "s2", 0, 0, None, t + 1))
+        .unwrap();
+    let sessions = |r: &Reader| r.list_sessions(&SessionFilter::default()).unwrap().len();
+    assert_eq!(sessions(&reader), 2);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let err = store
+        .record(upd(AcctStatus::Start, "amy", "s3", 0, 0, None, t + 2))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(err.to_string().contains("deleted"), "{err}");
+    // The deleted file is still read through the open connections meanwhile.
+    assert_eq!(sessions(&reader), 2);
+    std::fs::copy(&backup, &path).unwrap();
+    assert_eq!(
+        sessions(&reader),
+        1,
+        "the reader still reads the deleted file"
+    );
+    store
+        .record(upd(AcctStatus::Start, "amy", "s3", 0, 0, None, t + 2))
+        .unwrap();
+    assert_eq!(sessions(&reader), 2);
+    assert_eq!(sessions(&Reader::open(&path).unwrap()), 2);
+}

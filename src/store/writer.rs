@@ -94,13 +94,6 @@ pub(crate) struct Reopen {
     pub(crate) file: Option<(u64, u64)>,
 }
 
-/// The (device, inode) of a SQLite store's file, if it is one and exists.
-pub(crate) fn file_identity(location: &super::db::Location) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(location.path()?).ok()?;
-    Some((m.dev(), m.ino()))
-}
-
 enum FileCheck {
     Same,
     /// Deleted (or moved away): writes would go to a file nobody opens again.
@@ -114,7 +107,7 @@ impl Reopen {
         let Some(had) = self.file else {
             return FileCheck::Same;
         };
-        match file_identity(&self.location) {
+        match super::file_identity(&self.location) {
             Some(now) if now == had => FileCheck::Same,
             Some(_) => FileCheck::Replaced,
             None => FileCheck::Gone(format!(
@@ -188,7 +181,7 @@ impl Writer {
                 match super::open_writer(&self.reopen.location, &self.reopen.opts) {
                     Ok(conn) => {
                         self.conn = conn;
-                        self.reopen.file = file_identity(&self.reopen.location);
+                        self.reopen.file = super::file_identity(&self.reopen.location);
                         // What was learnt may be of another file's data.
                         self.headrooms.clear();
                         self.quotas.clear();
