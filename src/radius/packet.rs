@@ -120,6 +120,11 @@ impl Packet {
         let mut attributes = Vec::new();
         for item in AttrIter::new(&frame[HEADER_LEN..]) {
             let (_, typ, value) = item?;
+            // RFC 3579 3.2: a Message-Authenticator is 16 octets; a packet with
+            // another one is discarded (tests/randomised.rs found it accepted here).
+            if typ == MESSAGE_AUTHENTICATOR && value.len() != 16 {
+                return Err(RadiusError::MalformedMessageAuthenticator(value.len()));
+            }
             attributes.push(Attribute::new(typ, value));
         }
         Ok(Packet {

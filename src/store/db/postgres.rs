@@ -24,10 +24,37 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 const MIGRATION_LOCK: i64 = 0x726c_6d5f_7275_7374;
 
 /// A connection string looks like PostgreSQL's.
+/// libpq keywords: a word `KEY=...` with one of these makes a string a connection
+/// string even when another word is malformed, so the parse error is reported
+/// (without echoing the string) instead of the string being taken for a SQLite
+/// path and shown, password and all.
+const KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "connect_timeout",
+    "options",
+    "application_name",
+    "sslmode",
+    "sslcert",
+    "sslkey",
+    "sslrootcert",
+    "target_session_attrs",
+    "keepalives",
+    "channel_binding",
+];
+
 pub(crate) fn looks_like(s: &str) -> bool {
     s.starts_with("postgresql://")
         || s.starts_with("postgres://")
-        || (s.contains('=') && s.split_whitespace().all(|w| w.contains('=')))
+        || s.split_whitespace().any(|w| {
+            w.split_once('=')
+                .is_some_and(|(k, _)| KEYWORDS.contains(&k.trim()))
+        })
 }
 
 /// Where the PostgreSQL store is. The password comes from the string or from
@@ -433,6 +460,26 @@ pub(crate) fn version(conn: &PgConn) -> DbResult<Option<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_counts_as_a_connection_string() {
+        for (s, pg) in [
+            ("postgresql://rlm@db/rlm", true),
+            ("postgres://db/rlm", true),
+            ("host=db dbname=rlm", true),
+            // A malformed word (found by tests/randomised.rs): still PostgreSQL, so
+            // the parse fails without echoing the password.
+            ("host=db password=s3cret 0", true),
+            ("dbname=rlm user", true),
+            ("/var/lib/freeradius/rlm_rust.sqlite", false),
+            ("/srv/a=b.sqlite", false),
+            ("file:rlm.sqlite?mode=rwc", false),
+            ("rlm.sqlite", false),
+        ] {
+            assert_eq!(looks_like(s), pg, "{s}");
+        }
+        assert!(Target::parse("host=db password=s3cret 0").is_err());
+    }
 
     #[test]
     fn passfile_is_taken_out_of_both_forms() {
