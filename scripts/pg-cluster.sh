@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Starts a throw-away PostgreSQL cluster for the tests and benches, and stops it
 # when its standard input closes (the test process exiting, even by kill -9):
-#   scripts/pg-cluster.sh DIR [PORT]
+#   scripts/pg-cluster.sh [--temporary] DIR [PORT]
 #       prints one line, the cluster's connection string (Unix socket in DIR, TCP on
 #       127.0.0.1:PORT, a free port by default), then waits. A cluster already in DIR
-#       is started again (a test restarting "the database server").
+#       is started again (a test restarting "the database server"). --temporary
+#       removes DIR once the cluster has stopped (a test process's own cluster:
+#       each holds hundreds of MiB, and CI runs start dozens).
 # initdb refuses root, so as root the cluster runs as the unprivileged `nobody`.
 set -euo pipefail
+temporary=
+if [ "${1:-}" = --temporary ]; then temporary=1; shift; fi
 dir=$1
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$bindir/initdb" ] || { echo "pg-cluster: PostgreSQL is not installed (scripts/deps.sh)" >&2; exit 1; }
@@ -23,6 +27,7 @@ fi
 # Durable commits as in production (fsync on); a small shared_buffers suits 2 cores.
 "${run[@]}" "$bindir/postgres" -D "$dir/data" -k "$dir" -h 127.0.0.1 -p "$port" \
   -c max_connections=300 -c shared_buffers=64MB -c log_min_messages=warning \
+  -c min_wal_size=32MB -c max_wal_size=128MB \
   >"$dir/postgres.log" 2>&1 &
 pid=$!
 # Ready means accepting connections: the socket appears while the server is still
@@ -39,3 +44,4 @@ echo "host=127.0.0.1 port=$port user=postgres dbname=postgres"
 cat >/dev/null || true
 kill -INT $pid 2>/dev/null || true
 wait $pid 2>/dev/null || true
+if [ -n "$temporary" ]; then rm -rf "$dir"; fi

@@ -292,8 +292,16 @@ fn jobs_are_done_once_and_taken_over_from_a_killed_server() {
 /// totals, leaves nothing uncounted.
 #[test]
 fn a_database_outage_fails_requests_and_the_module_recovers_by_itself() {
-    let dir = std::env::temp_dir().join(format!("rlm-pg-outage-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // The cluster is stopped and started again in this directory: a TempDir keeps
+    // it across the restart and removes it at the end.
+    let tmp = tempfile::Builder::new()
+        .prefix("rlm-pg-outage")
+        .tempdir()
+        .unwrap();
+    // The cluster runs as nobody (pg-cluster.sh, as root): it must reach its directory.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tmp.path().join("pg");
     let mut cluster = pg::OwnCluster::start(&dir, None);
     pg::connect(&cluster.base)
         .batch_execute("CREATE DATABASE rlm")

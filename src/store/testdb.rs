@@ -54,6 +54,7 @@ pub(crate) fn start_cluster() -> (String, Option<Child>) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg-cluster.sh");
     let mut child = Command::new("bash")
         .arg(script)
+        .arg("--temporary")
         .arg(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -17,6 +17,7 @@ fn cluster() -> &'static Cluster {
         let _ = std::fs::remove_dir_all(&dir);
         let mut child = Command::new("bash")
             .arg(super::repo().join("scripts/pg-cluster.sh"))
+            .arg("--temporary")
             .arg(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
