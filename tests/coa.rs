@@ -247,6 +247,16 @@ fn forged_reply_is_ignored_and_real_one_accepted() {
     assert_eq!(out.unwrap(), DmOutcome::Ack);
 }
 
+/// A client that sends each request once and waits 2 s for its reply.
+fn one_try_client() -> DmClient {
+    DmClient::new(PipelineConfig {
+        window: 8,
+        timeout: Duration::from_secs(2),
+        retries: 0,
+    })
+    .unwrap()
+}
+
 /// Replies that must not complete a request: correctly signed by the NAS, but for
 /// another identifier, or from another address than the one asked (a NAS behind NAT,
 /// or a spoofer); or late, after the request gave up.
@@ -264,12 +274,7 @@ fn replies_for_another_id_from_another_address_or_late_are_ignored() {
     }
     // The late replies arrive while the next requests wait: they complete nothing,
     // and the next exchanges still get their own answers.
-    let mut client = DmClient::new(PipelineConfig {
-        window: 8,
-        timeout: Duration::from_secs(2),
-        retries: 0,
-    })
-    .unwrap();
+    let mut client = one_try_client();
     let jobs: Vec<Job> = (0..4)
         .map(|i| Job::disconnect(nas.addr, SECRET, &dm(&format!("ok{i}-frank"))))
         .collect();
@@ -283,12 +288,7 @@ fn a_duplicated_reply_completes_its_request_once_and_disturbs_no_other() {
     let Some(nas) = Nas::start("127.0.0.2", &[]) else {
         return;
     };
-    let mut client = DmClient::new(PipelineConfig {
-        window: 8,
-        timeout: Duration::from_secs(2),
-        retries: 0,
-    })
-    .unwrap();
+    let mut client = one_try_client();
     let jobs: Vec<Job> = ["dup-a", "plain-b", "dup-c", "plain-d"]
         .iter()
         .map(|u| Job::disconnect(nas.addr, SECRET, &dm(u)))

@@ -19,7 +19,7 @@ extern "C" {
 }
 
 /// The probe: the first attribute of the file.
-pub(crate) const PROBE: &CStr = c"Rust-Open-Sessions";
+const PROBE: &CStr = c"Rust-Open-Sessions";
 
 static OUTCOME: OnceLock<Result<Option<String>, String>> = OnceLock::new();
 

@@ -30,13 +30,7 @@ impl CounterVec {
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Self {
-        CounterVec {
-            name,
-            help,
-            labels,
-            kind: "counter",
-            values: RwLock::new(BTreeMap::new()),
-        }
+        Self::family(name, help, labels, "counter")
     }
 
     /// A family whose values are set, not added to.
@@ -45,11 +39,20 @@ impl CounterVec {
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Self {
+        Self::family(name, help, labels, "gauge")
+    }
+
+    const fn family(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        kind: &'static str,
+    ) -> Self {
         CounterVec {
             name,
             help,
             labels,
-            kind: "gauge",
+            kind,
             values: RwLock::new(BTreeMap::new()),
         }
     }

@@ -288,10 +288,10 @@ pub fn check_location(db: &Path) -> Result<(), String> {
         return Err(format!("cannot open {} for writing ({e})", path.display()));
     }
     match db::sqlite::check_file(&path) {
-        Ok(v) if v as usize > db::sqlite::MIGRATIONS.len() => Err(format!(
+        Ok(v) if v > schema::SCHEMA_VERSION => Err(format!(
             "{} has schema version {v}, newer than this module knows ({}): a newer rlm_rust wrote it",
             path.display(),
-            db::sqlite::MIGRATIONS.len()
+            schema::SCHEMA_VERSION
         )),
         Ok(_) => Ok(()),
         Err(e) => Err(format!("{} is not a usable database: {e}", path.display())),

@@ -219,14 +219,6 @@ impl Writer {
                     Outage::failed(&self.outage, &why);
                     return unavailable(&why);
                 }
-                Some(Failure::Busy) => {
-                    let why = match results.first() {
-                        Some(Err(e)) => format!("locked by another process: {e}"),
-                        _ => "locked by another process".to_string(),
-                    };
-                    Outage::failed(&self.outage, &why);
-                    return unavailable(&why);
-                }
                 _ => Outage::ended(&self.outage),
             }
             return results;
@@ -235,8 +227,8 @@ impl Writer {
 }
 
 /// A run of failed batches because the database could not be written (unreachable,
-/// disk full, read-only, locked, deleted): logged when it
-/// starts and when it ends, not once per batch (nor per writer).
+/// disk full, read-only, locked, deleted): logged when it starts and when it ends,
+/// not once per batch (nor per writer).
 pub(crate) struct Outage {
     since: std::time::Instant,
     batches: u64,
@@ -276,12 +268,12 @@ impl Outage {
 enum Failure {
     /// Nothing was saved; the same batch may simply run again.
     Retry,
-    /// The connection broke: nothing was saved, or (a cut during COMMIT) it may have
-    /// been. Either way every waiter gets an error and the NAS sends again; an
-    /// update carries its session's totals, so a second copy adds nothing.
+    /// The database cannot be written now: the connection broke, the disk or file
+    /// refuses writes, or a lock held elsewhere (a tool's transaction) outlasted the
+    /// wait. Nothing was saved, or (a cut during COMMIT) it may have been. Either
+    /// way every waiter gets an error and the NAS sends again; an update carries its
+    /// session's totals, so a second copy adds nothing.
     Connection(String),
-    /// A lock held elsewhere (a tool's transaction) outlasted the wait.
-    Busy,
     /// An item failed in a batch run without savepoints: run it again with them.
     Slow,
     Other,
@@ -371,7 +363,9 @@ fn failure_of(e: &StoreError) -> Failure {
     match e {
         StoreError::Db(d) if d.is_retryable() => Failure::Retry,
         StoreError::Db(d) if d.is_connection() => Failure::Connection(d.to_string()),
-        StoreError::Db(d) if d.is_busy() => Failure::Busy,
+        StoreError::Db(d) if d.is_busy() => {
+            Failure::Connection(format!("locked by another process: {d}"))
+        }
         _ => Failure::Other,
     }
 }

@@ -23,7 +23,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 /// Serialises migrations of servers starting at once (an arbitrary constant).
 const MIGRATION_LOCK: i64 = 0x726c_6d5f_7275_7374;
 
-/// A connection string looks like PostgreSQL's.
 /// libpq keywords: a word `KEY=...` with one of these makes a string a connection
 /// string even when another word is malformed, so the parse error is reported
 /// (without echoing the string) instead of the string being taken for a SQLite
@@ -48,6 +47,7 @@ const KEYWORDS: &[&str] = &[
     "channel_binding",
 ];
 
+/// A connection string looks like PostgreSQL's.
 pub(crate) fn looks_like(s: &str) -> bool {
     s.starts_with("postgresql://")
         || s.starts_with("postgres://")

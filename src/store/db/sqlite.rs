@@ -128,8 +128,8 @@ pub(crate) fn is_storage_fault(e: &rusqlite::Error) -> bool {
 
 /// Opens an existing store read-only and reads its header and schema: fails on a
 /// file that is not a database or is damaged where SQLite looks first.
-pub(crate) fn check_file(path: &Path) -> Result<u32, rusqlite::Error> {
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+pub(crate) fn check_file(path: &Path) -> Result<u32, DbError> {
+    let conn = open_reader(path, Duration::from_secs(5))?;
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
-    user_version(&conn)
+    Ok(user_version(&conn)?)
 }
