@@ -8,8 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "package test: FAILED: $*" >&2; [ -f "${log:-}" ] && tail -30 "$log" >&2; exit 1; }
+# grep -q quits at the first match, and under pipefail the writer's SIGPIPE then
+# fails the pipeline (a large man page did, in CI): read the whole input instead.
+has() { grep "$@" >/dev/null; }
 [ "$(id -u)" -eq 0 ] || fail "needs root (dpkg -i)"
-if dpkg-query -W -f='${Status}' freeradius-rust 2>/dev/null | grep -q 'ok installed'; then
+if dpkg-query -W -f='${Status}' freeradius-rust 2>/dev/null | has 'ok installed'; then
   fail "freeradius-rust is installed on this machine already: not touching it"
 fi
 deb=$(bash scripts/package.sh | tail -1)
@@ -43,12 +46,12 @@ done
 [ ! -e $etc/mods-enabled/rust ] || fail "the module must not be enabled by the install"
 [ "$(stat -c %U:%G:%a /var/lib/freeradius)" = freerad:freerad:750 ] || fail "/var/lib/freeradius: $(stat -c %U:%G:%a /var/lib/freeradius)"
 [ "$(stat -c %U:%G:%a $etc/mods-available/rust)" = freerad:freerad:640 ] || fail "mods-available/rust: $(stat -c %U:%G:%a $etc/mods-available/rust)"
-zcat /usr/share/man/man1/rlm-rust.1.gz | grep -q 'rlm-rust nas add' || fail "the man page lacks the subcommands"
+zcat /usr/share/man/man1/rlm-rust.1.gz | has 'rlm-rust nas add' || fail "the man page lacks the subcommands"
 # The product only: no test doubles or bench tools.
 if grep -qa 'routeros::double\|radius::double\|routeros-double' /usr/lib/freeradius/rlm_rust.so /usr/bin/rlm-rust; then
   fail "a test double is compiled into the product"
 fi
-dpkg -L freeradius-rust | grep -q 'loadgen\|bench\|double' && fail "the package ships a bench or test tool"
+dpkg -L freeradius-rust | has 'loadgen\|bench\|double' && fail "the package ships a bench or test tool"
 
 free_ports() {
   python3 - "$@" <<'PY'
@@ -107,15 +110,15 @@ freeradius -XC >"$work/check.log" 2>&1 || { cat "$work/check.log"; fail "freerad
 start
 grep -q 'applied schema migration 16' "$log" || fail "the old database was not migrated"
 grep -q 'applied schema migration 15' "$log" && fail "a migration the old database had ran again"
-rlm-rust --db $db nas list | grep oldnas | grep -q 'NOT VERIFIED' || fail "the old NAS after the migration: $(rlm-rust --db $db nas list)"
+rlm-rust --db $db nas list | grep oldnas | has 'NOT VERIFIED' || fail "the old NAS after the migration: $(rlm-rust --db $db nas list)"
 grep -q 'old-secret' "$log" && fail "an API password in the log"
 [ "$(ps -o user= -p "$server" | tr -d ' ')" = freerad ] || fail "the server does not run as freerad"
-echo 'User-Name = pkguser, User-Password = pw' | rad $auth auth | grep -q 'Access-Accept' || fail "no Access-Accept"
-acct_pkt Start 0 | rad $acct acct | grep -q 'Accounting-Response' || fail "Start not answered"
-acct_pkt Interim-Update 123456 | rad $acct acct | grep -q 'Accounting-Response' || fail "Interim not answered"
+echo 'User-Name = pkguser, User-Password = pw' | rad $auth auth | has 'Access-Accept' || fail "no Access-Accept"
+acct_pkt Start 0 | rad $acct acct | has 'Accounting-Response' || fail "Start not answered"
+acct_pkt Interim-Update 123456 | rad $acct acct | has 'Accounting-Response' || fail "Interim not answered"
 [ "$(stat -c %U:%G:%a $db)" = freerad:freerad:640 ] || fail "$db: $(stat -c %U:%G:%a $db)"
-rlm-rust --db $db --json sessions list --user pkguser | grep -q 123456 || fail "the CLI does not show the session: $(rlm-rust --db $db sessions list)"
-runuser -u freerad -- rlm-rust --db $db sessions list --user pkguser | grep -q pkguser || fail "the CLI as freerad"
+rlm-rust --db $db --json sessions list --user pkguser | has 123456 || fail "the CLI does not show the session: $(rlm-rust --db $db sessions list)"
+runuser -u freerad -- rlm-rust --db $db sessions list --user pkguser | has pkguser || fail "the CLI as freerad"
 # The module's threads (group commit, metrics listener) work after the server dropped root.
 python3 - "$metrics" <<'PY' || fail "no metrics from the module's listener thread"
 import sys, urllib.request
@@ -135,8 +138,8 @@ dpkg -i "$deb2" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "upgrade"
 [ "$(dpkg-query -W -f='${Version}' freeradius-rust)" = 0.1.0+upgrade ] || fail "not upgraded"
 [ -L $etc/mods-enabled/rust ] || fail "the upgrade disabled the module"
 start
-acct_pkt Stop 200000 | rad $acct acct | grep -q 'Accounting-Response' || fail "Stop after the upgrade not answered"
-rlm-rust --db $db --json sessions list --closed --user pkguser | grep -q 200000 ||
+acct_pkt Stop 200000 | rad $acct acct | has 'Accounting-Response' || fail "Stop after the upgrade not answered"
+rlm-rust --db $db --json sessions list --closed --user pkguser | has 200000 ||
   fail "the session did not survive the upgrade: $(rlm-rust --db $db sessions list)"
 stop
 
