@@ -67,7 +67,7 @@ fn a_mikrotik_service_is_applied_by_coa_and_ended_by_the_module_at_its_timeout()
         "add",
         "turbo",
         "--timeout",
-        "60",
+        "15",
         "--rate",
         "50M/50M",
     ]);
@@ -98,15 +98,15 @@ fn a_mikrotik_service_is_applied_by_coa_and_ended_by_the_module_at_its_timeout()
     let r = s.auth("turbo1", "pw", ", NAS-IP-Address = 127.0.0.2");
     assert!(r.has("Mikrotik-Rate-Limit = \"50M/50M\""), "{}", r.output);
     assert!(!r.has("\"2M/2M\""), "one rate: {}", r.output);
-    // The module ends it at 60 s of activity and restores the base rate.
-    s.wait_for("the base-rate CoA", Duration::from_secs(90), || {
+    // The module ends it at 15 s of activity (whole seconds) and restores the base rate.
+    s.wait_for("the base-rate CoA", Duration::from_secs(45), || {
         nas.requests()
             .iter()
             .any(|p| rate_of(p).as_deref() == Some("2M/2M"))
     });
     let elapsed = activated.elapsed();
     assert!(
-        elapsed >= Duration::from_secs(59),
+        elapsed >= Duration::from_secs(14),
         "ended after {elapsed:?}"
     );
     let ev = events(&s, "turbo1");
