@@ -89,15 +89,13 @@ pub fn run_bulk(cli: &Cli, args: &BulkArgs, tz: Tz) -> Result<String, CliError> 
     }
     let failed = results.iter().filter(|r| r.is_failure()).count();
     let out = if cli.json {
-        let mut s = serde_json::to_string_pretty(&Output {
+        super::capping::json_out(&Output {
             before,
             before_local: rfc3339(before, tz),
             dry_run: args.dry_run,
             nases: &results,
             failed_nases: failed,
-        })?;
-        s.push('\n');
-        s
+        })?
     } else {
         human(&results, before, args.dry_run, tz)
     };

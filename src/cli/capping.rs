@@ -201,7 +201,8 @@ pub(super) fn open_writer(cli: &Cli, tz: Tz) -> Result<Store, CliError> {
     })
 }
 
-pub(super) fn json_out(value: &serde_json::Value) -> Result<String, CliError> {
+/// Every command's `--json` output: pretty, one trailing newline.
+pub(super) fn json_out(value: &impl serde::Serialize) -> Result<String, CliError> {
     let mut out = serde_json::to_string_pretty(value)?;
     out.push('\n');
     Ok(out)

@@ -299,9 +299,7 @@ fn migrate_store(cli: &Cli, args: &MigrateStoreArgs) -> Result<String, CliError>
             .iter()
             .map(|(t, n)| (t.clone(), serde_json::json!(n)))
             .collect();
-        return Ok(serde_json::to_string_pretty(
-            &serde_json::json!({ "to": to.to_string(), "rows": tables }),
-        )? + "\n");
+        return capping::json_out(&serde_json::json!({ "to": to.to_string(), "rows": tables }));
     }
     let rows: Vec<Vec<String>> = report
         .iter()
@@ -415,9 +413,7 @@ fn sessions_json(rows: &[SessionRow], tz: Tz) -> Result<String, CliError> {
             }
         })
         .collect();
-    let mut out = serde_json::to_string_pretty(&serde_json::json!({ "sessions": sessions }))?;
-    out.push('\n');
-    Ok(out)
+    capping::json_out(&serde_json::json!({ "sessions": sessions }))
 }
 
 fn state_of(r: &SessionRow) -> String {
@@ -502,9 +498,7 @@ fn usage_json(user: &str, rows: &[UsageRow]) -> Result<String, CliError> {
         "months": of(PeriodKind::Month),
         "days": of(PeriodKind::Day),
     });
-    let mut out = serde_json::to_string_pretty(&value)?;
-    out.push('\n');
-    Ok(out)
+    capping::json_out(&value)
 }
 
 fn usage_table(user: &str, rows: &[UsageRow]) -> String {

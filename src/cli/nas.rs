@@ -385,9 +385,7 @@ pub(super) fn run_queue(cli: &Cli, cmd: &QueueCommand, tz: Tz) -> Result<String,
         QueueCommand::Counts => {
             let counts = open_reader(cli)?.queue_counts()?;
             if cli.json {
-                let mut out = serde_json::to_string_pretty(&counts)?;
-                out.push('\n');
-                return Ok(out);
+                return super::capping::json_out(&counts);
             }
             if counts.is_empty() {
                 return Ok("every queue is empty\n".to_string());
@@ -437,9 +435,7 @@ pub(super) fn run_queue(cli: &Cli, cmd: &QueueCommand, tz: Tz) -> Result<String,
 
 fn count_reply(cli: &Cli, verb: &str, n: usize) -> Result<String, CliError> {
     if cli.json {
-        let mut out = serde_json::to_string_pretty(&serde_json::json!({ verb: n }))?;
-        out.push('\n');
-        Ok(out)
+        super::capping::json_out(&serde_json::json!({ verb: n }))
     } else {
         Ok(format!("{verb} {n} job(s)\n"))
     }
@@ -511,9 +507,7 @@ fn nas_json(rows: &[NasRow], tz: Tz) -> Result<String, CliError> {
             }
         })
         .collect();
-    let mut out = serde_json::to_string_pretty(&serde_json::json!({ "nas": nas }))?;
-    out.push('\n');
-    Ok(out)
+    super::capping::json_out(&serde_json::json!({ "nas": nas }))
 }
 
 /// `user@host:port tls` (the host defaults to the NAS IP), without the password;
@@ -635,9 +629,7 @@ fn queue_json(jobs: &[DisconnectJob], tz: Tz) -> Result<String, CliError> {
             updated_local: rfc3339(j.updated, tz),
         })
         .collect();
-    let mut out = serde_json::to_string_pretty(&serde_json::json!({ "jobs": jobs }))?;
-    out.push('\n');
-    Ok(out)
+    super::capping::json_out(&serde_json::json!({ "jobs": jobs }))
 }
 
 fn queue_table(jobs: &[DisconnectJob], tz: Tz) -> String {
